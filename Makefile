@@ -1,0 +1,31 @@
+# Two commands do all the set-up: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PORT   ?= 5300
+METRICS_PORT ?= 9153
+BIN    := $(VENV)/bin
+
+.PHONY: run test check clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/activate pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	@echo "Serving zones/ on 127.0.0.1:$(PORT). Try:"
+	@echo "  dig @127.0.0.1 -p $(PORT) 2.0.0.127.bl.example.org A"
+	@echo "  dig @127.0.0.1 -p $(PORT) 2.0.0.127.bl.example.org TXT"
+	$(BIN)/dnsbl serve --config zones/dnsbl.toml --listen 127.0.0.1:$(PORT)
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+check: $(VENV)/.installed
+	$(BIN)/dnsbl check --config zones/dnsbl.toml
+
+clean:
+	rm -rf $(VENV) build *.egg-info

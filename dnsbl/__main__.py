@@ -1,0 +1,5 @@
+"""`python -m dnsbl`."""
+
+from dnsbl.cli import main
+
+raise SystemExit(main())

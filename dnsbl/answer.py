@@ -1,0 +1,255 @@
+"""Answering: the bytes of a query and the zones in, the bytes of the reply out.
+
+This is the hot path. It parses the header and question by hand, decodes the
+reversed address straight from the labels, and splices records that were
+pre-packed at load time after the question as the client sent it (case and
+all, so 0x20 randomisation works). It allocates little, logs nothing and only
+bumps plain-int counters.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from dnsbl.registry import Zone
+from dnsbl.wire import (
+    AA,
+    BADVERS,
+    CD,
+    CLASS_IN,
+    FORMERR,
+    MAX_UDP_PLAIN,
+    NOERROR,
+    NOTIMP,
+    NXDOMAIN,
+    QR,
+    RD,
+    REFUSED,
+    SERVFAIL,
+    TC,
+    TYPE_A,
+    TYPE_ANY,
+    TYPE_NS,
+    TYPE_OPT,
+    TYPE_SOA,
+    TYPE_TXT,
+    pointer,
+)
+
+#: The UDP payload size we advertise and accept at most (DNS Flag Day 2020).
+EDNS_PAYLOAD = 1232
+
+DROP_SHORT = 0  # shorter than a DNS header
+DROP_RESPONSE = 1  # QR=1: a response, never answered (reflection loops)
+DROP_REASONS = ("short", "response")
+
+_COUNTS = struct.Struct(">HHHH")
+_OPT_HEAD = b"\x00\x00\x29" + struct.pack(">H", EDNS_PAYLOAD)
+_OPT = _OPT_HEAD + b"\x00\x00\x00\x00\x00\x00"
+_OPT_BADVERS = _OPT_HEAD + b"\x01\x00\x00\x00\x00\x00"
+_META_TYPES = frozenset((250, 251, 252, 253, 254))  # TSIG, IXFR, AXFR, MAILB, MAILA
+
+
+class Stats:
+    """Counters bumped per query as plain ints (no locks); read when scraped."""
+
+    __slots__ = ("dropped", "rcodes")
+
+    def __init__(self) -> None:
+        self.dropped = [0] * len(DROP_REASONS)
+        self.rcodes = [0] * 24
+
+
+def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True) -> bytes | None:
+    """Answer one DNS message; ``None`` means send nothing.
+
+    ``zones`` maps a zone's lowercase wire name to the zone. Over UDP a reply
+    that does not fit the client's limit goes out with TC=1 and no records.
+    """
+    # Untrusted bytes straight from the network: check every length before use.
+    n = len(data)
+    if n < 12:
+        stats.dropped[DROP_SHORT] += 1
+        return None
+    if data[2] & QR:
+        stats.dropped[DROP_RESPONSE] += 1
+        return None
+    if data[2] & 0x78:  # an opcode other than QUERY
+        return _bare(data, NOTIMP, stats)
+    if data[4] or data[5] != 1:
+        return _bare(data, FORMERR, stats)
+
+    offsets = []
+    pos = 12
+    while True:
+        if pos >= n:
+            return _bare(data, FORMERR, stats)
+        length = data[pos]
+        if length == 0:
+            break
+        if length > 63:  # a pointer or reserved label type has no place in a question
+            return _bare(data, FORMERR, stats)
+        offsets.append(pos)
+        pos += length + 1
+    end = pos + 5
+    if end > n or pos - 11 > 255:
+        return _bare(data, FORMERR, stats)
+    question = data[12:end]
+    qtype = data[pos + 1] << 8 | data[pos + 2]
+    qclass = data[pos + 3] << 8 | data[pos + 4]
+
+    opt = b""
+    limit = MAX_UDP_PLAIN
+    if data[6] or data[7] or data[8] or data[9] or data[10] or data[11]:
+        edns = _edns(data, end)
+        if edns is None:
+            return _reply(data, question, FORMERR, b"", 0, b"", 0, b"", stats)
+        if edns:
+            payload, version = edns
+            opt = _OPT
+            if version:
+                return _reply(data, question, NOERROR, b"", 0, b"", 0, _OPT_BADVERS, stats)
+            limit = max(MAX_UDP_PLAIN, min(payload, EDNS_PAYLOAD))
+    if not udp:
+        limit = 65535
+
+    if qclass != CLASS_IN:
+        return _reply(data, question, REFUSED, b"", 0, b"", 0, opt, stats, limit)
+    if qtype in _META_TYPES:
+        return _reply(data, question, NOTIMP, b"", 0, b"", 0, opt, stats, limit)
+
+    qname = question[:-4].lower()
+    zone = None
+    depth = 0
+    for depth, off in enumerate(offsets):
+        zone = zones.get(qname[off - 12:])
+        if zone is not None:
+            break
+    if zone is None:
+        return _reply(data, question, REFUSED, b"", 0, b"", 0, opt, stats, limit)
+    if zone.expired:  # rbldnsd: data past its $TIMESTAMP expiry is not served
+        return _reply(data, question, SERVFAIL, b"", 0, b"", 0, opt, stats, limit)
+    soa_owner = pointer(offsets[depth])
+
+    if depth == 0:
+        return _apex(data, question, qtype, zone, soa_owner, opt, stats, limit)
+
+    octets = []
+    for off in offsets[:depth]:
+        label = data[off + 1:off + 1 + data[off]]
+        if len(label) > 3 or not label.isdigit():
+            break
+        value = int(label)
+        if value > 255:
+            break
+        octets.append(value)
+    else:
+        if depth == 4:
+            ip = bytes((octets[3], octets[2], octets[1], octets[0]))
+            return _listing(data, question, qtype, zone, ip, soa_owner, opt, stats, limit)
+        if depth < 4:
+            # An empty non-terminal on the way to an address: NODATA, never NXDOMAIN
+            # (RFC 8020), or resolvers doing QNAME minimisation lose the subtree.
+            return _reply(data, question, NOERROR, b"", 0, soa_owner + zone.neg_soa_tail, 1,
+                          opt, stats, limit)
+    return _reply(data, question, NXDOMAIN, b"", 0, soa_owner + zone.neg_soa_tail, 1, opt,
+                  stats, limit)
+
+
+def _listing(data: bytes, question: bytes, qtype: int, zone: Zone, ip: bytes,
+             soa_owner: bytes, opt: bytes, stats: Stats, limit: int) -> bytes:
+    hits = [v for lookup in zone.lookups if (v := lookup(ip)) is not None]
+    if not hits:
+        return _reply(data, question, NXDOMAIN, b"", 0, soa_owner + zone.neg_soa_tail, 1, opt,
+                      stats, limit)
+    records: list[bytes] = []
+    if qtype == TYPE_A or qtype == TYPE_ANY:
+        for v in hits:
+            if v.a_rr not in records:
+                records.append(v.a_rr)
+    if qtype == TYPE_TXT or qtype == TYPE_ANY:
+        listed = None
+        for v in hits:
+            rr = v.txt_rr
+            if rr is None:
+                if v.txt is None:
+                    continue
+                if listed is None:
+                    listed = b"%d.%d.%d.%d" % (ip[0], ip[1], ip[2], ip[3])
+                text = listed.join(v.txt)[:255]
+                rr = v.txt_head + struct.pack(">HB", len(text) + 1, len(text)) + text
+            if rr not in records:
+                records.append(rr)
+    if not records:
+        return _reply(data, question, NOERROR, b"", 0, soa_owner + zone.neg_soa_tail, 1, opt,
+                      stats, limit)
+    return _reply(data, question, NOERROR, b"".join(records), len(records), b"", 0, opt,
+                  stats, limit)
+
+
+def _apex(data: bytes, question: bytes, qtype: int, zone: Zone, owner: bytes, opt: bytes,
+          stats: Stats, limit: int) -> bytes:
+    records = []
+    if qtype == TYPE_SOA or qtype == TYPE_ANY:
+        records.append(owner + zone.soa_tail)
+    if qtype == TYPE_NS or qtype == TYPE_ANY:
+        records.extend(owner + tail for tail in zone.ns_tails)
+    if records:
+        return _reply(data, question, NOERROR, b"".join(records), len(records), b"", 0, opt,
+                      stats, limit)
+    return _reply(data, question, NOERROR, b"", 0, owner + zone.neg_soa_tail, 1, opt, stats,
+                  limit)
+
+
+def _edns(data: bytes, pos: int) -> tuple[int, int] | tuple[()] | None:
+    """Walk the sections after the question: (payload, version) of the one OPT,
+    ``()`` when there is none, ``None`` when malformed or OPT appears twice."""
+    counts = _COUNTS.unpack_from(data, 4)
+    n = len(data)
+    found: tuple[int, int] | tuple[()] = ()
+    for section, count in enumerate(counts[1:], 1):
+        for _ in range(count):
+            start = pos
+            while True:  # owner name
+                if pos >= n:
+                    return None
+                length = data[pos]
+                if length >= 0xC0:
+                    pos += 2
+                    break
+                if length > 63:
+                    return None
+                pos += length + 1
+                if length == 0:
+                    break
+            if pos + 10 > n:
+                return None
+            rtype, _rclass, ttl, rdlen = struct.unpack_from(">HHIH", data, pos)
+            pos += 10 + rdlen
+            if pos > n:
+                return None
+            if rtype == TYPE_OPT:
+                if section != 3 or found or data[start] != 0:
+                    return None
+                found = (_rclass, (ttl >> 16) & 0xFF)
+    return found
+
+
+def _bare(data: bytes, rcode: int, stats: Stats) -> bytes:
+    """A header-only reply, for a question we could not read."""
+    stats.rcodes[rcode] += 1
+    return data[:2] + bytes((QR | (data[2] & 0x79), rcode | (data[3] & CD))) + bytes(8)
+
+
+def _reply(data: bytes, question: bytes, rcode: int, answers: bytes, ancount: int,
+           authority: bytes, nscount: int, opt: bytes, stats: Stats,
+           limit: int = 65535) -> bytes:
+    stats.rcodes[rcode] += 1
+    arcount = 1 if opt else 0
+    flags = bytes((QR | AA | (data[2] & (0x78 | RD)), rcode | (data[3] & CD)))
+    reply = (data[:2] + flags + _COUNTS.pack(1, ancount, nscount, arcount)
+             + question + answers + authority + opt)
+    if len(reply) > limit:
+        flags = bytes((flags[0] | TC, flags[1]))
+        reply = data[:2] + flags + _COUNTS.pack(1, 0, 0, arcount) + question + opt
+    return reply

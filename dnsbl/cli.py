@@ -1,0 +1,208 @@
+"""The ``dnsbl`` command: serve, check and query zones."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from dnsbl import __version__
+from dnsbl.config import ConfigError, ServerConfig, load_config, with_overrides
+from dnsbl.registry import LoadError, ZoneSet, load_zoneset
+
+#: Exit codes: 1 for problems found by `check`, 2 for usage, 3 when serving cannot start.
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+STARTUP_FAILURE = 3
+
+#: RFC 5782 section 5: a list MUST list 127.0.0.2 and MUST NOT list 127.0.0.1.
+_TEST_LISTED = ipaddress.IPv4Address("127.0.0.2")
+_TEST_UNLISTED = ipaddress.IPv4Address("127.0.0.1")
+
+log = logging.getLogger("dnsbl")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
+def _zone_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", metavar="FILE",
+        help="TOML configuration (listen, ttl, zones); command-line flags override it")
+    parser.add_argument(
+        "--zone", action="append", metavar="NAME:TYPE:FILE[,FILE...]",
+        help="serve NAME from a dataset of TYPE (ip4set, ip4tset, ip4trie) read from FILEs "
+             "(repeat it; one NAME given several times is one zone of all those datasets)")
+    parser.add_argument(
+        "--ttl", metavar="SECONDS",
+        help="TTL of answers when the data has no $TTL (units s/m/h/d/w allowed; default 35m)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dnsbl", description="A fast DNSBL server for rbldnsd-format zones.")
+    parser.add_argument("--version", action="version", version=f"dnsbl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = sub.add_parser("serve", help="answer DNS queries for the zones",
+                           description="Load the zones, then answer DNS queries over UDP.")
+    _zone_options(serve)
+    serve.add_argument(
+        "--listen", action="append", metavar="HOST:PORT",
+        help="address to answer on, e.g. 127.0.0.1:5300 or [::1]:5300 (repeat it; "
+             "default 127.0.0.1:5300; port 0 picks a free port)")
+    serve.add_argument("--log-level", default="info",
+                       choices=["debug", "info", "warning", "error"], help="default: info")
+
+    check = sub.add_parser(
+        "check", help="validate the zones without serving",
+        description="Parse every zone file, print entry counts and every problem as "
+                    "file:line: reason. Exit status 1 when there are problems.")
+    _zone_options(check)
+
+    query = sub.add_parser(
+        "query", help="show what the server would answer, and why",
+        description="Answer A and TXT for an address (under every zone) or a full name, "
+                    "and name the data line that decided it.")
+    _zone_options(query)
+    query.add_argument("target", metavar="IP-or-NAME",
+                       help="e.g. 127.0.0.2 or 2.0.0.127.bl.example.org")
+    return parser
+
+
+def _config(args: argparse.Namespace, listen: list[str] | None = None) -> ServerConfig:
+    config = load_config(args.config) if args.config else ServerConfig()
+    return with_overrides(config, listen=listen, zones=args.zone, ttl=args.ttl)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "check":
+            return _check(args)
+        return _query(args)
+    except ConfigError as exc:
+        print(f"dnsbl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from dnsbl.server import StartupError, run
+
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    config = _config(args, args.listen)
+    started = time.monotonic()
+    try:
+        zoneset = load_zoneset(config)
+    except LoadError as exc:
+        for error in exc.errors:
+            log.error("%s", error)
+        log.error("cannot start: %d dataset(s) failed to load", len(exc.errors))
+        return STARTUP_FAILURE
+    for warning in zoneset.warnings():
+        log.warning("%s", warning)
+    for zone in zoneset.zones.values():
+        log.info("zone %s: %d entries from %d dataset(s), serial %d",
+                 zone.name, zone.entries, len(zone.datasets), zone.serial)
+    log.info("loaded %d zone(s) in %.2fs", len(zoneset.zones), time.monotonic() - started)
+    try:
+        run(config, zoneset)
+    except StartupError as exc:
+        log.error("%s", exc)
+        return STARTUP_FAILURE
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = _config(args)
+    problems = 0
+    try:
+        zoneset = load_zoneset(config)
+    except LoadError as exc:
+        zoneset = exc.partial
+        for error in exc.errors:
+            print(f"error: {error}")
+        problems += len(exc.errors)
+    for warning in zoneset.warnings():
+        print(f"error: {warning}")
+        problems += 1
+    from dnsbl.explain import ask
+
+    for zone_config in config.zones:
+        zone = zoneset.by_name(zone_config.name)
+        if zone is None:
+            print(f"{zone_config.name}: not loaded")
+            continue
+        print(f"{zone.name}: {zone.entries} entries, serial {zone.serial}")
+        for dataset in zone.datasets:
+            print(f"  {dataset.kind} {','.join(dataset.paths)}: {dataset.entries} entries, "
+                  f"{dataset.exclusions} exclusions, ttl {dataset.ttl}")
+        for ip, must in ((_TEST_UNLISTED, False), (_TEST_LISTED, True)):
+            name = ".".join(reversed(str(ip).split("."))) + "." + zone.name
+            reply = ask(name, "A", zoneset)
+            listed = reply is not None and bool(reply.rr)
+            if listed and not must:
+                print(f"warning: {zone.name}: {ip} is listed; RFC 5782 says it must never be")
+            elif must and not listed:
+                print(f"note: {zone.name}: {ip} is not listed; RFC 5782 asks lists to list it "
+                      "as a test entry")
+    print(f"{problems} problem(s)")
+    return EXIT_PROBLEMS if problems else 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    import dnslib
+
+    from dnsbl.explain import ask, find_zone, query_name
+
+    config = _config(args)
+    try:
+        zoneset = load_zoneset(config)
+    except LoadError as exc:
+        for error in exc.errors:
+            print(f"error: {error}", file=sys.stderr)
+        zoneset = exc.partial
+    status = 0
+    for name in query_name(args.target, zoneset):
+        print(f";; {name}")
+        located = find_zone(name, zoneset)
+        for qtype in ("A", "TXT"):
+            reply = ask(name, qtype, zoneset)
+            if reply is None:
+                print(f"{qtype}: no reply")
+                continue
+            rcode = dnslib.RCODE.get(reply.header.rcode)
+            print(f"{qtype}: {rcode}")
+            for rr in reply.rr:
+                print(f"  {rr.toZone()}")
+        if located is None:
+            print("  not under any served zone")
+            status = 1
+            continue
+        _explain(located, zoneset)
+    return status
+
+
+def _explain(located: tuple, zoneset: ZoneSet) -> None:
+    from dnsbl.explain import matches
+
+    zone, prefix = located
+    labels = prefix.split(".") if prefix else []
+    try:
+        ip = ipaddress.IPv4Address(".".join(reversed(labels)))
+    except ValueError:
+        print(f"  zone {zone.name}: not a reversed IPv4 address")
+        return
+    for dataset, match in zip(zone.datasets, matches(zone, ip), strict=True):
+        what = match.describe(ip) if match else f"{','.join(dataset.paths)}: no entry"
+        print(f"  {dataset.kind} {what}")
+

@@ -1,0 +1,188 @@
+"""Server configuration: one TOML file and command-line overrides, one set of defaults."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from dnsbl.zonefile import IP4_TYPES, parse_time
+
+DATASET_TYPES = IP4_TYPES
+DEFAULT_PORT = 53
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    type: str
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ZoneConfig:
+    """A zone: a name and the datasets that answer under it, in order."""
+
+    name: str
+    datasets: tuple[DatasetConfig, ...]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: tuple[Listen, ...] = (Listen("127.0.0.1", 5300),)
+    zones: tuple[ZoneConfig, ...] = ()
+    #: Default TTL of answers when a dataset has no $TTL (rbldnsd's default: 35m).
+    ttl: int = 2100
+    sources: tuple[str, ...] = field(default=(), compare=False)
+
+
+def parse_listen(text: str) -> Listen:
+    """``"127.0.0.1:5300"`` / ``"[::1]:5300"`` / ``"::1"`` -> Listen.
+
+    :raises ConfigError: for a bad address or port.
+    """
+    host, port = text, str(DEFAULT_PORT)
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ConfigError(f"bad listen address {text!r}: expected [ADDRESS]:PORT")
+        if rest:
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"bad listen address {text!r}: port must be 0-65535")
+    if not host:
+        raise ConfigError(f"bad listen address {text!r}: no host")
+    return Listen(host, int(port))
+
+
+def normalize_zone_name(name: str) -> str:
+    name = name.strip().rstrip(".").lower()
+    if not name or any(not 0 < len(label) < 64 for label in name.split(".")):
+        raise ConfigError(f"bad zone name {name!r}")
+    return name
+
+
+def parse_zone_spec(text: str, base: str = "") -> ZoneConfig:
+    """``"bl.example.org:ip4set:a.zone,b.zone"`` -> ZoneConfig (files relative to base).
+
+    :raises ConfigError: for a malformed spec or an unknown dataset type.
+    """
+    parts = text.split(":", 2)
+    if len(parts) != 3 or not all(parts):
+        raise ConfigError(f"bad zone {text!r}: expected NAME:TYPE:FILE[,FILE...]")
+    name, kind, files = parts
+    return ZoneConfig(normalize_zone_name(name), (_dataset(kind, files.split(","), base, text),))
+
+
+def _dataset(kind: str, files: Any, base: str, where: str) -> DatasetConfig:
+    if kind not in DATASET_TYPES:
+        raise ConfigError(
+            f"{where}: unknown dataset type {kind!r} (known: {', '.join(DATASET_TYPES)})")
+    if isinstance(files, str):
+        files = [files]
+    if not files or not all(isinstance(f, str) and f for f in files):
+        raise ConfigError(f"{where}: 'files' must be a list of file names")
+    return DatasetConfig(kind, tuple(os.path.join(base, f) for f in files))
+
+
+def merge_zones(zones: list[ZoneConfig]) -> tuple[ZoneConfig, ...]:
+    """Zones named more than once become one zone of all their datasets (rbldnsd style)."""
+    merged: dict[str, ZoneConfig] = {}
+    for zone in zones:
+        if zone.name in merged:
+            old = merged[zone.name]
+            merged[zone.name] = ZoneConfig(zone.name, old.datasets + zone.datasets)
+        else:
+            merged[zone.name] = zone
+    return tuple(merged.values())
+
+
+_TOP_KEYS = {"listen", "ttl", "zone"}
+_ZONE_KEYS = {"name", "type", "files", "datasets"}
+
+
+def load_config(path: str) -> ServerConfig:
+    """Read a TOML configuration; file names in it are relative to its folder.
+
+    :raises ConfigError: with the file name and what is wrong.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
+    base = os.path.dirname(path)
+    config = ServerConfig(sources=(path,))
+    if "listen" in data:
+        listen = data["listen"]
+        if isinstance(listen, str):
+            listen = [listen]
+        if not isinstance(listen, list) or not listen:
+            raise ConfigError(f"{path}: 'listen' must be a list of HOST:PORT")
+        config = replace(config, listen=tuple(parse_listen(str(x)) for x in listen))
+    if "ttl" in data:
+        config = replace(config, ttl=_ttl(data["ttl"], path))
+    zones = []
+    for i, table in enumerate(data.get("zone", []), 1):
+        where = f"{path}: zone #{i}"
+        if not isinstance(table, dict) or "name" not in table:
+            raise ConfigError(f"{where}: needs a name")
+        unknown = set(table) - _ZONE_KEYS
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting(s): {', '.join(sorted(unknown))}")
+        name = normalize_zone_name(str(table["name"]))
+        specs = table.get("datasets", [])
+        if "type" in table:
+            specs = [{"type": table["type"], "files": table.get("files")}, *specs]
+        if not specs:
+            raise ConfigError(f"{where} ({name}): needs 'type' and 'files', or 'datasets'")
+        datasets = tuple(
+            _dataset(str(s.get("type")), s.get("files"), base, f"{where} ({name})")
+            for s in specs
+        )
+        zones.append(ZoneConfig(name, datasets))
+    return replace(config, zones=merge_zones(zones))
+
+
+def _ttl(value: Any, where: str) -> int:
+    try:
+        return parse_time(str(value))
+    except ValueError:
+        raise ConfigError(f"{where}: bad ttl {value!r}") from None
+
+
+def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
+                   zones: list[str] | None = None, ttl: str | None = None) -> ServerConfig:
+    """Command-line values over the file: listeners replace, zones replace by name."""
+    if listen:
+        config = replace(config, listen=tuple(parse_listen(x) for x in listen))
+    if zones:
+        given = merge_zones([parse_zone_spec(z) for z in zones])
+        names = {z.name for z in given}
+        kept = tuple(z for z in config.zones if z.name not in names)
+        config = replace(config, zones=kept + given)
+    if ttl is not None:
+        config = replace(config, ttl=_ttl(ttl, "--ttl"))
+    if not config.zones:
+        raise ConfigError("no zones: give --zone NAME:TYPE:FILE or --config FILE")
+    return config

@@ -1,0 +1,141 @@
+"""Zones: datasets assembled under names, as one immutable snapshot that is swapped whole."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from dnsbl.config import ServerConfig, ZoneConfig
+from dnsbl.dataset import Dataset, load_dataset
+from dnsbl.wire import TYPE_NS, TYPE_SOA, name_to_wire, rr_tail, soa_rdata
+from dnsbl.zonefile import SOA, Value, ZoneFileError
+
+log = logging.getLogger(__name__)
+
+#: SOA fields used when no dataset of a zone has a $SOA line. Without a SOA,
+#: negative answers cannot be cached, and some public resolvers SERVFAIL.
+DEFAULT_SOA_TIMERS = (3600, 600, 604800, 60)  # refresh, retry, expire, minimum
+
+
+class Zone:
+    """One served zone: its name, datasets in order, and pre-packed SOA/NS records."""
+
+    __slots__ = ("name", "wire", "datasets", "lookups", "soa", "serial", "soa_tail",
+                 "neg_soa_tail", "ns_tails", "expires", "expired")
+
+    def __init__(self, name: str, datasets: tuple[Dataset, ...], default_ttl: int) -> None:
+        self.name = name
+        self.wire = name_to_wire(name)
+        self.datasets = datasets
+        self.lookups: tuple[Callable[[bytes], Value | None], ...] = tuple(
+            d.lookup for d in datasets)
+        soa = next((d.soa for d in datasets if d.soa is not None), None)
+        ns = next((d.ns for d in datasets if d.ns is not None), None)
+        ttl = datasets[0].ttl if datasets else default_ttl
+        newest = int(max((d.mtime for d in datasets), default=0))
+        if soa is None:
+            mname = ns.names[0] if ns and ns.names else name
+            soa = SOA(ttl, mname, f"hostmaster.{name}", 0, *DEFAULT_SOA_TIMERS)
+        if soa.ttl == 0:
+            soa = replace(soa, ttl=ttl)
+        if soa.serial == 0:
+            soa = replace(soa, serial=newest)
+        self.soa = soa
+        self.serial = soa.serial
+        rdata = soa_rdata(soa.mname, soa.rname, soa.serial, soa.refresh, soa.retry,
+                          soa.expire, soa.minimum)
+        self.soa_tail = rr_tail(TYPE_SOA, soa.ttl, rdata)
+        # RFC 2308 section 5: the negative TTL is min(SOA TTL, SOA MINIMUM).
+        self.neg_soa_tail = rr_tail(TYPE_SOA, min(soa.ttl, soa.minimum), rdata)
+        ns_ttl = (ns.ttl or ttl) if ns else ttl
+        self.ns_tails = tuple(
+            rr_tail(TYPE_NS, ns_ttl, name_to_wire(n)) for n in (ns.names if ns else ()))
+        expiries = [d.expires for d in datasets if d.expires is not None]
+        self.expires = min(expiries) if expiries else None
+        self.expired = False
+        self.check_expiry(time.time())
+
+    def check_expiry(self, now: float) -> bool:
+        """Mark the zone expired once a $TIMESTAMP expiry has passed; True if it changed."""
+        expired = self.expires is not None and now > self.expires
+        changed = expired != self.expired
+        self.expired = expired
+        return changed
+
+    @property
+    def entries(self) -> int:
+        return sum(d.entries for d in self.datasets)
+
+
+@dataclass
+class ZoneSet:
+    """An immutable snapshot of every zone, keyed by the lowercase wire form of the name."""
+
+    zones: dict[bytes, Zone] = field(default_factory=dict)
+    datasets: dict[tuple[str, tuple[str, ...]], Dataset] = field(default_factory=dict)
+
+    def by_name(self, name: str) -> Zone | None:
+        return self.zones.get(name_to_wire(name.rstrip(".").lower()))
+
+    def warnings(self) -> list[ZoneFileError]:
+        return [w for d in self.datasets.values() for w in d.warnings]
+
+
+class LoadError(Exception):
+    """Some datasets could not be loaded at all; ``errors`` says which and why."""
+
+    def __init__(self, errors: list[ZoneFileError], partial: ZoneSet) -> None:
+        super().__init__("; ".join(map(str, errors)))
+        self.errors = errors
+        self.partial = partial
+
+
+def load_zoneset(config: ServerConfig) -> ZoneSet:
+    """Load every dataset once (shared datasets too) and assemble the zones.
+
+    :raises LoadError: if any dataset failed; ``partial`` holds the zones whose
+        datasets all loaded, for ``dnsbl check`` to report on.
+    """
+    datasets: dict[tuple[str, tuple[str, ...]], Dataset] = {}
+    errors: list[ZoneFileError] = []
+    failed: set[tuple[str, tuple[str, ...]]] = set()
+    for spec in _unique_datasets(config.zones):
+        key = (spec.type, spec.files)
+        try:
+            datasets[key] = load_dataset(spec.type, spec.files, config.ttl)
+        except ZoneFileError as exc:
+            errors.append(exc)
+            failed.add(key)
+    zoneset = ZoneSet(datasets=datasets)
+    for zone in config.zones:
+        keys = [(d.type, d.files) for d in zone.datasets]
+        if any(k in failed for k in keys):
+            continue
+        built = Zone(zone.name, tuple(datasets[k] for k in keys), config.ttl)
+        zoneset.zones[built.wire] = built
+    if errors:
+        raise LoadError(errors, zoneset)
+    return zoneset
+
+
+def _unique_datasets(zones: Iterable[ZoneConfig]) -> list:
+    seen: dict[tuple[str, tuple[str, ...]], object] = {}
+    for zone in zones:
+        for spec in zone.datasets:
+            seen.setdefault((spec.type, spec.files), spec)
+    return list(seen.values())
+
+
+class Registry:
+    """Holds the snapshot being served. Swapping is one assignment, so a query sees
+    the old zones or the new ones, never a mix."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, zoneset: ZoneSet) -> None:
+        self.current = zoneset
+
+    def swap(self, zoneset: ZoneSet) -> None:
+        self.current = zoneset

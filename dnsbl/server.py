@@ -1,0 +1,114 @@
+"""One server process: bind the listeners, answer until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import time
+
+from dnsbl.answer import Stats
+from dnsbl.config import Listen, ServerConfig
+from dnsbl.protocols import UDPProtocol
+from dnsbl.registry import Registry, ZoneSet
+
+log = logging.getLogger(__name__)
+
+#: How often $TIMESTAMP expiry is checked, in seconds.
+EXPIRY_CHECK_INTERVAL = 1.0
+
+
+class StartupError(Exception):
+    """The server cannot start; the message says why."""
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop loop when uvloop is installed, else the stdlib one."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class Server:
+    """Serves a registry's zones on the configured UDP listeners."""
+
+    def __init__(self, config: ServerConfig, zoneset: ZoneSet) -> None:
+        self.config = config
+        self.registry = Registry(zoneset)
+        self.stats = Stats()
+        self.bound: list[Listen] = []
+        self._transports: list[asyncio.BaseTransport] = []
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        """Bind every listener; raise StartupError naming the one that failed."""
+        loop = asyncio.get_running_loop()
+        for listen in self.config.listen:
+            family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+            try:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: UDPProtocol(self.registry, self.stats),
+                    local_addr=(listen.host, listen.port), family=family,
+                )
+            except (OSError, socket.gaierror) as exc:
+                self.close()
+                raise StartupError(
+                    f"cannot listen on {listen}: {exc.strerror or exc}") from None
+            self._transports.append(transport)
+            port = transport.get_extra_info("sockname")[1]
+            self.bound.append(Listen(listen.host, port))
+            log.info("listening on udp %s", Listen(listen.host, port))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        for transport in self._transports:
+            transport.close()
+        self._transports.clear()
+
+    async def serve_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        # SIGTERM from systemd or kill, SIGINT from Ctrl-C.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        ticker = asyncio.create_task(self._watch_expiry())
+        try:
+            await self._stop.wait()
+        finally:
+            ticker.cancel()
+            self.close()
+            log.info("stopped")
+
+    async def _watch_expiry(self) -> None:
+        while True:
+            now = time.time()
+            for zone in self.registry.current.zones.values():
+                if zone.check_expiry(now):
+                    if zone.expired:
+                        log.error("zone %s: data expired ($TIMESTAMP), answering SERVFAIL",
+                                  zone.name)
+                    else:
+                        log.info("zone %s: data no longer expired", zone.name)
+            await asyncio.sleep(EXPIRY_CHECK_INTERVAL)
+
+
+def run(config: ServerConfig, zoneset: ZoneSet) -> None:
+    """Serve until SIGTERM/SIGINT.
+
+    :raises StartupError: when a listener cannot be bound.
+    """
+
+    async def main() -> None:
+        server = Server(config, zoneset)
+        await server.start()
+        await server.serve_forever()
+
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()

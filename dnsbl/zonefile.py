@@ -1,0 +1,531 @@
+"""rbldnsd-format data files: lines in, entries and directives out.
+
+A dataset is one or more files read as one logical file (rbldnsd semantics).
+Bad lines become warnings carrying ``file:line`` and are skipped; a file that
+cannot be read at all is a fatal :class:`ZoneFileError`.
+"""
+
+from __future__ import annotations
+
+import calendar
+import gzip
+import os
+import re
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+#: Dataset types whose keys are IPv4 addresses.
+IP4_TYPES = ("ip4set", "ip4tset", "ip4trie")
+
+_TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_MAX_TXT = 255
+_LOOPBACK_PREFIX = b"\x7f\x00\x00"
+DEFAULT_A = b"\x7f\x00\x00\x02"
+
+# A key: dotted octets, then an optional /bits or -upper bound.
+_KEY = re.compile(r"(\d+(?:\.\d+)*)(?:/(\d+)|-(\d+(?:\.\d+)*))?")
+_KEY_END = frozenset(" \t#;:")
+
+
+class ZoneFileError(Exception):
+    """A problem in a data file, located as ``file:line: reason``."""
+
+    def __init__(self, path: str, lineno: int, reason: str) -> None:
+        super().__init__(path, lineno, reason)
+        self.path = path
+        self.lineno = lineno
+        self.reason = reason
+
+    def __str__(self) -> str:
+        if self.lineno:
+            return f"{self.path}:{self.lineno}: {self.reason}"
+        return f"{self.path}: {self.reason}"
+
+
+def parse_time(text: str) -> int:
+    """Seconds from an rbldnsd time value: ``300``, ``35m``, ``1h``, ``2d``, ``1w``.
+
+    :raises ValueError: on anything else.
+    """
+    unit = 1
+    if text and text[-1].lower() in _TIME_UNITS:
+        unit = _TIME_UNITS[text[-1].lower()]
+        text = text[:-1]
+    if not text.isdigit():
+        raise ValueError("bad time value")
+    return int(text) * unit
+
+
+class Value:
+    """What a listed entry answers: an A address and an optional TXT template.
+
+    ``txt`` holds the template split where the listed entry (``$``) goes, so the
+    text for 1.2.3.4 is ``b"1.2.3.4".join(txt)``; ``None`` means no TXT record.
+    Answer-time fields (pre-packed records) are filled in by the dataset.
+    """
+
+    __slots__ = ("a", "txt", "a_rr", "txt_rr", "txt_head")
+
+    def __init__(self, a: bytes, txt: tuple[bytes, ...] | None) -> None:
+        self.a = a
+        self.txt = txt
+        self.a_rr = b""  # the whole A record
+        self.txt_rr: bytes | None = None  # the whole TXT record when it has no "$"
+        self.txt_head = b""  # a TXT record up to its rdlength
+
+    def text_for(self, entry: str) -> bytes | None:
+        """The TXT string for a listed entry, at most 255 bytes."""
+        if self.txt is None:
+            return None
+        return entry.encode("latin-1").join(self.txt)[:_MAX_TXT]
+
+    def __repr__(self) -> str:
+        return f"Value({'.'.join(map(str, self.a))}, {self.txt!r})"
+
+
+@dataclass(frozen=True)
+class SOA:
+    """A ``$SOA`` line. A ttl or serial of 0 means "fill in the default"."""
+
+    ttl: int
+    mname: str
+    rname: str
+    serial: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+
+
+@dataclass(frozen=True)
+class NS:
+    """A ``$NS`` line: ttl (0 = default) and name servers."""
+
+    ttl: int
+    names: tuple[str, ...]
+
+
+#: One entry of an IPv4 dataset: network as int, prefix length, value
+#: (``None`` for an exclusion), file and line.
+Entry = tuple[int, int, "Value | None", str, int]
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _octets(text: str) -> list[int] | None:
+    parts = text.split(".")
+    if len(parts) > 4:
+        return None
+    octets = [int(p) for p in parts]
+    if any(o > 255 for o in octets):
+        return None
+    return octets
+
+
+def _prefix(text: str) -> tuple[int, int] | None:
+    """rbldnsd prefix: ``10`` / ``10.1`` / ``10.1.2`` / ``10.1.2.3`` -> (address, bits)."""
+    octets = _octets(text)
+    if octets is None:
+        return None
+    bits = 8 * len(octets)
+    addr = 0
+    for o in octets:
+        addr = addr << 8 | o
+    return addr << (32 - bits), bits
+
+
+def _mask(bits: int) -> int:
+    return (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF
+
+
+def _range_to_cidrs(first: int, last: int) -> list[tuple[int, int]]:
+    """Cover first..last (inclusive) with the fewest CIDR blocks."""
+    out = []
+    while first <= last:
+        size = (first & -first).bit_length() - 1 if first else 32
+        while first + (1 << size) - 1 > last:
+            size -= 1
+        out.append((first, 32 - size))
+        first += 1 << size
+    return out
+
+
+def _parse_ip4_key(kind: str, text: str) -> tuple[list[tuple[int, int]] | None, str]:
+    """Parse the key at the start of ``text``; return (cidrs or None, rest of line)."""
+    m = _KEY.match(text)
+    if m is None:
+        return None, text
+    rest = text[m.end():]
+    if rest and rest[0] not in _KEY_END:
+        return None, rest
+    base, bits_text, upper = m.groups()
+    parsed = _prefix(base)
+    if parsed is None:
+        return None, rest
+    addr, bits = parsed
+    if kind == "ip4tset":
+        if bits != 32 or bits_text is not None or upper is not None:
+            return None, rest
+        return [(addr, 32)], rest
+    if upper is not None:
+        if kind != "ip4set":
+            return None, rest
+        top = _prefix(upper)
+        if top is None:
+            return None, rest
+        last, tbits = top
+        if tbits == 8 and bits > 8:
+            # 10.6.16-31: the upper bound replaces the last given octet.
+            last = (addr & _mask(bits - 8)) | (last >> (bits - 8))
+            tbits = bits
+        elif tbits != bits:
+            return None, rest
+        last |= ~_mask(tbits) & 0xFFFFFFFF
+        if addr > last:
+            return None, rest
+        return _range_to_cidrs(addr, last), rest
+    if bits_text is not None:
+        bits = int(bits_text)
+        if bits > 32:
+            return None, rest
+    elif bits == 8:
+        return None, rest  # a bare number: rbldnsd wants 10/8
+    if addr & ~_mask(bits) & 0xFFFFFFFF:
+        return [], rest  # caller reports the host part
+    return [(addr, bits)], rest
+
+
+class DatasetReader:
+    """Reads the files of one dataset; :meth:`entries` yields what they list.
+
+    After :meth:`entries` is exhausted, the directives (``soa``, ``ns``, ``ttl``,
+    ``timestamp``, ``expires``), ``warnings`` and ``mtime`` describe the data.
+
+    :raises ZoneFileError: from :meth:`entries` when a file is missing,
+        unreadable, not valid gzip, changed while being read, or stamped in the
+        future.
+    """
+
+    def __init__(self, kind: str, paths: Sequence[str]) -> None:
+        if kind not in IP4_TYPES:
+            raise ValueError(f"unknown dataset type {kind!r}")
+        self.kind = kind
+        self.paths = tuple(paths)
+        self.ttl: int | None = None
+        self.soa: SOA | None = None
+        self.ns: NS | None = None
+        self.timestamp: int | None = None
+        self.expires: int | None = None
+        self.mtime = 0.0
+        self.warnings: list[ZoneFileError] = []
+        self._vars: dict[str, str] = {}
+        self._base: str | None = None
+        self._maxrange = 0  # addresses; 0 = no limit
+        self._values: dict[tuple[bytes, tuple[bytes, ...] | None], Value] = {}
+        self._default = self._intern(DEFAULT_A, None)
+        self._tset_default: Value | None = None
+
+    def values(self) -> list[Value]:
+        """Every distinct value the entries use (for pre-packing answers)."""
+        return list(self._values.values())
+
+    def entries(self) -> Iterator[Entry]:
+        for path in self.paths:
+            yield from self._read_file(path)
+
+    # -- files and lines -------------------------------------------------------
+
+    def _read_file(self, path: str) -> Iterator[Entry]:
+        try:
+            before = os.stat(path)
+            raw_file = open(path, "rb")
+        except OSError as exc:
+            raise ZoneFileError(path, 0, f"cannot open: {exc.strerror or exc}") from None
+        self.mtime = max(self.mtime, before.st_mtime)
+        self._default = self._intern(DEFAULT_A, None)  # a default value lasts one file
+        lineno = 0
+        try:
+            with raw_file:
+                compressed = raw_file.read(2) == b"\x1f\x8b"
+                raw_file.seek(0)
+                stream: IO[bytes] = gzip.GzipFile(fileobj=raw_file) if compressed else raw_file
+                for lineno, raw in enumerate(stream, 1):
+                    line = raw.decode("latin-1").strip()
+                    if not line:
+                        continue
+                    first = line[0]
+                    if first == "$" or (first in "#:;" and line[1:2] == "$"):
+                        self._special(path, lineno, line[1:] if first == "$" else line[2:])
+                    elif first in "#;":
+                        continue
+                    else:
+                        yield from self._line(path, lineno, line)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ZoneFileError(path, lineno, f"read failed: {exc}") from None
+        try:
+            after = os.stat(path)
+        except OSError:
+            after = None
+        if after is None or _stat_key(after) != _stat_key(before):
+            raise ZoneFileError(
+                path, 0,
+                "file changed while being read; write to a temporary file and rename it",
+            )
+
+    def _warn(self, path: str, lineno: int, reason: str) -> None:
+        self.warnings.append(ZoneFileError(path, lineno, reason))
+
+    def _line(self, path: str, lineno: int, line: str) -> Iterator[Entry]:
+        if line[0] == ":":
+            value = self._value(path, lineno, line, self._default)
+            if value is None:
+                return
+            if self.kind == "ip4tset":
+                if self._tset_default is None:  # rbldnsd: the first one wins
+                    self._tset_default = value
+            else:
+                self._default = value
+            return
+        excluded = line[0] == "!"
+        if excluded:
+            if self.kind == "ip4tset":
+                self._warn(path, lineno, "exclusions are not supported in ip4tset")
+                return
+            line = line[1:].lstrip()
+        cidrs, rest = _parse_ip4_key(self.kind, line)
+        if cidrs is None:
+            self._warn(path, lineno, f"invalid address {line.split()[0]!r}")
+            return
+        if not cidrs:
+            self._warn(path, lineno, f"invalid range (non-zero host part) {line.split()[0]!r}")
+            return
+        if self._maxrange and not excluded:
+            size = sum(1 << (32 - bits) for _, bits in cidrs)
+            if size > self._maxrange:
+                self._warn(
+                    path, lineno,
+                    f"range of {size} addresses exceeds $MAXRANGE4 {self._maxrange}, skipped",
+                )
+                return
+        value: Value | None
+        if excluded:
+            value = None
+        elif self.kind == "ip4tset":
+            value = self._default  # per-entry values are ignored, as in rbldnsd
+        else:
+            rest = rest.lstrip()
+            if not rest or rest[0] in "#;":
+                value = self._default
+            else:
+                value = self._value(path, lineno, rest, self._default)
+                if value is None:
+                    return
+        for net, bits in cidrs:
+            yield (net, bits, value, path, lineno)
+
+    def finish_tset(self) -> Value:
+        """The one value every ip4tset entry answers with."""
+        return self._tset_default or self._intern(DEFAULT_A, None)
+
+    # -- values -----------------------------------------------------------------
+
+    def _intern(self, a: bytes, txt: tuple[bytes, ...] | None) -> Value:
+        key = (a, txt)
+        value = self._values.get(key)
+        if value is None:
+            value = self._values[key] = Value(a, txt)
+        return value
+
+    def _value(self, path: str, lineno: int, text: str, default: Value) -> Value | None:
+        """``:A:TXT``, ``:A``, ``:A:`` or plain ``TXT`` -> Value (None after a warning)."""
+        a = default.a
+        txt_parts = default.txt
+        if text[0] == ":":
+            body = text[1:]
+            a_text, sep, txt = body.partition(":")
+            a_text = a_text.strip()
+            if not sep:
+                # ":5 # comment" keeps the default TXT
+                a_text = a_text.split("#", 1)[0].strip()
+            packed = self._a_value(a_text)
+            if packed is None:
+                self._warn(path, lineno, f"invalid A value {a_text!r}")
+                return None
+            a = packed
+            if sep:
+                txt = txt.strip()
+                # ":4: # note" is A 127.0.0.4 with no TXT, as in rbldnsd.
+                txt_parts = self._template(path, lineno, txt) if txt[:1] not in "#" else None
+        else:
+            txt_parts = self._template(path, lineno, text)
+        return self._intern(a, txt_parts)
+
+    @staticmethod
+    def _a_value(text: str) -> bytes | None:
+        if not text:
+            return None
+        octets = text.split(".")
+        if not all(o.isdigit() for o in octets):
+            return None
+        values = [int(o) for o in octets]
+        if any(v > 255 for v in values):
+            return None
+        if len(values) == 1:
+            packed = _LOOPBACK_PREFIX + bytes(values)
+        elif len(values) == 4:
+            packed = bytes(values)
+        else:
+            return None
+        return packed if packed != b"\0\0\0\0" else None
+
+    def _template(self, path: str, lineno: int, text: str) -> tuple[bytes, ...]:
+        """Expand ``$n``, ``$$`` and the ``$=`` base template; split at ``$``."""
+        if self._base is not None:
+            if text.startswith("="):
+                text = text[1:]
+            else:
+                text = self._base.replace("$=", text)
+        parts: list[str] = []
+        piece: list[str] = []
+        i, n = 0, len(text)
+        while i < n:
+            c = text[i]
+            if c == "$":
+                nxt = text[i + 1:i + 2]
+                if nxt == "$":
+                    piece.append("$")
+                    i += 2
+                    continue
+                if nxt.isdigit():
+                    piece.append(self._vars.get(nxt, ""))
+                    i += 2
+                    continue
+                parts.append("".join(piece))
+                piece = []
+                i += 1
+                continue
+            piece.append(c)
+            i += 1
+        parts.append("".join(piece))
+        out = tuple(p.encode("latin-1") for p in parts)
+        if sum(map(len, out)) > _MAX_TXT:
+            self._warn(path, lineno, "TXT longer than 255 bytes, truncated")
+        return out
+
+    # -- specials ---------------------------------------------------------------
+
+    def _special(self, path: str, lineno: int, text: str) -> None:
+        word, _, rest = text.partition(" ")
+        if "\t" in word:
+            word, _, more = word.partition("\t")
+            rest = more + " " + rest
+        rest = rest.strip()
+        key = word.upper()
+        try:
+            if key == "SOA":
+                if self.soa is None:
+                    self.soa = _parse_soa(rest)
+            elif key == "NS":
+                if self.ns is None:
+                    self.ns = _parse_ns(rest)
+            elif key == "TTL":
+                self.ttl = parse_time(rest)
+            elif key == "TIMESTAMP":
+                self._timestamp(path, lineno, rest)
+            elif key == "MAXRANGE4":
+                self._set_maxrange(rest)
+            elif len(word) == 1 and word.isdigit():
+                if not rest:
+                    raise ValueError("empty substitution variable")
+                self._vars.setdefault(word, rest)
+            elif word == "=":
+                self._base = rest
+            elif key == "DATASET":
+                raise ValueError("$DATASET is only valid in a combined dataset")
+            else:
+                raise ValueError(f"unrecognized special ${word}")
+        except ValueError as exc:
+            self._warn(path, lineno, f"invalid special entry: {exc}")
+
+    def _set_maxrange(self, text: str) -> None:
+        if text.startswith("/"):
+            bits = int(text[1:])
+            if not 0 <= bits <= 32:
+                raise ValueError("bad prefix length")
+            size = 1 << (32 - bits)
+        else:
+            size = int(text)
+            if size <= 0:
+                raise ValueError("range size must be positive")
+        if not self._maxrange or size < self._maxrange:
+            self._maxrange = size  # it can only be lowered
+
+    def _timestamp(self, path: str, lineno: int, text: str) -> None:
+        fields = text.split()
+        if not fields or len(fields) > 2:
+            raise ValueError("expected $TIMESTAMP stamp [expires]")
+        stamp = _parse_stamp(fields[0])
+        expires = None
+        if len(fields) == 2:
+            spec = fields[1]
+            if spec.startswith("+"):
+                if stamp is None:
+                    raise ValueError("relative expiry needs a timestamp")
+                expires = stamp + parse_time(spec[1:])
+            else:
+                expires = _parse_stamp(spec)
+        if stamp is not None and stamp > time.time():
+            raise ZoneFileError(path, lineno, "$TIMESTAMP is in the future, data not loaded")
+        self.timestamp = stamp
+        if expires is not None:
+            self.expires = expires if self.expires is None else min(self.expires, expires)
+
+
+def _parse_stamp(text: str) -> int | None:
+    """``yyyy:mm:dd[:hh[:mi[:ss]]]`` (``:``/``-`` optional) in UTC; ``0``/``-``: none."""
+    if text in ("0", "-"):
+        return None
+    digits = text.replace(":", "").replace("-", "")
+    if not digits.isdigit() or len(digits) not in (8, 10, 12, 14):
+        raise ValueError(f"bad timestamp {text!r}")
+    digits = digits.ljust(14, "0")
+    fields = [int(digits[0:4])] + [int(digits[i:i + 2]) for i in range(4, 14, 2)]
+    try:
+        return calendar.timegm(time.struct_time((*fields, 0, 0, 0)))
+    except (ValueError, OverflowError):
+        raise ValueError(f"bad timestamp {text!r}") from None
+
+
+def _name(text: str) -> str:
+    name = text.rstrip(".").lower()
+    labels = name.split(".")
+    if not name or any(not 0 < len(label) < 64 for label in labels) or len(name) > 253:
+        raise ValueError(f"bad domain name {text!r}")
+    return name
+
+
+def _parse_soa(text: str) -> SOA:
+    fields = text.split()
+    if len(fields) != 8:
+        raise ValueError("expected $SOA ttl origin person serial refresh retry expire minttl")
+    ttl = parse_time(fields[0])
+    if not fields[3].isdigit() or int(fields[3]) > 0xFFFFFFFF:
+        raise ValueError(f"bad serial {fields[3]!r}")
+    return SOA(
+        ttl, _name(fields[1]), _name(fields[2]), int(fields[3]),
+        *(parse_time(f) for f in fields[4:8]),
+    )
+
+
+def _parse_ns(text: str) -> NS:
+    fields = text.split()
+    if len(fields) < 2:
+        raise ValueError("expected $NS ttl nameserver...")
+    ttl = parse_time(fields[0])
+    names = tuple(_name(f) for f in fields[1:] if not f.startswith("-"))
+    return NS(ttl, names[:32])
