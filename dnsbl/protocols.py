@@ -30,3 +30,71 @@ class UDPProtocol(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         # ICMP errors for earlier replies (client gone): nothing to do, keep serving.
         pass
+
+
+class TCPLimits:
+    """Bounds shared by every TCP connection of a server (RFC 7766 section 6.2)."""
+
+    __slots__ = ("idle_timeout", "max_connections", "max_buffer", "open")
+
+    def __init__(self, idle_timeout: float = 10.0, max_connections: int = 512,
+                 max_buffer: int = 2 * 65537) -> None:
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.max_buffer = max_buffer  # unanswered bytes one client may leave with us
+        self.open = 0
+
+
+class TCPProtocol(asyncio.Protocol):
+    """Two-byte length framing; several queries per connection, answered in order."""
+
+    __slots__ = ("_registry", "_stats", "_limits", "_transport", "_buffer", "_timer", "_counted")
+
+    def __init__(self, registry: Registry, stats: Stats, limits: TCPLimits) -> None:
+        self._registry = registry
+        self._stats = stats
+        self._limits = limits
+        self._transport: Any = None
+        self._buffer = bytearray()
+        self._timer: asyncio.TimerHandle | None = None
+        self._counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        if self._limits.open >= self._limits.max_connections:
+            transport.close()
+            return
+        self._limits.open += 1
+        self._counted = True
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._limits.idle_timeout, self._transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        zones = self._registry.current.zones
+        while len(buffer) >= 2:
+            size = buffer[0] << 8 | buffer[1]
+            if len(buffer) < 2 + size:
+                break
+            message = bytes(buffer[2:2 + size])
+            del buffer[:2 + size]
+            reply = answer(message, zones, self._stats, udp=False)
+            if reply is not None:
+                self._transport.write(len(reply).to_bytes(2, "big") + reply)
+        if len(buffer) > self._limits.max_buffer:
+            self._transport.close()
+            return
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._counted:
+            self._limits.open -= 1
+            self._counted = False

@@ -10,7 +10,7 @@ import time
 
 from dnsbl.answer import Stats
 from dnsbl.config import Listen, ServerConfig
-from dnsbl.protocols import UDPProtocol
+from dnsbl.protocols import TCPLimits, TCPProtocol, UDPProtocol
 from dnsbl.registry import Registry, ZoneSet
 
 log = logging.getLogger(__name__)
@@ -33,18 +33,21 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 class Server:
-    """Serves a registry's zones on the configured UDP listeners."""
+    """Serves a registry's zones on the configured listeners, UDP and TCP."""
 
     def __init__(self, config: ServerConfig, zoneset: ZoneSet) -> None:
         self.config = config
         self.registry = Registry(zoneset)
         self.stats = Stats()
+        self.tcp_limits = TCPLimits()
         self.bound: list[Listen] = []
         self._transports: list[asyncio.BaseTransport] = []
+        self._servers: list[asyncio.AbstractServer] = []
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
-        """Bind every listener; raise StartupError naming the one that failed."""
+        """Bind UDP and TCP on every listener (TCP on the port UDP got, so port 0
+        works); raise StartupError naming the one that failed."""
         loop = asyncio.get_running_loop()
         for listen in self.config.listen:
             family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
@@ -53,28 +56,37 @@ class Server:
                     lambda: UDPProtocol(self.registry, self.stats),
                     local_addr=(listen.host, listen.port), family=family,
                 )
+                self._transports.append(transport)
+                bound = Listen(listen.host, transport.get_extra_info("sockname")[1])
+                tcp = await loop.create_server(
+                    lambda: TCPProtocol(self.registry, self.stats, self.tcp_limits),
+                    host=listen.host, port=bound.port, family=family, reuse_address=True,
+                )
+                self._servers.append(tcp)
             except (OSError, socket.gaierror) as exc:
                 self.close()
                 raise StartupError(
                     f"cannot listen on {listen}: {exc.strerror or exc}") from None
-            self._transports.append(transport)
-            port = transport.get_extra_info("sockname")[1]
-            self.bound.append(Listen(listen.host, port))
-            log.info("listening on udp %s", Listen(listen.host, port))
+            self.bound.append(bound)
+            log.info("listening on udp+tcp %s", bound)
 
     def stop(self) -> None:
         self._stop.set()
 
     def close(self) -> None:
+        for server in self._servers:
+            server.close()
         for transport in self._transports:
             transport.close()
+        self._servers.clear()
         self._transports.clear()
 
-    async def serve_forever(self) -> None:
+    async def serve_forever(self, handle_signals: bool = True) -> None:
         loop = asyncio.get_running_loop()
-        # SIGTERM from systemd or kill, SIGINT from Ctrl-C.
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop)
+        if handle_signals:
+            # SIGTERM from systemd or kill, SIGINT from Ctrl-C.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop)
         ticker = asyncio.create_task(self._watch_expiry())
         try:
             await self._stop.wait()

@@ -1,0 +1,194 @@
+"""Fixtures: real servers on free loopback ports, queried with dnspython."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import pytest
+
+from dnsbl.config import Listen, ServerConfig, merge_zones, parse_zone_spec
+from dnsbl.registry import load_zoneset
+from dnsbl.server import Server, new_event_loop
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Client:
+    """Asks one server over real sockets with dnspython (an independent DNS stack)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+
+    def query(self, name: str, rdtype: str = "A", tcp: bool = False,
+              **make_query: object) -> dns.message.Message:
+        q = dns.message.make_query(name, rdtype, **make_query)  # type: ignore[arg-type]
+        if tcp:
+            return dns.query.tcp(q, self.host, port=self.port, timeout=3)
+        return dns.query.udp(q, self.host, port=self.port, timeout=3)
+
+    def a(self, name: str) -> list[str]:
+        """The A addresses answered for ``name``, sorted; [] for none."""
+        r = self.query(name, "A")
+        return sorted(rd.address for rrset in r.answer for rd in rrset
+                      if rrset.rdtype == dns.rdatatype.A)
+
+    def txt(self, name: str) -> list[str]:
+        r = self.query(name, "TXT")
+        return sorted(b"".join(rd.strings).decode("latin-1") for rrset in r.answer
+                      for rd in rrset if rrset.rdtype == dns.rdatatype.TXT)
+
+
+class ServerThread:
+    """The real server, in-process on its own event loop thread (aiosmtpd style)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.server: Server | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        loop = self._loop = new_event_loop()
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as exc:  # handed to start()
+            self._error = exc
+            self._ready.set()
+        finally:
+            loop.close()
+
+    async def _main(self) -> None:
+        self.server = Server(self.config, load_zoneset(self.config))
+        await self.server.start()
+        self._ready.set()
+        await self.server.serve_forever(handle_signals=False)
+
+    def start(self) -> Client:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise TimeoutError("server did not start within 10 s")
+        if self._error is not None:
+            raise self._error
+        assert self.server is not None
+        bound = self.server.bound[0]
+        return Client(bound.host, bound.port)
+
+    def stop(self) -> None:
+        if self._loop is not None and self.server is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self.server.stop)
+        self._thread.join(10)
+
+
+@pytest.fixture
+def serve():
+    """serve(*zone_specs, **config) -> Client for a real server on 127.0.0.1:<free port>."""
+    started: list[ServerThread] = []
+
+    def _serve(*zones: str, listen: tuple[Listen, ...] = (Listen("127.0.0.1", 0),),
+               ttl: int = 2100) -> Client:
+        config = ServerConfig(listen=listen, zones=merge_zones([parse_zone_spec(z) for z in zones]),
+                              ttl=ttl)
+        thread = ServerThread(config)
+        started.append(thread)
+        return thread.start()
+
+    yield _serve
+    for thread in started:
+        thread.stop()
+
+
+@pytest.fixture
+def zone_file(tmp_path: Path):
+    """zone_file(lines, name=...) -> path of a data file holding those lines."""
+    counter = iter(range(1000))
+
+    def _write(lines: list[str] | str, name: str | None = None) -> str:
+        path = tmp_path / (name or f"zone{next(counter)}.txt")
+        text = lines if isinstance(lines, str) else "\n".join(lines) + "\n"
+        path.write_text(text, encoding="latin-1")
+        return str(path)
+
+    return _write
+
+
+@pytest.fixture
+def zone(serve, zone_file):
+    """zone(lines, kind="ip4set") -> Client serving those lines as bl.test."""
+
+    def _zone(lines: list[str], kind: str = "ip4set") -> Client:
+        return serve(f"bl.test:{kind}:{zone_file(lines)}")
+
+    return _zone
+
+
+class Process:
+    """`python -m dnsbl serve ...` as a subprocess, port read from its log."""
+
+    def __init__(self, *args: str, cwd: Path = ROOT) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dnsbl", "serve", *args],
+            cwd=cwd, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.log: list[str] = []
+        self.port = 0
+
+    def wait_listening(self, timeout: float = 15) -> Client:
+        assert self.proc.stderr is not None
+        timer = threading.Timer(timeout, self.proc.kill)
+        timer.start()
+        try:
+            for line in self.proc.stderr:
+                self.log.append(line)
+                m = re.search(r"listening on udp\+tcp (\S+):(\d+)$", line.strip())
+                if m:
+                    self.port = int(m.group(2))
+                    return Client(m.group(1).strip("[]"), self.port)
+        finally:
+            timer.cancel()
+        raise AssertionError("server exited before listening:\n" + "".join(self.log))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        self.log.append(err or "")
+        return self.proc.returncode
+
+
+@pytest.fixture
+def process():
+    """process(*serve_args) -> Process started with `python -m dnsbl serve`."""
+    started: list[Process] = []
+
+    def _start(*args: str) -> Process:
+        p = Process(*args)
+        started.append(p)
+        return p
+
+    yield _start
+    for p in started:
+        p.stop()
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dnsbl", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60)

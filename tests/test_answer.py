@@ -1,0 +1,313 @@
+"""The answering rules, checked over real UDP/TCP sockets with dnspython."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+SOA_LINE = "$SOA 3600 ns1.example.org hostmaster.example.org 42 1h 15m 1w 300"
+DATA = [
+    SOA_LINE,
+    "$NS 0 ns1.example.org ns2.example.org",
+    "$TTL 600",
+    ":127.0.0.2:Listed: $",
+    "127.0.0.2",
+    "10.0.0.0/8 :3:Big block",
+]
+
+
+@pytest.fixture
+def bl(zone):
+    return zone(DATA)
+
+
+def soa_of(response: dns.message.Message):
+    [rrset] = response.authority
+    assert rrset.rdtype == dns.rdatatype.SOA
+    return rrset
+
+
+def test_listed_a_and_txt(bl):
+    r = bl.query("2.0.0.127.bl.test", "A")
+    assert r.rcode() == dns.rcode.NOERROR
+    assert r.flags & dns.flags.AA
+    [rrset] = r.answer
+    assert [rd.address for rd in rrset] == ["127.0.0.2"]
+    assert rrset.ttl == 600
+    assert bl.txt("2.0.0.127.bl.test") == ["Listed: 127.0.0.2"]
+    assert bl.a("9.8.7.10.bl.test") == ["127.0.0.3"]
+    assert bl.txt("9.8.7.10.bl.test") == ["Big block"]
+
+
+def test_not_listed_is_nxdomain_with_soa_and_negative_ttl(bl):
+    r = bl.query("1.0.0.127.bl.test", "A")
+    assert r.rcode() == dns.rcode.NXDOMAIN
+    assert r.flags & dns.flags.AA
+    assert not r.answer
+    soa = soa_of(r)
+    assert soa.name == dns.name.from_text("bl.test")
+    # RFC 2308: min(SOA TTL 3600, MINIMUM 300)
+    assert soa.ttl == 300
+    assert soa[0].serial == 42 and soa[0].minimum == 300
+
+
+@pytest.mark.parametrize("name", [
+    "5.4.3.2.1.bl.test",        # too many labels
+    "x.0.0.127.bl.test",        # non-numeric label
+    "256.0.0.10.bl.test",       # not an octet
+    "1.2.0.0.127.bl.test",
+    "www.bl.test",
+])
+def test_names_that_cannot_be_addresses_are_nxdomain(bl, name):
+    r = bl.query(name, "A")
+    assert r.rcode() == dns.rcode.NXDOMAIN
+    soa_of(r)
+
+
+@pytest.mark.parametrize("name", ["127.bl.test", "0.127.bl.test", "0.0.127.bl.test",
+                                  "10.bl.test", "200.bl.test"])
+def test_intermediate_names_are_nodata_not_nxdomain(bl, name):
+    # RFC 8020: with QNAME minimisation, NXDOMAIN here would hide the whole subtree.
+    r = bl.query(name, "A")
+    assert r.rcode() == dns.rcode.NOERROR
+    assert not r.answer
+    assert soa_of(r).ttl == 300
+
+
+@pytest.mark.parametrize("rdtype", ["AAAA", "MX", "NS", "SOA", "CNAME", "PTR"])
+def test_listed_name_other_type_is_nodata(bl, rdtype):
+    r = bl.query("2.0.0.127.bl.test", rdtype)
+    assert r.rcode() == dns.rcode.NOERROR
+    assert not r.answer
+    soa_of(r)
+
+
+def test_any_gets_a_and_txt(bl):
+    r = bl.query("2.0.0.127.bl.test", "ANY")
+    types = sorted(dns.rdatatype.to_text(rrset.rdtype) for rrset in r.answer)
+    assert types == ["A", "TXT"]
+
+
+def test_listed_without_txt_answers_txt_with_nodata(zone):
+    c = zone(["127.0.0.2"])
+    assert c.a("2.0.0.127.bl.test") == ["127.0.0.2"]
+    r = c.query("2.0.0.127.bl.test", "TXT")
+    assert r.rcode() == dns.rcode.NOERROR and not r.answer
+    soa_of(r)
+
+
+def test_apex_soa_and_ns(bl):
+    r = bl.query("bl.test", "SOA")
+    [rrset] = r.answer
+    soa = rrset[0]
+    assert (str(soa.mname), str(soa.rname), soa.serial) == (
+        "ns1.example.org.", "hostmaster.example.org.", 42)
+    assert (soa.refresh, soa.retry, soa.expire, soa.minimum) == (3600, 900, 604800, 300)
+    assert rrset.ttl == 3600
+    r = bl.query("bl.test", "NS")
+    assert sorted(str(rd.target) for rd in r.answer[0]) == ["ns1.example.org.",
+                                                            "ns2.example.org."]
+    assert r.answer[0].ttl == 600  # $NS ttl 0 means the dataset's TTL
+    r = bl.query("bl.test", "A")
+    assert r.rcode() == dns.rcode.NOERROR and not r.answer
+    soa_of(r)
+
+
+def test_default_soa_when_data_has_none(zone, tmp_path):
+    c = zone(["127.0.0.2"])
+    r = c.query("bl.test", "SOA")
+    [rrset] = r.answer
+    soa = rrset[0]
+    assert str(soa.rname) == "hostmaster.bl.test."
+    assert soa.serial > 1_000_000_000  # the file's mtime
+    assert soa.minimum == 60
+    r = c.query("1.0.0.127.bl.test")
+    assert r.rcode() == dns.rcode.NXDOMAIN
+    assert soa_of(r).ttl == 60
+
+
+def test_soa_serial_zero_means_newest_file_mtime(zone_file, serve):
+    import os
+
+    path = zone_file(["$SOA 0 ns.x hm.x 0 1h 1h 1w 1m", "127.0.0.2"])
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    c = serve(f"bl.test:ip4set:{path}")
+    r = c.query("bl.test", "SOA")
+    assert r.answer[0][0].serial == 1_700_000_000
+    assert r.answer[0].ttl == 2100  # SOA ttl 0: the default TTL
+
+
+def test_name_outside_every_zone_is_refused(bl):
+    r = bl.query("2.0.0.127.other.test", "A")
+    assert r.rcode() == dns.rcode.REFUSED
+    r = bl.query("test", "A")
+    assert r.rcode() == dns.rcode.REFUSED
+
+
+def test_question_echoed_in_original_case(bl):
+    name = "2.0.0.127.Bl.TeSt"
+    q = dns.message.make_query(name, "A")
+    wire = q.to_wire()
+    r = raw_udp(bl, wire)
+    assert name.encode() == _labels_text(r[12:])
+    assert dns.message.from_wire(r).answer[0][0].address == "127.0.0.2"
+
+
+def _labels_text(wire: bytes) -> bytes:
+    out, pos = [], 0
+    while wire[pos]:
+        out.append(wire[pos + 1:pos + 1 + wire[pos]])
+        pos += wire[pos] + 1
+    return b".".join(out)
+
+
+def raw_udp(client, payload: bytes, expect_reply: bool = True) -> bytes | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(1.0 if expect_reply else 0.3)
+        s.sendto(payload, (client.host, client.port))
+        try:
+            return s.recv(65535)
+        except TimeoutError:
+            if expect_reply:
+                raise
+            return None
+
+
+def test_other_opcode_is_notimp(bl):
+    q = dns.message.make_query("2.0.0.127.bl.test", "A")
+    q.set_opcode(dns.opcode.NOTIFY)
+    r = dns.message.from_wire(raw_udp(bl, q.to_wire()))
+    assert r.rcode() == dns.rcode.NOTIMP
+    assert r.id == q.id
+
+
+def test_zone_transfer_is_notimp(bl):
+    r = bl.query("bl.test", "AXFR")
+    assert r.rcode() == dns.rcode.NOTIMP
+
+
+def test_other_class_is_refused(bl):
+    r = bl.query("2.0.0.127.bl.test", "A", rdclass="CH")
+    assert r.rcode() == dns.rcode.REFUSED
+
+
+def test_header_without_readable_question_is_formerr(bl):
+    header = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+    for tail in [b"", b"\x05ab", b"\x03abc", b"\xc0\x0c\x00\x01\x00\x01", b"\x00\x00\x01"]:
+        reply = raw_udp(bl, header + tail)
+        assert reply[:2] == b"\x12\x34"
+        assert reply[3] & 0x0F == dns.rcode.FORMERR
+    no_question = struct.pack(">HHHHHH", 0x4321, 0x0100, 0, 0, 0, 0)
+    reply = raw_udp(bl, no_question)
+    assert reply[3] & 0x0F == dns.rcode.FORMERR
+
+
+def test_short_datagram_and_responses_get_no_reply(bl):
+    assert raw_udp(bl, b"\x12\x34\x01", expect_reply=False) is None
+    assert raw_udp(bl, b"", expect_reply=False) is None
+    q = dns.message.make_query("2.0.0.127.bl.test", "A")
+    q.flags |= dns.flags.QR
+    assert raw_udp(bl, q.to_wire(), expect_reply=False) is None
+    # ...and the server is still answering.
+    assert bl.a("2.0.0.127.bl.test") == ["127.0.0.2"]
+
+
+def test_combined_zone_returns_every_listing(serve, zone_file):
+    sbl = zone_file([":2:SBL listing $", "127.0.0.2", "192.0.2.0/24"])
+    xbl = zone_file([":4:XBL listing $", "127.0.0.2", "198.51.100.1"])
+    pbl = zone_file([":10:PBL", "127.0.0.0/24"])
+    c = serve(f"zen.test:ip4set:{sbl}", f"zen.test:ip4trie:{xbl}", f"zen.test:ip4set:{pbl}",
+              f"sbl.zen.test:ip4set:{sbl}")
+    assert c.a("2.0.0.127.zen.test") == ["127.0.0.10", "127.0.0.2", "127.0.0.4"]
+    assert c.txt("2.0.0.127.zen.test") == ["PBL", "SBL listing 127.0.0.2",
+                                           "XBL listing 127.0.0.2"]
+    assert c.a("1.100.51.198.zen.test") == ["127.0.0.4"]
+    # The most specific zone answers: sbl.zen.test has only the SBL data.
+    assert c.a("2.0.0.127.sbl.zen.test") == ["127.0.0.2"]
+    assert c.query("1.100.51.198.sbl.zen.test").rcode() == dns.rcode.NXDOMAIN
+
+
+def test_several_files_are_one_dataset(serve, zone_file):
+    a = zone_file([":3:first file", "10.0.0.0/8"])
+    b = zone_file(["!10.1.0.0/16", "192.0.2.1"])
+    c = serve(f"bl.test:ip4set:{a},{b}")
+    assert c.a("1.1.2.10.bl.test") == ["127.0.0.3"]
+    # An exclusion in one file applies to the whole dataset.
+    assert c.query("1.1.1.10.bl.test").rcode() == dns.rcode.NXDOMAIN
+    # A default value lasts to the end of its file only.
+    assert c.a("1.2.0.192.bl.test") == ["127.0.0.2"]
+    assert c.txt("1.2.0.192.bl.test") == []
+
+
+def test_edns_query_gets_opt_back(bl):
+    r = bl.query("2.0.0.127.bl.test", "A", use_edns=0, payload=4096)
+    assert r.edns == 0
+    assert r.payload == 1232
+    r = bl.query("1.0.0.127.bl.test", "A", use_edns=0)
+    assert r.rcode() == dns.rcode.NXDOMAIN and r.edns == 0
+
+
+def test_edns_version_1_gets_badvers(bl):
+    r = bl.query("2.0.0.127.bl.test", "A", use_edns=1)
+    assert r.rcode() == dns.rcode.BADVERS
+
+
+def test_tcp_answers_the_same(bl):
+    r = bl.query("2.0.0.127.bl.test", "TXT", tcp=True)
+    assert [b"".join(rd.strings) for rd in r.answer[0]] == [b"Listed: 127.0.0.2"]
+    assert bl.query("1.0.0.127.bl.test", tcp=True).rcode() == dns.rcode.NXDOMAIN
+
+
+def test_tcp_pipelined_queries_on_one_connection(bl):
+    names = ["2.0.0.127.bl.test", "1.0.0.127.bl.test", "1.2.3.10.bl.test"]
+    queries = [dns.message.make_query(n, "A") for n in names]
+    with socket.create_connection((bl.host, bl.port), timeout=3) as s:
+        s.sendall(b"".join(struct.pack(">H", len(w)) + w for w in (q.to_wire() for q in queries)))
+        replies = []
+        buf = b""
+        while len(replies) < 3:
+            buf += s.recv(4096)
+            while len(buf) >= 2 and len(buf) >= 2 + struct.unpack(">H", buf[:2])[0]:
+                size = struct.unpack(">H", buf[:2])[0]
+                replies.append(dns.message.from_wire(buf[2:2 + size]))
+                buf = buf[2 + size:]
+    assert [r.id for r in replies] == [q.id for q in queries]
+    assert [r.rcode() for r in replies] == [dns.rcode.NOERROR, dns.rcode.NXDOMAIN,
+                                            dns.rcode.NOERROR]
+
+
+def test_truncation_over_udp_and_full_answer_over_tcp(serve, zone_file):
+    files = [zone_file([f":{i}:reason {i} " + "x" * 200, "127.0.0.2"]) for i in range(2, 6)]
+    c = serve(*(f"big.test:ip4set:{f}" for f in files))
+    r = c.query("2.0.0.127.big.test", "TXT")  # 4 x ~230 bytes > 512
+    assert r.flags & dns.flags.TC
+    assert not r.answer
+    r = c.query("2.0.0.127.big.test", "TXT", tcp=True)
+    assert not r.flags & dns.flags.TC
+    assert len(r.answer[0]) == 4
+    # With EDNS and a big enough buffer it fits in UDP.
+    r = c.query("2.0.0.127.big.test", "TXT", use_edns=0, payload=1232)
+    assert not r.flags & dns.flags.TC and len(r.answer[0]) == 4
+
+
+def test_ipv6_listener(serve, zone_file):
+    from dnsbl.config import Listen
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("::1 not available")
+    c = serve(f"bl.test:ip4set:{zone_file(['127.0.0.2'])}", listen=(Listen("::1", 0),))
+    assert c.host == "::1"
+    assert c.a("2.0.0.127.bl.test") == ["127.0.0.2"]
