@@ -22,6 +22,9 @@ STARTUP_FAILURE = 3
 _TEST_LISTED = ipaddress.IPv4Address("127.0.0.2")
 _TEST_UNLISTED = ipaddress.IPv4Address("127.0.0.1")
 
+#: Bad lines logged at start-up; a broken feed of a million lines must not flood the log.
+_MAX_LOGGED_WARNINGS = 20
+
 log = logging.getLogger("dnsbl")
 
 
@@ -108,8 +111,12 @@ def _serve(args: argparse.Namespace) -> int:
             log.error("%s", error)
         log.error("cannot start: %d dataset(s) failed to load", len(exc.errors))
         return STARTUP_FAILURE
-    for warning in zoneset.warnings():
+    warnings = zoneset.warnings()
+    for warning in warnings[:_MAX_LOGGED_WARNINGS]:
         log.warning("%s", warning)
+    if len(warnings) > _MAX_LOGGED_WARNINGS:
+        log.warning("%d more warnings not shown; `dnsbl check` lists them all",
+                    len(warnings) - _MAX_LOGGED_WARNINGS)
     for zone in zoneset.zones.values():
         log.info("zone %s: %d entries from %d dataset(s), serial %d",
                  zone.name, zone.entries, len(zone.datasets), zone.serial)

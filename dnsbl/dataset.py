@@ -104,7 +104,7 @@ def load_dataset(kind: str, paths: Sequence[str], default_ttl: int) -> Dataset:
     # The TTL is only known after reading ($TTL may come anywhere), so build first.
     dataset = _TYPES[kind](reader, default_ttl)
     dataset.ttl = reader.ttl if reader.ttl is not None else default_ttl
-    _prepack(reader.values(), dataset.ttl)
+    _prepack(reader.finish_values(), dataset.ttl)
     return dataset
 
 

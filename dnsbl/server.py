@@ -50,23 +50,20 @@ class Server:
         works); raise StartupError naming the one that failed."""
         loop = asyncio.get_running_loop()
         for listen in self.config.listen:
-            family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
             try:
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: UDPProtocol(self.registry, self.stats),
-                    local_addr=(listen.host, listen.port), family=family,
-                )
-                self._transports.append(transport)
-                bound = Listen(listen.host, transport.get_extra_info("sockname")[1])
-                tcp = await loop.create_server(
-                    lambda: TCPProtocol(self.registry, self.stats, self.tcp_limits),
-                    host=listen.host, port=bound.port, family=family, reuse_address=True,
-                )
-                self._servers.append(tcp)
-            except (OSError, socket.gaierror) as exc:
+                udp = _bound_socket(listen, socket.SOCK_DGRAM)
+                port = udp.getsockname()[1]
+                tcp = _bound_socket(Listen(listen.host, port), socket.SOCK_STREAM, udp)
+            except OSError as exc:
                 self.close()
                 raise StartupError(
                     f"cannot listen on {listen}: {exc.strerror or exc}") from None
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: UDPProtocol(self.registry, self.stats), sock=udp)
+            self._transports.append(transport)
+            self._servers.append(await loop.create_server(
+                lambda: TCPProtocol(self.registry, self.stats, self.tcp_limits), sock=tcp))
+            bound = Listen(listen.host, port)
             self.bound.append(bound)
             log.info("listening on udp+tcp %s", bound)
 
@@ -106,6 +103,28 @@ class Server:
                     else:
                         log.info("zone %s: data no longer expired", zone.name)
             await asyncio.sleep(EXPIRY_CHECK_INTERVAL)
+
+
+def _bound_socket(listen: Listen, kind: int, partner: socket.socket | None = None
+                  ) -> socket.socket:
+    """A socket bound to ``listen``; closes ``partner`` too if binding fails."""
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    sock = socket.socket(family, kind)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((listen.host, listen.port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(1024)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        if partner is not None:
+            partner.close()
+        raise
+    return sock
 
 
 def run(config: ServerConfig, zoneset: ZoneSet) -> None:

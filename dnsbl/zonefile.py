@@ -62,16 +62,18 @@ def parse_time(text: str) -> int:
 class Value:
     """What a listed entry answers: an A address and an optional TXT template.
 
-    ``txt`` holds the template split where the listed entry (``$``) goes, so the
-    text for 1.2.3.4 is ``b"1.2.3.4".join(txt)``; ``None`` means no TXT record.
-    Answer-time fields (pre-packed records) are filled in by the dataset.
+    ``raw`` is the text as written (``None`` when the line gave none). Once the
+    whole dataset is read, ``txt`` holds the final template split where the
+    listed entry goes, so the text for 1.2.3.4 is ``b"1.2.3.4".join(txt)``;
+    ``None`` means no TXT record. Pre-packed records are filled in by the dataset.
     """
 
-    __slots__ = ("a", "txt", "a_rr", "txt_rr", "txt_head")
+    __slots__ = ("a", "raw", "txt", "a_rr", "txt_rr", "txt_head")
 
-    def __init__(self, a: bytes, txt: tuple[bytes, ...] | None) -> None:
+    def __init__(self, a: bytes, raw: str | None) -> None:
         self.a = a
-        self.txt = txt
+        self.raw = raw
+        self.txt: tuple[bytes, ...] | None = None
         self.a_rr = b""  # the whole A record
         self.txt_rr: bytes | None = None  # the whole TXT record when it has no "$"
         self.txt_head = b""  # a TXT record up to its rdlength
@@ -83,7 +85,7 @@ class Value:
         return entry.encode("latin-1").join(self.txt)[:_MAX_TXT]
 
     def __repr__(self) -> str:
-        return f"Value({'.'.join(map(str, self.a))}, {self.txt!r})"
+        return f"Value({'.'.join(map(str, self.a))}, {self.raw!r})"
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,7 @@ def _parse_ip4_key(kind: str, text: str) -> tuple[list[tuple[int, int]] | None, 
         return _range_to_cidrs(addr, last), rest
     if bits_text is not None:
         bits = int(bits_text)
-        if bits > 32:
+        if bits > 32 or (bits == 0 and kind == "ip4set"):
             return None, rest
     elif bits == 8:
         return None, rest  # a bare number: rbldnsd wants 10/8
@@ -229,10 +231,6 @@ class DatasetReader:
         self._values: dict[tuple[bytes, tuple[bytes, ...] | None], Value] = {}
         self._default = self._intern(DEFAULT_A, None)
         self._tset_default: Value | None = None
-
-    def values(self) -> list[Value]:
-        """Every distinct value the entries use (for pre-packing answers)."""
-        return list(self._values.values())
 
     def entries(self) -> Iterator[Entry]:
         for path in self.paths:
@@ -299,18 +297,16 @@ class DatasetReader:
             line = line[1:].lstrip()
         cidrs, rest = _parse_ip4_key(self.kind, line)
         if cidrs is None:
-            self._warn(path, lineno, f"invalid address {line.split()[0]!r}")
+            self._warn(path, lineno, f"invalid address {_first_word(line)!r}")
             return
         if not cidrs:
-            self._warn(path, lineno, f"invalid range (non-zero host part) {line.split()[0]!r}")
+            self._warn(path, lineno, f"invalid range (non-zero host part) {_first_word(line)!r}")
             return
-        if self._maxrange and not excluded:
+        if self._maxrange:  # exclusions too, as in rbldnsd
             size = sum(1 << (32 - bits) for _, bits in cidrs)
             if size > self._maxrange:
-                self._warn(
-                    path, lineno,
-                    f"range of {size} addresses exceeds $MAXRANGE4 {self._maxrange}, skipped",
-                )
+                self._warn(path, lineno,
+                           f"too large range ({size}) ignored ({self._maxrange} max, $MAXRANGE4)")
                 return
         value: Value | None
         if excluded:
@@ -332,64 +328,57 @@ class DatasetReader:
         """The one value every ip4tset entry answers with."""
         return self._tset_default or self._intern(DEFAULT_A, None)
 
+    def finish_values(self) -> list[Value]:
+        """Expand every value's TXT now that $n variables and $= are all known
+        (they are dataset-wide, as in rbldnsd); return the values."""
+        for value in self._values.values():
+            value.txt = self._expand(value.raw)
+        return list(self._values.values())
+
     # -- values -----------------------------------------------------------------
 
-    def _intern(self, a: bytes, txt: tuple[bytes, ...] | None) -> Value:
-        key = (a, txt)
+    def _intern(self, a: bytes, raw: str | None) -> Value:
+        key = (a, raw)
         value = self._values.get(key)
         if value is None:
-            value = self._values[key] = Value(a, txt)
+            value = self._values[key] = Value(a, raw)
         return value
 
     def _value(self, path: str, lineno: int, text: str, default: Value) -> Value | None:
         """``:A:TXT``, ``:A``, ``:A:`` or plain ``TXT`` -> Value (None after a warning)."""
-        a = default.a
-        txt_parts = default.txt
-        if text[0] == ":":
-            body = text[1:]
-            a_text, sep, txt = body.partition(":")
+        if text[0] != ":":
+            raw: str | None = text
+            a = default.a
+        else:
+            a_text, sep, txt = text[1:].partition(":")
             a_text = a_text.strip()
-            if not sep:
-                # ":5 # comment" keeps the default TXT
-                a_text = a_text.split("#", 1)[0].strip()
-            packed = self._a_value(a_text)
+            packed = _a_value(a_text)
             if packed is None:
-                self._warn(path, lineno, f"invalid A value {a_text!r}")
+                self._warn(path, lineno, f"invalid A value {a_text!r}" if sep or " " not in a_text
+                           else f"invalid value {text!r}: expected :A:TXT")
                 return None
             a = packed
-            if sep:
-                txt = txt.strip()
-                # ":4: # note" is A 127.0.0.4 with no TXT, as in rbldnsd.
-                txt_parts = self._template(path, lineno, txt) if txt[:1] not in "#" else None
-        else:
-            txt_parts = self._template(path, lineno, text)
-        return self._intern(a, txt_parts)
+            raw = (txt.strip() or None) if sep else default.raw
+        if raw is not None and len(raw) > _MAX_TXT:
+            self._warn(path, lineno, "TXT longer than 255 bytes, truncated")
+        return self._intern(a, raw)
 
-    @staticmethod
-    def _a_value(text: str) -> bytes | None:
-        if not text:
-            return None
-        octets = text.split(".")
-        if not all(o.isdigit() for o in octets):
-            return None
-        values = [int(o) for o in octets]
-        if any(v > 255 for v in values):
-            return None
-        if len(values) == 1:
-            packed = _LOOPBACK_PREFIX + bytes(values)
-        elif len(values) == 4:
-            packed = bytes(values)
-        else:
-            return None
-        return packed if packed != b"\0\0\0\0" else None
+    def _expand(self, raw: str | None) -> tuple[bytes, ...] | None:
+        """rbldnsd TXT rules: ``$`` is the listed entry, ``$$`` a dollar, ``$n`` a
+        variable; with a ``$=`` base template the entry text (or the entry itself
+        when there is none) stands in for ``$=``, unless it starts with ``=``."""
+        if self._base is None:
+            return None if raw is None else self._split(raw)
+        if raw is not None and raw.startswith("="):
+            return self._split(raw[1:]) if len(raw) > 1 else None
+        head, found, tail = self._base.partition("$=")
+        if not found:
+            return self._split(self._base)
+        # The text put in for $= is taken literally, not expanded again.
+        inner = (b"", b"") if raw is None else (raw.encode("latin-1"),)
+        return _concat(_concat(self._split(head), inner), self._split(tail))
 
-    def _template(self, path: str, lineno: int, text: str) -> tuple[bytes, ...]:
-        """Expand ``$n``, ``$$`` and the ``$=`` base template; split at ``$``."""
-        if self._base is not None:
-            if text.startswith("="):
-                text = text[1:]
-            else:
-                text = self._base.replace("$=", text)
+    def _split(self, text: str) -> tuple[bytes, ...]:
         parts: list[str] = []
         piece: list[str] = []
         i, n = 0, len(text)
@@ -402,7 +391,8 @@ class DatasetReader:
                     i += 2
                     continue
                 if nxt.isdigit():
-                    piece.append(self._vars.get(nxt, ""))
+                    # An undefined variable stays as written, as in rbldnsd.
+                    piece.append(self._vars.get(nxt, "$" + nxt))
                     i += 2
                     continue
                 parts.append("".join(piece))
@@ -412,10 +402,7 @@ class DatasetReader:
             piece.append(c)
             i += 1
         parts.append("".join(piece))
-        out = tuple(p.encode("latin-1") for p in parts)
-        if sum(map(len, out)) > _MAX_TXT:
-            self._warn(path, lineno, "TXT longer than 255 bytes, truncated")
-        return out
+        return tuple(p.encode("latin-1") for p in parts)
 
     # -- specials ---------------------------------------------------------------
 
@@ -434,7 +421,7 @@ class DatasetReader:
                 if self.ns is None:
                     self.ns = _parse_ns(rest)
             elif key == "TTL":
-                self.ttl = parse_time(rest)
+                self.ttl = parse_time(rest) or None  # 0: the default TTL
             elif key == "TIMESTAMP":
                 self._timestamp(path, lineno, rest)
             elif key == "MAXRANGE4":
@@ -444,6 +431,8 @@ class DatasetReader:
                     raise ValueError("empty substitution variable")
                 self._vars.setdefault(word, rest)
             elif word == "=":
+                if not rest:
+                    raise ValueError("empty $= base template")
                 self._base = rest
             elif key == "DATASET":
                 raise ValueError("$DATASET is only valid in a combined dataset")
@@ -462,8 +451,10 @@ class DatasetReader:
             size = int(text)
             if size <= 0:
                 raise ValueError("range size must be positive")
-        if not self._maxrange or size < self._maxrange:
-            self._maxrange = size  # it can only be lowered
+        if self._maxrange and size > self._maxrange:
+            raise ValueError(
+                f"ignoring attempt to increase $MAXRANGE4 from {self._maxrange} to {size}")
+        self._maxrange = size
 
     def _timestamp(self, path: str, lineno: int, text: str) -> None:
         fields = text.split()
@@ -484,6 +475,32 @@ class DatasetReader:
         self.timestamp = stamp
         if expires is not None:
             self.expires = expires if self.expires is None else min(self.expires, expires)
+
+
+def _first_word(line: str) -> str:
+    words = line.split(None, 1)
+    return words[0] if words else line
+
+
+def _concat(left: tuple[bytes, ...], right: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """Join two split templates end to start."""
+    return (*left[:-1], left[-1] + right[0], *right[1:])
+
+
+def _a_value(text: str) -> bytes | None:
+    """``2`` -> 127.0.0.2; ``1.2`` / ``1.2.3`` / ``1.2.3.4`` as inet_aton reads them."""
+    octets = text.split(".")
+    if not text or len(octets) > 4 or not all(o.isdigit() for o in octets):
+        return None
+    values = [int(o) for o in octets]
+    if any(v > 255 for v in values):
+        return None
+    if len(values) == 1:
+        packed = _LOOPBACK_PREFIX + bytes(values)
+    else:
+        values[-1:-1] = [0] * (4 - len(values))
+        packed = bytes(values)
+    return packed if packed != b"\0\0\0\0" else None
 
 
 def _parse_stamp(text: str) -> int | None:

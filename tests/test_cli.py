@@ -1,0 +1,170 @@
+"""The `dnsbl` command as an operator runs it: a real process, real sockets."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import dns.rcode
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+
+def test_help_documents_every_subcommand_and_flag():
+    top = run_cli("--help")
+    assert top.returncode == 0
+    for word in ("serve", "check", "query"):
+        assert word in top.stdout
+    serve = run_cli("serve", "--help").stdout
+    for flag in ("--listen", "--zone", "--config", "--ttl", "--log-level"):
+        assert flag in serve
+    assert "--zone" in run_cli("check", "--help").stdout
+    assert "IP-or-NAME" in run_cli("query", "--help").stdout
+
+
+def test_python_dash_m_and_console_script_agree():
+    script = Path(sys.executable).parent / "dnsbl"
+    if not script.exists():
+        pytest.skip("the dnsbl console script is not installed beside this Python")
+    out = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert out.stdout == run_cli("--version").stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["serve", "--bogus"], "unrecognized arguments: --bogus"),
+    (["serve", "--zone", "bl.test:ip4set"], "expected NAME:TYPE:FILE"),
+    (["serve", "--zone", "bl.test:nosuchtype:x.zone"], "unknown dataset type 'nosuchtype'"),
+    (["serve", "--zone", "bl.test:ip4set:x", "--listen", "127.0.0.1:99999"], "port must be"),
+    (["serve", "--config", "/nonexistent/dnsbl.toml"], "/nonexistent/dnsbl.toml: cannot read"),
+    (["serve"], "no zones"),
+    (["serve", "--zone", "bl.test:ip4set:x", "--ttl", "soon"], "bad ttl"),
+])
+def test_bad_usage_is_one_clear_line(args, needle):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_zone_file_stops_startup(tmp_path):
+    missing = tmp_path / "missing.zone"
+    result = run_cli("serve", "--zone", f"bl.test:ip4set:{missing}", "--listen", "127.0.0.1:0")
+    assert result.returncode == 3
+    assert f"{missing}: cannot open: No such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unbindable_port_is_a_clear_error(zone_file):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
+                         "--listen", f"127.0.0.1:{port}")
+    assert result.returncode == 3
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_bundled_zones_like_make_run(process):
+    server = process("--config", "zones/dnsbl.toml", "--listen", "127.0.0.1:0")
+    c = server.wait_listening()
+    assert c.a("2.0.0.127.bl.example.org") == ["127.0.0.2"]
+    [txt] = c.txt("2.0.0.127.bl.example.org")
+    assert "127.0.0.2" in txt
+    assert c.query("1.0.0.127.bl.example.org").rcode() == dns.rcode.NXDOMAIN
+    assert server.stop() == 0
+    assert any("stopped" in line for line in server.log)
+
+
+def test_config_file_and_flags_over_it(process, tmp_path, zone_file):
+    data = zone_file(["127.0.0.2", "192.0.2.0/24 :3:"], name="bl.zone")
+    other = zone_file(["198.51.100.0/24"], name="other.zone")
+    config = tmp_path / "dnsbl.toml"
+    config.write_text(
+        'listen = ["127.0.0.1:1"]\n'  # replaced by --listen below
+        'ttl = 120\n'
+        '[[zone]]\nname = "bl.test"\ntype = "ip4set"\nfiles = ["bl.zone"]\n'
+        '[[zone]]\nname = "zen.test"\n'
+        'datasets = [{ type = "ip4trie", files = ["bl.zone"] },'
+        ' { type = "ip4set", files = ["other.zone"] }]\n'
+    )
+    server = process("--config", str(config), "--listen", "127.0.0.1:0", "--ttl", "77")
+    c = server.wait_listening()
+    r = c.query("5.2.0.192.bl.test")
+    assert [rd.address for rd in r.answer[0]] == ["127.0.0.3"]
+    assert r.answer[0].ttl == 77
+    assert c.a("5.100.51.198.zen.test") == ["127.0.0.2"]
+    assert c.a("2.0.0.127.zen.test") == ["127.0.0.2"]
+    assert other  # both files were served under zen.test
+
+
+def test_bad_config_names_file_and_problem(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('[[zone]]\nname = "bl.test"\ntype = "ip4set"\nfiles = ["a"]\ncolour = 1\n')
+    result = run_cli("check", "--config", str(config))
+    assert result.returncode == 2
+    assert f"{config}: zone #1: unknown setting(s): colour" in result.stderr
+
+
+def test_check_reports_counts_and_problems(zone_file):
+    path = zone_file([
+        "127.0.0.2",
+        "10.0.0.0/8",
+        "!10.1.0.0/16",
+        "10.0.0.0/33",
+        "192.0.2.1/24",
+        "not-an-address",
+        "1.2.3.4 :999:bad A",
+    ])
+    result = run_cli("check", "--zone", f"bl.test:ip4trie:{path}")
+    assert result.returncode == 1
+    out = result.stdout
+    assert "bl.test: 2 entries" in out
+    assert "1 exclusions" in out
+    assert f"{path}:4: invalid address '10.0.0.0/33'" in out
+    assert f"{path}:5: invalid range (non-zero host part) '192.0.2.1/24'" in out
+    assert f"{path}:6: invalid address 'not-an-address'" in out
+    assert f"{path}:7: invalid A value '999'" in out
+    assert "4 problem(s)" in out
+
+
+def test_check_clean_zone_exits_zero_and_warns_on_127_0_0_1(zone_file):
+    clean = run_cli("check", "--config", "zones/dnsbl.toml")
+    assert clean.returncode == 0, clean.stdout
+    assert "0 problem(s)" in clean.stdout
+    bad = run_cli("check", "--zone", f"bl.test:ip4set:{zone_file(['127.0.0.0/24'])}")
+    assert "127.0.0.1 is listed; RFC 5782 says it must never be" in bad.stdout
+
+
+def test_check_missing_file_is_an_error(tmp_path):
+    result = run_cli("check", "--zone", f"bl.test:ip4set:{tmp_path / 'nope'}")
+    assert result.returncode == 1
+    assert f"{tmp_path / 'nope'}: cannot open" in result.stdout
+
+
+def test_query_explains_the_matching_line(zone_file):
+    path = zone_file([":127.0.0.2:Listed $", "10.0.0.0/8", "!10.1.0.0/16",
+                      "10.2.3.4 :5:Single host $"])
+    spec = f"bl.test:ip4set:{path}"
+    out = run_cli("query", "--zone", spec, "10.2.3.4").stdout
+    assert "4.3.2.10.bl.test" in out
+    assert "127.0.0.5" in out and "Single host 10.2.3.4" in out
+    assert f"{path}:4: 10.2.3.4/32" in out
+    out = run_cli("query", "--zone", spec, "10.1.9.9").stdout
+    assert "NXDOMAIN" in out
+    assert f"{path}:3: !10.1.0.0/16 (excluded)" in out
+    out = run_cli("query", "--zone", spec, "9.9.9.10.bl.test").stdout
+    assert f"{path}:2: 10.0.0.0/8" in out and "Listed 10.9.9.9" in out
+    out = run_cli("query", "--zone", spec, "9.9.9.11.bl.test").stdout
+    assert "NXDOMAIN" in out and "no entry" in out
+
+
+def test_readme_quick_start_mentions_both_commands():
+    readme = (ROOT / "README.md").read_text()
+    assert "make run" in readme and "make test" in readme
+    assert "dig @127.0.0.1 -p 5300 2.0.0.127.bl.example.org" in readme
