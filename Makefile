@@ -5,7 +5,7 @@ PORT   ?= 5300
 METRICS_PORT ?= 9153
 BIN    := $(VENV)/bin
 
-.PHONY: run test check clean
+.PHONY: run test check lint clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(VENV)/.installed
 
 check: $(VENV)/.installed
 	$(BIN)/dnsbl check --config zones/dnsbl.toml
+
+lint: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	$(BIN)/ruff check dnsbl tests benchmarks
+	$(BIN)/mypy dnsbl
 
 clean:
 	rm -rf $(VENV) build *.egg-info

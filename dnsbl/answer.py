@@ -14,7 +14,6 @@ import struct
 from dnsbl.registry import Zone
 from dnsbl.wire import (
     AA,
-    BADVERS,
     CD,
     CLASS_IN,
     FORMERR,
@@ -121,7 +120,7 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
     qname = question[:-4].lower()
     zone = None
     depth = 0
-    for depth, off in enumerate(offsets):
+    for depth, off in enumerate(offsets):  # noqa: B007 (depth is used after the loop)
         zone = zones.get(qname[off - 12:])
         if zone is not None:
             break
@@ -246,7 +245,9 @@ def _reply(data: bytes, question: bytes, rcode: int, answers: bytes, ancount: in
            limit: int = 65535) -> bytes:
     stats.rcodes[rcode] += 1
     arcount = 1 if opt else 0
-    flags = bytes((QR | AA | (data[2] & (0x78 | RD)), rcode | (data[3] & CD)))
+    # Authoritative only for data answers; not for refusals or failures.
+    aa = AA if rcode == NOERROR or rcode == NXDOMAIN else 0
+    flags = bytes((QR | aa | (data[2] & (0x78 | RD)), rcode | (data[3] & CD)))
     reply = (data[:2] + flags + _COUNTS.pack(1, ancount, nscount, arcount)
              + question + answers + authority + opt)
     if len(reply) > limit:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 from array import array
 from bisect import bisect_left
@@ -119,4 +120,4 @@ def _prepack(values: list[Value], ttl: int) -> None:
 
 
 def _cidr(net: int, bits: int) -> str:
-    return "%d.%d.%d.%d/%d" % (*struct.pack(">I", net), bits)
+    return f"{ipaddress.IPv4Address(net)}/{bits}"

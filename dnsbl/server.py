@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 import socket
@@ -51,9 +52,8 @@ class Server:
         loop = asyncio.get_running_loop()
         for listen in self.config.listen:
             try:
-                udp = _bound_socket(listen, socket.SOCK_DGRAM)
+                udp, tcp = _bind_pair(listen)
                 port = udp.getsockname()[1]
-                tcp = _bound_socket(Listen(listen.host, port), socket.SOCK_STREAM, udp)
             except OSError as exc:
                 self.close()
                 raise StartupError(
@@ -125,6 +125,20 @@ def _bound_socket(listen: Listen, kind: int, partner: socket.socket | None = Non
             partner.close()
         raise
     return sock
+
+
+def _bind_pair(listen: Listen) -> tuple[socket.socket, socket.socket]:
+    """UDP and TCP sockets on one port. For port 0 the port UDP got may be taken
+    for TCP (a client's ephemeral port), so try again with another."""
+    for _attempt in range(50):
+        udp = _bound_socket(listen, socket.SOCK_DGRAM)
+        port = udp.getsockname()[1]
+        try:
+            return udp, _bound_socket(Listen(listen.host, port), socket.SOCK_STREAM, udp)
+        except OSError as exc:
+            if listen.port != 0 or exc.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, "no port free for both UDP and TCP")
 
 
 def run(config: ServerConfig, zoneset: ZoneSet) -> None:

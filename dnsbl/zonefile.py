@@ -7,7 +7,7 @@ cannot be read at all is a fatal :class:`ZoneFileError`.
 
 from __future__ import annotations
 
-import calendar
+import datetime
 import gzip
 import os
 import re
@@ -228,7 +228,7 @@ class DatasetReader:
         self._vars: dict[str, str] = {}
         self._base: str | None = None
         self._maxrange = 0  # addresses; 0 = no limit
-        self._values: dict[tuple[bytes, tuple[bytes, ...] | None], Value] = {}
+        self._values: dict[tuple[bytes, str | None], Value] = {}
         self._default = self._intern(DEFAULT_A, None)
         self._tset_default: Value | None = None
 
@@ -251,7 +251,8 @@ class DatasetReader:
             with raw_file:
                 compressed = raw_file.read(2) == b"\x1f\x8b"
                 raw_file.seek(0)
-                stream: IO[bytes] = gzip.GzipFile(fileobj=raw_file) if compressed else raw_file
+                stream: IO[bytes] = (
+                    gzip.GzipFile(fileobj=raw_file) if compressed else raw_file)  # type: ignore[assignment]
                 for lineno, raw in enumerate(stream, 1):
                     line = raw.decode("latin-1").strip()
                     if not line:
@@ -280,14 +281,14 @@ class DatasetReader:
 
     def _line(self, path: str, lineno: int, line: str) -> Iterator[Entry]:
         if line[0] == ":":
-            value = self._value(path, lineno, line, self._default)
-            if value is None:
+            default = self._value(path, lineno, line, self._default)
+            if default is None:
                 return
             if self.kind == "ip4tset":
                 if self._tset_default is None:  # rbldnsd: the first one wins
-                    self._tset_default = value
+                    self._tset_default = default
             else:
-                self._default = value
+                self._default = default
             return
         excluded = line[0] == "!"
         if excluded:
@@ -496,6 +497,8 @@ def _a_value(text: str) -> bytes | None:
     if any(v > 255 for v in values):
         return None
     if len(values) == 1:
+        if not values[0]:
+            return None  # ":0" is no answer at all, as rbldnsd has it
         packed = _LOOPBACK_PREFIX + bytes(values)
     else:
         values[-1:-1] = [0] * (4 - len(values))
@@ -513,9 +516,11 @@ def _parse_stamp(text: str) -> int | None:
     digits = digits.ljust(14, "0")
     fields = [int(digits[0:4])] + [int(digits[i:i + 2]) for i in range(4, 14, 2)]
     try:
-        return calendar.timegm(time.struct_time((*fields, 0, 0, 0)))
-    except (ValueError, OverflowError):
+        year, month, day, hour, minute, second = fields
+        stamp = datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.UTC)
+    except ValueError:
         raise ValueError(f"bad timestamp {text!r}") from None
+    return int(stamp.timestamp())
 
 
 def _name(text: str) -> str:

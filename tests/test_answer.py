@@ -148,6 +148,7 @@ def test_soa_serial_zero_means_newest_file_mtime(zone_file, serve):
 def test_name_outside_every_zone_is_refused(bl):
     r = bl.query("2.0.0.127.other.test", "A")
     assert r.rcode() == dns.rcode.REFUSED
+    assert not r.flags & dns.flags.AA  # not our zone
     r = bl.query("test", "A")
     assert r.rcode() == dns.rcode.REFUSED
 

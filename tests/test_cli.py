@@ -82,7 +82,7 @@ def test_serve_bundled_zones_like_make_run(process):
 
 
 def test_config_file_and_flags_over_it(process, tmp_path, zone_file):
-    data = zone_file(["127.0.0.2", "192.0.2.0/24 :3:"], name="bl.zone")
+    zone_file(["127.0.0.2", "192.0.2.0/24 :3:"], name="bl.zone")
     other = zone_file(["198.51.100.0/24"], name="other.zone")
     config = tmp_path / "dnsbl.toml"
     config.write_text(
