@@ -72,5 +72,6 @@ def matches(zone: Zone, ip: ipaddress.IPv4Address) -> list[Match | None]:
             if best is None or bits > best.network.prefixlen or (
                     bits == best.network.prefixlen and best.value is not None):
                 best = Match(path, lineno, ipaddress.IPv4Network((net, bits)), value)
+        reader.finish_values()  # TXT templates are complete only now
         out.append(best)
     return out

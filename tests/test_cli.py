@@ -154,7 +154,7 @@ def test_query_explains_the_matching_line(zone_file):
     out = run_cli("query", "--zone", spec, "10.2.3.4").stdout
     assert "4.3.2.10.bl.test" in out
     assert "127.0.0.5" in out and "Single host 10.2.3.4" in out
-    assert f"{path}:4: 10.2.3.4/32" in out
+    assert f"{path}:4: 10.2.3.4/32 -> A 127.0.0.5 TXT 'Single host 10.2.3.4'" in out
     out = run_cli("query", "--zone", spec, "10.1.9.9").stdout
     assert "NXDOMAIN" in out
     assert f"{path}:3: !10.1.0.0/16 (excluded)" in out
