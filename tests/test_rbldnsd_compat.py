@@ -1,0 +1,181 @@
+"""The same data files give the same answers from rbldnsd and from dnsbl.
+
+Skipped where the rbldnsd binary is missing (`.ci/run` installs it). Data is
+generated from a fixed seed and avoids the cases where we differ on purpose
+(README, "How it differs from rbldnsd"): exact duplicate prefixes, odd-sized
+overlapping blocks in ip4set, intermediate names and negative-answer TTLs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import pwd
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import dns.rcode
+import pytest
+
+from tests.conftest import Client
+
+RBLDNSD = shutil.which("rbldnsd") or (
+    "/usr/sbin/rbldnsd" if os.path.exists("/usr/sbin/rbldnsd") else None)
+
+pytestmark = pytest.mark.skipif(
+    RBLDNSD is None, reason="rbldnsd not installed (apt-get install rbldnsd)")
+
+
+def _ip(rng: random.Random, first: int) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address((first << 24) | rng.randrange(1 << 24))
+
+
+def _values(rng: random.Random) -> str:
+    return rng.choice(["", " :3:", " :4:Spam source $", " Open proxy $ $1", " :5",
+                       " :127.0.0.6:see https://example.org/?$"])
+
+
+def generate(rng: random.Random) -> dict[str, tuple[list[str], list[str]]]:
+    """kind -> (zone lines, addresses to ask about)."""
+    out: dict[str, tuple[list[str], list[str]]] = {}
+
+    # ip4set: singles in 10/8, /24 and /16 prefixes in 11/8-12/8, ranges in 13/8.
+    lines = ["$1 (var one)", ":2:Listed $ $1"]
+    asks: list[str] = []
+    for _ in range(60):
+        ip = _ip(rng, 10)
+        lines.append(f"{ip}{_values(rng)}")
+        asks.append(str(ip))
+    for i in range(15):
+        net = ipaddress.IPv4Network((int(_ip(rng, 11)) & 0xFFFFFF00, 24))
+        key = ".".join(str(net.network_address).split(".")[:3]) if i % 2 else str(net)
+        lines.append(f"{key}{_values(rng)}")
+        hole = net.network_address + rng.randrange(256)
+        lines.append(f"!{hole}")
+        asks += [str(hole), str(net.network_address + rng.randrange(256))]
+    for _ in range(5):
+        net = ipaddress.IPv4Network((int(_ip(rng, 12)) & 0xFFFF0000, 16))
+        lines.append(f"{'.'.join(str(net.network_address).split('.')[:2])}/16{_values(rng)}")
+        asks.append(str(net.network_address + rng.randrange(1 << 16)))
+    for _ in range(10):
+        base = int(_ip(rng, 13)) & 0xFFFFFF00
+        lo, hi = sorted(rng.sample(range(256), 2))
+        first, last = ipaddress.IPv4Address(base + lo), ipaddress.IPv4Address(base + hi)
+        lines.append(f"{first}-{last}{_values(rng)}" if rng.random() < 0.5
+                     else f"{first}-{hi}{_values(rng)}")
+        asks += [str(first), str(last), str(ipaddress.IPv4Address(base + (hi + 1) % 256))]
+    asks += [str(_ip(rng, rng.choice([10, 11, 12, 13, 14]))) for _ in range(40)]
+    out["ip4set"] = (lines, asks)
+
+    # ip4trie: CIDRs of every length, nested, with exclusions.
+    lines, asks, seen = [":127.0.0.2:Trie listing $"], [], set()
+    for _ in range(120):
+        bits = rng.choice([8, 12, 16, 19, 22, 24, 26, 28, 30, 32, 32, 32])
+        net = ipaddress.IPv4Network((int(_ip(rng, rng.choice([20, 21]))) >> (32 - bits)
+                                     << (32 - bits), bits))
+        if net in seen:
+            continue
+        seen.add(net)
+        excluded = rng.random() < 0.2
+        lines.append(f"{'!' if excluded else ''}{net}{'' if excluded else _values(rng)}")
+        asks.append(str(net.network_address + rng.randrange(net.num_addresses)))
+    asks += [str(_ip(rng, rng.choice([20, 21, 22]))) for _ in range(60)]
+    out["ip4trie"] = (lines, asks)
+
+    # ip4tset: single addresses, one value.
+    singles = [str(_ip(rng, 30)) for _ in range(100)]
+    out["ip4tset"] = ([":3:Tset $", *singles], singles[:50] + [str(_ip(rng, 30))
+                                                              for _ in range(50)])
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def data():
+    root = tempfile.mkdtemp(prefix="dnsbl-compat-")
+    os.chmod(root, 0o755)
+    generated = generate(random.Random(5782))
+    for kind, (lines, _asks) in generated.items():
+        path = os.path.join(root, f"{kind}.zone")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.chmod(path, 0o644)
+    yield root, generated
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def rbldnsd(data):
+    root, generated = data
+    port = _free_port()
+    cmd = [RBLDNSD, "-n", "-b", f"127.0.0.1/{port}", "-t", "2100"]
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("rbldns")
+        except KeyError:
+            pytest.skip("rbldnsd refuses root and there is no rbldns user")
+        cmd += ["-u", "rbldns", "-r", root]
+        prefix = ""
+    else:
+        prefix = root + "/"
+    cmd += [f"{kind}.test:{kind}:{prefix}{kind}.zone" for kind in generated]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = Client("127.0.0.1", port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.query("ip4set.test", "SOA")
+            break
+        except Exception:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("rbldnsd did not start: " + (proc.communicate()[0] or ""))
+            time.sleep(0.1)
+    yield client
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def ours(data):
+    from dnsbl.config import Listen, ServerConfig, parse_zone_spec
+    from tests.conftest import ServerThread
+
+    root, generated = data
+    config = ServerConfig(listen=(Listen("127.0.0.1", 0),), zones=tuple(
+        parse_zone_spec(f"{kind}.test:{kind}:{root}/{kind}.zone") for kind in generated))
+    thread = ServerThread(config)
+    yield thread.start()
+    thread.stop()
+
+
+def _answer(client: Client, name: str, rdtype: str) -> tuple:
+    r = client.query(name, rdtype)
+    values = sorted(rd.to_text() for rrset in r.answer for rd in rrset)
+    return dns.rcode.to_text(r.rcode()), values
+
+
+@pytest.mark.parametrize("kind", ["ip4set", "ip4trie", "ip4tset"])
+def test_same_answers_as_rbldnsd(data, rbldnsd, ours, kind):
+    _root, generated = data
+    lines, asks = generated[kind]
+    assert len(asks) >= 100
+    listed = 0
+    for ip in asks:
+        name = ipaddress.IPv4Address(ip).reverse_pointer.replace("in-addr.arpa", f"{kind}.test")
+        for rdtype in ("A", "TXT"):
+            theirs = _answer(rbldnsd, name, rdtype)
+            assert _answer(ours, name, rdtype) == theirs, (name, rdtype)
+            listed += theirs[0] == "NOERROR" and rdtype == "A"
+    # The comparison means something only if both kinds of answer occurred.
+    assert 0.2 * len(asks) < listed < 0.9 * len(asks)
