@@ -312,3 +312,36 @@ def test_ipv6_listener(serve, zone_file):
     c = serve(f"bl.test:ip4set:{zone_file(['127.0.0.2'])}", listen=(Listen("::1", 0),))
     assert c.host == "::1"
     assert c.a("2.0.0.127.bl.test") == ["127.0.0.2"]
+
+
+def test_dataset_named_by_two_zones_is_loaded_once(serve, zone_file):
+    from dnsbl.config import ServerConfig, parse_zone_spec
+    from dnsbl.registry import load_zoneset
+
+    shared = zone_file([":3:shared", "192.0.2.0/24"])
+    specs = [f"a.test:ip4set:{shared}", f"b.test:ip4set:{shared}"]
+    zoneset = load_zoneset(ServerConfig(zones=tuple(parse_zone_spec(s) for s in specs)))
+    assert len(zoneset.datasets) == 1
+    assert zoneset.by_name("a.test").datasets[0] is zoneset.by_name("b.test").datasets[0]
+    c = serve(*specs)
+    assert c.a("1.2.0.192.a.test") == c.a("1.2.0.192.b.test") == ["127.0.0.3"]
+
+
+def test_dropped_packets_are_counted(zone_file):
+    from dnsbl.answer import DROP_REASONS
+    from dnsbl.config import Listen, ServerConfig, parse_zone_spec
+    from tests.conftest import ServerThread
+
+    thread = ServerThread(ServerConfig(listen=(Listen("127.0.0.1", 0),), zones=(
+        parse_zone_spec(f"bl.test:ip4set:{zone_file(['127.0.0.2'])}"),)))
+    client = thread.start()
+    try:
+        response = dns.message.make_query("2.0.0.127.bl.test", "A")
+        response.flags |= dns.flags.QR
+        for payload in (b"", b"\x01\x02\x03", response.to_wire(), response.to_wire()):
+            assert raw_udp(client, payload, expect_reply=False) is None
+        assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]  # answered after them
+        dropped = dict(zip(DROP_REASONS, thread.server.stats.dropped, strict=True))
+        assert dropped == {"short": 2, "response": 2}
+    finally:
+        thread.stop()
