@@ -126,7 +126,7 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
             break
     if zone is None:
         return _reply(data, question, REFUSED, b"", 0, b"", 0, opt, stats, limit)
-    if zone.expired:  # rbldnsd: data past its $TIMESTAMP expiry is not served
+    if zone.servfail:  # not loaded, or past its $TIMESTAMP expiry (as rbldnsd)
         return _reply(data, question, SERVFAIL, b"", 0, b"", 0, opt, stats, limit)
     soa_owner = pointer(offsets[depth])
 

@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", action="append", metavar="HOST:PORT",
         help="address to answer on, e.g. 127.0.0.1:5300 or [::1]:5300 (repeat it; "
              "default 127.0.0.1:5300; port 0 picks a free port)")
+    serve.add_argument(
+        "--check-interval", metavar="SECONDS",
+        help="how often to look for changed zone files (default 1; 0: only on SIGHUP)")
+    serve.add_argument(
+        "--allow-missing", action="store_true",
+        help="start even if a zone cannot load; it answers SERVFAIL until its files load")
     serve.add_argument("--log-level", default="info",
                        choices=["debug", "info", "warning", "error"], help="default: info")
 
@@ -77,9 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args: argparse.Namespace, listen: list[str] | None = None) -> ServerConfig:
+def _config(args: argparse.Namespace) -> ServerConfig:
     config = load_config(args.config) if args.config else ServerConfig()
-    return with_overrides(config, listen=listen, zones=args.zone, ttl=args.ttl)
+    return with_overrides(
+        config, listen=getattr(args, "listen", None), zones=args.zone, ttl=args.ttl,
+        check_interval=getattr(args, "check_interval", None),
+        allow_missing=getattr(args, "allow_missing", False))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,15 +111,19 @@ def _serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
-    config = _config(args, args.listen)
+    config = _config(args)
     started = time.monotonic()
     try:
         zoneset = load_zoneset(config)
     except LoadError as exc:
         for error in exc.errors:
             log.error("%s", error)
-        log.error("cannot start: %d dataset(s) failed to load", len(exc.errors))
-        return STARTUP_FAILURE
+        if not config.allow_missing:
+            log.error("cannot start: %d dataset(s) failed to load (--allow-missing starts "
+                      "anyway, answering SERVFAIL for those zones until they load)",
+                      len(exc.errors))
+            return STARTUP_FAILURE
+        zoneset = exc.partial
     warnings = zoneset.warnings()
     for warning in warnings[:_MAX_LOGGED_WARNINGS]:
         log.warning("%s", warning)
@@ -118,8 +131,11 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("%d more warnings not shown; `dnsbl check` lists them all",
                     len(warnings) - _MAX_LOGGED_WARNINGS)
     for zone in zoneset.zones.values():
-        log.info("zone %s: %d entries from %d dataset(s), serial %d",
-                 zone.name, zone.entries, len(zone.datasets), zone.serial)
+        if zone.loaded:
+            log.info("zone %s: %d entries from %d dataset(s), serial %d",
+                     zone.name, zone.entries, len(zone.datasets), zone.serial)
+        else:
+            log.warning("zone %s: not loaded, answering SERVFAIL until it loads", zone.name)
     log.info("loaded %d zone(s) in %.2fs", len(zoneset.zones), time.monotonic() - started)
     try:
         run(config, zoneset)
@@ -146,7 +162,7 @@ def _check(args: argparse.Namespace) -> int:
 
     for zone_config in config.zones:
         zone = zoneset.by_name(zone_config.name)
-        if zone is None:
+        if zone is None or not zone.loaded:
             print(f"{zone_config.name}: not loaded")
             continue
         print(f"{zone.name}: {zone.entries} entries, serial {zone.serial}")

@@ -38,6 +38,9 @@ class ZoneConfig:
 
     name: str
     datasets: tuple[DatasetConfig, ...]
+    #: A reload that would leave fewer entries than this share of those served
+    #: now is refused (a truncated rsync must not delist everything); 0: off.
+    min_entries_ratio: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,10 @@ class ServerConfig:
     zones: tuple[ZoneConfig, ...] = ()
     #: Default TTL of answers when a dataset has no $TTL (rbldnsd's default: 35m).
     ttl: int = 2100
+    #: Seconds between checks of the zone files for changes; 0: only on SIGHUP.
+    check_interval: float = 1.0
+    #: Start even when a zone cannot load; it answers SERVFAIL until it does.
+    allow_missing: bool = False
     sources: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -106,14 +113,14 @@ def merge_zones(zones: list[ZoneConfig]) -> tuple[ZoneConfig, ...]:
     for zone in zones:
         if zone.name in merged:
             old = merged[zone.name]
-            merged[zone.name] = ZoneConfig(zone.name, old.datasets + zone.datasets)
+            merged[zone.name] = replace(old, datasets=old.datasets + zone.datasets)
         else:
             merged[zone.name] = zone
     return tuple(merged.values())
 
 
-_TOP_KEYS = {"listen", "ttl", "zone"}
-_ZONE_KEYS = {"name", "type", "files", "datasets"}
+_TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing"}
+_ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio"}
 
 
 def load_config(path: str) -> ServerConfig:
@@ -142,6 +149,12 @@ def load_config(path: str) -> ServerConfig:
         config = replace(config, listen=tuple(parse_listen(str(x)) for x in listen))
     if "ttl" in data:
         config = replace(config, ttl=_ttl(data["ttl"], path))
+    if "check_interval" in data:
+        config = replace(config, check_interval=_interval(data["check_interval"], path))
+    if "allow_missing" in data:
+        if not isinstance(data["allow_missing"], bool):
+            raise ConfigError(f"{path}: 'allow_missing' must be true or false")
+        config = replace(config, allow_missing=data["allow_missing"])
     zones = []
     for i, table in enumerate(data.get("zone", []), 1):
         where = f"{path}: zone #{i}"
@@ -160,7 +173,10 @@ def load_config(path: str) -> ServerConfig:
             _dataset(str(s.get("type")), s.get("files"), base, f"{where} ({name})")
             for s in specs
         )
-        zones.append(ZoneConfig(name, datasets))
+        ratio = table.get("min_entries_ratio", ZoneConfig.min_entries_ratio)
+        if not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
+            raise ConfigError(f"{where} ({name}): 'min_entries_ratio' must be from 0 to 1")
+        zones.append(ZoneConfig(name, datasets, float(ratio)))
     return replace(config, zones=merge_zones(zones))
 
 
@@ -171,8 +187,20 @@ def _ttl(value: Any, where: str) -> int:
         raise ConfigError(f"{where}: bad ttl {value!r}") from None
 
 
+def _interval(value: Any, where: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1
+    if not 0 <= seconds <= 86400:
+        raise ConfigError(f"{where}: bad check interval {value!r} (seconds, 0 disables)")
+    return seconds
+
+
 def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
-                   zones: list[str] | None = None, ttl: str | None = None) -> ServerConfig:
+                   zones: list[str] | None = None, ttl: str | None = None,
+                   check_interval: str | None = None, allow_missing: bool = False
+                   ) -> ServerConfig:
     """Command-line values over the file: listeners replace, zones replace by name."""
     if listen:
         config = replace(config, listen=tuple(parse_listen(x) for x in listen))
@@ -183,6 +211,10 @@ def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
         config = replace(config, zones=kept + given)
     if ttl is not None:
         config = replace(config, ttl=_ttl(ttl, "--ttl"))
+    if check_interval is not None:
+        config = replace(config, check_interval=_interval(check_interval, "--check-interval"))
+    if allow_missing:
+        config = replace(config, allow_missing=True)
     if not config.zones:
         raise ConfigError("no zones: give --zone NAME:TYPE:FILE or --config FILE")
     return config

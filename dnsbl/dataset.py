@@ -36,6 +36,7 @@ class Dataset:
         self.timestamp = reader.timestamp
         self.expires = reader.expires
         self.mtime = reader.mtime
+        self.signature = tuple(reader.signatures)  # the files as they were read
         self.warnings: list[ZoneFileError] = reader.warnings
 
     def lookup(self, ip: bytes) -> Value | None:  # pragma: no cover - abstract

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from dnsbl.config import ServerConfig, ZoneConfig
+from dnsbl.config import DatasetConfig, ServerConfig, ZoneConfig
 from dnsbl.dataset import Dataset, load_dataset
 from dnsbl.wire import TYPE_NS, TYPE_SOA, name_to_wire, rr_tail, soa_rdata
 from dnsbl.zonefile import SOA, Value, ZoneFileError
@@ -20,13 +20,19 @@ DEFAULT_SOA_TIMERS = (3600, 600, 604800, 60)  # refresh, retry, expire, minimum
 
 
 class Zone:
-    """One served zone: its name, datasets in order, and pre-packed SOA/NS records."""
+    """One served zone: its name, datasets in order, and pre-packed SOA/NS records.
+
+    A zone whose data could not be loaded (``loaded`` false) or is past its
+    $TIMESTAMP expiry answers SERVFAIL (``servfail``), as rbldnsd does.
+    """
 
     __slots__ = ("name", "wire", "datasets", "lookups", "soa", "serial", "soa_tail",
-                 "neg_soa_tail", "ns_tails", "expires", "expired")
+                 "neg_soa_tail", "ns_tails", "expires", "expired", "loaded", "servfail")
 
-    def __init__(self, name: str, datasets: tuple[Dataset, ...], default_ttl: int) -> None:
+    def __init__(self, name: str, datasets: tuple[Dataset, ...], default_ttl: int,
+                 loaded: bool = True) -> None:
         self.name = name
+        self.loaded = loaded
         self.wire = name_to_wire(name)
         self.datasets = datasets
         self.lookups: tuple[Callable[[bytes], Value | None], ...] = tuple(
@@ -62,6 +68,7 @@ class Zone:
         expired = self.expires is not None and now > self.expires
         changed = expired != self.expired
         self.expired = expired
+        self.servfail = expired or not self.loaded
         return changed
 
     @property
@@ -69,12 +76,15 @@ class Zone:
         return sum(d.entries for d in self.datasets)
 
 
+DatasetKey = tuple[str, tuple[str, ...]]
+
+
 @dataclass
 class ZoneSet:
     """An immutable snapshot of every zone, keyed by the lowercase wire form of the name."""
 
     zones: dict[bytes, Zone] = field(default_factory=dict)
-    datasets: dict[tuple[str, tuple[str, ...]], Dataset] = field(default_factory=dict)
+    datasets: dict[DatasetKey, Dataset] = field(default_factory=dict)
 
     def by_name(self, name: str) -> Zone | None:
         return self.zones.get(name_to_wire(name.rstrip(".").lower()))
@@ -89,43 +99,54 @@ class LoadError(Exception):
     def __init__(self, errors: list[ZoneFileError], partial: ZoneSet) -> None:
         super().__init__("; ".join(map(str, errors)))
         self.errors = errors
+        #: Every zone, those missing a dataset answering SERVFAIL.
         self.partial = partial
+
+
+def dataset_key(spec: DatasetConfig) -> DatasetKey:
+    return (spec.type, spec.files)
+
+
+def dataset_specs(zones: Iterable[ZoneConfig]) -> dict[DatasetKey, DatasetConfig]:
+    """Every distinct dataset of the zones: one named by several zones loads once."""
+    specs: dict[DatasetKey, DatasetConfig] = {}
+    for zone in zones:
+        for spec in zone.datasets:
+            specs.setdefault(dataset_key(spec), spec)
+    return specs
+
+
+def build_zoneset(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) -> ZoneSet:
+    """Assemble every configured zone from loaded datasets; a zone missing one of
+    its datasets is there but not loaded (SERVFAIL)."""
+    zoneset = ZoneSet(datasets=dict(datasets))
+    for zone in config.zones:
+        keys = [dataset_key(d) for d in zone.datasets]
+        if all(k in datasets for k in keys):
+            built = Zone(zone.name, tuple(datasets[k] for k in keys), config.ttl)
+        else:
+            built = Zone(zone.name, (), config.ttl, loaded=False)
+        zoneset.zones[built.wire] = built
+    return zoneset
 
 
 def load_zoneset(config: ServerConfig) -> ZoneSet:
     """Load every dataset once (shared datasets too) and assemble the zones.
 
-    :raises LoadError: if any dataset failed; ``partial`` holds the zones whose
-        datasets all loaded, for ``dnsbl check`` to report on.
+    :raises LoadError: if any dataset failed; ``partial`` holds the zoneset with
+        the zones that could not load answering SERVFAIL.
     """
-    datasets: dict[tuple[str, tuple[str, ...]], Dataset] = {}
+    datasets: dict[DatasetKey, Dataset] = {}
     errors: list[ZoneFileError] = []
-    failed: set[tuple[str, tuple[str, ...]]] = set()
-    for spec in _unique_datasets(config.zones):
-        key = (spec.type, spec.files)
+    for key, spec in dataset_specs(config.zones).items():
         try:
             datasets[key] = load_dataset(spec.type, spec.files, config.ttl)
         except ZoneFileError as exc:
             errors.append(exc)
-            failed.add(key)
-    zoneset = ZoneSet(datasets=datasets)
-    for zone in config.zones:
-        keys = [(d.type, d.files) for d in zone.datasets]
-        if any(k in failed for k in keys):
-            continue
-        built = Zone(zone.name, tuple(datasets[k] for k in keys), config.ttl)
-        zoneset.zones[built.wire] = built
+    zoneset = build_zoneset(config, datasets)
     if errors:
         raise LoadError(errors, zoneset)
     return zoneset
-
-
-def _unique_datasets(zones: Iterable[ZoneConfig]) -> list:
-    seen: dict[tuple[str, tuple[str, ...]], object] = {}
-    for zone in zones:
-        for spec in zone.datasets:
-            seen.setdefault((spec.type, spec.files), spec)
-    return list(seen.values())
 
 
 class Registry:

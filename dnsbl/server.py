@@ -7,18 +7,14 @@ import errno
 import logging
 import signal
 import socket
-import time
 
 from dnsbl.answer import Stats
 from dnsbl.config import Listen, ServerConfig
 from dnsbl.protocols import TCPLimits, TCPProtocol, UDPProtocol
 from dnsbl.registry import Registry, ZoneSet
+from dnsbl.reload import Reloader
 
 log = logging.getLogger(__name__)
-
-#: How often $TIMESTAMP expiry is checked, in seconds.
-EXPIRY_CHECK_INTERVAL = 1.0
-
 
 class StartupError(Exception):
     """The server cannot start; the message says why."""
@@ -45,6 +41,8 @@ class Server:
         self._transports: list[asyncio.BaseTransport] = []
         self._servers: list[asyncio.AbstractServer] = []
         self._stop = asyncio.Event()
+        self.running = asyncio.Event()  # set once serve_forever has made the reloader
+        self.reloader: Reloader | None = None
 
     async def start(self) -> None:
         """Bind UDP and TCP on every listener (TCP on the port UDP got, so port 0
@@ -80,29 +78,23 @@ class Server:
 
     async def serve_forever(self, handle_signals: bool = True) -> None:
         loop = asyncio.get_running_loop()
+        self.reloader = Reloader(self.config, self.registry)
         if handle_signals:
             # SIGTERM from systemd or kill, SIGINT from Ctrl-C.
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
-        ticker = asyncio.create_task(self._watch_expiry())
+            # SIGHUP: check the zone files now (systemctl reload).
+            loop.add_signal_handler(signal.SIGHUP, self.reloader.request)
+            # SIGUSR1: the same, accepting data that shrinks a zone past its guard.
+            loop.add_signal_handler(signal.SIGUSR1, self.reloader.request, True)
+        watcher = asyncio.create_task(self.reloader.run())
+        self.running.set()
         try:
             await self._stop.wait()
         finally:
-            ticker.cancel()
+            watcher.cancel()
             self.close()
             log.info("stopped")
-
-    async def _watch_expiry(self) -> None:
-        while True:
-            now = time.time()
-            for zone in self.registry.current.zones.values():
-                if zone.check_expiry(now):
-                    if zone.expired:
-                        log.error("zone %s: data expired ($TIMESTAMP), answering SERVFAIL",
-                                  zone.name)
-                    else:
-                        log.info("zone %s: data no longer expired", zone.name)
-            await asyncio.sleep(EXPIRY_CHECK_INTERVAL)
 
 
 def _bound_socket(listen: Listen, kind: int, partner: socket.socket | None = None

@@ -31,13 +31,19 @@ _KEY_END = frozenset(" \t#;:")
 
 
 class ZoneFileError(Exception):
-    """A problem in a data file, located as ``file:line: reason``."""
+    """A problem in a data file, located as ``file:line: reason``.
 
-    def __init__(self, path: str, lineno: int, reason: str) -> None:
+    ``kind`` names the problem for counting: ``line`` for a bad line (a
+    warning), and for a file that cannot be loaded ``open``, ``read`` (I/O or
+    gzip error), ``changed`` (modified while read) or ``timestamp`` (future).
+    """
+
+    def __init__(self, path: str, lineno: int, reason: str, kind: str = "line") -> None:
         super().__init__(path, lineno, reason)
         self.path = path
         self.lineno = lineno
         self.reason = reason
+        self.kind = kind
 
     def __str__(self) -> str:
         if self.lineno:
@@ -115,8 +121,20 @@ class NS:
 Entry = tuple[int, int, "Value | None", str, int]
 
 
-def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
+#: What says a file changed: modification time, size and inode (a rename).
+Signature = tuple[int, int, int]
+
+
+def _stat_key(st: os.stat_result) -> Signature:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def file_signature(path: str) -> Signature | None:
+    """The file's (mtime, size, inode), or None when it cannot be stat()ed."""
+    try:
+        return _stat_key(os.stat(path))
+    except OSError:
+        return None
 
 
 def _octets(text: str) -> list[int] | None:
@@ -224,6 +242,7 @@ class DatasetReader:
         self.timestamp: int | None = None
         self.expires: int | None = None
         self.mtime = 0.0
+        self.signatures: list[Signature] = []  # of each file as it was read
         self.warnings: list[ZoneFileError] = []
         self._vars: dict[str, str] = {}
         self._base: str | None = None
@@ -243,7 +262,7 @@ class DatasetReader:
             before = os.stat(path)
             raw_file = open(path, "rb")
         except OSError as exc:
-            raise ZoneFileError(path, 0, f"cannot open: {exc.strerror or exc}") from None
+            raise ZoneFileError(path, 0, f"cannot open: {exc.strerror or exc}", "open") from None
         self.mtime = max(self.mtime, before.st_mtime)
         self._default = self._intern(DEFAULT_A, None)  # a default value lasts one file
         lineno = 0
@@ -265,7 +284,7 @@ class DatasetReader:
                     else:
                         yield from self._line(path, lineno, line)
         except (OSError, EOFError, zlib.error) as exc:
-            raise ZoneFileError(path, lineno, f"read failed: {exc}") from None
+            raise ZoneFileError(path, lineno, f"read failed: {exc}", "read") from None
         try:
             after = os.stat(path)
         except OSError:
@@ -274,7 +293,9 @@ class DatasetReader:
             raise ZoneFileError(
                 path, 0,
                 "file changed while being read; write to a temporary file and rename it",
+                "changed",
             )
+        self.signatures.append(_stat_key(before))
 
     def _warn(self, path: str, lineno: int, reason: str) -> None:
         self.warnings.append(ZoneFileError(path, lineno, reason))
@@ -472,7 +493,8 @@ class DatasetReader:
             else:
                 expires = _parse_stamp(spec)
         if stamp is not None and stamp > time.time():
-            raise ZoneFileError(path, lineno, "$TIMESTAMP is in the future, data not loaded")
+            raise ZoneFileError(path, lineno, "$TIMESTAMP is in the future, data not loaded",
+                                "timestamp")
         self.timestamp = stamp
         if expires is not None:
             self.expires = expires if self.expires is None else min(self.expires, expires)

@@ -52,8 +52,9 @@ class Client:
 class ServerThread:
     """The real server, in-process on its own event loop thread (aiosmtpd style)."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, zoneset=None) -> None:
         self.config = config
+        self.zoneset = zoneset
         self.server: Server | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -71,10 +72,23 @@ class ServerThread:
             loop.close()
 
     async def _main(self) -> None:
-        self.server = Server(self.config, load_zoneset(self.config))
+        self.server = Server(self.config, self.zoneset or load_zoneset(self.config))
         await self.server.start()
+        serving = asyncio.create_task(self.server.serve_forever(handle_signals=False))
+        await self.server.running.wait()
         self._ready.set()
-        await self.server.serve_forever(handle_signals=False)
+        await serving
+
+    def call(self, make_coroutine, timeout: float = 30):
+        """Run ``make_coroutine()`` on the server's loop and return its result."""
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(make_coroutine(), self._loop)
+        return future.result(timeout)
+
+    def check(self) -> bool:
+        """One reload check, as the timer or SIGHUP would run it."""
+        assert self.server is not None and self.server.reloader is not None
+        return self.call(self.server.reloader.check_once)
 
     def start(self) -> Client:
         self._thread.start()

@@ -649,7 +649,9 @@ def test_future_timestamp_fails_the_dataset(zone_file):
     with pytest.raises(LoadError) as err:
         load_zoneset(config)
     assert [str(e) for e in err.value.errors] == [str(exc.value)]
-    assert err.value.partial.by_name("f.test") is None  # that zone is not served
+    unloaded = err.value.partial.by_name("f.test")  # that zone is not served...
+    assert not unloaded.loaded and unloaded.servfail
+    assert err.value.partial.by_name("g.test").loaded  # ...the others are
 
 
 # -- 10. gzip and several files ----------------------------------------------------------

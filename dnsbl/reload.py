@@ -1,0 +1,211 @@
+"""Reloading: notice changed zone files, rebuild them off the event loop, swap whole.
+
+The last good data always serves: a file that is missing, unreadable, changed
+while being read, not valid gzip, stamped in the future, or that would shrink
+a zone below its ``min_entries_ratio`` leaves the previous data in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from dnsbl.config import ServerConfig
+from dnsbl.dataset import Dataset, load_dataset
+from dnsbl.registry import (
+    DatasetKey,
+    Registry,
+    ZoneSet,
+    build_zoneset,
+    dataset_key,
+    dataset_specs,
+)
+from dnsbl.zonefile import Signature, ZoneFileError, file_signature
+
+log = logging.getLogger(__name__)
+
+#: How often expiry is looked at, and the finest file-check interval, in seconds.
+TICK = 1.0
+#: Bad lines logged per reload; `dnsbl check` lists them all.
+MAX_LOGGED_WARNINGS = 20
+
+
+@dataclass
+class DatasetStatus:
+    """What reloading did to one dataset, for logs and metrics."""
+
+    loads: int = 0
+    failures: dict[str, int] = field(default_factory=dict)  # by reason
+    last_success: float = 0.0  # wall-clock time
+    last_duration: float = 0.0  # seconds
+    last_error: str = ""
+
+
+class Reloader:
+    """Watches every dataset's files (mtime, size, inode) and swaps in new zones.
+
+    :meth:`check_once` is one step, for tests to drive; :meth:`run` repeats it
+    every ``check_interval`` seconds and whenever :meth:`request` is called.
+    """
+
+    def __init__(self, config: ServerConfig, registry: Registry) -> None:
+        self.config = config
+        self.registry = registry
+        self._specs = dataset_specs(config.zones)
+        self._attempted: dict[DatasetKey, tuple[Signature | None, ...]] = {}
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._override_shrink = False
+        now = time.time()
+        self.status = {key: DatasetStatus() for key in self._specs}
+        for key in registry.current.datasets:
+            self.status[key] = DatasetStatus(loads=1, last_success=now)
+        self.reloads = 0  # swaps done
+
+    def request(self, override_shrink: bool = False) -> None:
+        """Check now (SIGHUP); with ``override_shrink``, accept a shrinking rebuild once."""
+        if override_shrink:
+            self._override_shrink = True
+            self._attempted.clear()  # retry data refused before
+        self._wake.set()
+
+    async def run(self) -> None:
+        interval = self.config.check_interval
+        tick = min(TICK, interval) if interval else TICK
+        next_check = time.monotonic() + interval
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), tick)
+            except TimeoutError:
+                pass
+            woken = self._wake.is_set()
+            self._wake.clear()
+            self._check_expiry()
+            if woken or (interval and time.monotonic() >= next_check):
+                try:
+                    await self.check_once()
+                except Exception:  # never let one bad reload stop reloading
+                    log.exception("zone check failed")
+                next_check = time.monotonic() + interval
+
+    def _check_expiry(self) -> None:
+        now = time.time()
+        for zone in self.registry.current.zones.values():
+            if zone.check_expiry(now):
+                if zone.expired:
+                    log.error("zone %s: data expired ($TIMESTAMP), answering SERVFAIL until "
+                              "fresh data is loaded", zone.name)
+                else:
+                    log.info("zone %s: data no longer expired", zone.name)
+
+    def changed(self) -> dict[DatasetKey, tuple[Signature | None, ...]]:
+        """Datasets whose files differ from what is served and from the last failed try."""
+        current = self.registry.current
+        out = {}
+        for key, spec in self._specs.items():
+            signature = tuple(file_signature(p) for p in spec.files)
+            loaded = current.datasets.get(key)
+            if loaded is not None and loaded.signature == signature:
+                continue
+            if self._attempted.get(key) == signature:
+                continue
+            out[key] = signature
+        return out
+
+    async def check_once(self) -> bool:
+        """Rebuild what changed; True when new zones were swapped in."""
+        async with self._lock:
+            changed = self.changed()
+            if not changed:
+                return False
+            loaded: dict[DatasetKey, Dataset] = {}
+            for key, signature in changed.items():
+                dataset = await self._load(key, signature)
+                if dataset is not None:
+                    loaded[key] = dataset
+            self._refuse_shrinking(loaded, changed)
+            self._override_shrink = False
+            if not loaded:
+                return False
+            current = self.registry.current
+            zoneset = build_zoneset(self.config, {**current.datasets, **loaded})
+            self.registry.swap(zoneset)
+            self.reloads += 1
+            now = time.time()
+            for key in loaded:
+                self._attempted.pop(key, None)
+                status = self.status[key]
+                status.loads += 1
+                status.last_success = now
+                status.last_error = ""
+            self._log_reloaded(zoneset, loaded)
+            return True
+
+    async def _load(self, key: DatasetKey,
+                    signature: tuple[Signature | None, ...]) -> Dataset | None:
+        kind, files = key
+        started = time.monotonic()
+        try:
+            # Parsing a big file takes seconds: do it off the loop, which keeps answering.
+            dataset = await asyncio.to_thread(load_dataset, kind, files, self.config.ttl)
+        except ZoneFileError as exc:
+            self._fail(key, signature, exc.kind, str(exc))
+            return None
+        self.status[key].last_duration = time.monotonic() - started
+        for warning in dataset.warnings[:MAX_LOGGED_WARNINGS]:
+            log.warning("%s", warning)
+        if len(dataset.warnings) > MAX_LOGGED_WARNINGS:
+            log.warning("%d more warnings not shown; `dnsbl check` lists them all",
+                        len(dataset.warnings) - MAX_LOGGED_WARNINGS)
+        return dataset
+
+    def _fail(self, key: DatasetKey, signature: tuple[Signature | None, ...], reason: str,
+              message: str) -> None:
+        self._attempted[key] = signature  # not again until the files change
+        status = self.status[key]
+        status.failures[reason] = status.failures.get(reason, 0) + 1
+        status.last_error = message
+        log.error("reload of %s %s failed, still serving the previous data: %s",
+                  key[0], ",".join(key[1]), message)
+
+    def _refuse_shrinking(self, loaded: dict[DatasetKey, Dataset],
+                          changed: dict[DatasetKey, tuple[Signature | None, ...]]) -> None:
+        if self._override_shrink:
+            return
+        current = self.registry.current
+        for zone_config in self.config.zones:
+            keys = [dataset_key(d) for d in zone_config.datasets]
+            if not any(k in loaded for k in keys):
+                continue
+            old = current.by_name(zone_config.name)
+            if old is None or not old.loaded or not old.entries:
+                continue
+            new_entries = sum(
+                (loaded.get(k) or current.datasets[k]).entries
+                for k in keys if k in loaded or k in current.datasets)
+            if new_entries >= zone_config.min_entries_ratio * old.entries:
+                continue
+            for key in keys:
+                if key in loaded:
+                    del loaded[key]
+                    self._fail(key, changed[key], "shrink",
+                               f"zone {zone_config.name} would shrink from {old.entries} to "
+                               f"{new_entries} entries, below min_entries_ratio "
+                               f"{zone_config.min_entries_ratio}; if that is intended, send "
+                               "SIGUSR1 (systemctl kill -s USR1 dnsbl) to accept it")
+
+    def _log_reloaded(self, zoneset: ZoneSet, loaded: dict[DatasetKey, Dataset]) -> None:
+        for zone_config in self.config.zones:
+            keys = [dataset_key(d) for d in zone_config.datasets]
+            changed = [k for k in keys if k in loaded]
+            if not changed:
+                continue
+            zone = zoneset.by_name(zone_config.name)
+            assert zone is not None
+            files = ",".join(f for k in changed for f in k[1])
+            seconds = sum(self.status[k].last_duration for k in changed)
+            log.info("reloaded zone %s: %d entries, files %s, %.2fs, serial %d%s",
+                     zone.name, zone.entries, files, seconds, zone.serial,
+                     "" if zone.loaded else " (still missing datasets: SERVFAIL)")

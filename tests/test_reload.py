@@ -1,0 +1,236 @@
+"""Zones reload on change, over real sockets; bad data never replaces good data."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import time
+from pathlib import Path
+
+import dns.rcode
+import pytest
+
+from dnsbl.config import Listen, ServerConfig, ZoneConfig, parse_zone_spec
+from tests.conftest import ServerThread
+
+LISTED = "2.0.0.127.bl.test"
+
+
+def write(path: Path, lines: list[str], how: str = "rename", compress: bool = False) -> None:
+    """Publish new data the way operators do: rename (atomic) or overwrite in place."""
+    data = ("\n".join(lines) + "\n").encode()
+    if compress:
+        data = gzip.compress(data)
+    if how == "rename":
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    else:
+        with open(path, "r+b" if path.exists() else "wb") as f:
+            f.truncate(0)
+            f.write(data)
+
+
+def data(reason: str, count: int = 10) -> list[str]:
+    """127.0.0.2 with the given TXT, plus ``count`` more addresses."""
+    return [f":2:{reason}", "127.0.0.2"] + [f"10.0.0.{i}" for i in range(1, count)]
+
+
+def wait_for(predicate, timeout: float = 5.0) -> float:
+    """Seconds until predicate() is true; fails after timeout."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+@pytest.fixture
+def watched(tmp_path):
+    """A server for bl.test over one file, checking it every 0.1 s."""
+    started: list[ServerThread] = []
+
+    def _start(lines: list[str], interval: float = 0.1, ratio: float = 0.5, zones=("bl.test",),
+               compress: bool = False):
+        path = tmp_path / "bl.zone"
+        write(path, lines, compress=compress)
+        config = ServerConfig(
+            listen=(Listen("127.0.0.1", 0),), check_interval=interval,
+            zones=tuple(ZoneConfig(z, parse_zone_spec(f"{z}:ip4set:{path}").datasets, ratio)
+                        for z in zones))
+        thread = ServerThread(config)
+        started.append(thread)
+        return thread, thread.start(), path
+
+    yield _start
+    for thread in started:
+        thread.stop()
+
+
+@pytest.mark.parametrize("how", ["rename", "in place"])
+def test_rewritten_file_is_served_within_the_check_interval(watched, how):
+    thread, client, path = watched(data("old"))
+    assert client.txt(LISTED) == ["old"]
+    time.sleep(0.05)  # make sure the mtime can move even on coarse clocks
+    write(path, data("new") + ["192.0.2.1"], how)
+    waited = wait_for(lambda: client.txt(LISTED) == ["new"])
+    assert waited < 2.0
+    assert client.a("1.2.0.192.bl.test") == ["127.0.0.2"]
+
+
+@pytest.mark.parametrize("damage, reason", [
+    ("delete", "open"),
+    ("truncated gzip", "read"),
+    ("garbage", "shrink"),
+    ("90% shrunk", "shrink"),
+])
+def test_bad_new_data_keeps_the_previous_answers(watched, damage, reason):
+    thread, client, path = watched(data("good", 100))
+    before = client.a("50.0.0.10.bl.test"), client.txt(LISTED)
+    if damage == "delete":
+        path.unlink()
+    elif damage == "truncated gzip":
+        path.write_bytes(gzip.compress("\n".join(data("gz", 100)).encode())[:40])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00\xff garbage ###\n" * 200)
+    else:
+        write(path, data("shrunk", 10))
+    key = next(iter(thread.server.reloader.status))
+    status = thread.server.reloader.status[key]
+    wait_for(lambda: status.failures.get(reason, 0) >= 1)
+    assert (client.a("50.0.0.10.bl.test"), client.txt(LISTED)) == before
+    assert client.query(LISTED).rcode() == dns.rcode.NOERROR
+    # The next good file is picked up.
+    write(path, data("fixed", 100))
+    wait_for(lambda: client.txt(LISTED) == ["fixed"])
+    assert status.failures[reason] == 1  # a broken file is not retried until it changes
+
+
+def test_shrink_guard_can_be_overridden_or_turned_off(watched):
+    thread, client, path = watched(data("big", 100))
+    write(path, data("small", 5))
+    key = next(iter(thread.server.reloader.status))
+    wait_for(lambda: thread.server.reloader.status[key].failures.get("shrink", 0) == 1)
+    assert client.txt(LISTED) == ["big"]
+    thread.server.reloader.request(override_shrink=True)  # what SIGUSR1 does
+    wait_for(lambda: client.txt(LISTED) == ["small"])
+
+    thread2, client2, path2 = watched(data("big", 100), ratio=0.0)
+    write(path2, data("empty", 1))
+    wait_for(lambda: client2.txt(LISTED) == ["empty"])
+
+
+def test_dataset_shared_by_two_zones_reloads_once(watched):
+    thread, client, path = watched(data("v1"), zones=("a.test", "b.test"))
+    write(path, data("v2"))
+    wait_for(lambda: client.txt("2.0.0.127.a.test") == ["v2"])
+    assert client.txt("2.0.0.127.b.test") == ["v2"]
+    [status] = thread.server.reloader.status.values()
+    assert status.loads == 2  # the start-up load and one reload
+
+
+def test_serial_moves_when_data_changes(watched):
+    thread, client, path = watched(data("one"))
+    first = client.query("bl.test", "SOA").answer[0][0].serial
+    os.utime(path, (first - 100, first - 100))  # an older mtime is a change too
+    wait_for(lambda: client.query("bl.test", "SOA").answer[0][0].serial == first - 100)
+
+
+def test_check_once_is_a_step_tests_can_drive(watched):
+    thread, client, path = watched(data("before"), interval=0)
+    write(path, data("after"))
+    time.sleep(0.3)
+    assert client.txt(LISTED) == ["before"]  # no polling
+    assert thread.check() is True
+    assert client.txt(LISTED) == ["after"]
+    assert thread.check() is False  # nothing changed since
+
+
+def test_sighup_reloads_with_polling_disabled(process, tmp_path):
+    path = tmp_path / "bl.zone"
+    write(path, data("before"))
+    server = process("--zone", f"bl.test:ip4set:{path}", "--listen", "127.0.0.1:0",
+                     "--check-interval", "0")
+    client = server.wait_listening()
+    write(path, data("after"))
+    time.sleep(1.5)
+    assert client.txt(LISTED) == ["before"]
+    server.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: client.txt(LISTED) == ["after"]) < 1.0
+    assert server.stop() == 0
+    assert any("reloaded zone bl.test: 10 entries" in line for line in server.log)
+
+
+def test_missing_zone_at_start_with_allow_missing(process, tmp_path, zone_file):
+    path = tmp_path / "later.zone"
+    good = zone_file(["127.0.0.2"])
+    server = process("--zone", f"late.test:ip4set:{path}", "--zone", f"ok.test:ip4set:{good}",
+                     "--listen", "127.0.0.1:0", "--allow-missing", "--check-interval", "0.1")
+    client = server.wait_listening()
+    assert client.query("2.0.0.127.late.test").rcode() == dns.rcode.SERVFAIL
+    assert client.a("2.0.0.127.ok.test") == ["127.0.0.2"]
+    write(path, data("arrived"))
+    wait_for(lambda: client.query("2.0.0.127.late.test").rcode() == dns.rcode.NOERROR)
+    assert client.txt(LISTED.replace("bl", "late")) == ["arrived"]
+
+
+def test_queries_during_reloads_are_all_answered_consistently(watched):
+    """A steady stream of queries across several reloads: every one answered, each
+    answer wholly from one generation, generations never going backwards."""
+    generations = 6
+
+    def generation(g: int) -> list[str]:
+        return [f":{g + 2}:generation {g}", "127.0.0.2"] + [
+            f"10.{i}.0.0/16" for i in range(1, 200)]
+
+    thread, client, path = watched(generation(0))
+    seen, written, deadline = 0, 0, time.monotonic() + 6.0
+    asked = answered = 0
+    next_write = time.monotonic() + 0.8
+    while time.monotonic() < deadline:
+        if written < generations - 1 and time.monotonic() >= next_write:
+            written += 1
+            write(path, generation(written))
+            next_write = time.monotonic() + 0.8
+        name = LISTED if asked % 2 else f"{asked % 250}.0.{asked % 199 + 1}.10.bl.test"
+        r = client.query(name, "ANY")  # raises on a lost query (no retries)
+        asked += 1
+        assert r.rcode() == dns.rcode.NOERROR, r
+        [a] = [rd.address for rrset in r.answer if rrset.rdtype == 1 for rd in rrset]
+        [txt] = [b"".join(rd.strings).decode() for rrset in r.answer if rrset.rdtype == 16
+                 for rd in rrset]
+        g = int(a.rsplit(".", 1)[1]) - 2
+        assert txt == f"generation {g}"  # A and TXT from the same data
+        assert seen <= g <= written  # never older than what was already served
+        seen = g
+        answered += 1
+        time.sleep(0.003)  # a few hundred queries a second
+    assert answered == asked > 600
+    assert seen == generations - 1  # every reload was seen through
+
+
+def test_file_changed_while_read_is_refused_with_advice(tmp_path):
+    from dnsbl.zonefile import DatasetReader, ZoneFileError
+
+    path = tmp_path / "bl.zone"
+    write(path, data("x", 50))
+    entries = DatasetReader("ip4set", [str(path)]).entries()
+    next(entries)
+    with open(path, "a") as f:  # a writer appending as we read
+        f.write("192.0.2.1\n")
+    with pytest.raises(ZoneFileError) as exc:
+        list(entries)
+    assert exc.value.kind == "changed"
+    assert "write to a temporary file and rename it" in str(exc.value)
+
+
+def test_timestamp_expiry_turns_to_servfail_and_fresh_data_recovers(watched):
+    stamp = time.strftime("%Y:%m:%d:%H:%M:%S", time.gmtime(time.time() - 10))
+    thread, client, path = watched([f"$TIMESTAMP {stamp} +12s"] + data("expiring"))
+    assert client.txt(LISTED) == ["expiring"]
+    wait_for(lambda: client.query(LISTED).rcode() == dns.rcode.SERVFAIL, timeout=6)
+    write(path, data("fresh"))
+    wait_for(lambda: client.query(LISTED).rcode() == dns.rcode.NOERROR)
+    assert client.txt(LISTED) == ["fresh"]
