@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 
 from dnsbl.registry import Zone
+from dnsbl.stats import DROP_REASONS, DROP_RESPONSE, DROP_SHORT, Stats
 from dnsbl.wire import (
     AA,
     CD,
@@ -35,28 +36,16 @@ from dnsbl.wire import (
     pointer,
 )
 
+__all__ = ["DROP_REASONS", "EDNS_PAYLOAD", "Stats", "answer"]
+
 #: The UDP payload size we advertise and accept at most (DNS Flag Day 2020).
 EDNS_PAYLOAD = 1232
-
-DROP_SHORT = 0  # shorter than a DNS header
-DROP_RESPONSE = 1  # QR=1: a response, never answered (reflection loops)
-DROP_REASONS = ("short", "response")
 
 _COUNTS = struct.Struct(">HHHH")
 _OPT_HEAD = b"\x00\x00\x29" + struct.pack(">H", EDNS_PAYLOAD)
 _OPT = _OPT_HEAD + b"\x00\x00\x00\x00\x00\x00"
 _OPT_BADVERS = _OPT_HEAD + b"\x01\x00\x00\x00\x00\x00"
 _META_TYPES = frozenset((250, 251, 252, 253, 254))  # TSIG, IXFR, AXFR, MAILB, MAILA
-
-
-class Stats:
-    """Counters bumped per query as plain ints (no locks); read when scraped."""
-
-    __slots__ = ("dropped", "rcodes")
-
-    def __init__(self) -> None:
-        self.dropped = [0] * len(DROP_REASONS)
-        self.rcodes = [0] * 24
 
 
 def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True) -> bytes | None:
@@ -236,14 +225,14 @@ def _edns(data: bytes, pos: int) -> tuple[int, int] | tuple[()] | None:
 
 def _bare(data: bytes, rcode: int, stats: Stats) -> bytes:
     """A header-only reply, for a question we could not read."""
-    stats.rcodes[rcode] += 1
+    stats.unzoned.rcodes[rcode] += 1
     return data[:2] + bytes((QR | (data[2] & 0x79), rcode | (data[3] & CD))) + bytes(8)
 
 
 def _reply(data: bytes, question: bytes, rcode: int, answers: bytes, ancount: int,
            authority: bytes, nscount: int, opt: bytes, stats: Stats,
            limit: int = 65535) -> bytes:
-    stats.rcodes[rcode] += 1
+    stats.unzoned.rcodes[rcode] += 1
     arcount = 1 if opt else 0
     # Authoritative only for data answers; not for refusals or failures.
     aa = AA if rcode == NOERROR or rcode == NXDOMAIN else 0

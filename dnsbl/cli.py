@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import logging
 import sys
 import time
 from collections.abc import Sequence
 
 from dnsbl import __version__
-from dnsbl.config import ConfigError, ServerConfig, load_config, with_overrides
+from dnsbl.config import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    ConfigError,
+    ServerConfig,
+    load_config,
+    with_overrides,
+)
 from dnsbl.registry import LoadError, ZoneSet, load_zoneset
 
 #: Exit codes: 1 for problems found by `check`, 2 for usage, 3 when serving cannot start.
@@ -26,6 +34,21 @@ _TEST_UNLISTED = ipaddress.IPv4Address("127.0.0.1")
 _MAX_LOGGED_WARNINGS = 20
 
 log = logging.getLogger("dnsbl")
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,8 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--allow-missing", action="store_true",
         help="start even if a zone cannot load; it answers SERVFAIL until its files load")
-    serve.add_argument("--log-level", default="info",
-                       choices=["debug", "info", "warning", "error"], help="default: info")
+    serve.add_argument(
+        "--metrics", metavar="HOST:PORT",
+        help="serve /metrics, /healthz and /readyz here (default 127.0.0.1:9153; "
+             "'none' turns it off)")
+    serve.add_argument("--log-level", choices=LOG_LEVELS, help="default: info")
+    serve.add_argument("--log-format", choices=LOG_FORMATS,
+                       help="text (default) or json: one JSON object per line")
 
     check = sub.add_parser(
         "check", help="validate the zones without serving",
@@ -88,7 +116,9 @@ def _config(args: argparse.Namespace) -> ServerConfig:
     return with_overrides(
         config, listen=getattr(args, "listen", None), zones=args.zone, ttl=args.ttl,
         check_interval=getattr(args, "check_interval", None),
-        allow_missing=getattr(args, "allow_missing", False))
+        allow_missing=getattr(args, "allow_missing", False),
+        metrics=getattr(args, "metrics", None), log_level=getattr(args, "log_level", None),
+        log_format=getattr(args, "log_format", None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,9 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from dnsbl.server import StartupError, run
 
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s")
     config = _config(args)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JSONFormatter() if config.log_format == "json" else logging.Formatter(
+        "%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=config.log_level.upper(), handlers=[handler])
     started = time.monotonic()
     try:
         zoneset = load_zoneset(config)

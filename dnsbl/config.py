@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal, cast
 
 from dnsbl.zonefile import IP4_TYPES, parse_time
 
@@ -41,6 +41,8 @@ class ZoneConfig:
     #: A reload that would leave fewer entries than this share of those served
     #: now is refused (a truncated rsync must not delist everything); 0: off.
     min_entries_ratio: float = 0.5
+    #: Not ready (/readyz) when the newest file is older than this many seconds.
+    max_data_age: float | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class ServerConfig:
     check_interval: float = 1.0
     #: Start even when a zone cannot load; it answers SERVFAIL until it does.
     allow_missing: bool = False
+    #: Where /metrics, /healthz and /readyz answer; None: nowhere.
+    metrics: Listen | None = Listen("127.0.0.1", 9153)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
     sources: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -75,6 +81,13 @@ def parse_listen(text: str) -> Listen:
     if not host:
         raise ConfigError(f"bad listen address {text!r}: no host")
     return Listen(host, int(port))
+
+
+def parse_metrics(text: str) -> Listen | None:
+    """``"127.0.0.1:9153"`` -> Listen; ``"none"`` -> None (no metrics endpoint)."""
+    if text.strip().lower() == "none":
+        return None
+    return parse_listen(text)
 
 
 def normalize_zone_name(name: str) -> str:
@@ -119,8 +132,11 @@ def merge_zones(zones: list[ZoneConfig]) -> tuple[ZoneConfig, ...]:
     return tuple(merged.values())
 
 
-_TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing"}
-_ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio"}
+_TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metrics",
+             "log_level", "log_format"}
+_ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age"}
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 
 
 def load_config(path: str) -> ServerConfig:
@@ -155,6 +171,13 @@ def load_config(path: str) -> ServerConfig:
         if not isinstance(data["allow_missing"], bool):
             raise ConfigError(f"{path}: 'allow_missing' must be true or false")
         config = replace(config, allow_missing=data["allow_missing"])
+    if "metrics" in data:
+        config = replace(config, metrics=parse_metrics(str(data["metrics"])))
+    for key, choices in (("log_level", LOG_LEVELS), ("log_format", LOG_FORMATS)):
+        if key in data:
+            if data[key] not in choices:
+                raise ConfigError(f"{path}: '{key}' must be one of {', '.join(choices)}")
+            config = replace(config, **{key: data[key]})
     zones = []
     for i, table in enumerate(data.get("zone", []), 1):
         where = f"{path}: zone #{i}"
@@ -176,7 +199,10 @@ def load_config(path: str) -> ServerConfig:
         ratio = table.get("min_entries_ratio", ZoneConfig.min_entries_ratio)
         if not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
             raise ConfigError(f"{where} ({name}): 'min_entries_ratio' must be from 0 to 1")
-        zones.append(ZoneConfig(name, datasets, float(ratio)))
+        max_age = table.get("max_data_age")
+        if max_age is not None:
+            max_age = _ttl(max_age, f"{where} ({name}): max_data_age")
+        zones.append(ZoneConfig(name, datasets, float(ratio), max_age))
     return replace(config, zones=merge_zones(zones))
 
 
@@ -199,8 +225,9 @@ def _interval(value: Any, where: str) -> float:
 
 def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
                    zones: list[str] | None = None, ttl: str | None = None,
-                   check_interval: str | None = None, allow_missing: bool = False
-                   ) -> ServerConfig:
+                   check_interval: str | None = None, allow_missing: bool = False,
+                   metrics: str | None = None, log_level: str | None = None,
+                   log_format: str | None = None) -> ServerConfig:
     """Command-line values over the file: listeners replace, zones replace by name."""
     if listen:
         config = replace(config, listen=tuple(parse_listen(x) for x in listen))
@@ -215,6 +242,12 @@ def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
         config = replace(config, check_interval=_interval(check_interval, "--check-interval"))
     if allow_missing:
         config = replace(config, allow_missing=True)
+    if metrics is not None:
+        config = replace(config, metrics=parse_metrics(metrics))
+    if log_level is not None:
+        config = replace(config, log_level=cast(Any, log_level))
+    if log_format is not None:
+        config = replace(config, log_format=cast(Any, log_format))
     if not config.zones:
         raise ConfigError("no zones: give --zone NAME:TYPE:FILE or --config FILE")
     return config

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from dnsbl.config import DatasetConfig, ServerConfig, ZoneConfig
 from dnsbl.dataset import Dataset, load_dataset
+from dnsbl.stats import ZoneStats
 from dnsbl.wire import TYPE_NS, TYPE_SOA, name_to_wire, rr_tail, soa_rdata
 from dnsbl.zonefile import SOA, Value, ZoneFileError
 
@@ -27,12 +28,14 @@ class Zone:
     """
 
     __slots__ = ("name", "wire", "datasets", "lookups", "soa", "serial", "soa_tail",
-                 "neg_soa_tail", "ns_tails", "expires", "expired", "loaded", "servfail")
+                 "neg_soa_tail", "ns_tails", "expires", "expired", "loaded", "servfail",
+                 "stats")
 
     def __init__(self, name: str, datasets: tuple[Dataset, ...], default_ttl: int,
                  loaded: bool = True) -> None:
         self.name = name
         self.loaded = loaded
+        self.stats = ZoneStats()
         self.wire = name_to_wire(name)
         self.datasets = datasets
         self.lookups: tuple[Callable[[bytes], Value | None], ...] = tuple(
@@ -159,4 +162,9 @@ class Registry:
         self.current = zoneset
 
     def swap(self, zoneset: ZoneSet) -> None:
+        # Counters belong to the zone name, not to one load of its data.
+        for wire, zone in zoneset.zones.items():
+            old = self.current.zones.get(wire)
+            if old is not None:
+                zone.stats = old.stats
         self.current = zoneset

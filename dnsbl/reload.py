@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dnsbl.config import ServerConfig
@@ -50,9 +51,11 @@ class Reloader:
     every ``check_interval`` seconds and whenever :meth:`request` is called.
     """
 
-    def __init__(self, config: ServerConfig, registry: Registry) -> None:
+    def __init__(self, config: ServerConfig, registry: Registry,
+                 notify: Callable[[str], object] = lambda state: None) -> None:
         self.config = config
         self.registry = registry
+        self._notify = notify  # systemd: RELOADING=1 and READY=1 around a reload
         self._specs = dataset_specs(config.zones)
         self._attempted: dict[DatasetKey, tuple[Signature | None, ...]] = {}
         self._wake = asyncio.Event()
@@ -120,28 +123,35 @@ class Reloader:
             changed = self.changed()
             if not changed:
                 return False
-            loaded: dict[DatasetKey, Dataset] = {}
-            for key, signature in changed.items():
-                dataset = await self._load(key, signature)
-                if dataset is not None:
-                    loaded[key] = dataset
-            self._refuse_shrinking(loaded, changed)
-            self._override_shrink = False
-            if not loaded:
-                return False
-            current = self.registry.current
-            zoneset = build_zoneset(self.config, {**current.datasets, **loaded})
-            self.registry.swap(zoneset)
-            self.reloads += 1
-            now = time.time()
-            for key in loaded:
-                self._attempted.pop(key, None)
-                status = self.status[key]
-                status.loads += 1
-                status.last_success = now
-                status.last_error = ""
-            self._log_reloaded(zoneset, loaded)
-            return True
+            self._notify("RELOADING=1")
+            try:
+                return await self._reload(changed)
+            finally:
+                self._notify("READY=1")
+
+    async def _reload(self, changed: dict[DatasetKey, tuple[Signature | None, ...]]) -> bool:
+        loaded: dict[DatasetKey, Dataset] = {}
+        for key, signature in changed.items():
+            dataset = await self._load(key, signature)
+            if dataset is not None:
+                loaded[key] = dataset
+        self._refuse_shrinking(loaded, changed)
+        self._override_shrink = False
+        if not loaded:
+            return False
+        current = self.registry.current
+        zoneset = build_zoneset(self.config, {**current.datasets, **loaded})
+        self.registry.swap(zoneset)
+        self.reloads += 1
+        now = time.time()
+        for key in loaded:
+            self._attempted.pop(key, None)
+            status = self.status[key]
+            status.loads += 1
+            status.last_success = now
+            status.last_error = ""
+        self._log_reloaded(zoneset, loaded)
+        return True
 
     async def _load(self, key: DatasetKey,
                     signature: tuple[Signature | None, ...]) -> Dataset | None:

@@ -7,14 +7,18 @@ import errno
 import logging
 import signal
 import socket
+import time
 
-from dnsbl.answer import Stats
+from dnsbl import systemd
 from dnsbl.config import Listen, ServerConfig
+from dnsbl.metrics import MetricsServer, build_registry
 from dnsbl.protocols import TCPLimits, TCPProtocol, UDPProtocol
-from dnsbl.registry import Registry, ZoneSet
-from dnsbl.reload import Reloader
+from dnsbl.registry import DatasetKey, Registry, ZoneSet
+from dnsbl.reload import DatasetStatus, Reloader
+from dnsbl.stats import Stats
 
 log = logging.getLogger(__name__)
+
 
 class StartupError(Exception):
     """The server cannot start; the message says why."""
@@ -38,37 +42,102 @@ class Server:
         self.stats = Stats()
         self.tcp_limits = TCPLimits()
         self.bound: list[Listen] = []
+        self.metrics_port: int | None = None
+        self.loop_name = "asyncio"
         self._transports: list[asyncio.BaseTransport] = []
         self._servers: list[asyncio.AbstractServer] = []
+        self._metrics: MetricsServer | None = None
         self._stop = asyncio.Event()
         self.running = asyncio.Event()  # set once serve_forever has made the reloader
         self.reloader: Reloader | None = None
 
+    # -- what metrics and health read --------------------------------------------
+
+    def zoneset(self) -> ZoneSet:
+        return self.registry.current
+
+    def reload_status(self) -> dict[DatasetKey, DatasetStatus]:
+        return self.reloader.status if self.reloader else {}
+
+    def readiness(self) -> list[str]:
+        """Why this node should not take traffic; [] when it should."""
+        problems = []
+        now = time.time()
+        current = self.registry.current
+        for zone_config in self.config.zones:
+            zone = current.by_name(zone_config.name)
+            if zone is None or not zone.loaded:
+                problems.append(f"zone {zone_config.name}: not loaded")
+            elif zone.expired:
+                problems.append(f"zone {zone.name}: data expired ($TIMESTAMP)")
+            elif zone_config.max_data_age is not None:
+                age = now - max((d.mtime for d in zone.datasets), default=0)
+                if age > zone_config.max_data_age:
+                    problems.append(f"zone {zone.name}: data is {age:.0f}s old, over "
+                                    f"max_data_age {zone_config.max_data_age:.0f}s")
+        return problems
+
+    # -- lifecycle -----------------------------------------------------------------
+
     async def start(self) -> None:
         """Bind UDP and TCP on every listener (TCP on the port UDP got, so port 0
-        works); raise StartupError naming the one that failed."""
+        works), or take the sockets systemd passed; then the metrics endpoint.
+
+        :raises StartupError: naming what could not be bound.
+        """
         loop = asyncio.get_running_loop()
-        for listen in self.config.listen:
+        self.loop_name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+        inherited = systemd.listen_sockets()
+        pairs: list[tuple[socket.socket | None, socket.socket | None]]
+        if inherited:
+            pairs = [(s, None) if s.type == socket.SOCK_DGRAM else (None, s) for s in inherited]
+        else:
+            pairs = []
+            for listen in self.config.listen:
+                try:
+                    pairs.append(_bind_pair(listen))
+                except OSError as exc:
+                    self.close()
+                    for udp, tcp in pairs:
+                        for sock in (udp, tcp):
+                            if sock is not None:
+                                sock.close()
+                    raise StartupError(
+                        f"cannot listen on {listen}: {exc.strerror or exc}") from None
+        for udp, tcp in pairs:
+            if udp is not None:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: UDPProtocol(self.registry, self.stats), sock=udp)
+                self._transports.append(transport)
+            if tcp is not None:
+                self._servers.append(await loop.create_server(
+                    lambda: TCPProtocol(self.registry, self.stats, self.tcp_limits), sock=tcp))
+            sock = udp or tcp
+            assert sock is not None
+            host, port = sock.getsockname()[:2]
+            bound = Listen(host, port)
+            self.bound.append(bound)
+            what = "udp+tcp" if udp and tcp else "udp" if udp else "tcp"
+            log.info("listening on %s %s%s", what, bound,
+                     " (from systemd)" if inherited else "")
+        if self.config.metrics is not None:
+            self._metrics = MetricsServer(build_registry(self, self.loop_name), self.readiness)
             try:
-                udp, tcp = _bind_pair(listen)
-                port = udp.getsockname()[1]
+                self.metrics_port = await self._metrics.start(
+                    self.config.metrics.host, self.config.metrics.port)
             except OSError as exc:
                 self.close()
-                raise StartupError(
-                    f"cannot listen on {listen}: {exc.strerror or exc}") from None
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: UDPProtocol(self.registry, self.stats), sock=udp)
-            self._transports.append(transport)
-            self._servers.append(await loop.create_server(
-                lambda: TCPProtocol(self.registry, self.stats, self.tcp_limits), sock=tcp))
-            bound = Listen(listen.host, port)
-            self.bound.append(bound)
-            log.info("listening on udp+tcp %s", bound)
+                raise StartupError(f"cannot serve metrics on {self.config.metrics}: "
+                                   f"{exc.strerror or exc}") from None
+            log.info("metrics on http://%s/metrics",
+                     Listen(self.config.metrics.host, self.metrics_port))
 
     def stop(self) -> None:
         self._stop.set()
 
     def close(self) -> None:
+        if self._metrics is not None:
+            self._metrics.close()
         for server in self._servers:
             server.close()
         for transport in self._transports:
@@ -78,7 +147,7 @@ class Server:
 
     async def serve_forever(self, handle_signals: bool = True) -> None:
         loop = asyncio.get_running_loop()
-        self.reloader = Reloader(self.config, self.registry)
+        self.reloader = Reloader(self.config, self.registry, notify=systemd.notify)
         if handle_signals:
             # SIGTERM from systemd or kill, SIGINT from Ctrl-C.
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -87,14 +156,28 @@ class Server:
             loop.add_signal_handler(signal.SIGHUP, self.reloader.request)
             # SIGUSR1: the same, accepting data that shrinks a zone past its guard.
             loop.add_signal_handler(signal.SIGUSR1, self.reloader.request, True)
-        watcher = asyncio.create_task(self.reloader.run())
+        tasks = [asyncio.create_task(self.reloader.run())]
+        interval = systemd.watchdog_interval()
+        if interval:
+            tasks.append(asyncio.create_task(_watchdog(interval)))
         self.running.set()
+        systemd.notify("READY=1\nSTATUS=serving")
+        log.info("ready")
         try:
             await self._stop.wait()
         finally:
-            watcher.cancel()
+            systemd.notify("STOPPING=1")
+            for task in tasks:
+                task.cancel()
             self.close()
             log.info("stopped")
+
+
+async def _watchdog(interval: float) -> None:
+    """Tell systemd the loop is alive; if the loop hangs, the pings stop."""
+    while True:
+        systemd.notify("WATCHDOG=1")
+        await asyncio.sleep(interval)
 
 
 def _bound_socket(listen: Listen, kind: int, partner: socket.socket | None = None

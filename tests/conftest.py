@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import dns.message
@@ -52,8 +53,9 @@ class Client:
 class ServerThread:
     """The real server, in-process on its own event loop thread (aiosmtpd style)."""
 
-    def __init__(self, config: ServerConfig, zoneset=None) -> None:
-        self.config = config
+    def __init__(self, config: ServerConfig, zoneset=None, metrics: Listen | None = None) -> None:
+        # No metrics endpoint unless a test asks: the default port is shared.
+        self.config = replace(config, metrics=metrics)
         self.zoneset = zoneset
         self.server: Server | None = None
         self._ready = threading.Event()
@@ -152,6 +154,8 @@ class Process:
     """`python -m dnsbl serve ...` as a subprocess, port read from its log."""
 
     def __init__(self, *args: str, cwd: Path = ROOT) -> None:
+        if "--metrics" not in args:
+            args = (*args, "--metrics", "none")  # the default port is shared
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dnsbl", "serve", *args],
             cwd=cwd, stderr=subprocess.PIPE, text=True,
@@ -159,6 +163,7 @@ class Process:
         )
         self.log: list[str] = []
         self.port = 0
+        self.metrics_port = 0
 
     def wait_listening(self, timeout: float = 15) -> Client:
         assert self.proc.stderr is not None
@@ -167,10 +172,14 @@ class Process:
         try:
             for line in self.proc.stderr:
                 self.log.append(line)
-                m = re.search(r"listening on udp\+tcp (\S+):(\d+)$", line.strip())
-                if m:
-                    self.port = int(m.group(2))
-                    return Client(m.group(1).strip("[]"), self.port)
+                metrics = re.search(r"metrics on http://\S+:(\d+)/metrics", line)
+                if metrics:
+                    self.metrics_port = int(metrics.group(1))
+                m = re.search(r"listening on udp\+tcp (\S+):(\d+)", line)
+                if m and not self.port:
+                    host, self.port = m.group(1).strip("[]"), int(m.group(2))
+                if line.rstrip().endswith(" INFO ready") and self.port:
+                    return Client(host, self.port)
         finally:
             timer.cancel()
         raise AssertionError("server exited before listening:\n" + "".join(self.log))

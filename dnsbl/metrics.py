@@ -1,0 +1,229 @@
+"""Prometheus metrics, read at scrape time, and the HTTP endpoint that serves them.
+
+The query path only bumps plain ints in lists (prometheus-client's
+``Counter.inc()`` takes a lock per call); the collector here turns them into
+metric families when Prometheus scrapes. ``/healthz`` and ``/readyz`` share the
+port so a load balancer or anycast health check can withdraw a stale node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Protocol
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from dnsbl.stats import DROP_REASONS, PROTOS, QTYPE_LABELS, RCODE_LABELS
+
+if TYPE_CHECKING:
+    from dnsbl.registry import ZoneSet
+    from dnsbl.stats import Stats
+    from dnsbl.reload import DatasetStatus
+
+log = logging.getLogger(__name__)
+
+#: Every series this module exports, with its type and help text (README "Metrics").
+SERIES: dict[str, tuple[str, str]] = {
+    "dnsbl_dns_requests_total": (
+        "counter", "DNS queries received, by zone, query type and transport."),
+    "dnsbl_dns_responses_total": (
+        "counter", "DNS responses sent, by zone and response code."),
+    "dnsbl_lookups_total": (
+        "counter", "Address lookups in a zone's data, by zone and result (listed, not_listed)."),
+    "dnsbl_dns_dropped_total": (
+        "counter", "Datagrams dropped without a reply, by reason."),
+    "dnsbl_zone_entries": ("gauge", "Entries (listed blocks) a zone serves."),
+    "dnsbl_zone_soa_serial": ("gauge", "SOA serial a zone answers with."),
+    "dnsbl_zone_loaded": ("gauge", "1 when every dataset of the zone is loaded, else 0."),
+    "dnsbl_zone_expired": ("gauge", "1 when the zone's data is past its $TIMESTAMP expiry."),
+    "dnsbl_dataset_entries": ("gauge", "Entries (listed blocks) a dataset holds."),
+    "dnsbl_dataset_exclusions": ("gauge", "Exclusion entries a dataset holds."),
+    "dnsbl_dataset_data_age_seconds": (
+        "gauge", "Seconds since the newest file of the dataset served now was modified."),
+    "dnsbl_dataset_reload_timestamp_seconds": (
+        "gauge", "Unix time of the dataset's last successful load."),
+    "dnsbl_dataset_reload_duration_seconds": (
+        "gauge", "Seconds the dataset's last successful load took."),
+    "dnsbl_dataset_reloads_total": ("counter", "Successful loads of the dataset."),
+    "dnsbl_dataset_reload_failures_total": (
+        "counter", "Loads of the dataset refused, by reason; the previous data kept serving."),
+    "dnsbl_build_info": ("gauge", "Version of dnsbl, Python and the event loop, as labels."),
+}
+
+#: Reasons a reload fails (dnsbl_dataset_reload_failures_total), created at 0.
+FAILURE_REASONS = ("open", "read", "changed", "timestamp", "shrink")
+
+
+class Source(Protocol):
+    """What the collector reads: the server's counters, zones and reload status."""
+
+    stats: Stats
+
+    def zoneset(self) -> ZoneSet: ...
+
+    def reload_status(self) -> dict[tuple[str, tuple[str, ...]], DatasetStatus]: ...
+
+
+def _family(name: str, labels: list[str]) -> CounterMetricFamily | GaugeMetricFamily:
+    kind, help_text = SERIES[name]
+    if kind == "counter":
+        return CounterMetricFamily(name.removesuffix("_total"), help_text, labels=labels)
+    return GaugeMetricFamily(name, help_text, labels=labels)
+
+
+def dataset_label(key: tuple[str, tuple[str, ...]]) -> str:
+    """``("ip4set", ("a.zone", "b.zone"))`` -> ``"ip4set:a.zone,b.zone"``."""
+    return f"{key[0]}:{','.join(key[1])}"
+
+
+class Collector:
+    """Builds every dnsbl_* family from plain-int counters at scrape time."""
+
+    def __init__(self, source: Source, loop_name: str) -> None:
+        self._source = source
+        self._loop_name = loop_name
+
+    def collect(self) -> Iterator[Metric]:
+        source = self._source
+        zoneset = source.zoneset()
+        requests = _family("dnsbl_dns_requests_total", ["zone", "qtype", "proto"])
+        responses = _family("dnsbl_dns_responses_total", ["zone", "rcode"])
+        lookups = _family("dnsbl_lookups_total", ["zone", "result"])
+        counted = [("", source.stats.unzoned)]
+        counted += [(zone.name, zone.stats) for zone in zoneset.zones.values()]
+        for name, stats in counted:
+            for p, proto in enumerate(PROTOS):
+                for q, qtype in enumerate(QTYPE_LABELS):
+                    requests.add_metric([name, qtype, proto],
+                                        stats.requests[p * len(QTYPE_LABELS) + q])
+            for code, label in RCODE_LABELS.items():
+                responses.add_metric([name, label], stats.rcodes[code])
+            if name:
+                lookups.add_metric([name, "listed"], stats.lookups[0])
+                lookups.add_metric([name, "not_listed"], stats.lookups[1])
+        yield from (requests, responses, lookups)
+
+        dropped = _family("dnsbl_dns_dropped_total", ["reason"])
+        for reason, count in zip(DROP_REASONS, source.stats.dropped, strict=True):
+            dropped.add_metric([reason], count)
+        yield dropped
+
+        entries = _family("dnsbl_zone_entries", ["zone"])
+        serial = _family("dnsbl_zone_soa_serial", ["zone"])
+        loaded = _family("dnsbl_zone_loaded", ["zone"])
+        expired = _family("dnsbl_zone_expired", ["zone"])
+        for zone in zoneset.zones.values():
+            entries.add_metric([zone.name], zone.entries)
+            serial.add_metric([zone.name], zone.serial)
+            loaded.add_metric([zone.name], 1 if zone.loaded else 0)
+            expired.add_metric([zone.name], 1 if zone.expired else 0)
+        yield from (entries, serial, loaded, expired)
+
+        yield from self._datasets(zoneset)
+
+        info = _family("dnsbl_build_info", ["version", "python", "loop"])
+        from dnsbl import __version__
+
+        info.add_metric([__version__, platform.python_version(), self._loop_name], 1)
+        yield info
+
+    def _datasets(self, zoneset: ZoneSet) -> Iterator[Metric]:
+        now = time.time()
+        names = ["dataset"]
+        ds_entries = _family("dnsbl_dataset_entries", names)
+        exclusions = _family("dnsbl_dataset_exclusions", names)
+        age = _family("dnsbl_dataset_data_age_seconds", names)
+        stamp = _family("dnsbl_dataset_reload_timestamp_seconds", names)
+        duration = _family("dnsbl_dataset_reload_duration_seconds", names)
+        loads = _family("dnsbl_dataset_reloads_total", names)
+        failures = _family("dnsbl_dataset_reload_failures_total", ["dataset", "reason"])
+        for key, dataset in zoneset.datasets.items():
+            label = [dataset_label(key)]
+            ds_entries.add_metric(label, dataset.entries)
+            exclusions.add_metric(label, dataset.exclusions)
+            age.add_metric(label, max(0.0, now - dataset.mtime))
+        for key, status in self._source.reload_status().items():
+            label = [dataset_label(key)]
+            stamp.add_metric(label, status.last_success)
+            duration.add_metric(label, status.last_duration)
+            loads.add_metric(label, status.loads)
+            for reason in FAILURE_REASONS:
+                failures.add_metric([label[0], reason], status.failures.get(reason, 0))
+        yield from (ds_entries, exclusions, age, stamp, duration, loads, failures)
+
+
+def build_registry(source: Source, loop_name: str) -> CollectorRegistry:
+    """A registry with our collector and the standard process, platform and GC ones."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Collector(source, loop_name))  # type: ignore[arg-type]
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+class MetricsServer:
+    """``/metrics``, ``/healthz`` and ``/readyz`` over plain HTTP/1.1, on the event loop.
+
+    Answering at all proves the loop runs, which is what ``/healthz`` reports.
+    ``readiness()`` returns the reasons the node is not ready (none: ready).
+    """
+
+    def __init__(self, registry: CollectorRegistry, readiness: Callable[[], list[str]]) -> None:
+        self._registry = registry
+        self._readiness = readiness
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._handle, host, port)
+        return self._server.sockets[0].getsockname()[1]
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            request_line, *header_lines = head.decode("latin-1").split("\r\n")
+            method, path, *_ = request_line.split(" ") + ["", ""]
+            headers = {}
+            for line in header_lines:
+                key, _, value = line.partition(":")
+                headers[key.strip().lower()] = value.strip()
+            status, content_type, body = self._route(method, path.split("?")[0], headers)
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+            await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
+                ConnectionError, UnicodeDecodeError):
+            pass
+        finally:
+            writer.close()
+
+    def _route(self, method: str, path: str, headers: dict[str, str]
+               ) -> tuple[str, str, bytes]:
+        if method not in ("GET", "HEAD"):
+            return "405 Method Not Allowed", "text/plain", b"GET only\n"
+        if path == "/metrics":
+            encoder, content_type = choose_encoder(headers.get("accept", ""))
+            return "200 OK", content_type, encoder(self._registry)
+        if path == "/healthz":
+            return "200 OK", "text/plain", b"ok\n"
+        if path == "/readyz":
+            problems = self._readiness()
+            if problems:
+                return ("503 Service Unavailable", "text/plain",
+                        ("not ready:\n" + "".join(f"- {p}\n" for p in problems)).encode())
+            return "200 OK", "text/plain", b"ready\n"
+        return "404 Not Found", "text/plain", b"try /metrics, /healthz or /readyz\n"

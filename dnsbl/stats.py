@@ -1,0 +1,41 @@
+"""Plain-int counters bumped on the query path, and the label sets they map to.
+
+Lists of ints indexed by small constants: no locks, no per-query label
+lookups. The metrics collector turns them into series at scrape time.
+"""
+
+from __future__ import annotations
+
+PROTOS = ("udp", "tcp")
+QTYPE_LABELS = ("A", "TXT", "ANY", "SOA", "NS", "AAAA", "MX", "other")
+#: Query type number -> index in QTYPE_LABELS (anything else: "other").
+QTYPE_INDEX = {1: 0, 16: 1, 255: 2, 6: 3, 2: 4, 28: 5, 15: 6}
+OTHER_QTYPE = len(QTYPE_LABELS) - 1
+RCODE_LABELS = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
+                5: "REFUSED", 16: "BADVERS"}
+
+DROP_SHORT = 0  # shorter than a DNS header
+DROP_RESPONSE = 1  # QR=1: a response, never answered (reflection loops)
+DROP_REASONS = ("short", "response")
+
+
+class ZoneStats:
+    """Counters of one zone; they outlive reloads (the registry hands them on)."""
+
+    __slots__ = ("requests", "rcodes", "lookups")
+
+    def __init__(self) -> None:
+        #: [proto * len(QTYPE_LABELS) + qtype index]
+        self.requests = [0] * (len(PROTOS) * len(QTYPE_LABELS))
+        self.rcodes = [0] * 24
+        self.lookups = [0, 0]  # listed, not listed
+
+
+class Stats:
+    """Counters of one server: drops, and queries that fall in no zone."""
+
+    __slots__ = ("dropped", "unzoned")
+
+    def __init__(self) -> None:
+        self.dropped = [0] * len(DROP_REASONS)
+        self.unzoned = ZoneStats()

@@ -1,0 +1,59 @@
+"""systemd integration without a dependency: sd_notify and socket activation.
+
+Both are small, documented protocols (sd_notify(3), sd_listen_fds(3)): a
+datagram to ``$NOTIFY_SOCKET``, and inherited descriptors from fd 3 on when
+``$LISTEN_PID`` is this process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+#: The first descriptor systemd passes (SD_LISTEN_FDS_START).
+LISTEN_FDS_START = 3
+
+
+def notify(state: str) -> bool:
+    """Send ``state`` (e.g. ``"READY=1"``) to systemd; False when not run by systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):  # an abstract socket
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+    except OSError:
+        return False
+    return True
+
+
+def watchdog_interval() -> float | None:
+    """Seconds between WATCHDOG=1 pings (half of WatchdogSec), if systemd wants them."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or not usec.isdigit() or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2e6
+
+
+def listen_sockets() -> list[socket.socket]:
+    """Sockets handed over by systemd socket activation, [] when there are none.
+
+    The environment variables are removed so that child processes do not take
+    them for their own.
+    """
+    pid = os.environ.get("LISTEN_PID")
+    count = os.environ.get("LISTEN_FDS")
+    if not pid or not count or pid != str(os.getpid()) or not count.isdigit():
+        return []
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)
+    sockets = []
+    for fd in range(LISTEN_FDS_START, LISTEN_FDS_START + int(count)):
+        sock = socket.socket(fileno=fd)
+        sock.setblocking(False)
+        sockets.append(sock)
+    return sockets
