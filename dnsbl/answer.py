@@ -195,6 +195,7 @@ def _edns(data: bytes, pos: int) -> tuple[int, int] | tuple[()] | None:
     counts = _COUNTS.unpack_from(data, 4)
     n = len(data)
     found: tuple[int, int] | tuple[()] = ()
+    good: set[int] = set()  # offsets known to start a well-formed name
     for section, count in enumerate(counts[1:], 1):
         for _ in range(count):
             start = pos
@@ -203,6 +204,31 @@ def _edns(data: bytes, pos: int) -> tuple[int, int] | tuple[()] | None:
                     return None
                 length = data[pos]
                 if length >= 0xC0:
+                    # RFC 1035 4.1.4: a pointer names a prior occurrence. Follow it, each
+                    # hop before the last, so a loop or junk is FORMERR; offsets where a
+                    # good name starts are remembered, so each byte is walked once.
+                    at, back, walked = pos, start, []
+                    while at not in good:
+                        if at >= n:
+                            return None
+                        step = data[at]
+                        walked.append(at)
+                        if len(walked) > 255:  # more hops than a 255-byte name has
+                            return None
+                        if step >= 0xC0:
+                            if at + 1 >= n:
+                                return None
+                            at = (step & 0x3F) << 8 | data[at + 1]
+                            if at >= back:
+                                return None
+                            back = at
+                        elif step > 63:
+                            return None
+                        elif step == 0:
+                            break
+                        else:
+                            at += step + 1
+                    good.update(walked)
                     pos += 2
                     break
                 if length > 63:
@@ -218,6 +244,13 @@ def _edns(data: bytes, pos: int) -> tuple[int, int] | tuple[()] | None:
                 return None
             if rtype == TYPE_OPT:
                 if section != 3 or found or data[start] != 0:
+                    return None
+                at = pos - rdlen  # the options must fill the rdata exactly (RFC 6891 6.1.2)
+                while at < pos:
+                    if at + 4 > pos:
+                        return None
+                    at += 4 + (data[at + 2] << 8 | data[at + 3])
+                if at != pos:
                     return None
                 found = (_rclass, (ttl >> 16) & 0xFF)
     return found
