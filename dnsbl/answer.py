@@ -12,9 +12,19 @@ from __future__ import annotations
 import struct
 
 from dnsbl.registry import Zone
-from dnsbl.stats import DROP_REASONS, DROP_RESPONSE, DROP_SHORT, Stats
+from dnsbl.stats import (
+    DROP_REASONS,
+    DROP_RESPONSE,
+    DROP_SHORT,
+    OTHER_QTYPE,
+    QTYPE_INDEX,
+    QTYPE_LABELS,
+    Stats,
+    ZoneStats,
+)
 from dnsbl.wire import (
     AA,
+    BADVERS,
     CD,
     CLASS_IN,
     FORMERR,
@@ -45,6 +55,7 @@ _COUNTS = struct.Struct(">HHHH")
 _OPT_HEAD = b"\x00\x00\x29" + struct.pack(">H", EDNS_PAYLOAD)
 _OPT = _OPT_HEAD + b"\x00\x00\x00\x00\x00\x00"
 _OPT_BADVERS = _OPT_HEAD + b"\x01\x00\x00\x00\x00\x00"
+_TCP_OFFSET = len(QTYPE_LABELS)  # requests counters: UDP first, then TCP
 _META_TYPES = frozenset((250, 251, 252, 253, 254))  # TSIG, IXFR, AXFR, MAILB, MAILA
 
 
@@ -86,26 +97,7 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
     qtype = data[pos + 1] << 8 | data[pos + 2]
     qclass = data[pos + 3] << 8 | data[pos + 4]
 
-    opt = b""
-    limit = MAX_UDP_PLAIN
-    if data[6] or data[7] or data[8] or data[9] or data[10] or data[11]:
-        edns = _edns(data, end)
-        if edns is None:
-            return _reply(data, question, FORMERR, b"", 0, b"", 0, b"", stats)
-        if edns:
-            payload, version = edns
-            opt = _OPT
-            if version:
-                return _reply(data, question, NOERROR, b"", 0, b"", 0, _OPT_BADVERS, stats)
-            limit = max(MAX_UDP_PLAIN, min(payload, EDNS_PAYLOAD))
-    if not udp:
-        limit = 65535
-
-    if qclass != CLASS_IN:
-        return _reply(data, question, REFUSED, b"", 0, b"", 0, opt, stats, limit)
-    if qtype in _META_TYPES:
-        return _reply(data, question, NOTIMP, b"", 0, b"", 0, opt, stats, limit)
-
+    # The most specific zone the name falls in: try each suffix, longest first.
     qname = question[:-4].lower()
     zone = None
     depth = 0
@@ -113,14 +105,34 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
         zone = zones.get(qname[off - 12:])
         if zone is not None:
             break
-    if zone is None:
-        return _reply(data, question, REFUSED, b"", 0, b"", 0, opt, stats, limit)
+    counts = stats.unzoned if zone is None else zone.stats
+    counts.requests[QTYPE_INDEX.get(qtype, OTHER_QTYPE) + (0 if udp else _TCP_OFFSET)] += 1
+
+    opt = b""
+    limit = MAX_UDP_PLAIN
+    if data[6] or data[7] or data[8] or data[9] or data[10] or data[11]:
+        edns = _edns(data, end)
+        if edns is None:
+            return _reply(data, question, FORMERR, b"", 0, b"", 0, b"", counts)
+        if edns:
+            payload, version = edns
+            opt = _OPT
+            if version:
+                return _reply(data, question, BADVERS, b"", 0, b"", 0, _OPT_BADVERS, counts)
+            limit = max(MAX_UDP_PLAIN, min(payload, EDNS_PAYLOAD))
+    if not udp:
+        limit = 65535
+
+    if qclass != CLASS_IN or zone is None:
+        return _reply(data, question, REFUSED, b"", 0, b"", 0, opt, counts, limit)
+    if qtype in _META_TYPES:
+        return _reply(data, question, NOTIMP, b"", 0, b"", 0, opt, counts, limit)
     if zone.servfail:  # not loaded, or past its $TIMESTAMP expiry (as rbldnsd)
-        return _reply(data, question, SERVFAIL, b"", 0, b"", 0, opt, stats, limit)
+        return _reply(data, question, SERVFAIL, b"", 0, b"", 0, opt, counts, limit)
     soa_owner = pointer(offsets[depth])
 
     if depth == 0:
-        return _apex(data, question, qtype, zone, soa_owner, opt, stats, limit)
+        return _apex(data, question, qtype, zone, soa_owner, opt, limit)
 
     octets = []
     for off in offsets[:depth]:
@@ -134,22 +146,25 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
     else:
         if depth == 4:
             ip = bytes((octets[3], octets[2], octets[1], octets[0]))
-            return _listing(data, question, qtype, zone, ip, soa_owner, opt, stats, limit)
+            return _listing(data, question, qtype, zone, ip, soa_owner, opt, limit)
         if depth < 4:
             # An empty non-terminal on the way to an address: NODATA, never NXDOMAIN
             # (RFC 8020), or resolvers doing QNAME minimisation lose the subtree.
             return _reply(data, question, NOERROR, b"", 0, soa_owner + zone.neg_soa_tail, 1,
-                          opt, stats, limit)
+                          opt, counts, limit)
     return _reply(data, question, NXDOMAIN, b"", 0, soa_owner + zone.neg_soa_tail, 1, opt,
-                  stats, limit)
+                  counts, limit)
 
 
 def _listing(data: bytes, question: bytes, qtype: int, zone: Zone, ip: bytes,
-             soa_owner: bytes, opt: bytes, stats: Stats, limit: int) -> bytes:
+             soa_owner: bytes, opt: bytes, limit: int) -> bytes:
+    counts = zone.stats
     hits = [v for lookup in zone.lookups if (v := lookup(ip)) is not None]
     if not hits:
+        counts.lookups[1] += 1
         return _reply(data, question, NXDOMAIN, b"", 0, soa_owner + zone.neg_soa_tail, 1, opt,
-                      stats, limit)
+                      counts, limit)
+    counts.lookups[0] += 1
     records: list[bytes] = []
     if qtype == TYPE_A or qtype == TYPE_ANY:
         for v in hits:
@@ -170,13 +185,13 @@ def _listing(data: bytes, question: bytes, qtype: int, zone: Zone, ip: bytes,
                 records.append(rr)
     if not records:
         return _reply(data, question, NOERROR, b"", 0, soa_owner + zone.neg_soa_tail, 1, opt,
-                      stats, limit)
+                      counts, limit)
     return _reply(data, question, NOERROR, b"".join(records), len(records), b"", 0, opt,
-                  stats, limit)
+                  counts, limit)
 
 
 def _apex(data: bytes, question: bytes, qtype: int, zone: Zone, owner: bytes, opt: bytes,
-          stats: Stats, limit: int) -> bytes:
+          limit: int) -> bytes:
     records = []
     if qtype == TYPE_SOA or qtype == TYPE_ANY:
         records.append(owner + zone.soa_tail)
@@ -184,8 +199,8 @@ def _apex(data: bytes, question: bytes, qtype: int, zone: Zone, owner: bytes, op
         records.extend(owner + tail for tail in zone.ns_tails)
     if records:
         return _reply(data, question, NOERROR, b"".join(records), len(records), b"", 0, opt,
-                      stats, limit)
-    return _reply(data, question, NOERROR, b"", 0, owner + zone.neg_soa_tail, 1, opt, stats,
+                      zone.stats, limit)
+    return _reply(data, question, NOERROR, b"", 0, owner + zone.neg_soa_tail, 1, opt, zone.stats,
                   limit)
 
 
@@ -263,9 +278,11 @@ def _bare(data: bytes, rcode: int, stats: Stats) -> bytes:
 
 
 def _reply(data: bytes, question: bytes, rcode: int, answers: bytes, ancount: int,
-           authority: bytes, nscount: int, opt: bytes, stats: Stats,
+           authority: bytes, nscount: int, opt: bytes, counts: ZoneStats,
            limit: int = 65535) -> bytes:
-    stats.unzoned.rcodes[rcode] += 1
+    counts.rcodes[rcode] += 1
+    if rcode > 15:  # extended (BADVERS): the OPT carries the upper bits
+        rcode = 0
     arcount = 1 if opt else 0
     # Authoritative only for data answers; not for refusals or failures.
     aa = AA if rcode == NOERROR or rcode == NXDOMAIN else 0

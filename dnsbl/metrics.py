@@ -26,8 +26,8 @@ from dnsbl.stats import DROP_REASONS, PROTOS, QTYPE_LABELS, RCODE_LABELS
 
 if TYPE_CHECKING:
     from dnsbl.registry import ZoneSet
-    from dnsbl.stats import Stats
     from dnsbl.reload import DatasetStatus
+    from dnsbl.stats import Stats
 
 log = logging.getLogger(__name__)
 
