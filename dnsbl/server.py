@@ -87,7 +87,10 @@ class Server:
         """
         loop = asyncio.get_running_loop()
         self.loop_name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
-        inherited = systemd.listen_sockets()
+        try:
+            inherited = systemd.listen_sockets()
+        except OSError as exc:
+            raise StartupError(exc.strerror) from None
         pairs: list[tuple[socket.socket | None, socket.socket | None]]
         if inherited:
             pairs = [(s, None) if s.type == socket.SOCK_DGRAM else (None, s) for s in inherited]
@@ -169,6 +172,7 @@ class Server:
             systemd.notify("STOPPING=1")
             for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.close()
             log.info("stopped")
 

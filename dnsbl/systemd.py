@@ -53,7 +53,10 @@ def listen_sockets() -> list[socket.socket]:
         os.environ.pop(name, None)
     sockets = []
     for fd in range(LISTEN_FDS_START, LISTEN_FDS_START + int(count)):
-        sock = socket.socket(fileno=fd)
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError as exc:
+            raise OSError(exc.errno, f"LISTEN_FDS: descriptor {fd} is not a socket") from None
         sock.setblocking(False)
         sockets.append(sock)
     return sockets

@@ -153,13 +153,14 @@ def zone(serve, zone_file):
 class Process:
     """`python -m dnsbl serve ...` as a subprocess, port read from its log."""
 
-    def __init__(self, *args: str, cwd: Path = ROOT) -> None:
+    def __init__(self, *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
+                 command: list[str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
         if "--metrics" not in args:
             args = (*args, "--metrics", "none")  # the default port is shared
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dnsbl", "serve", *args],
-            cwd=cwd, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            (command or []) + [sys.executable, "-m", "dnsbl", "serve", *args],
+            cwd=cwd, stderr=subprocess.PIPE, text=True, pass_fds=pass_fds,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.log: list[str] = []
         self.port = 0
@@ -201,8 +202,8 @@ def process():
     """process(*serve_args) -> Process started with `python -m dnsbl serve`."""
     started: list[Process] = []
 
-    def _start(*args: str) -> Process:
-        p = Process(*args)
+    def _start(*args: str, **kwargs) -> Process:
+        p = Process(*args, **kwargs)
         started.append(p)
         return p
 

@@ -1,0 +1,163 @@
+"""/metrics, /healthz and /readyz from a real running server after real queries."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+
+import dns.rcode
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from dnsbl.config import Listen, ServerConfig, ZoneConfig, parse_zone_spec
+from dnsbl.metrics import SERIES
+from tests.conftest import ROOT, ServerThread
+from tests.test_reload import data, wait_for, write
+
+
+def fetch(port: int, path: str, accept: str = "") -> tuple[int, str, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                     headers={"Accept": accept} if accept else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers["Content-Type"], exc.read().decode()
+
+
+def samples(port: int) -> dict[tuple[str, frozenset], float]:
+    """Every sample of /metrics, parsed with prometheus-client's own parser."""
+    status, _, text = fetch(port, "/metrics")
+    assert status == 200
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def value(found: dict, name: str, **labels: str) -> float:
+    return found[(name, frozenset(labels.items()))]
+
+
+@pytest.fixture
+def metered(tmp_path):
+    started = []
+
+    def _start(lines, max_data_age=None, interval=0.1):
+        path = tmp_path / f"bl{len(started)}.zone"
+        write(path, lines)
+        spec = parse_zone_spec(f"bl.test:ip4set:{path}")
+        config = ServerConfig(listen=(Listen("127.0.0.1", 0),), check_interval=interval,
+                              zones=(ZoneConfig("bl.test", spec.datasets,
+                                                max_data_age=max_data_age),))
+        thread = ServerThread(config, metrics=Listen("127.0.0.1", 0))
+        started.append(thread)
+        client = thread.start()
+        return thread, client, thread.server.metrics_port, path
+
+    yield _start
+    for thread in started:
+        thread.stop()
+
+
+def test_query_counts_move_exactly(metered):
+    thread, client, port, path = metered(data("listed", 50))
+    dataset = f"ip4set:{path}"
+    for i in range(7):
+        assert client.a(f"{i + 1}.0.0.10.bl.test") == ["127.0.0.2"]
+    for i in range(3):
+        assert client.query(f"{i + 1}.9.9.10.bl.test").rcode() == dns.rcode.NXDOMAIN
+    client.query("2.0.0.127.bl.test", "TXT", tcp=True)
+    client.query("2.0.0.127.elsewhere.test", "A")  # refused: in no zone
+    found = samples(port)
+    assert value(found, "dnsbl_lookups_total", zone="bl.test", result="listed") == 8
+    assert value(found, "dnsbl_lookups_total", zone="bl.test", result="not_listed") == 3
+    assert value(found, "dnsbl_dns_requests_total", zone="bl.test", qtype="A", proto="udp") == 10
+    assert value(found, "dnsbl_dns_requests_total", zone="bl.test", qtype="TXT",
+                 proto="tcp") == 1
+    assert value(found, "dnsbl_dns_responses_total", zone="bl.test", rcode="NOERROR") == 8
+    assert value(found, "dnsbl_dns_responses_total", zone="bl.test", rcode="NXDOMAIN") == 3
+    assert value(found, "dnsbl_dns_responses_total", zone="", rcode="REFUSED") == 1
+    assert value(found, "dnsbl_zone_entries", zone="bl.test") == 50
+    assert value(found, "dnsbl_dataset_entries", dataset=dataset) == 50
+    assert value(found, "dnsbl_dataset_reloads_total", dataset=dataset) == 1
+    assert value(found, "dnsbl_zone_loaded", zone="bl.test") == 1
+    assert value(found, "dnsbl_zone_soa_serial", zone="bl.test") == int(path.stat().st_mtime)
+    assert 0 <= value(found, "dnsbl_dataset_data_age_seconds", dataset=dataset) < 60
+    assert ("dnsbl_build_info", frozenset({
+        "version": __import__("dnsbl").__version__,
+        "python": __import__("platform").python_version(), "loop": "uvloop"}.items())) in found
+    assert any(name == "process_resident_memory_bytes" for name, _ in found)
+    # Labels come from bounded sets: never a client address or a query name.
+    label_values = {text for _name, labels in found for _label, text in labels}
+    assert not any("127.0.0.1" in text or "0.0.10" in text for text in label_values)
+
+
+def test_drops_are_counted_by_reason(metered):
+    import socket
+
+    thread, client, port, path = metered(data("x"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"\x00\x01", (client.host, client.port))
+    wait_for(lambda: value(samples(port), "dnsbl_dns_dropped_total", reason="short") == 1)
+
+
+def test_failed_reload_counts_and_keeps_the_timestamp(metered):
+    thread, client, port, path = metered(data("good", 100))
+    dataset = f"ip4set:{path}"
+    before = samples(port)
+    stamp = value(before, "dnsbl_dataset_reload_timestamp_seconds", dataset=dataset)
+    assert value(before, "dnsbl_dataset_reload_failures_total", dataset=dataset,
+                 reason="open") == 0
+    path.unlink()
+    wait_for(lambda: value(samples(port), "dnsbl_dataset_reload_failures_total",
+                           dataset=dataset, reason="open") == 1)
+    after = samples(port)
+    assert value(after, "dnsbl_dataset_reload_timestamp_seconds", dataset=dataset) == stamp
+    assert value(after, "dnsbl_dataset_reloads_total", dataset=dataset) == 1
+    write(path, data("again", 100))
+    wait_for(lambda: value(samples(port), "dnsbl_dataset_reloads_total", dataset=dataset) == 2)
+    assert value(samples(port), "dnsbl_dataset_reload_timestamp_seconds",
+                 dataset=dataset) > stamp
+
+
+def test_openmetrics_on_request(metered):
+    thread, client, port, path = metered(data("x"))
+    status, content_type, text = fetch(port, "/metrics", "application/openmetrics-text")
+    assert status == 200 and content_type.startswith("application/openmetrics-text")
+    assert text.rstrip().endswith("# EOF")
+
+
+def test_health_and_readiness(metered):
+    stamp = time.strftime("%Y:%m:%d:%H:%M:%S", time.gmtime(time.time() - 10))
+    thread, client, port, path = metered([f"$TIMESTAMP {stamp} +13s"] + data("x"))
+    assert fetch(port, "/healthz")[0] == 200
+    assert fetch(port, "/readyz")[0] == 200
+    wait_for(lambda: fetch(port, "/readyz")[0] == 503, timeout=8)
+    assert "data expired" in fetch(port, "/readyz")[2]
+    assert fetch(port, "/healthz")[0] == 200  # alive, just not ready
+    write(path, data("fresh"))
+    wait_for(lambda: fetch(port, "/readyz")[0] == 200)
+    assert fetch(port, "/nope")[0] == 404
+
+
+def test_stale_data_is_not_ready(metered, tmp_path):
+    thread, client, port, path = metered(data("x"), max_data_age=3600)
+    assert fetch(port, "/readyz")[0] == 200
+    thread2, client2, port2, path2 = metered(data("x"), max_data_age=3600, interval=0)
+    old = time.time() - 7200
+    import os
+
+    os.utime(path2, (old, old))
+    thread2.check()  # the mtime moved: reloaded, and now two hours old
+    status, _, body = fetch(port2, "/readyz")
+    assert status == 503 and "over max_data_age 3600s" in body
+
+
+def test_every_series_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for name, (_kind, help_text) in SERIES.items():
+        assert f"`{name}`" in readme, name
+        assert help_text in readme, name

@@ -1,0 +1,120 @@
+"""systemd integration: sd_notify, socket activation, and the unit files."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, Client
+from tests.test_reload import data, write
+
+
+def receive(sock: socket.socket, wanted: str, timeout: float = 10) -> list[str]:
+    """Notification datagrams until one contains ``wanted``."""
+    sock.settimeout(timeout)
+    seen = []
+    while True:
+        message = sock.recv(4096).decode()
+        seen.append(message)
+        if wanted in message.split("\n"):
+            return seen
+
+
+def test_notify_ready_reloading_stopping(process, tmp_path):
+    notify_path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(notify_path)
+        zone = tmp_path / "bl.zone"
+        write(zone, data("one"))
+        server = process("--zone", f"bl.test:ip4set:{zone}", "--listen", "127.0.0.1:0",
+                         "--check-interval", "0", env={"NOTIFY_SOCKET": notify_path})
+        client = server.wait_listening()
+        assert "READY=1" in receive(notify, "READY=1")[-1]
+        assert client.txt("2.0.0.127.bl.test") == ["one"]
+        write(zone, data("two"))
+        server.proc.send_signal(signal.SIGHUP)
+        seen = receive(notify, "RELOADING=1") + receive(notify, "READY=1")
+        assert seen.index("RELOADING=1") < len(seen) - 1
+        assert client.txt("2.0.0.127.bl.test") == ["two"]
+        server.proc.send_signal(signal.SIGTERM)
+        receive(notify, "STOPPING=1")
+        assert server.stop() == 0
+
+
+def test_socket_activation_uses_the_sockets_it_is_given(process, tmp_path, zone_file):
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    port = udp.getsockname()[1]
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind(("127.0.0.1", port))
+    tcp.listen(16)
+    try:
+        # As systemd does: the sockets at fds 3 and 4, LISTEN_PID the server's own pid
+        # (exec keeps the pid).
+        shim = (f"import os, sys; u, t = os.dup({udp.fileno()}), os.dup({tcp.fileno()}); "
+                "os.dup2(u, 3); os.dup2(t, 4); os.set_inheritable(3, True); "
+                "os.set_inheritable(4, True); "
+                "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='2'); "
+                "os.execv(sys.argv[1], sys.argv[1:])")
+        server = process(
+            "--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
+            "--listen", "127.0.0.1:1",  # ignored: the inherited sockets win
+            command=[sys.executable, "-c", shim], pass_fds=(udp.fileno(), tcp.fileno()))
+        udp.close()
+        tcp.close()
+        assert server.proc.stderr is not None
+        for line in server.proc.stderr:
+            server.log.append(line)
+            if line.rstrip().endswith(" INFO ready"):
+                break
+        assert any("(from systemd)" in line for line in server.log), "".join(server.log)
+        client = Client("127.0.0.1", port)
+        assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]
+        assert client.query("2.0.0.127.bl.test", tcp=True).answer
+    finally:
+        udp.close()
+        tcp.close()
+
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None,
+                    reason="systemd-analyze not installed (apt-get install systemd)")
+def test_unit_files_verify(tmp_path):
+    script = Path(sys.executable).parent / "dnsbl"
+    for name in ("dnsbl.service", "dnsbl.socket"):
+        text = (ROOT / "systemd" / name).read_text()
+        # The unit names an installed path; verify it against this installation.
+        (tmp_path / name).write_text(text.replace("/usr/local/bin/dnsbl", str(script)))
+    result = subprocess.run(
+        [SYSTEMD_ANALYZE, "verify", str(tmp_path / "dnsbl.service"),
+         str(tmp_path / "dnsbl.socket")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "dnsbl" not in result.stderr, result.stderr  # no warnings about our units
+    service = (ROOT / "systemd" / "dnsbl.service").read_text()
+    for line in ("Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure",
+                 "DynamicUser=yes", "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+                 "ProtectSystem=strict", "NoNewPrivileges=yes",
+                 "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+                 "MemoryDenyWriteExecute=yes"):
+        assert line in service.splitlines(), line
+
+
+def test_sigterm_stops_within_a_second(process, zone_file):
+    import time
+
+    server = process("--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
+                     "--listen", "127.0.0.1:0")
+    server.wait_listening()
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(5) == 0
+    assert time.monotonic() - started < 1.0
