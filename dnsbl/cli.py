@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve /metrics, /healthz and /readyz here (default 127.0.0.1:9153; "
              "'none' turns it off)")
     serve.add_argument("--log-level", choices=LOG_LEVELS, help="default: info")
+    serve.add_argument(
+        "--query-log", metavar="FILE",
+        help="append sampled queries to FILE as JSON lines (time, client, qname, qtype, rcode, "
+             "matched entry); reopened on SIGHUP")
+    serve.add_argument("--query-log-sample", metavar="N",
+                       help="log one query in N (default 1: every query)")
     serve.add_argument("--log-format", choices=LOG_FORMATS,
                        help="text (default) or json: one JSON object per line")
 
@@ -118,7 +124,8 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         check_interval=getattr(args, "check_interval", None),
         allow_missing=getattr(args, "allow_missing", False),
         metrics=getattr(args, "metrics", None), log_level=getattr(args, "log_level", None),
-        log_format=getattr(args, "log_format", None))
+        log_format=getattr(args, "log_format", None), query_log=getattr(args, "query_log", None),
+        query_log_sample=getattr(args, "query_log_sample", None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

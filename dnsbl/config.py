@@ -59,6 +59,9 @@ class ServerConfig:
     metrics: Listen | None = Listen("127.0.0.1", 9153)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+    #: JSON-lines log of sampled queries (1 in query_log_sample); None: off.
+    query_log: str | None = None
+    query_log_sample: int = 1
     sources: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -133,7 +136,7 @@ def merge_zones(zones: list[ZoneConfig]) -> tuple[ZoneConfig, ...]:
 
 
 _TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metrics",
-             "log_level", "log_format"}
+             "log_level", "log_format", "query_log", "query_log_sample"}
 _ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -173,6 +176,10 @@ def load_config(path: str) -> ServerConfig:
         config = replace(config, allow_missing=data["allow_missing"])
     if "metrics" in data:
         config = replace(config, metrics=parse_metrics(str(data["metrics"])))
+    if "query_log" in data:
+        config = replace(config, query_log=os.path.join(base, str(data["query_log"])))
+    if "query_log_sample" in data:
+        config = replace(config, query_log_sample=_sample(data["query_log_sample"], path))
     for key, choices in (("log_level", LOG_LEVELS), ("log_format", LOG_FORMATS)):
         if key in data:
             if data[key] not in choices:
@@ -223,11 +230,20 @@ def _interval(value: Any, where: str) -> float:
     return seconds
 
 
+def _sample(value: Any, where: str) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{where}: query log sample must be a whole number from 1 up")
+    return value
+
+
 def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
                    zones: list[str] | None = None, ttl: str | None = None,
                    check_interval: str | None = None, allow_missing: bool = False,
                    metrics: str | None = None, log_level: str | None = None,
-                   log_format: str | None = None) -> ServerConfig:
+                   log_format: str | None = None, query_log: str | None = None,
+                   query_log_sample: str | None = None) -> ServerConfig:
     """Command-line values over the file: listeners replace, zones replace by name."""
     if listen:
         config = replace(config, listen=tuple(parse_listen(x) for x in listen))
@@ -248,6 +264,10 @@ def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
         config = replace(config, log_level=cast(Any, log_level))
     if log_format is not None:
         config = replace(config, log_format=cast(Any, log_format))
+    if query_log is not None:
+        config = replace(config, query_log=query_log)
+    if query_log_sample is not None:
+        config = replace(config, query_log_sample=_sample(query_log_sample, "--query-log-sample"))
     if not config.zones:
         raise ConfigError("no zones: give --zone NAME:TYPE:FILE or --config FILE")
     return config

@@ -42,6 +42,10 @@ class Dataset:
     def lookup(self, ip: bytes) -> Value | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def explain(self, ip: bytes) -> str | None:  # pragma: no cover - abstract
+        """The listed block that matches ``ip``, e.g. ``"192.0.2.0/24"``; None if none."""
+        raise NotImplementedError
+
 
 class IP4Trie(Dataset):
     """ip4set / ip4trie: CIDR blocks in a Patricia trie; the longest prefix wins."""
@@ -72,6 +76,9 @@ class IP4Trie(Dataset):
         self.lookup = trie.get  # type: ignore[method-assign]
         super().__init__(reader, ttl)
 
+    def explain(self, ip: bytes) -> str | None:
+        return self._trie.get_key(ip) if self._trie.get(ip) is not None else None
+
 
 class IP4TSet(Dataset):
     """ip4tset: single addresses sharing one value, in a sorted array (4 bytes each)."""
@@ -91,6 +98,9 @@ class IP4TSet(Dataset):
         if i < len(addrs) and addrs[i] == key:
             return self._value
         return None
+
+    def explain(self, ip: bytes) -> str | None:
+        return f"{ipaddress.IPv4Address(ip)}/32" if self.lookup(ip) is not None else None
 
 
 _TYPES: dict[str, type[Dataset]] = {"ip4set": IP4Trie, "ip4trie": IP4Trie, "ip4tset": IP4TSet}

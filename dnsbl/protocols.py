@@ -6,18 +6,20 @@ import asyncio
 from typing import Any
 
 from dnsbl.answer import Stats, answer
+from dnsbl.querylog import QueryLog
 from dnsbl.registry import Registry
 
 
 class UDPProtocol(asyncio.DatagramProtocol):
     """Answers each datagram from the registry's current snapshot."""
 
-    __slots__ = ("_registry", "_stats", "_transport")
+    __slots__ = ("_registry", "_stats", "_transport", "_qlog")
 
-    def __init__(self, registry: Registry, stats: Stats) -> None:
+    def __init__(self, registry: Registry, stats: Stats, qlog: QueryLog | None = None) -> None:
         self._registry = registry
         self._stats = stats
         self._transport: Any = None
+        self._qlog = qlog
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
@@ -26,6 +28,8 @@ class UDPProtocol(asyncio.DatagramProtocol):
         reply = answer(data, self._registry.current.zones, self._stats)
         if reply is not None:
             self._transport.sendto(reply, addr)
+            if self._qlog is not None:
+                self._qlog.offer(data, reply, addr)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors for earlier replies (client gone): nothing to do, keep serving.
@@ -48,9 +52,12 @@ class TCPLimits:
 class TCPProtocol(asyncio.Protocol):
     """Two-byte length framing; several queries per connection, answered in order."""
 
-    __slots__ = ("_registry", "_stats", "_limits", "_transport", "_buffer", "_timer", "_counted")
+    __slots__ = ("_registry", "_stats", "_limits", "_transport", "_buffer", "_timer", "_counted",
+                 "_qlog")
 
-    def __init__(self, registry: Registry, stats: Stats, limits: TCPLimits) -> None:
+    def __init__(self, registry: Registry, stats: Stats, limits: TCPLimits,
+                 qlog: QueryLog | None = None) -> None:
+        self._qlog = qlog
         self._registry = registry
         self._stats = stats
         self._limits = limits
@@ -87,6 +94,8 @@ class TCPProtocol(asyncio.Protocol):
             reply = answer(message, zones, self._stats, udp=False)
             if reply is not None:
                 self._transport.write(len(reply).to_bytes(2, "big") + reply)
+                if self._qlog is not None:
+                    self._qlog.offer(message, reply, self._transport.get_extra_info("peername"))
         if len(buffer) > self._limits.max_buffer:
             self._transport.close()
             return

@@ -13,6 +13,7 @@ from dnsbl import systemd
 from dnsbl.config import Listen, ServerConfig
 from dnsbl.metrics import MetricsServer, build_registry
 from dnsbl.protocols import TCPLimits, TCPProtocol, UDPProtocol
+from dnsbl.querylog import QueryLog
 from dnsbl.registry import DatasetKey, Registry, ZoneSet
 from dnsbl.reload import DatasetStatus, Reloader
 from dnsbl.stats import Stats
@@ -50,6 +51,7 @@ class Server:
         self._stop = asyncio.Event()
         self.running = asyncio.Event()  # set once serve_forever has made the reloader
         self.reloader: Reloader | None = None
+        self.query_log: QueryLog | None = None
 
     # -- what metrics and health read --------------------------------------------
 
@@ -87,6 +89,13 @@ class Server:
         """
         loop = asyncio.get_running_loop()
         self.loop_name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+        if self.config.query_log:
+            try:
+                self.query_log = QueryLog(self.config.query_log, self.config.query_log_sample,
+                                          self.zoneset)
+            except OSError as exc:
+                raise StartupError(f"cannot open query log {self.config.query_log}: "
+                                   f"{exc.strerror or exc}") from None
         try:
             inherited = systemd.listen_sockets()
         except OSError as exc:
@@ -110,11 +119,12 @@ class Server:
         for udp, tcp in pairs:
             if udp is not None:
                 transport, _ = await loop.create_datagram_endpoint(
-                    lambda: UDPProtocol(self.registry, self.stats), sock=udp)
+                    lambda: UDPProtocol(self.registry, self.stats, self.query_log), sock=udp)
                 self._transports.append(transport)
             if tcp is not None:
                 self._servers.append(await loop.create_server(
-                    lambda: TCPProtocol(self.registry, self.stats, self.tcp_limits), sock=tcp))
+                    lambda: TCPProtocol(self.registry, self.stats, self.tcp_limits,
+                                        self.query_log), sock=tcp))
             sock = udp or tcp
             assert sock is not None
             host, port = sock.getsockname()[:2]
@@ -156,10 +166,12 @@ class Server:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
             # SIGHUP: check the zone files now (systemctl reload).
-            loop.add_signal_handler(signal.SIGHUP, self.reloader.request)
+            loop.add_signal_handler(signal.SIGHUP, self._hangup)
             # SIGUSR1: the same, accepting data that shrinks a zone past its guard.
             loop.add_signal_handler(signal.SIGUSR1, self.reloader.request, True)
         tasks = [asyncio.create_task(self.reloader.run())]
+        if self.query_log is not None:
+            tasks.append(asyncio.create_task(self.query_log.run()))
         interval = systemd.watchdog_interval()
         if interval:
             tasks.append(asyncio.create_task(_watchdog(interval)))
@@ -174,7 +186,16 @@ class Server:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self.close()
+            if self.query_log is not None:
+                self.query_log.close()
             log.info("stopped")
+
+
+    def _hangup(self) -> None:
+        assert self.reloader is not None
+        self.reloader.request()
+        if self.query_log is not None:
+            self.query_log.reopen()
 
 
 async def _watchdog(interval: float) -> None:

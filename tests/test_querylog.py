@@ -1,0 +1,57 @@
+"""The sampled query log, written by a real server."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import dns.rcode
+
+from tests.test_reload import wait_for
+
+
+def entries(path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_query_log_samples_and_explains(process, tmp_path, zone_file):
+    log_path = tmp_path / "queries.jsonl"
+    zone = zone_file([":3:Listed $", "192.0.2.0/24", "!192.0.2.128/25"])
+    server = process("--zone", f"bl.test:ip4set:{zone}", "--listen", "127.0.0.1:0",
+                     "--query-log", str(log_path), "--query-log-sample", "2")
+    client = server.wait_listening()
+    names = [f"{i}.2.0.192.bl.test" for i in range(1, 5)] + [
+        f"{i}.2.0.192.bl.test" for i in range(200, 204)] + ["x.bl.test", "9.9.9.9.other.test"]
+    for name in names:
+        client.query(name, "A")
+    wait_for(lambda: len(entries(log_path)) == 5)
+    logged = entries(log_path)
+    # Every second query, in order.
+    assert [e["qname"] for e in logged] == names[1::2]
+    first = logged[0]
+    assert first["client"] == "127.0.0.1" and first["qtype"] == "A"
+    assert first["rcode"] == "NOERROR"
+    assert first["matched"] == [{"dataset": f"ip4set:{zone}", "entry": "192.0.2.0/24"}]
+    assert logged[2]["rcode"] == "NXDOMAIN" and "matched" not in logged[2]  # excluded
+    assert logged[4]["rcode"] == "REFUSED"
+
+    # logrotate: move the file away, SIGHUP, and the server writes a new one.
+    log_path.rename(tmp_path / "queries.jsonl.1")
+    server.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: log_path.exists())
+    for _ in range(2):
+        assert client.query("1.2.0.192.bl.test").rcode() == dns.rcode.NOERROR
+    wait_for(lambda: len(entries(log_path)) == 1)
+    assert server.stop() == 0
+
+
+def test_query_log_that_cannot_be_opened_stops_startup(zone_file, tmp_path):
+    from tests.conftest import run_cli
+
+    result = run_cli("serve", "--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
+                     "--listen", "127.0.0.1:0", "--metrics", "none",
+                     "--query-log", str(tmp_path / "no" / "such" / "dir.log"))
+    assert result.returncode == 3
+    assert "cannot open query log" in result.stderr and "Traceback" not in result.stderr
