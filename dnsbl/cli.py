@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics", metavar="HOST:PORT",
         help="serve /metrics, /healthz and /readyz here (default 127.0.0.1:9153; "
              "'none' turns it off)")
+    serve.add_argument(
+        "--rrl-rate", metavar="N",
+        help="response rate limiting: N UDP responses per second per client /24 (IPv6 /56); "
+             "0 or absent: off (the [rrl] table of the config sets the rest)")
     serve.add_argument("--log-level", choices=LOG_LEVELS, help="default: info")
     serve.add_argument(
         "--query-log", metavar="FILE",
@@ -125,7 +129,8 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         allow_missing=getattr(args, "allow_missing", False),
         metrics=getattr(args, "metrics", None), log_level=getattr(args, "log_level", None),
         log_format=getattr(args, "log_format", None), query_log=getattr(args, "query_log", None),
-        query_log_sample=getattr(args, "query_log_sample", None))
+        query_log_sample=getattr(args, "query_log_sample", None),
+        rrl_rate=getattr(args, "rrl_rate", None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -46,6 +47,17 @@ class ZoneConfig:
 
 
 @dataclass(frozen=True)
+class RRLConfig:
+    """Response rate limiting (UDP only); see dnsbl.rrl."""
+
+    rate: float = 20.0  # responses per second per client prefix
+    slip: int = 2  # every slip-th limited response goes out as TC=1; 0: drop all
+    ipv4_prefix: int = 24
+    ipv6_prefix: int = 56
+    exempt: tuple[str, ...] = ()  # networks never limited
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     listen: tuple[Listen, ...] = (Listen("127.0.0.1", 5300),)
     zones: tuple[ZoneConfig, ...] = ()
@@ -62,6 +74,11 @@ class ServerConfig:
     #: JSON-lines log of sampled queries (1 in query_log_sample); None: off.
     query_log: str | None = None
     query_log_sample: int = 1
+    #: Response rate limiting; None: off.
+    rrl: RRLConfig | None = None
+    #: TCP: seconds a connection may sit idle, and connections open at once.
+    tcp_idle_timeout: float = 10.0
+    tcp_max_connections: int = 512
     sources: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -136,7 +153,8 @@ def merge_zones(zones: list[ZoneConfig]) -> tuple[ZoneConfig, ...]:
 
 
 _TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metrics",
-             "log_level", "log_format", "query_log", "query_log_sample"}
+             "log_level", "log_format", "query_log", "query_log_sample", "rrl",
+             "tcp_idle_timeout", "tcp_max_connections"}
 _ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -176,6 +194,15 @@ def load_config(path: str) -> ServerConfig:
         config = replace(config, allow_missing=data["allow_missing"])
     if "metrics" in data:
         config = replace(config, metrics=parse_metrics(str(data["metrics"])))
+    if "rrl" in data:
+        config = replace(config, rrl=_rrl(data["rrl"], path))
+    if "tcp_idle_timeout" in data:
+        config = replace(config, tcp_idle_timeout=_interval(data["tcp_idle_timeout"], path))
+    if "tcp_max_connections" in data:
+        count = data["tcp_max_connections"]
+        if not isinstance(count, int) or count < 1:
+            raise ConfigError(f"{path}: 'tcp_max_connections' must be a whole number from 1 up")
+        config = replace(config, tcp_max_connections=count)
     if "query_log" in data:
         config = replace(config, query_log=os.path.join(base, str(data["query_log"])))
     if "query_log_sample" in data:
@@ -230,6 +257,35 @@ def _interval(value: Any, where: str) -> float:
     return seconds
 
 
+def _rrl(table: Any, where: str) -> RRLConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [rrl] must be a table")
+    unknown = set(table) - {"rate", "slip", "ipv4_prefix", "ipv6_prefix", "exempt"}
+    if unknown:
+        raise ConfigError(f"{where}: [rrl]: unknown setting(s): {', '.join(sorted(unknown))}")
+    rrl = RRLConfig()
+    try:
+        rrl = RRLConfig(
+            rate=float(table.get("rate", rrl.rate)), slip=int(table.get("slip", rrl.slip)),
+            ipv4_prefix=int(table.get("ipv4_prefix", rrl.ipv4_prefix)),
+            ipv6_prefix=int(table.get("ipv6_prefix", rrl.ipv6_prefix)),
+            exempt=tuple(str(ipaddress.ip_network(n, strict=False))
+                         for n in table.get("exempt", ())))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: [rrl]: {exc}") from None
+    if rrl.rate <= 0 or rrl.slip < 0 or not 0 < rrl.ipv4_prefix <= 32 \
+            or not 0 < rrl.ipv6_prefix <= 128:
+        raise ConfigError(f"{where}: [rrl]: rate must be positive, slip 0 or more, prefixes "
+                          "1-32 and 1-128")
+    return rrl
+
+
+def _rrl_table(rrl: RRLConfig | None) -> dict[str, Any]:
+    return {} if rrl is None else {
+        "slip": rrl.slip, "ipv4_prefix": rrl.ipv4_prefix, "ipv6_prefix": rrl.ipv6_prefix,
+        "exempt": list(rrl.exempt)}
+
+
 def _sample(value: Any, where: str) -> int:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
@@ -243,7 +299,8 @@ def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
                    check_interval: str | None = None, allow_missing: bool = False,
                    metrics: str | None = None, log_level: str | None = None,
                    log_format: str | None = None, query_log: str | None = None,
-                   query_log_sample: str | None = None) -> ServerConfig:
+                   query_log_sample: str | None = None, rrl_rate: str | None = None
+                   ) -> ServerConfig:
     """Command-line values over the file: listeners replace, zones replace by name."""
     if listen:
         config = replace(config, listen=tuple(parse_listen(x) for x in listen))
@@ -268,6 +325,9 @@ def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
         config = replace(config, query_log=query_log)
     if query_log_sample is not None:
         config = replace(config, query_log_sample=_sample(query_log_sample, "--query-log-sample"))
+    if rrl_rate is not None:
+        config = replace(config, rrl=_rrl({**_rrl_table(config.rrl), "rate": rrl_rate},
+                                          "--rrl-rate") if rrl_rate != "0" else None)
     if not config.zones:
         raise ConfigError("no zones: give --zone NAME:TYPE:FILE or --config FILE")
     return config

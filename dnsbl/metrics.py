@@ -41,6 +41,9 @@ SERIES: dict[str, tuple[str, str]] = {
         "counter", "Address lookups in a zone's data, by zone and result (listed, not_listed)."),
     "dnsbl_dns_dropped_total": (
         "counter", "Datagrams dropped without a reply, by reason."),
+    "dnsbl_rrl_limited_total": (
+        "counter", "UDP responses held back by rate limiting, by action (dropped, slipped)."),
+    "dnsbl_tcp_connections": ("gauge", "TCP connections open now."),
     "dnsbl_zone_entries": ("gauge", "Entries (listed blocks) a zone serves."),
     "dnsbl_zone_soa_serial": ("gauge", "SOA serial a zone answers with."),
     "dnsbl_zone_loaded": ("gauge", "1 when every dataset of the zone is loaded, else 0."),
@@ -67,6 +70,10 @@ class Source(Protocol):
     """What the collector reads: the server's counters, zones and reload status."""
 
     stats: Stats
+
+    def transport_counts(self) -> tuple[list[int], int]:
+        """RRL [dropped, slipped] and open TCP connections."""
+        ...
 
     def zoneset(self) -> ZoneSet: ...
 
@@ -116,6 +123,14 @@ class Collector:
         for reason, count in zip(DROP_REASONS, source.stats.dropped, strict=True):
             dropped.add_metric([reason], count)
         yield dropped
+
+        limited, connections = source.transport_counts()
+        rrl = _family("dnsbl_rrl_limited_total", ["action"])
+        rrl.add_metric(["dropped"], limited[0])
+        rrl.add_metric(["slipped"], limited[1])
+        tcp = _family("dnsbl_tcp_connections", [])
+        tcp.add_metric([], connections)
+        yield from (rrl, tcp)
 
         entries = _family("dnsbl_zone_entries", ["zone"])
         serial = _family("dnsbl_zone_soa_serial", ["zone"])

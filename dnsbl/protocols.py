@@ -8,18 +8,21 @@ from typing import Any
 from dnsbl.answer import Stats, answer
 from dnsbl.querylog import QueryLog
 from dnsbl.registry import Registry
+from dnsbl.rrl import DROP, RateLimiter, truncate
 
 
 class UDPProtocol(asyncio.DatagramProtocol):
     """Answers each datagram from the registry's current snapshot."""
 
-    __slots__ = ("_registry", "_stats", "_transport", "_qlog")
+    __slots__ = ("_registry", "_stats", "_transport", "_qlog", "_rrl")
 
-    def __init__(self, registry: Registry, stats: Stats, qlog: QueryLog | None = None) -> None:
+    def __init__(self, registry: Registry, stats: Stats, qlog: QueryLog | None = None,
+                 rrl: RateLimiter | None = None) -> None:
         self._registry = registry
         self._stats = stats
         self._transport: Any = None
         self._qlog = qlog
+        self._rrl = rrl
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
@@ -27,6 +30,12 @@ class UDPProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         reply = answer(data, self._registry.current.zones, self._stats)
         if reply is not None:
+            if self._rrl is not None:
+                verdict = self._rrl.check(addr)
+                if verdict:
+                    if verdict == DROP:
+                        return
+                    reply = truncate(reply)  # slip: a real resolver retries over TCP
             self._transport.sendto(reply, addr)
             if self._qlog is not None:
                 self._qlog.offer(data, reply, addr)
@@ -100,6 +109,14 @@ class TCPProtocol(asyncio.Protocol):
             self._transport.close()
             return
         self._arm()
+
+    def pause_writing(self) -> None:
+        # The client is not reading its answers: stop reading its questions, so
+        # a slow reader cannot make us buffer without bound.
+        self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:

@@ -16,6 +16,7 @@ from dnsbl.protocols import TCPLimits, TCPProtocol, UDPProtocol
 from dnsbl.querylog import QueryLog
 from dnsbl.registry import DatasetKey, Registry, ZoneSet
 from dnsbl.reload import DatasetStatus, Reloader
+from dnsbl.rrl import RateLimiter
 from dnsbl.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,10 @@ class Server:
         self.config = config
         self.registry = Registry(zoneset)
         self.stats = Stats()
-        self.tcp_limits = TCPLimits()
+        self.tcp_limits = TCPLimits(config.tcp_idle_timeout, config.tcp_max_connections)
+        rrl = config.rrl
+        self.rrl = None if rrl is None else RateLimiter(
+            rrl.rate, rrl.slip, rrl.ipv4_prefix, rrl.ipv6_prefix, rrl.exempt)
         self.bound: list[Listen] = []
         self.metrics_port: int | None = None
         self.loop_name = "asyncio"
@@ -57,6 +61,9 @@ class Server:
 
     def zoneset(self) -> ZoneSet:
         return self.registry.current
+
+    def transport_counts(self) -> tuple[list[int], int]:
+        return (self.rrl.limited if self.rrl else [0, 0]), self.tcp_limits.open
 
     def reload_status(self) -> dict[DatasetKey, DatasetStatus]:
         return self.reloader.status if self.reloader else {}
@@ -119,7 +126,8 @@ class Server:
         for udp, tcp in pairs:
             if udp is not None:
                 transport, _ = await loop.create_datagram_endpoint(
-                    lambda: UDPProtocol(self.registry, self.stats, self.query_log), sock=udp)
+                    lambda: UDPProtocol(self.registry, self.stats, self.query_log, self.rrl),
+                    sock=udp)
                 self._transports.append(transport)
             if tcp is not None:
                 self._servers.append(await loop.create_server(

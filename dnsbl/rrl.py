@@ -1,0 +1,112 @@
+"""Response rate limiting for UDP, in the manner of BIND, NSD and Knot RRL.
+
+Each client prefix (/24 for IPv4, /56 for IPv6 by default) has a token bucket
+of ``rate`` responses per second. Past it, responses are dropped, except every
+``slip``-th one, which goes out as an empty TC=1 reply so that a real resolver
+behind a spoofed flood retries over TCP and is still served. TCP is never
+limited: it cannot be spoofed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from collections.abc import Iterable
+from typing import Any
+
+ALLOW = 0
+DROP = 1
+SLIP = 2
+
+#: Buckets kept at most; past it, idle ones are swept (a spoofed flood from
+#: random sources must not grow memory without bound).
+MAX_BUCKETS = 200_000
+_UNSEEN: list[float] = []  # a sentinel: a prefix with no bucket yet
+
+
+class RateLimiter:
+    """``check(addr)`` -> ALLOW, DROP or SLIP; ``limited`` counts [dropped, slipped]."""
+
+    __slots__ = ("rate", "slip", "_shift4", "_shift6", "_exempt", "_buckets", "_slip_count",
+                 "limited", "_last_sweep")
+
+    def __init__(self, rate: float, slip: int = 2, ipv4_prefix: int = 24, ipv6_prefix: int = 56,
+                 exempt: Iterable[str] = ()) -> None:
+        self.rate = float(rate)
+        self.slip = slip
+        self._shift4 = 32 - ipv4_prefix
+        self._shift6 = 128 - ipv6_prefix
+        self._exempt = [ipaddress.ip_network(n, strict=False) for n in exempt]
+        # prefix key -> [tokens, last refill time]; None: exempt
+        self._buckets: dict[Any, list[float] | None] = {}
+        self._slip_count = 0
+        self.limited = [0, 0]
+        self._last_sweep = time.monotonic()
+
+    def check(self, addr: Any) -> int:
+        host = addr[0]
+        key: Any
+        try:
+            if ":" in host:
+                key = (6, int.from_bytes(socket.inet_pton(socket.AF_INET6, host), "big")
+                       >> self._shift6)
+            else:
+                key = int.from_bytes(socket.inet_aton(host), "big") >> self._shift4
+        except OSError:
+            return ALLOW
+        now = time.monotonic()
+        bucket = self._buckets.get(key, _UNSEEN)
+        if bucket is _UNSEEN:
+            bucket = self._new_bucket(host, key, now)
+        if bucket is None:
+            return ALLOW  # exempt
+        tokens = bucket[0] + (now - bucket[1]) * self.rate
+        if tokens > self.rate:
+            tokens = self.rate  # a one-second burst at most
+        bucket[1] = now
+        if tokens >= 1.0:
+            bucket[0] = tokens - 1.0
+            return ALLOW
+        bucket[0] = tokens
+        if self.slip:
+            self._slip_count += 1
+            if self._slip_count >= self.slip:
+                self._slip_count = 0
+                self.limited[1] += 1
+                return SLIP
+        self.limited[0] += 1
+        return DROP
+
+    def _new_bucket(self, host: str, key: Any, now: float) -> list[float] | None:
+        if len(self._buckets) >= MAX_BUCKETS:
+            self._sweep(now)
+        address = ipaddress.ip_address(host)
+        if any(address in network for network in self._exempt):
+            bucket = None
+        else:
+            bucket = [self.rate, now]
+        self._buckets[key] = bucket
+        return bucket
+
+    def _sweep(self, now: float) -> None:
+        """Forget buckets that have refilled: they hold no state worth keeping."""
+        full_after = 1.0 if self.rate >= 1 else 1.0 / self.rate
+        self._buckets = {k: b for k, b in self._buckets.items()
+                         if b is None or now - b[1] < full_after}
+        if len(self._buckets) >= MAX_BUCKETS:  # all busy: start afresh rather than grow
+            self._buckets.clear()
+        self._last_sweep = now
+
+
+def truncate(reply: bytes) -> bytes:
+    """The reply cut to its header and question with TC=1 (and its OPT, if any)."""
+    if reply[4:6] != b"\x00\x01":
+        return reply  # no question: already as small as it gets
+    pos = 12
+    while pos < len(reply) and reply[pos]:
+        pos += reply[pos] + 1
+    end = pos + 5
+    opt = reply[-11:] if reply[10:12] != b"\x00\x00" and reply[-11:-8] == b"\x00\x00\x29" else b""
+    return (reply[:2] + bytes((reply[2] | 0x02, reply[3])) + b"\x00\x01\x00\x00\x00\x00"
+            + (b"\x00\x01" if opt else b"\x00\x00") + reply[12:end] + opt)

@@ -1,0 +1,130 @@
+"""TCP limits and response rate limiting, over real sockets."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from dataclasses import replace
+
+import dns.flags
+import dns.message
+import dns.rcode
+
+from dnsbl.config import Listen, RRLConfig, ServerConfig, parse_zone_spec
+from tests.conftest import ServerThread
+
+
+def start(zone_file, **settings) -> tuple[ServerThread, object]:
+    config = ServerConfig(listen=(Listen("127.0.0.1", 0),), zones=(
+        parse_zone_spec(f"bl.test:ip4set:{zone_file(['127.0.0.2'])}"),))
+    thread = ServerThread(replace(config, **settings))
+    return thread, thread.start()
+
+
+def tcp_ask(sock: socket.socket, name: str) -> dns.message.Message:
+    wire = dns.message.make_query(name, "A").to_wire()
+    sock.sendall(struct.pack(">H", len(wire)) + wire)
+    size = struct.unpack(">H", recv_exactly(sock, 2))[0]
+    return dns.message.from_wire(recv_exactly(sock, size))
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def closed_by_peer(sock: socket.socket, within: float) -> bool:
+    sock.settimeout(within)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_idle_tcp_connection_is_closed(zone_file):
+    thread, client = start(zone_file, tcp_idle_timeout=0.5)
+    try:
+        with socket.create_connection((client.host, client.port), timeout=3) as s:
+            assert tcp_ask(s, "2.0.0.127.bl.test").answer
+            started = time.monotonic()
+            assert closed_by_peer(s, 3)
+            assert 0.3 < time.monotonic() - started < 2.5
+        # A client that sends half a message and stalls is closed as well.
+        with socket.create_connection((client.host, client.port), timeout=3) as s:
+            s.sendall(b"\x00\x40\x12")
+            assert closed_by_peer(s, 3)
+    finally:
+        thread.stop()
+
+
+def test_connection_cap(zone_file):
+    thread, client = start(zone_file, tcp_max_connections=3)
+    try:
+        held = [socket.create_connection((client.host, client.port), timeout=3)
+                for _ in range(3)]
+        for s in held:
+            assert tcp_ask(s, "2.0.0.127.bl.test").answer
+        extra = socket.create_connection((client.host, client.port), timeout=3)
+        assert closed_by_peer(extra, 3)  # over the cap: closed at once
+        extra.close()
+        assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]  # UDP unaffected
+        held.pop().close()
+        time.sleep(0.2)
+        with socket.create_connection((client.host, client.port), timeout=3) as again:
+            assert tcp_ask(again, "2.0.0.127.bl.test").answer
+        for s in held:
+            s.close()
+    finally:
+        thread.stop()
+
+
+def flood(host: str, port: int, source: str, count: int) -> list[dns.message.Message]:
+    """Send ``count`` queries from ``source`` as fast as possible; collect replies."""
+    replies = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((source, 0))
+        queries = [dns.message.make_query("2.0.0.127.bl.test", "A") for _ in range(count)]
+        for q in queries:
+            s.sendto(q.to_wire(), (host, port))
+        s.settimeout(0.5)
+        try:
+            while True:
+                replies.append(dns.message.from_wire(s.recv(4096)))
+        except TimeoutError:
+            pass
+    return replies
+
+
+def test_rrl_limits_a_flooding_prefix_and_serves_others(zone_file):
+    rrl = RRLConfig(rate=10, slip=2, exempt=("127.0.3.0/24",))
+    thread, client = start(zone_file, rrl=rrl)
+    try:
+        replies = flood(client.host, client.port, "127.0.1.1", 200)
+        full = [r for r in replies if r.answer]
+        slipped = [r for r in replies if r.flags & dns.flags.TC and not r.answer]
+        assert 5 <= len(full) <= 20  # the burst allowance, give or take the clock
+        assert len(slipped) >= 80  # about every second limited response slips
+        assert len(full) + len(slipped) < 200  # the rest were dropped
+        # Another /24 is served in full meanwhile, and so is an exempt one.
+        assert len([r for r in flood(client.host, client.port, "127.0.2.1", 8)
+                    if r.answer]) == 8
+        assert len([r for r in flood(client.host, client.port, "127.0.3.1", 100)
+                    if r.answer]) == 100
+        # TCP is never limited: the slipped client gets its answer there.
+        r = client.query("2.0.0.127.bl.test", tcp=True)
+        assert r.rcode() == dns.rcode.NOERROR and r.answer
+        dropped, slipped_count = thread.server.rrl.limited
+        assert slipped_count == len(slipped) and dropped >= 1
+        # A second later the prefix is served again.
+        time.sleep(1.1)
+        assert flood(client.host, client.port, "127.0.1.1", 1)[0].answer
+    finally:
+        thread.stop()
