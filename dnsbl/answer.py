@@ -46,20 +46,38 @@ from dnsbl.wire import (
     pointer,
 )
 
-__all__ = ["DROP_REASONS", "EDNS_PAYLOAD", "Stats", "answer"]
+__all__ = ["DROP_REASONS", "EDNS_PAYLOAD", "Edns", "Stats", "answer"]
 
 #: The UDP payload size we advertise and accept at most (DNS Flag Day 2020).
 EDNS_PAYLOAD = 1232
 
 _COUNTS = struct.Struct(">HHHH")
-_OPT_HEAD = b"\x00\x00\x29" + struct.pack(">H", EDNS_PAYLOAD)
-_OPT = _OPT_HEAD + b"\x00\x00\x00\x00\x00\x00"
-_OPT_BADVERS = _OPT_HEAD + b"\x01\x00\x00\x00\x00\x00"
+NSID_OPTION = 3  # RFC 5001
+
+
+class Edns:
+    """What we say in OPT records, pre-packed: our UDP payload size, and the
+    NSID (RFC 5001) that tells anycast nodes apart, sent only when asked for."""
+
+    __slots__ = ("payload", "opt", "opt_badvers", "opt_nsid")
+
+    def __init__(self, payload: int = EDNS_PAYLOAD, nsid: bytes = b"") -> None:
+        self.payload = max(MAX_UDP_PLAIN, min(payload, 65535))
+        head = b"\x00\x00\x29" + struct.pack(">H", self.payload)
+        self.opt = head + b"\x00\x00\x00\x00\x00\x00"
+        self.opt_badvers = head + b"\x01\x00\x00\x00\x00\x00"
+        option = struct.pack(">HH", NSID_OPTION, len(nsid)) + nsid
+        self.opt_nsid = (head + b"\x00\x00\x00\x00" + struct.pack(">H", len(option)) + option
+                         if nsid else self.opt)
+
+
+DEFAULT_EDNS = Edns()
 _TCP_OFFSET = len(QTYPE_LABELS)  # requests counters: UDP first, then TCP
 _META_TYPES = frozenset((250, 251, 252, 253, 254))  # TSIG, IXFR, AXFR, MAILB, MAILA
 
 
-def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True) -> bytes | None:
+def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True,
+           edns: Edns = DEFAULT_EDNS) -> bytes | None:
     """Answer one DNS message; ``None`` means send nothing.
 
     ``zones`` maps a zone's lowercase wire name to the zone. Over UDP a reply
@@ -111,15 +129,15 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
     opt = b""
     limit = MAX_UDP_PLAIN
     if data[6] or data[7] or data[8] or data[9] or data[10] or data[11]:
-        edns = _edns(data, end)
-        if edns is None:
+        asked = _edns(data, end)
+        if asked is None:
             return _reply(data, question, FORMERR, b"", 0, b"", 0, b"", counts)
-        if edns:
-            payload, version = edns
-            opt = _OPT
+        if asked:
+            payload, version, nsid = asked
             if version:
-                return _reply(data, question, BADVERS, b"", 0, b"", 0, _OPT_BADVERS, counts)
-            limit = max(MAX_UDP_PLAIN, min(payload, EDNS_PAYLOAD))
+                return _reply(data, question, BADVERS, b"", 0, b"", 0, edns.opt_badvers, counts)
+            opt = edns.opt_nsid if nsid else edns.opt
+            limit = max(MAX_UDP_PLAIN, min(payload, edns.payload))
     if not udp:
         limit = 65535
 
@@ -204,12 +222,13 @@ def _apex(data: bytes, question: bytes, qtype: int, zone: Zone, owner: bytes, op
                   limit)
 
 
-def _edns(data: bytes, pos: int) -> tuple[int, int] | tuple[()] | None:
-    """Walk the sections after the question: (payload, version) of the one OPT,
-    ``()`` when there is none, ``None`` when malformed or OPT appears twice."""
+def _edns(data: bytes, pos: int) -> tuple[int, int, bool] | tuple[()] | None:
+    """Walk the sections after the question: (payload, version, NSID asked) of
+    the one OPT, ``()`` when there is none, ``None`` when malformed or OPT
+    appears twice."""
     counts = _COUNTS.unpack_from(data, 4)
     n = len(data)
-    found: tuple[int, int] | tuple[()] = ()
+    found: tuple[int, int, bool] | tuple[()] = ()
     good: set[int] = set()  # offsets known to start a well-formed name
     for section, count in enumerate(counts[1:], 1):
         for _ in range(count):
@@ -261,13 +280,15 @@ def _edns(data: bytes, pos: int) -> tuple[int, int] | tuple[()] | None:
                 if section != 3 or found or data[start] != 0:
                     return None
                 at = pos - rdlen  # the options must fill the rdata exactly (RFC 6891 6.1.2)
+                nsid = False
                 while at < pos:
                     if at + 4 > pos:
                         return None
+                    nsid = nsid or (data[at] << 8 | data[at + 1]) == NSID_OPTION
                     at += 4 + (data[at + 2] << 8 | data[at + 3])
                 if at != pos:
                     return None
-                found = (_rclass, (ttl >> 16) & 0xFF)
+                found = (_rclass, (ttl >> 16) & 0xFF, nsid)
     return found
 
 

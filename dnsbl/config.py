@@ -79,6 +79,10 @@ class ServerConfig:
     #: TCP: seconds a connection may sit idle, and connections open at once.
     tcp_idle_timeout: float = 10.0
     tcp_max_connections: int = 512
+    #: EDNS0: the UDP payload size we advertise (DNS Flag Day 2020), and the
+    #: NSID (RFC 5001) sent to clients that ask, to tell anycast nodes apart.
+    edns_payload: int = 1232
+    nsid: str = ""
     sources: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -154,7 +158,7 @@ def merge_zones(zones: list[ZoneConfig]) -> tuple[ZoneConfig, ...]:
 
 _TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metrics",
              "log_level", "log_format", "query_log", "query_log_sample", "rrl",
-             "tcp_idle_timeout", "tcp_max_connections"}
+             "tcp_idle_timeout", "tcp_max_connections", "edns_payload", "nsid"}
 _ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -203,6 +207,16 @@ def load_config(path: str) -> ServerConfig:
         if not isinstance(count, int) or count < 1:
             raise ConfigError(f"{path}: 'tcp_max_connections' must be a whole number from 1 up")
         config = replace(config, tcp_max_connections=count)
+    if "edns_payload" in data:
+        size = data["edns_payload"]
+        if not isinstance(size, int) or not 512 <= size <= 65535:
+            raise ConfigError(f"{path}: 'edns_payload' must be from 512 to 65535")
+        config = replace(config, edns_payload=size)
+    if "nsid" in data:
+        nsid = str(data["nsid"])
+        if not nsid.isascii() or len(nsid) > 128:
+            raise ConfigError(f"{path}: 'nsid' must be ASCII, at most 128 characters")
+        config = replace(config, nsid=nsid)
     if "query_log" in data:
         config = replace(config, query_log=os.path.join(base, str(data["query_log"])))
     if "query_log_sample" in data:

@@ -3,32 +3,59 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
-from dnsbl.answer import Stats, answer
+from dnsbl.answer import DEFAULT_EDNS, Edns, Stats, answer
 from dnsbl.querylog import QueryLog
 from dnsbl.registry import Registry
 from dnsbl.rrl import DROP, RateLimiter, truncate
 
 
+class TCPLimits:
+    """Bounds shared by every TCP connection of a server (RFC 7766 section 6.2)."""
+
+    __slots__ = ("idle_timeout", "max_connections", "max_buffer", "open")
+
+    def __init__(self, idle_timeout: float = 10.0, max_connections: int = 512,
+                 max_buffer: int = 2 * 65537) -> None:
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.max_buffer = max_buffer  # unanswered bytes one client may leave with us
+        self.open = 0
+
+
+@dataclass
+class Shared:
+    """What every transport of one server shares."""
+
+    registry: Registry
+    stats: Stats
+    edns: Edns = DEFAULT_EDNS
+    query_log: QueryLog | None = None
+    rrl: RateLimiter | None = None
+    tcp: TCPLimits = field(default_factory=TCPLimits)
+
+
 class UDPProtocol(asyncio.DatagramProtocol):
     """Answers each datagram from the registry's current snapshot."""
 
-    __slots__ = ("_registry", "_stats", "_transport", "_qlog", "_rrl")
+    __slots__ = ("_registry", "_stats", "_edns", "_qlog", "_rrl", "_transport")
 
-    def __init__(self, registry: Registry, stats: Stats, qlog: QueryLog | None = None,
-                 rrl: RateLimiter | None = None) -> None:
-        self._registry = registry
-        self._stats = stats
+    def __init__(self, shared: Shared) -> None:
+        # Hoisted once: the hot path reads plain attributes.
+        self._registry = shared.registry
+        self._stats = shared.stats
+        self._edns = shared.edns
+        self._qlog = shared.query_log
+        self._rrl = shared.rrl
         self._transport: Any = None
-        self._qlog = qlog
-        self._rrl = rrl
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        reply = answer(data, self._registry.current.zones, self._stats)
+        reply = answer(data, self._registry.current.zones, self._stats, True, self._edns)
         if reply is not None:
             if self._rrl is not None:
                 verdict = self._rrl.check(addr)
@@ -45,31 +72,18 @@ class UDPProtocol(asyncio.DatagramProtocol):
         pass
 
 
-class TCPLimits:
-    """Bounds shared by every TCP connection of a server (RFC 7766 section 6.2)."""
-
-    __slots__ = ("idle_timeout", "max_connections", "max_buffer", "open")
-
-    def __init__(self, idle_timeout: float = 10.0, max_connections: int = 512,
-                 max_buffer: int = 2 * 65537) -> None:
-        self.idle_timeout = idle_timeout
-        self.max_connections = max_connections
-        self.max_buffer = max_buffer  # unanswered bytes one client may leave with us
-        self.open = 0
-
-
 class TCPProtocol(asyncio.Protocol):
     """Two-byte length framing; several queries per connection, answered in order."""
 
-    __slots__ = ("_registry", "_stats", "_limits", "_transport", "_buffer", "_timer", "_counted",
-                 "_qlog")
+    __slots__ = ("_registry", "_stats", "_edns", "_qlog", "_limits", "_transport", "_buffer",
+                 "_timer", "_counted")
 
-    def __init__(self, registry: Registry, stats: Stats, limits: TCPLimits,
-                 qlog: QueryLog | None = None) -> None:
-        self._qlog = qlog
-        self._registry = registry
-        self._stats = stats
-        self._limits = limits
+    def __init__(self, shared: Shared) -> None:
+        self._registry = shared.registry
+        self._stats = shared.stats
+        self._edns = shared.edns
+        self._qlog = shared.query_log
+        self._limits = shared.tcp
         self._transport: Any = None
         self._buffer = bytearray()
         self._timer: asyncio.TimerHandle | None = None
@@ -100,7 +114,7 @@ class TCPProtocol(asyncio.Protocol):
                 break
             message = bytes(buffer[2:2 + size])
             del buffer[:2 + size]
-            reply = answer(message, zones, self._stats, udp=False)
+            reply = answer(message, zones, self._stats, False, self._edns)
             if reply is not None:
                 self._transport.write(len(reply).to_bytes(2, "big") + reply)
                 if self._qlog is not None:

@@ -10,9 +10,10 @@ import socket
 import time
 
 from dnsbl import systemd
+from dnsbl.answer import Edns
 from dnsbl.config import Listen, ServerConfig
 from dnsbl.metrics import MetricsServer, build_registry
-from dnsbl.protocols import TCPLimits, TCPProtocol, UDPProtocol
+from dnsbl.protocols import Shared, TCPLimits, TCPProtocol, UDPProtocol
 from dnsbl.querylog import QueryLog
 from dnsbl.registry import DatasetKey, Registry, ZoneSet
 from dnsbl.reload import DatasetStatus, Reloader
@@ -123,16 +124,17 @@ class Server:
                                 sock.close()
                     raise StartupError(
                         f"cannot listen on {listen}: {exc.strerror or exc}") from None
+        shared = Shared(self.registry, self.stats,
+                        Edns(self.config.edns_payload, self.config.nsid.encode()),
+                        self.query_log, self.rrl, self.tcp_limits)
         for udp, tcp in pairs:
             if udp is not None:
                 transport, _ = await loop.create_datagram_endpoint(
-                    lambda: UDPProtocol(self.registry, self.stats, self.query_log, self.rrl),
-                    sock=udp)
+                    lambda: UDPProtocol(shared), sock=udp)
                 self._transports.append(transport)
             if tcp is not None:
                 self._servers.append(await loop.create_server(
-                    lambda: TCPProtocol(self.registry, self.stats, self.tcp_limits,
-                                        self.query_log), sock=tcp))
+                    lambda: TCPProtocol(shared), sock=tcp))
             sock = udp or tcp
             assert sock is not None
             host, port = sock.getsockname()[:2]

@@ -128,3 +128,19 @@ def test_rrl_limits_a_flooding_prefix_and_serves_others(zone_file):
         assert flood(client.host, client.port, "127.0.1.1", 1)[0].answer
     finally:
         thread.stop()
+
+
+def test_nsid_only_when_asked_and_payload_setting(zone_file):
+    import dns.edns
+
+    thread, client = start(zone_file, nsid="node-7", edns_payload=4096)
+    try:
+        asked = client.query("2.0.0.127.bl.test", use_edns=0,
+                             options=[dns.edns.GenericOption(dns.edns.NSID, b"")])
+        assert [(o.otype, o.to_wire()) for o in asked.options] == [(dns.edns.NSID, b"node-7")]
+        assert asked.payload == 4096
+        plain = client.query("2.0.0.127.bl.test", use_edns=0)
+        assert plain.options == () or list(plain.options) == []
+        assert plain.answer
+    finally:
+        thread.stop()
