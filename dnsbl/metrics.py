@@ -63,7 +63,7 @@ SERIES: dict[str, tuple[str, str]] = {
 }
 
 #: Reasons a reload fails (dnsbl_dataset_reload_failures_total), created at 0.
-FAILURE_REASONS = ("open", "read", "changed", "timestamp", "shrink")
+FAILURE_REASONS = ("open", "read", "changed", "timestamp", "shrink", "build")
 
 
 class Source(Protocol):

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from dnsbl.config import ServerConfig
-from dnsbl.dataset import Dataset, load_dataset
+from dnsbl.dataset import Dataset, index_dataset, parse_dataset
 from dnsbl.registry import (
     DatasetKey,
     Registry,
@@ -61,11 +64,26 @@ class Reloader:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._override_shrink = False
+        self._pool: ProcessPoolExecutor | None = None
         now = time.time()
         self.status = {key: DatasetStatus() for key in self._specs}
         for key in registry.current.datasets:
             self.status[key] = DatasetStatus(loads=1, last_success=now)
         self.reloads = 0  # swaps done
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn, not fork: this process runs threads. One task per process,
+            # so each build's memory is returned to the system.
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                max_tasks_per_child=1)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def request(self, override_shrink: bool = False) -> None:
         """Check now (SIGHUP); with ``override_shrink``, accept a shrinking rebuild once."""
@@ -157,11 +175,21 @@ class Reloader:
                     signature: tuple[Signature | None, ...]) -> Dataset | None:
         kind, files = key
         started = time.monotonic()
+        loop = asyncio.get_running_loop()
         try:
-            # Parsing a big file takes seconds: do it off the loop, which keeps answering.
-            dataset = await asyncio.to_thread(load_dataset, kind, files, self.config.ttl)
+            # Parsing a big file takes seconds of CPU. In another process it takes
+            # none of this one's GIL, so queries keep their latency, and the
+            # garbage of parsing goes back to the system when that process ends.
+            parsed = await loop.run_in_executor(self._executor(), parse_dataset, kind, files,
+                                                self.config.ttl)
+            # Indexing the compact result is quick, and interleaves with queries.
+            dataset = await asyncio.to_thread(index_dataset, parsed)
         except ZoneFileError as exc:
             self._fail(key, signature, exc.kind, str(exc))
+            return None
+        except BrokenProcessPool as exc:
+            self._pool = None
+            self._fail(key, signature, "build", f"the build process died: {exc}")
             return None
         self.status[key].last_duration = time.monotonic() - started
         for warning in dataset.warnings[:MAX_LOGGED_WARNINGS]:

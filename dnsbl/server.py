@@ -7,6 +7,7 @@ import errno
 import logging
 import signal
 import socket
+import sys
 import time
 
 from dnsbl import systemd
@@ -21,6 +22,9 @@ from dnsbl.rrl import RateLimiter
 from dnsbl.stats import Stats
 
 log = logging.getLogger(__name__)
+
+#: Seconds a thread may hold the GIL before another gets it (Python's default: 0.005).
+SWITCH_INTERVAL = 0.0005
 
 
 class StartupError(Exception):
@@ -195,6 +199,7 @@ class Server:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self.reloader.close()
             self.close()
             if self.query_log is not None:
                 self.query_log.close()
@@ -262,6 +267,9 @@ def run(config: ServerConfig, zoneset: ZoneSet) -> None:
         await server.start()
         await server.serve_forever()
 
+    # A reload parses in a thread; with the default 5 ms GIL switch interval each
+    # query waiting behind it could wait that long. Hand the GIL over sooner.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     loop = new_event_loop()
     try:
         loop.run_until_complete(main())

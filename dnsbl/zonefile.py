@@ -39,7 +39,7 @@ class ZoneFileError(Exception):
     """
 
     def __init__(self, path: str, lineno: int, reason: str, kind: str = "line") -> None:
-        super().__init__(path, lineno, reason)
+        super().__init__(path, lineno, reason, kind)  # all of them: it must survive pickling
         self.path = path
         self.lineno = lineno
         self.reason = reason
