@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from dnsbl.config import (
     load_config,
     with_overrides,
 )
+from dnsbl.dataset import parse_pool
 from dnsbl.registry import LoadError, ZoneSet, load_zoneset
 
 #: Exit codes: 1 for problems found by `check`, 2 for usage, 3 when serving cannot start.
@@ -157,8 +159,11 @@ def _serve(args: argparse.Namespace) -> int:
         "%(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(level=config.log_level.upper(), handlers=[handler])
     started = time.monotonic()
+    # Parse in child processes, in parallel: the parsing garbage never becomes
+    # part of the server's memory.
+    pool = parse_pool(min(len(config.zones) or 1, os.cpu_count() or 1))
     try:
-        zoneset = load_zoneset(config)
+        zoneset = load_zoneset(config, pool)
     except LoadError as exc:
         for error in exc.errors:
             log.error("%s", error)
@@ -168,6 +173,8 @@ def _serve(args: argparse.Namespace) -> int:
                       len(exc.errors))
             return STARTUP_FAILURE
         zoneset = exc.partial
+    finally:
+        pool.shutdown()
     warnings = zoneset.warnings()
     for warning in warnings[:_MAX_LOGGED_WARNINGS]:
         log.warning("%s", warning)

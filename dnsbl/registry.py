@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 
 from dnsbl.config import DatasetConfig, ServerConfig, ZoneConfig
-from dnsbl.dataset import Dataset, load_dataset
+from dnsbl.dataset import Dataset, index_dataset, load_dataset, parse_dataset
 from dnsbl.stats import ZoneStats
 from dnsbl.wire import TYPE_NS, TYPE_SOA, name_to_wire, rr_tail, soa_rdata
 from dnsbl.zonefile import SOA, Value, ZoneFileError
@@ -133,19 +135,35 @@ def build_zoneset(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) -> 
     return zoneset
 
 
-def load_zoneset(config: ServerConfig) -> ZoneSet:
+def load_zoneset(config: ServerConfig, pool: Executor | None = None) -> ZoneSet:
     """Load every dataset once (shared datasets too) and assemble the zones.
+
+    With a ``pool`` (:func:`~dnsbl.dataset.parse_pool`) the files are parsed in
+    other processes, in parallel, and only the compact result comes back.
 
     :raises LoadError: if any dataset failed; ``partial`` holds the zoneset with
         the zones that could not load answering SERVFAIL.
     """
     datasets: dict[DatasetKey, Dataset] = {}
     errors: list[ZoneFileError] = []
-    for key, spec in dataset_specs(config.zones).items():
-        try:
-            datasets[key] = load_dataset(spec.type, spec.files, config.ttl)
-        except ZoneFileError as exc:
-            errors.append(exc)
+    specs = dataset_specs(config.zones)
+    if pool is None:
+        for key, spec in specs.items():
+            try:
+                datasets[key] = load_dataset(spec.type, spec.files, config.ttl)
+            except ZoneFileError as exc:
+                errors.append(exc)
+    else:
+        futures = {key: pool.submit(parse_dataset, spec.type, spec.files, config.ttl)
+                   for key, spec in specs.items()}
+        for key, future in futures.items():
+            try:
+                datasets[key] = index_dataset(future.result())
+            except ZoneFileError as exc:
+                errors.append(exc)
+            except BrokenProcessPool as exc:
+                errors.append(ZoneFileError(",".join(key[1]), 0,
+                                            f"the parsing process died: {exc}", "build"))
     zoneset = build_zoneset(config, datasets)
     if errors:
         raise LoadError(errors, zoneset)

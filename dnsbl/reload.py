@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -17,7 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from dnsbl.config import ServerConfig
-from dnsbl.dataset import Dataset, index_dataset, parse_dataset
+from dnsbl.dataset import Dataset, index_dataset, parse_dataset, parse_pool
 from dnsbl.registry import (
     DatasetKey,
     Registry,
@@ -73,11 +72,7 @@ class Reloader:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            # spawn, not fork: this process runs threads. One task per process,
-            # so each build's memory is returned to the system.
-            self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                max_tasks_per_child=1)
+            self._pool = parse_pool()
         return self._pool
 
     def close(self) -> None:

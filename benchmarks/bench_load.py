@@ -1,0 +1,177 @@
+"""Load benchmark: dnsperf against the server, comparing settings A B A B.
+
+    .venv/bin/python benchmarks/bench_load.py [--entries N] [--runs K] [--seconds S]
+        [--compare metrics|rrl|none]
+
+Generates a zone (benchmarks/generate.py: N single addresses plus CIDR blocks,
+half the queries listed, A=0.8,TXT=0.2), starts ``python -m dnsbl serve`` on
+it pinned to CPU 0, and runs ``dnsperf -c 4 -q 100 -l S`` pinned to CPU 1.
+``--compare metrics`` alternates the metrics endpoint on and off (scraped
+every second while on), ``--compare rrl`` rate limiting on (with the
+benchmark client exempt, so the cost of the check is measured, not the
+limiting) and off. Prints queries/s, average and max latency and lost
+queries per run, and the medians with the ratio B/A.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import generate  # noqa: E402
+
+SERVER_CPU, CLIENT_CPU = 0, 1
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(cmd: list[str], cpu: int) -> list[str]:
+    taskset = shutil.which("taskset")
+    return [taskset, "-c", str(cpu), *cmd] if taskset and (os.cpu_count() or 1) > 1 else cmd
+
+
+def start_server(zone: str, port: int, extra: list[str]) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "dnsbl", "serve", "--zone", f"bl.example.org:ip4trie:{zone}",
+           "--listen", f"127.0.0.1:{port}", "--log-level", "warning", *extra]
+    server = subprocess.Popen(pinned(cmd, SERVER_CPU), cwd=os.path.dirname(HERE))
+    query = bytes.fromhex("12340000000100000000000001320130013001033132370262" +
+                          "6c076578616d706c65036f72670000010001")
+    deadline = time.monotonic() + 120
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise SystemExit("server exited during start-up")
+            s.sendto(query, ("127.0.0.1", port))
+            try:
+                s.recv(512)
+                return server
+            except TimeoutError:
+                continue
+    server.kill()
+    raise SystemExit("server did not answer within 120 s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def dnsperf(port: int, queries: str, seconds: float) -> dict[str, float]:
+    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries, "-c", "4", "-q", "100",
+           "-l", str(seconds), "-t", "2"]
+    out = subprocess.run(pinned(cmd, CLIENT_CPU), capture_output=True, text=True,
+                         timeout=seconds + 60).stdout
+    def number(pattern: str) -> float:
+        m = re.search(pattern, out)
+        return float(m.group(1)) if m else float("nan")
+    return {
+        "qps": number(r"Queries per second:\s+([\d.]+)"),
+        "lost": number(r"Queries lost:\s+(\d+)"),
+        "avg_ms": number(r"Average Latency \(s\):\s+([\d.]+)") * 1000,
+        "max_ms": number(r"max ([\d.]+)\)") * 1000,
+    }
+
+
+def scraper(port: int, stop_event: threading.Event) -> None:
+    while not stop_event.wait(1.0):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+        except OSError:
+            pass
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3, help="pairs of runs")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--compare", choices=["metrics", "rrl", "none"], default="metrics")
+    args = parser.parse_args()
+    if not shutil.which("dnsperf"):
+        raise SystemExit("dnsperf not found: apt-get install dnsperf")
+    work = tempfile.mkdtemp(prefix="dnsbl-load-")
+    zone, queries = os.path.join(work, "bl.zone"), os.path.join(work, "queries.txt")
+    generate.main(["--zone-out", zone, "--queries-out", queries, "--singles", str(args.entries),
+                   "--cidrs", str(max(1, args.entries // 50)), "--queries", "200000"])
+    metrics_port = free_port(socket.SOCK_STREAM)
+    # RRL on, with the benchmark's own source exempt: the check's cost is
+    # measured, not the limiting.
+    rrl_config = os.path.join(work, "rrl.toml")
+    with open(rrl_config, "w") as f:
+        f.write('[rrl]\nrate = 100\nexempt = ["127.0.0.0/8"]\n')
+    off = ["--metrics", "none"]
+    settings = {
+        "metrics": (off, ["--metrics", f"127.0.0.1:{metrics_port}"]),
+        "rrl": (off, [*off, "--config", rrl_config]),
+        "none": (off, off),
+    }[args.compare]
+    labels = {"metrics": ("metrics off", "metrics on"), "rrl": ("rrl off", "rrl on"),
+              "none": ("A", "B")}[args.compare]
+    results: dict[str, list[dict[str, float]]] = {labels[0]: [], labels[1]: []}
+    print(f"{args.entries:,} entries, {args.seconds:.0f} s per run, "
+          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    print("run | setting | queries/s | avg ms | max ms | lost | RSS MB")
+    try:
+        for run in range(args.runs):
+            for which in (0, 1):
+                port = free_port()
+                server = start_server(zone, port, settings[which])
+                done = threading.Event()
+                if args.compare == "metrics" and which == 1:
+                    threading.Thread(target=scraper, args=(metrics_port, done),
+                                     daemon=True).start()
+                try:
+                    result = dnsperf(port, queries, args.seconds)
+                    result["rss"] = rss_mb(server.pid)
+                finally:
+                    done.set()
+                    stop(server)
+                results[labels[which]].append(result)
+                print(f"{run + 1} | {labels[which]} | {result['qps']:.0f} | "
+                      f"{result['avg_ms']:.2f} | {result['max_ms']:.1f} | "
+                      f"{result['lost']:.0f} | {result['rss']:.0f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    medians = {k: statistics.median(r["qps"] for r in v) for k, v in results.items()}
+    a, b = labels
+    print(f"median queries/s: {a} {medians[a]:.0f}, {b} {medians[b]:.0f}, "
+          f"ratio {medians[b] / medians[a]:.3f}")
+    pairs = [rb["qps"] / ra["qps"] for ra, rb in zip(results[a], results[b], strict=True)]
+    print("pairwise ratios:", ", ".join(f"{p:.3f}" for p in pairs),
+          f"(median {statistics.median(pairs):.3f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
