@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = sub.add_parser("serve", help="answer DNS queries for the zones",
-                           description="Load the zones, then answer DNS queries over UDP.")
+                           description="Load the zones, then answer DNS queries over UDP and TCP.")
     _zone_options(serve)
     serve.add_argument(
         "--listen", action="append", metavar="HOST:PORT",

@@ -37,19 +37,27 @@ class Shared:
     tcp: TCPLimits = field(default_factory=TCPLimits)
 
 
-class UDPProtocol(asyncio.DatagramProtocol):
-    """Answers each datagram from the registry's current snapshot."""
+class _Answering:
+    """What both transports read per query, hoisted once into plain attributes."""
 
-    __slots__ = ("_registry", "_stats", "_edns", "_qlog", "_rrl", "_transport")
+    __slots__ = ("_registry", "_stats", "_edns", "_qlog", "_transport")
 
     def __init__(self, shared: Shared) -> None:
-        # Hoisted once: the hot path reads plain attributes.
         self._registry = shared.registry
         self._stats = shared.stats
         self._edns = shared.edns
         self._qlog = shared.query_log
-        self._rrl = shared.rrl
         self._transport: Any = None
+
+
+class UDPProtocol(_Answering, asyncio.DatagramProtocol):
+    """Answers each datagram from the registry's current snapshot."""
+
+    __slots__ = ("_rrl",)
+
+    def __init__(self, shared: Shared) -> None:
+        super().__init__(shared)
+        self._rrl = shared.rrl
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
@@ -72,19 +80,14 @@ class UDPProtocol(asyncio.DatagramProtocol):
         pass
 
 
-class TCPProtocol(asyncio.Protocol):
+class TCPProtocol(_Answering, asyncio.Protocol):
     """Two-byte length framing; several queries per connection, answered in order."""
 
-    __slots__ = ("_registry", "_stats", "_edns", "_qlog", "_limits", "_transport", "_buffer",
-                 "_timer", "_counted")
+    __slots__ = ("_limits", "_buffer", "_timer", "_counted")
 
     def __init__(self, shared: Shared) -> None:
-        self._registry = shared.registry
-        self._stats = shared.stats
-        self._edns = shared.edns
-        self._qlog = shared.query_log
+        super().__init__(shared)
         self._limits = shared.tcp
-        self._transport: Any = None
         self._buffer = bytearray()
         self._timer: asyncio.TimerHandle | None = None
         self._counted = False

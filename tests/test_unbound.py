@@ -127,7 +127,7 @@ class Unbound:
             try:
                 dns.query.udp(q, "127.0.0.1", port=self.port, timeout=0.2)
                 return True
-            except (dns.exception.Timeout, OSError):
+            except (dns.exception.DNSException, OSError):
                 time.sleep(0.1)
         return False
 
