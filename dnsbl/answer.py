@@ -9,6 +9,7 @@ bumps plain-int counters.
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 
 from dnsbl.registry import Zone
@@ -45,6 +46,7 @@ from dnsbl.wire import (
     TYPE_TXT,
     pointer,
 )
+from dnsbl.zonefile import Value
 
 __all__ = ["DROP_REASONS", "EDNS_PAYLOAD", "Edns", "Stats", "answer"]
 
@@ -72,6 +74,8 @@ class Edns:
 
 
 DEFAULT_EDNS = Edns()
+#: Byte of a nibble label -> its value (either case).
+_HEX_DIGITS = {ord(c): int(c, 16) for c in "0123456789abcdefABCDEF"}
 _TCP_OFFSET = len(QTYPE_LABELS)  # requests counters: UDP first, then TCP
 _META_TYPES = frozenset((250, 251, 252, 253, 254))  # TSIG, IXFR, AXFR, MAILB, MAILA
 
@@ -152,36 +156,66 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
     if depth == 0:
         return _apex(data, question, qtype, zone, soa_owner, opt, limit)
 
-    octets = []
-    for off in offsets[:depth]:
-        label = data[off + 1:off + 1 + data[off]]
-        if len(label) > 3 or not label.isdigit():
-            break
-        value = int(label)
-        if value > 255:
-            break
-        octets.append(value)
-    else:
-        if depth == 4:
-            ip = bytes((octets[3], octets[2], octets[1], octets[0]))
-            return _listing(data, question, qtype, zone, ip, soa_owner, opt, limit)
-        if depth < 4:
-            # An empty non-terminal on the way to an address: NODATA, never NXDOMAIN
-            # (RFC 8020), or resolvers doing QNAME minimisation lose the subtree.
-            return _reply(data, question, NOERROR, b"", 0, soa_owner + zone.neg_soa_tail, 1,
-                          opt, counts, limit)
-    return _reply(data, question, NXDOMAIN, b"", 0, soa_owner + zone.neg_soa_tail, 1, opt,
-                  counts, limit)
-
-
-def _listing(data: bytes, question: bytes, qtype: int, zone: Zone, ip: bytes,
-             soa_owner: bytes, opt: bytes, limit: int) -> bytes:
-    counts = zone.stats
-    hits = [v for lookup in zone.lookups if (v := lookup(ip)) is not None]
-    if not hits:
+    negative = soa_owner + zone.neg_soa_tail
+    looked = False  # some data was asked about this name
+    exists = False  # an empty non-terminal: NODATA, never NXDOMAIN (RFC 8020), or
+    # resolvers doing QNAME minimisation would take the whole subtree for gone.
+    if zone.lookups:  # IPv4 data: 4.3.2.1.<zone>
+        octets = []
+        for off in offsets[:depth]:
+            label = data[off + 1:off + 1 + data[off]]
+            if len(label) > 3 or not label.isdigit():
+                break
+            value = int(label)
+            if value > 255:
+                break
+            octets.append(value)
+        else:
+            if depth == 4:
+                ip = bytes((octets[3], octets[2], octets[1], octets[0]))
+                hits = [v for lookup in zone.lookups if (v := lookup(ip)) is not None]
+                if hits:
+                    return _listing(data, question, qtype, zone, hits, 4, ip, soa_owner, opt,
+                                    limit)
+                looked = True
+            else:
+                exists = depth < 4
+    if zone.lookups6 and depth <= 32:  # IPv6 data: 32 reversed nibbles
+        address = 0
+        for i, off in enumerate(offsets[:depth]):
+            if data[off] != 1 or data[off + 1] not in _HEX_DIGITS:
+                break
+            address |= _HEX_DIGITS[data[off + 1]] << (4 * (i + 32 - depth))
+        else:
+            if depth == 32:
+                ip = address.to_bytes(16, "big")
+                hits = [v for lookup in zone.lookups6 if (v := lookup(ip)) is not None]
+                if hits:
+                    return _listing(data, question, qtype, zone, hits, 6, ip, soa_owner, opt,
+                                    limit)
+                looked = True
+            else:
+                exists = True
+    if zone.names:  # domain names: badsite.example.<zone>
+        name = b".".join(qname[o - 11:o - 11 + data[o]] for o in offsets[:depth]).decode(
+            "latin-1")
+        hits = [v for d in zone.names if (v := d.lookup(name)) is not None]
+        if hits:
+            return _listing(data, question, qtype, zone, hits, 0, name.encode("latin-1"),
+                            soa_owner, opt, limit)
+        looked = True
+        exists = exists or any(d.has_children(name) for d in zone.names)
+    if looked:
         counts.lookups[1] += 1
-        return _reply(data, question, NXDOMAIN, b"", 0, soa_owner + zone.neg_soa_tail, 1, opt,
-                      counts, limit)
+    if exists:
+        return _reply(data, question, NOERROR, b"", 0, negative, 1, opt, counts, limit)
+    return _reply(data, question, NXDOMAIN, b"", 0, negative, 1, opt, counts, limit)
+
+
+def _listing(data: bytes, question: bytes, qtype: int, zone: Zone, hits: list[Value],
+             family: int, key: bytes, soa_owner: bytes, opt: bytes, limit: int) -> bytes:
+    """Answer for a listed key: every matching dataset's A and TXT, once each."""
+    counts = zone.stats
     counts.lookups[0] += 1
     records: list[bytes] = []
     if qtype == TYPE_A or qtype == TYPE_ANY:
@@ -196,7 +230,7 @@ def _listing(data: bytes, question: bytes, qtype: int, zone: Zone, ip: bytes,
                 if v.txt is None:
                     continue
                 if listed is None:
-                    listed = b"%d.%d.%d.%d" % (ip[0], ip[1], ip[2], ip[3])
+                    listed = _entry_text(family, key)
                 text = listed.join(v.txt)[:255]
                 rr = v.txt_head + struct.pack(">HB", len(text) + 1, len(text)) + text
             if rr not in records:
@@ -206,6 +240,15 @@ def _listing(data: bytes, question: bytes, qtype: int, zone: Zone, ip: bytes,
                       counts, limit)
     return _reply(data, question, NOERROR, b"".join(records), len(records), b"", 0, opt,
                   counts, limit)
+
+
+def _entry_text(family: int, key: bytes) -> bytes:
+    """What ``$`` stands for in a TXT: the listed address, or the name."""
+    if family == 4:
+        return b"%d.%d.%d.%d" % (key[0], key[1], key[2], key[3])
+    if family == 6:
+        return str(ipaddress.IPv6Address(key)).encode()
+    return key
 
 
 def _apex(data: bytes, question: bytes, qtype: int, zone: Zone, owner: bytes, opt: bytes,

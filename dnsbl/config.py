@@ -8,9 +8,8 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
-from dnsbl.zonefile import IP4_TYPES, parse_time
+from dnsbl.zonefile import DATASET_TYPES, parse_time
 
-DATASET_TYPES = IP4_TYPES
 DEFAULT_PORT = 53
 
 

@@ -14,21 +14,36 @@ import multiprocessing
 import struct
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytricia
 
 from dnsbl.wire import CLASS_IN, QNAME_PTR, TYPE_A, TYPE_TXT, rr_tail, txt_rdata
-from dnsbl.zonefile import NS, SOA, DatasetReader, Signature, Value, ZoneFileError
+from dnsbl.zonefile import (
+    EXACT,
+    IP4_TYPES,
+    IP6_TYPES,
+    NAME_TYPES,
+    NS,
+    SOA,
+    SUBDOMAINS,
+    DatasetReader,
+    Signature,
+    Value,
+    ZoneFileError,
+)
 
 
 @dataclass
 class Parsed:
     """A dataset as read from its files: directives, and entries as flat data.
 
-    ``values[0]`` is ``None``: value number 0 means "excluded".
+    ``values[0]`` is ``None``: value number 0 means "excluded". IPv4 single
+    addresses come as sorted ``array("I")`` bytes with their value numbers;
+    other keys as (key, bits or mode, number) triples.
     """
 
     kind: str
@@ -42,9 +57,9 @@ class Parsed:
     signature: tuple[Signature, ...]
     warnings: list[ZoneFileError]
     values: list[Value | None]
-    singles: bytes = b""  # sorted addresses, array("I") bytes
+    singles: bytes = b""  # sorted IPv4 addresses, array("I") bytes
     numbers: bytes = b""  # their value numbers, array("I") bytes
-    blocks: list[tuple[int, int, int]] = field(default_factory=list)  # net, bits, number
+    blocks: list[tuple[Any, int, int]] = field(default_factory=list)
 
 
 def parse_dataset(kind: str, paths: Sequence[str], default_ttl: int) -> Parsed:
@@ -56,9 +71,10 @@ def parse_dataset(kind: str, paths: Sequence[str], default_ttl: int) -> Parsed:
     reader = DatasetReader(kind, paths)
     numbers: dict[Value, int] = {}
     values: list[Value | None] = [None]
-    singles: dict[int, int] = {}  # address -> value number
-    blocks: dict[tuple[int, int], int] = {}  # (net, bits) -> value number
-    for net, bits, value, path, lineno in reader.entries():
+    singles: dict[int, int] = {}  # IPv4 address -> value number
+    blocks: dict[tuple[Any, int], int] = {}  # (net or name, bits or mode) -> value number
+    single_bits = 32 if kind in IP4_TYPES else -1
+    for key, bits, value, path, lineno in reader.entries():
         if value is None:
             number = 0
         else:
@@ -66,26 +82,28 @@ def parse_dataset(kind: str, paths: Sequence[str], default_ttl: int) -> Parsed:
             if number < 0:
                 number = numbers[value] = len(values)
                 values.append(value)
-        table: dict = singles if bits == 32 else blocks
-        key = net if bits == 32 else (net, bits)
-        old = table.get(key)
+        table: dict = singles if bits == single_bits else blocks
+        index = key if bits == single_bits else (key, bits)
+        old = table.get(index)
         if old is not None:
             if number and old:
                 reader.warnings.append(ZoneFileError(
-                    path, lineno, f"duplicate entry {_cidr(net, bits)}, the later value is used"))
+                    path, lineno, f"duplicate entry {_describe(kind, key, bits)}, "
+                    "the later value is used"))
             elif not old:
-                continue  # an exclusion of exactly this prefix wins, in any order
-        table[key] = number
-    if kind == "ip4tset":
+                continue  # an exclusion of exactly this key wins, in any order
+        table[index] = number
+    if kind in ("ip4tset", "ip6tset"):
         values = [None, reader.finish_tset()]
-        singles = dict.fromkeys(singles, 1)
+        singles = {a: 1 for a, n in singles.items() if n}
+        blocks = {k: 1 if n else 0 for k, n in blocks.items()}
     order = sorted(singles)
     ttl = reader.ttl if reader.ttl is not None else default_ttl
     parsed = Parsed(
         kind, reader.paths, ttl, reader.soa, reader.ns, reader.timestamp, reader.expires,
         reader.mtime, tuple(reader.signatures), reader.warnings, values,
         array("I", order).tobytes(), array("I", [singles[a] for a in order]).tobytes(),
-        [(net, bits, number) for (net, bits), number in blocks.items()])
+        [(key, bits, number) for (key, bits), number in blocks.items()])
     reader.finish_values()
     return parsed
 
@@ -101,7 +119,11 @@ def parse_pool(workers: int = 1) -> ProcessPoolExecutor:
 def index_dataset(parsed: Parsed) -> Dataset:
     """Index what :func:`parse_dataset` read, and pre-pack its answers."""
     _prepack(parsed.values, parsed.ttl)
-    return Dataset(parsed)
+    if parsed.kind in IP6_TYPES:
+        return IP6Dataset(parsed)
+    if parsed.kind in NAME_TYPES:
+        return NameDataset(parsed)
+    return IP4Dataset(parsed)
 
 
 def load_dataset(kind: str, paths: Sequence[str], default_ttl: int) -> Dataset:
@@ -113,14 +135,12 @@ def load_dataset(kind: str, paths: Sequence[str], default_ttl: int) -> Dataset:
 
 
 class Dataset:
-    """One loaded dataset: the longest prefix wins.
+    """One loaded dataset: what its files said, and ``lookup(key)``."""
 
-    Single addresses, the bulk of real lists, sit in a sorted ``array('I')``
-    with a parallel array of value numbers (8 bytes an entry) and an index of
-    where each top-16-bit block starts, so a lookup is a short bisect in C;
-    blocks sit in a Patricia trie. A /32 is the longest prefix there is, so an
-    address found in the array needs no trie lookup.
-    """
+    #: "ip4", "ip6" or "name": which part of a query name the lookup takes.
+    family = ""
+    entries = 0
+    exclusions = 0
 
     def __init__(self, parsed: Parsed) -> None:
         self.kind = parsed.kind
@@ -133,6 +153,31 @@ class Dataset:
         self.mtime = parsed.mtime
         self.signature = parsed.signature  # the files as they were read
         self.warnings = parsed.warnings
+        self._values = parsed.values
+
+    def lookup(self, key: Any) -> Value | None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def explain(self, key: Any) -> str | None:  # pragma: no cover - overridden
+        """The entry that matches ``key``, e.g. ``"192.0.2.0/24"``; None if none."""
+        raise NotImplementedError
+
+
+class IP4Dataset(Dataset):
+    """IPv4 (ip4set, ip4trie, ip4tset): the longest prefix wins.
+
+    Single addresses, the bulk of real lists, sit in a sorted ``array('I')``
+    with a parallel array of value numbers (8 bytes an entry) and an index of
+    where each top-16-bit block starts, so a lookup is a short bisect in C;
+    blocks sit in a Patricia trie. A /32 is the longest prefix there is, so an
+    address found in the array needs no trie lookup. ``lookup`` takes the
+    address packed (4 bytes).
+    """
+
+    family = "ip4"
+
+    def __init__(self, parsed: Parsed) -> None:
+        super().__init__(parsed)
         keys = array("I")
         keys.frombytes(parsed.singles)
         numbers = array("I")
@@ -143,7 +188,6 @@ class Dataset:
         for i in range(1, 65537):
             starts[i] += starts[i - 1]
         self._keys, self._numbers, self._starts = keys, numbers, array("I", starts)
-        self._values = parsed.values
         # The trie is not frozen: freeze() holds the GIL for a quarter second
         # per million entries and costs memory. Nothing writes to it later.
         self._trie = pytricia.PyTricia(32)
@@ -152,7 +196,8 @@ class Dataset:
         excluded = numbers.count(0) + sum(1 for *_, number in parsed.blocks if not number)
         self.exclusions = excluded
         self.entries = len(keys) + len(parsed.blocks) - excluded
-        self.lookup = self._make_lookup(bool(parsed.blocks))
+        self.lookup = self._make_lookup(  # type: ignore[method-assign,assignment]
+            bool(parsed.blocks))
 
     def _find(self, key: int) -> int:
         """Position of ``key`` among the single addresses, or -1."""
@@ -179,12 +224,95 @@ class Dataset:
         return lookup
 
     def explain(self, ip: bytes) -> str | None:
-        """The listed block that matches ``ip``, e.g. ``"192.0.2.0/24"``; None if none."""
         if self.lookup(ip) is None:
             return None
         if self._find(int.from_bytes(ip, "big")) >= 0:
             return f"{ipaddress.IPv4Address(ip)}/32"
         return self._trie.get_key(ip)
+
+
+class IP6Dataset(Dataset):
+    """IPv6 (ip6trie, ip6tset): the longest prefix wins; ``lookup`` takes the
+    address packed (16 bytes). ip6tset's /64s and excluded /128s are in the
+    same trie: a /128 is more specific than any /64."""
+
+    family = "ip6"
+
+    def __init__(self, parsed: Parsed) -> None:
+        super().__init__(parsed)
+        self._trie = pytricia.PyTricia(128)
+        for net, bits, number in parsed.blocks:
+            self._trie.insert(net.to_bytes(16, "big"), bits, parsed.values[number])
+        self.exclusions = sum(1 for *_, number in parsed.blocks if not number)
+        self.entries = len(parsed.blocks) - self.exclusions
+        self.lookup = self._trie.get  # type: ignore[method-assign]
+
+    def explain(self, ip: bytes) -> str | None:
+        return self._trie.get_key(ip) if self._trie.get(ip) is not None else None
+
+
+class NameDataset(Dataset):
+    """Domain names (dnset): an exact name beats a wildcard, a nearer wildcard
+    beats a farther one, and an excluded exact name is not listed.
+    ``lookup`` takes the name relative to the zone, lowercase, as ``str``."""
+
+    family = "name"
+
+    def __init__(self, parsed: Parsed) -> None:
+        super().__init__(parsed)
+        exact: dict[str, Value | None] = {}
+        below: dict[str, Value | None] = {}  # "*.x": names under x
+        for name, mode, number in parsed.blocks:
+            value = parsed.values[number]
+            for table, applies in ((exact, mode != SUBDOMAINS), (below, mode != EXACT)):
+                if applies and not (name in table and table[name] is None):
+                    table[name] = value  # ...but an exclusion stays
+        self._exact, self._below = exact, below
+        # Names with something listed under them exist (RFC 8020): NODATA, not NXDOMAIN.
+        parents = set(below)
+        for name in exact:
+            parents.update(_parents(name))
+        for name in below:
+            parents.update(_parents(name))
+        self._parents = frozenset(parents)
+        self.exclusions = sum(1 for *_, number in parsed.blocks if not number)
+        self.entries = len(parsed.blocks) - self.exclusions
+
+    def lookup(self, name: str) -> Value | None:  # type: ignore[override]
+        if name in self._exact:
+            return self._exact[name]
+        below = self._below
+        if below:
+            for parent in _parents(name):
+                if parent in below:
+                    return below[parent]
+        return None
+
+    def has_children(self, name: str) -> bool:
+        """Whether listed names lie under ``name`` (an empty non-terminal)."""
+        return name in self._parents or any(p in self._below for p in _parents(name))
+
+    def explain(self, name: str) -> str | None:  # type: ignore[override]
+        if self.lookup(name) is None:
+            return None
+        if name in self._exact:
+            return name
+        return next(f"*.{p}" for p in _parents(name) if p in self._below)
+
+
+def _parents(name: str) -> Iterator[str]:
+    """``"a.b.c"`` -> ``"b.c"``, ``"c"``."""
+    while "." in name:
+        name = name.partition(".")[2]
+        yield name
+
+
+def _describe(kind: str, key: Any, bits: int) -> str:
+    if kind in NAME_TYPES:
+        return ("", "*.", ".")[bits] + key
+    if kind in IP6_TYPES:
+        return f"{ipaddress.IPv6Address(key)}/{bits}"
+    return _cidr(key, bits)
 
 
 def _prepack(values: list[Value | None], ttl: int) -> None:

@@ -10,7 +10,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 
 from dnsbl.config import DatasetConfig, ServerConfig, ZoneConfig
-from dnsbl.dataset import Dataset, index_dataset, load_dataset, parse_dataset
+from dnsbl.dataset import Dataset, NameDataset, index_dataset, load_dataset, parse_dataset
 from dnsbl.stats import ZoneStats
 from dnsbl.wire import TYPE_NS, TYPE_SOA, name_to_wire, rr_tail, soa_rdata
 from dnsbl.zonefile import SOA, Value, ZoneFileError
@@ -29,7 +29,8 @@ class Zone:
     $TIMESTAMP expiry answers SERVFAIL (``servfail``), as rbldnsd does.
     """
 
-    __slots__ = ("name", "wire", "datasets", "lookups", "soa", "serial", "soa_tail",
+    __slots__ = ("name", "wire", "datasets", "lookups", "lookups6", "names", "soa", "serial",
+                 "soa_tail",
                  "neg_soa_tail", "ns_tails", "expires", "expired", "loaded", "servfail",
                  "stats")
 
@@ -40,8 +41,12 @@ class Zone:
         self.stats = ZoneStats()
         self.wire = name_to_wire(name)
         self.datasets = datasets
+        # Per family, the lookups the query path calls (IPv4, IPv6, names).
         self.lookups: tuple[Callable[[bytes], Value | None], ...] = tuple(
-            d.lookup for d in datasets)
+            d.lookup for d in datasets if d.family == "ip4")
+        self.lookups6: tuple[Callable[[bytes], Value | None], ...] = tuple(
+            d.lookup for d in datasets if d.family == "ip6")
+        self.names = tuple(d for d in datasets if isinstance(d, NameDataset))
         soa = next((d.soa for d in datasets if d.soa is not None), None)
         ns = next((d.ns for d in datasets if d.ns is not None), None)
         ttl = datasets[0].ttl if datasets else default_ttl

@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import datetime
 import gzip
+import ipaddress
 import os
 import re
 import time
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 #: Dataset types whose keys are IPv4 addresses.
 IP4_TYPES = ("ip4set", "ip4tset", "ip4trie")
+#: Dataset types whose keys are IPv6 addresses.
+IP6_TYPES = ("ip6trie", "ip6tset")
+#: Dataset types whose keys are domain names.
+NAME_TYPES = ("dnset",)
+DATASET_TYPES = IP4_TYPES + IP6_TYPES + NAME_TYPES
+
+#: dnset key modes: the name itself, its subdomains only (*.x), or both (.x).
+EXACT, SUBDOMAINS, BOTH = 0, 1, 2
 
 _TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _MAX_TXT = 255
@@ -116,9 +125,9 @@ class NS:
     names: tuple[str, ...]
 
 
-#: One entry of an IPv4 dataset: network as int, prefix length, value
-#: (``None`` for an exclusion), file and line.
-Entry = tuple[int, int, "Value | None", str, int]
+#: One entry: network as int and prefix length (for dnset: the name and its
+#: mode), value (``None`` for an exclusion), file and line.
+Entry = tuple[Any, int, "Value | None", str, int]
 
 
 #: What says a file changed: modification time, size and inode (a rename).
@@ -173,6 +182,71 @@ def _range_to_cidrs(first: int, last: int) -> list[tuple[int, int]]:
         out.append((first, 32 - size))
         first += 1 << size
     return out
+
+
+_TSET_TYPES = ("ip4tset", "ip6tset")
+_IP6_KEY = re.compile(r"[0-9A-Fa-f:.]+(?:/\d+)?")
+_NAME_KEY = re.compile(r"[^\s:#;]+")
+
+
+def _parse_ip6_key(kind: str, text: str, excluded: bool
+                   ) -> tuple[list[tuple[int, int]] | None, str]:
+    """rbldnsd IPv6 keys: ``2001:db8::/32``, ``2001:db8::1``, or groups with the
+    trailing zero groups left out (``2001:21ab:c000/36``; no length: 16 bits a
+    group, so ``2001:20fe:23:41ed`` is a /64). ip6tset takes /64s written as
+    four groups, and single addresses as exclusions."""
+    m = _IP6_KEY.match(text)
+    if m is None:
+        return None, text
+    rest = text[m.end():]
+    if rest and rest[0] not in _KEY_END:
+        return None, rest
+    address, slash, bits_text = m.group(0).partition("/")
+    try:
+        if "::" in address or address.count(":") == 7 or "." in address:
+            net = int(ipaddress.IPv6Address(address))
+            bits = 128
+        else:
+            groups = address.split(":")
+            if not 1 <= len(groups) <= 8 or not all(0 < len(g) <= 4 for g in groups):
+                return None, rest
+            net = 0
+            for group in groups:
+                net = net << 16 | int(group, 16)
+            net <<= 16 * (8 - len(groups))
+            bits = 16 * len(groups)
+    except ValueError:
+        return None, rest
+    if slash:
+        if not bits_text.isdigit() or int(bits_text) > 128:
+            return None, rest
+        bits = int(bits_text)
+    if kind == "ip6tset":
+        wanted = 128 if excluded else 64
+        if slash or bits != wanted:
+            return None, rest
+    if net & ((1 << (128 - bits)) - 1):
+        return [], rest
+    return [(net, bits)], rest
+
+
+def _parse_name_key(text: str) -> tuple[list[tuple[str, int]] | None, str]:
+    """dnset keys: ``example.com``, ``*.example.com`` (subdomains only),
+    ``.example.com`` (the name and its subdomains); lowercased."""
+    m = _NAME_KEY.match(text)
+    if m is None:
+        return None, text
+    name, rest = m.group(0).lower(), text[m.end():]
+    mode = EXACT
+    if name.startswith("*."):
+        name, mode = name[2:], SUBDOMAINS
+    elif name.startswith("."):
+        name, mode = name[1:], BOTH
+    name = name.rstrip(".")
+    labels = name.split(".")
+    if not name or len(name) > 253 or any(not 0 < len(label) < 64 for label in labels):
+        return None, rest
+    return [(name, mode)], rest
 
 
 def _parse_ip4_key(kind: str, text: str) -> tuple[list[tuple[int, int]] | None, str]:
@@ -232,7 +306,7 @@ class DatasetReader:
     """
 
     def __init__(self, kind: str, paths: Sequence[str]) -> None:
-        if kind not in IP4_TYPES:
+        if kind not in DATASET_TYPES:
             raise ValueError(f"unknown dataset type {kind!r}")
         self.kind = kind
         self.paths = tuple(paths)
@@ -301,11 +375,11 @@ class DatasetReader:
         self.warnings.append(ZoneFileError(path, lineno, reason))
 
     def _line(self, path: str, lineno: int, line: str) -> Iterator[Entry]:
-        if line[0] == ":":
+        if line[0] == ":" and not (line[1:2] == ":" and self.kind in IP6_TYPES):  # "::1"
             default = self._value(path, lineno, line, self._default)
             if default is None:
                 return
-            if self.kind == "ip4tset":
+            if self.kind in _TSET_TYPES:
                 if self._tset_default is None:  # rbldnsd: the first one wins
                     self._tset_default = default
             else:
@@ -317,14 +391,22 @@ class DatasetReader:
                 self._warn(path, lineno, "exclusions are not supported in ip4tset")
                 return
             line = line[1:].lstrip()
-        cidrs, rest = _parse_ip4_key(self.kind, line)
-        if cidrs is None:
-            self._warn(path, lineno, f"invalid address {_first_word(line)!r}")
+        keys: list[tuple[Any, int]] | None
+        if self.kind in IP4_TYPES:
+            keys, rest = _parse_ip4_key(self.kind, line)
+        elif self.kind in IP6_TYPES:
+            keys, rest = _parse_ip6_key(self.kind, line, excluded)
+        else:
+            keys, rest = _parse_name_key(line)
+        if keys is None:
+            what = "name" if self.kind in NAME_TYPES else "address"
+            self._warn(path, lineno, f"invalid {what} {_first_word(line)!r}")
             return
-        if not cidrs:
+        if not keys:
             self._warn(path, lineno, f"invalid range (non-zero host part) {_first_word(line)!r}")
             return
-        if self._maxrange:  # exclusions too, as in rbldnsd
+        cidrs = keys
+        if self._maxrange and self.kind in IP4_TYPES:  # exclusions too, as in rbldnsd
             size = sum(1 << (32 - bits) for _, bits in cidrs)
             if size > self._maxrange:
                 self._warn(path, lineno,
@@ -333,7 +415,7 @@ class DatasetReader:
         value: Value | None
         if excluded:
             value = None
-        elif self.kind == "ip4tset":
+        elif self.kind in _TSET_TYPES:
             value = self._default  # per-entry values are ignored, as in rbldnsd
         else:
             rest = rest.lstrip()
@@ -347,7 +429,7 @@ class DatasetReader:
             yield (net, bits, value, path, lineno)
 
     def finish_tset(self) -> Value:
-        """The one value every ip4tset entry answers with."""
+        """The one value every ip4tset/ip6tset entry answers with."""
         return self._tset_default or self._intern(DEFAULT_A, None)
 
     def finish_values(self) -> list[Value]:
