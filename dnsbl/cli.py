@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import logging
 import os
@@ -28,9 +27,9 @@ EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 STARTUP_FAILURE = 3
 
-#: RFC 5782 section 5: a list MUST list 127.0.0.2 and MUST NOT list 127.0.0.1.
-_TEST_LISTED = ipaddress.IPv4Address("127.0.0.2")
-_TEST_UNLISTED = ipaddress.IPv4Address("127.0.0.1")
+#: RFC 5782 section 5, per kind of data: (MUST NOT be listed, MUST be listed).
+_TEST_POINTS = {"ip4": ("127.0.0.1", "127.0.0.2"), "ip6": ("::ffff:7f00:1", "::ffff:7f00:2"),
+                "name": ("invalid", "test")}
 
 #: Bad lines logged at start-up; a broken feed of a million lines must not flood the log.
 _MAX_LOGGED_WARNINGS = 20
@@ -209,7 +208,7 @@ def _check(args: argparse.Namespace) -> int:
     for warning in zoneset.warnings():
         print(f"error: {warning}")
         problems += 1
-    from dnsbl.explain import ask
+    from dnsbl.explain import ask, name_under
 
     for zone_config in config.zones:
         zone = zoneset.by_name(zone_config.name)
@@ -220,15 +219,19 @@ def _check(args: argparse.Namespace) -> int:
         for dataset in zone.datasets:
             print(f"  {dataset.kind} {','.join(dataset.paths)}: {dataset.entries} entries, "
                   f"{dataset.exclusions} exclusions, ttl {dataset.ttl}")
-        for ip, must in ((_TEST_UNLISTED, False), (_TEST_LISTED, True)):
-            name = ".".join(reversed(str(ip).split("."))) + "." + zone.name
-            reply = ask(name, "A", zoneset)
-            listed = reply is not None and bool(reply.rr)
-            if listed and not must:
-                print(f"warning: {zone.name}: {ip} is listed; RFC 5782 says it must never be")
-            elif must and not listed:
-                print(f"note: {zone.name}: {ip} is not listed; RFC 5782 asks lists to list it "
-                      "as a test entry")
+        families = {d.family for d in zone.datasets}
+        for family, (never, always) in _TEST_POINTS.items():
+            if family not in families:
+                continue
+            for key, must in ((never, False), (always, True)):
+                reply = ask(name_under(key, zone.name), "A", zoneset)
+                listed = reply is not None and bool(reply.rr)
+                if listed and not must:
+                    print(f"warning: {zone.name}: {key} is listed; RFC 5782 says it must "
+                          "never be")
+                elif must and not listed:
+                    print(f"note: {zone.name}: {key} is not listed; RFC 5782 asks lists to "
+                          "list it as a test entry")
     print(f"{problems} problem(s)")
     return EXIT_PROBLEMS if problems else 0
 
@@ -267,16 +270,14 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _explain(located: tuple, zoneset: ZoneSet) -> None:
-    from dnsbl.explain import matches
+    from dnsbl.explain import key_of, matches
 
     zone, prefix = located
-    labels = prefix.split(".") if prefix else []
-    try:
-        ip = ipaddress.IPv4Address(".".join(reversed(labels)))
-    except ValueError:
-        print(f"  zone {zone.name}: not a reversed IPv4 address")
+    key = key_of(prefix)
+    if not prefix:
+        print(f"  the apex of zone {zone.name}")
         return
-    for dataset, match in zip(zone.datasets, matches(zone, ip), strict=True):
-        what = match.describe(ip) if match else f"{','.join(dataset.paths)}: no entry"
+    for dataset, match in zip(zone.datasets, matches(zone, key), strict=True):
+        what = match.describe(str(key)) if match else f"{','.join(dataset.paths)}: no entry"
         print(f"  {dataset.kind} {what}")
 

@@ -9,35 +9,48 @@ import dnslib
 
 from dnsbl.answer import Stats, answer
 from dnsbl.registry import Zone, ZoneSet
-from dnsbl.zonefile import DatasetReader, Value
+from dnsbl.zonefile import BOTH, EXACT, SUBDOMAINS, DatasetReader, Value
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)
 class Match:
-    """The data line that decides an address's fate in one dataset."""
+    """The data line that decides a key's fate in one dataset."""
 
     path: str
     lineno: int
-    network: ipaddress.IPv4Network
+    entry: str  # as the data file means it: 192.0.2.0/24, 2001:db8::/32, *.example.com
     value: Value | None  # None: an exclusion
 
-    def describe(self, ip: ipaddress.IPv4Address) -> str:
+    def describe(self, listed: str) -> str:
         where = f"{self.path}:{self.lineno}"
         if self.value is None:
-            return f"{where}: !{self.network} (excluded)"
-        text = self.value.text_for(str(ip))
+            return f"{where}: !{self.entry} (excluded)"
+        text = self.value.text_for(listed)
         txt = "" if text is None else f" TXT {text.decode('latin-1')!r}"
-        return f"{where}: {self.network} -> A {ipaddress.IPv4Address(self.value.a)}{txt}"
+        return f"{where}: {self.entry} -> A {ipaddress.IPv4Address(self.value.a)}{txt}"
 
 
 def query_name(target: str, zoneset: ZoneSet) -> list[str]:
-    """The names to ask for ``target``: a name as given, or an address under every zone."""
+    """The names to ask for ``target``: a name as given, or an address (IPv4 or
+    IPv6) reversed under every zone."""
     try:
-        ip = ipaddress.IPv4Address(target)
+        ipaddress.ip_address(target)
     except ValueError:
         return [target.rstrip(".")]
-    reverse = ".".join(reversed(str(ip).split(".")))
-    return [f"{reverse}.{zone.name}" for zone in zoneset.zones.values()]
+    return [name_under(target, zone.name) for zone in zoneset.zones.values()]
+
+
+def name_under(key: str, zone: str) -> str:
+    """``("127.0.0.2", "bl.test")`` -> ``"2.0.0.127.bl.test"``; IPv6 as 32 nibbles;
+    a domain name as it is."""
+    try:
+        address = ipaddress.ip_address(key)
+    except ValueError:
+        return f"{key}.{zone}"
+    suffix = ".in-addr.arpa" if address.version == 4 else ".ip6.arpa"
+    return f"{address.reverse_pointer.removesuffix(suffix)}.{zone}"
 
 
 def ask(name: str, qtype: str, zoneset: ZoneSet) -> dnslib.DNSRecord | None:
@@ -57,21 +70,65 @@ def find_zone(name: str, zoneset: ZoneSet) -> tuple[Zone, str] | None:
     return None
 
 
-def matches(zone: Zone, ip: ipaddress.IPv4Address) -> list[Match | None]:
-    """Per dataset of the zone, the line that decides ``ip`` (most specific wins)."""
-    key = int(ip)
+def key_of(prefix: str) -> Address | str:
+    """The labels in front of a zone as the data means them: ``"2.0.0.127"`` ->
+    127.0.0.2, 32 nibbles -> an IPv6 address, anything else -> the name."""
+    labels = prefix.split(".") if prefix else []
+    try:
+        if len(labels) == 4:
+            return ipaddress.IPv4Address(".".join(reversed(labels)))
+        if len(labels) == 32:
+            digits = "".join(reversed(labels))
+            return ipaddress.IPv6Address(":".join(digits[i:i + 4] for i in range(0, 32, 4)))
+    except ValueError:
+        pass
+    return prefix
+
+
+def matches(zone: Zone, key: Address | str) -> list[Match | None]:
+    """Per dataset of the zone, the line that decides ``key`` (as the index does:
+    the most specific entry wins; at the same one an exclusion, else the later)."""
     out: list[Match | None] = []
     for dataset in zone.datasets:
+        family = {4: "ip4", 6: "ip6"}.get(getattr(key, "version", 0), "name")
+        if dataset.family != family:
+            out.append(None)
+            continue
         reader = DatasetReader(dataset.kind, dataset.paths)
         best: Match | None = None
-        for net, bits, value, path, lineno in reader.entries():
-            if bits and (key ^ net) >> (32 - bits):
-                continue  # does not cover ip
-            # As in the index: the longer prefix wins; at the same prefix an
-            # exclusion wins, else the later line.
-            if best is None or bits > best.network.prefixlen or (
-                    bits == best.network.prefixlen and best.value is not None):
-                best = Match(path, lineno, ipaddress.IPv4Network((net, bits)), value)
+        best_rank = -1
+        for entry, bits, value, path, lineno in reader.entries():
+            rank = _rank(key, entry, bits)
+            if rank < 0:
+                continue
+            if rank > best_rank or (rank == best_rank and best is not None
+                                    and best.value is not None):
+                best, best_rank = Match(path, lineno, _entry(key, entry, bits), value), rank
         reader.finish_values()  # TXT templates are complete only now
         out.append(best)
     return out
+
+
+def _rank(key: Address | str, entry: object, bits: int) -> int:
+    """How specific ``entry`` is for ``key`` (bigger wins); -1 if it does not match."""
+    if isinstance(key, str):
+        assert isinstance(entry, str)
+        if key == entry and bits != SUBDOMAINS:
+            return 1000  # an exact name beats any wildcard
+        if key.endswith("." + entry) and bits != EXACT:
+            return entry.count(".") + 1  # the nearer wildcard wins
+        return -1
+    assert isinstance(entry, int)
+    width = key.max_prefixlen
+    if bits and (int(key) ^ entry) >> (width - bits):
+        return -1
+    return bits
+
+
+def _entry(key: Address | str, entry: object, bits: int) -> str:
+    if isinstance(key, str):
+        return {EXACT: "", SUBDOMAINS: "*.", BOTH: "."}[bits] + str(entry)
+    assert isinstance(entry, int)
+    network = (ipaddress.IPv4Network((entry, bits)) if key.version == 4
+               else ipaddress.IPv6Network((entry, bits)))
+    return str(network)

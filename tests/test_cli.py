@@ -77,6 +77,12 @@ def test_serve_bundled_zones_like_make_run(process):
     [txt] = c.txt("2.0.0.127.bl.example.org")
     assert "127.0.0.2" in txt
     assert c.query("1.0.0.127.bl.example.org").rcode() == dns.rcode.NXDOMAIN
+    v6 = "2.0.0.0.0.0.f.7.f.f.f.f" + ".0" * 20 + ".bl.example.org"
+    assert c.a(v6) == ["127.0.0.2"]
+    assert c.query(v6.replace("2.", "1.", 1)).rcode() == dns.rcode.NXDOMAIN
+    assert c.a("test.dbl.example.org") == ["127.0.1.2"]
+    assert c.query("invalid.dbl.example.org").rcode() == dns.rcode.NXDOMAIN
+    assert c.a("malware.example.net.dbl.example.org") == ["127.0.1.5"]
     assert server.stop() == 0
     assert any("stopped" in line for line in server.log)
 
@@ -139,6 +145,12 @@ def test_check_clean_zone_exits_zero_and_warns_on_127_0_0_1(zone_file):
     assert "0 problem(s)" in clean.stdout
     bad = run_cli("check", "--zone", f"bl.test:ip4set:{zone_file(['127.0.0.0/24'])}")
     assert "127.0.0.1 is listed; RFC 5782 says it must never be" in bad.stdout
+    assert "note: bl.test: 127.0.0.2" not in bad.stdout
+    bad6 = run_cli("check", "--zone", f"bl.test:ip6trie:{zone_file(['::ffff:7f00:0/120'])}")
+    assert "::ffff:7f00:1 is listed; RFC 5782 says it must never be" in bad6.stdout
+    names = run_cli("check", "--zone", f"dbl.test:dnset:{zone_file(['.invalid'])}")
+    assert "invalid is listed; RFC 5782 says it must never be" in names.stdout
+    assert "test is not listed; RFC 5782 asks lists to list it" in names.stdout
 
 
 def test_check_missing_file_is_an_error(tmp_path):

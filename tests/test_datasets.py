@@ -123,3 +123,16 @@ def test_dnset_bad_name_is_warned(zone_file):
     path = zone_file(DN_LINES)
     warnings = [str(w) for w in load_dataset("dnset", [path], 2100).warnings]
     assert warnings == [f"{path}:7: invalid name 'bad..name'"]
+
+
+def test_query_explains_ipv6_and_names(zone_file):
+    from tests.conftest import run_cli
+
+    v6 = zone_file(IP6_LINES)
+    out = run_cli("query", "--zone", f"bl.test:ip6trie:{v6}", "2605:6001:42::bead").stdout
+    assert "NXDOMAIN" in out and f"{v6}:6: !2605:6001:42::bead/128 (excluded)" in out
+    out = run_cli("query", "--zone", f"bl.test:ip6trie:{v6}", "2001:21ab:c000::5").stdout
+    assert f"{v6}:2: 2001:21ab:c000::/36 -> A 127.0.1.2" in out
+    names = zone_file(DN_LINES)
+    out = run_cli("query", "--zone", f"dbl.test:dnset:{names}", "a.both.test.dbl.test").stdout
+    assert f"{names}:4: .both.test -> A 127.0.0.2 TXT 'Domain a.both.test listed'" in out
