@@ -63,7 +63,8 @@ def _zone_options(parser: argparse.ArgumentParser) -> None:
         help="TOML configuration (listen, ttl, zones); command-line flags override it")
     parser.add_argument(
         "--zone", action="append", metavar="NAME:TYPE:FILE[,FILE...]",
-        help="serve NAME from a dataset of TYPE (ip4set, ip4tset, ip4trie) read from FILEs "
+        help="serve NAME from a dataset of TYPE (ip4set, ip4tset, ip4trie, ip6trie, ip6tset, "
+             "dnset) read from FILEs "
              "(repeat it; one NAME given several times is one zone of all those datasets)")
     parser.add_argument(
         "--ttl", metavar="SECONDS",
