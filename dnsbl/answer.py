@@ -196,9 +196,17 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
                 looked = True
             else:
                 exists = True
-    if zone.names:  # domain names: badsite.example.<zone>
+    name = ""
+    if zone.names or zone.generic:
         name = b".".join(qname[o - 11:o - 11 + data[o]] for o in offsets[:depth]).decode(
             "latin-1")
+    if zone.generic:  # plain records (www, ...) and the names above them
+        records = zone.generic.get(name)
+        if records is not None:
+            return _records(data, question, qtype, records, soa_owner + zone.neg_soa_tail,
+                            opt, counts, limit)
+        exists = exists or name in zone.generic_parents
+    if zone.names:  # domain names: badsite.example.<zone>
         hits = [v for d in zone.names if (v := d.lookup(name)) is not None]
         if hits:
             return _listing(data, question, qtype, zone, hits, 0, name.encode("latin-1"),
@@ -242,6 +250,19 @@ def _listing(data: bytes, question: bytes, qtype: int, zone: Zone, hits: list[Va
                   counts, limit)
 
 
+def _records(data: bytes, question: bytes, qtype: int, by_type: dict[int, list[bytes]],
+             negative: bytes, opt: bytes, counts: ZoneStats, limit: int) -> bytes:
+    """Plain records of one name: those of the asked type (all for ANY), or NODATA."""
+    if qtype == TYPE_ANY:
+        found = [rr for rrs in by_type.values() for rr in rrs]
+    else:
+        found = by_type.get(qtype, [])
+    if not found:
+        return _reply(data, question, NOERROR, b"", 0, negative, 1, opt, counts, limit)
+    return _reply(data, question, NOERROR, b"".join(found), len(found), b"", 0, opt, counts,
+                  limit)
+
+
 def _entry_text(family: int, key: bytes) -> bytes:
     """What ``$`` stands for in a TXT: the listed address, or the name."""
     if family == 4:
@@ -258,6 +279,10 @@ def _apex(data: bytes, question: bytes, qtype: int, zone: Zone, owner: bytes, op
         records.append(owner + zone.soa_tail)
     if qtype == TYPE_NS or qtype == TYPE_ANY:
         records.extend(owner + tail for tail in zone.ns_tails)
+    apex = zone.generic.get("")  # "@" lines of generic datasets
+    if apex:
+        records.extend(rr for rrs in (apex.values() if qtype == TYPE_ANY
+                                      else [apex.get(qtype, [])]) for rr in rrs)
     if records:
         return _reply(data, question, NOERROR, b"".join(records), len(records), b"", 0, opt,
                       zone.stats, limit)

@@ -24,6 +24,7 @@ import pytricia
 from dnsbl.wire import CLASS_IN, QNAME_PTR, TYPE_A, TYPE_TXT, rr_tail, txt_rdata
 from dnsbl.zonefile import (
     EXACT,
+    GENERIC_TYPES,
     IP4_TYPES,
     IP6_TYPES,
     NAME_TYPES,
@@ -60,6 +61,8 @@ class Parsed:
     singles: bytes = b""  # sorted IPv4 addresses, array("I") bytes
     numbers: bytes = b""  # their value numbers, array("I") bytes
     blocks: list[tuple[Any, int, int]] = field(default_factory=list)
+    #: generic: (name, record type, ttl or None, rdata)
+    records: list[tuple[str, int, int | None, bytes]] = field(default_factory=list)
 
 
 def parse_dataset(kind: str, paths: Sequence[str], default_ttl: int) -> Parsed:
@@ -69,6 +72,14 @@ def parse_dataset(kind: str, paths: Sequence[str], default_ttl: int) -> Parsed:
         in the result's ``warnings`` instead.
     """
     reader = DatasetReader(kind, paths)
+    if kind in GENERIC_TYPES:
+        # A generic entry carries (ttl, rdata) where others carry a Value.
+        records = [(name, rtype, *record)  # type: ignore[misc]
+                   for name, rtype, record, _path, _line in reader.entries()]
+        return Parsed(
+            kind, reader.paths, reader.ttl if reader.ttl is not None else default_ttl,
+            reader.soa, reader.ns, reader.timestamp, reader.expires, reader.mtime,
+            tuple(reader.signatures), reader.warnings, [None], records=records)
     numbers: dict[Value, int] = {}
     values: list[Value | None] = [None]
     singles: dict[int, int] = {}  # IPv4 address -> value number
@@ -123,6 +134,8 @@ def index_dataset(parsed: Parsed) -> Dataset:
         return IP6Dataset(parsed)
     if parsed.kind in NAME_TYPES:
         return NameDataset(parsed)
+    if parsed.kind in GENERIC_TYPES:
+        return GenericDataset(parsed)
     return IP4Dataset(parsed)
 
 
@@ -298,6 +311,30 @@ class NameDataset(Dataset):
         if name in self._exact:
             return name
         return next(f"*.{p}" for p in _parents(name) if p in self._below)
+
+
+class GenericDataset(Dataset):
+    """Plain A, TXT and MX records at names of the zone (``""`` is the apex),
+    pre-packed to answer the question's name."""
+
+    family = "generic"
+
+    def __init__(self, parsed: Parsed) -> None:
+        super().__init__(parsed)
+        self.records: dict[str, dict[int, list[bytes]]] = {}
+        for name, rtype, ttl, rdata in parsed.records:
+            rr = QNAME_PTR + rr_tail(rtype, parsed.ttl if ttl is None else ttl, rdata)
+            by_type = self.records.setdefault(name, {})
+            if rr not in by_type.setdefault(rtype, []):
+                by_type[rtype].append(rr)
+        self.parents = frozenset(p for name in self.records for p in _parents(name))
+        self.entries = len(parsed.records)
+
+    def lookup(self, key: Any) -> Value | None:  # not a list: nothing is "listed"
+        return None
+
+    def explain(self, key: Any) -> str | None:
+        return None
 
 
 def _parents(name: str) -> Iterator[str]:

@@ -10,7 +10,14 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 
 from dnsbl.config import DatasetConfig, ServerConfig, ZoneConfig
-from dnsbl.dataset import Dataset, NameDataset, index_dataset, load_dataset, parse_dataset
+from dnsbl.dataset import (
+    Dataset,
+    GenericDataset,
+    NameDataset,
+    index_dataset,
+    load_dataset,
+    parse_dataset,
+)
 from dnsbl.stats import ZoneStats
 from dnsbl.wire import TYPE_NS, TYPE_SOA, name_to_wire, rr_tail, soa_rdata
 from dnsbl.zonefile import SOA, Value, ZoneFileError
@@ -29,8 +36,8 @@ class Zone:
     $TIMESTAMP expiry answers SERVFAIL (``servfail``), as rbldnsd does.
     """
 
-    __slots__ = ("name", "wire", "datasets", "lookups", "lookups6", "names", "soa", "serial",
-                 "soa_tail",
+    __slots__ = ("name", "wire", "datasets", "lookups", "lookups6", "names", "generic",
+                 "generic_parents", "soa", "serial", "soa_tail",
                  "neg_soa_tail", "ns_tails", "expires", "expired", "loaded", "servfail",
                  "stats")
 
@@ -47,6 +54,18 @@ class Zone:
         self.lookups6: tuple[Callable[[bytes], Value | None], ...] = tuple(
             d.lookup for d in datasets if d.family == "ip6")
         self.names = tuple(d for d in datasets if isinstance(d, NameDataset))
+        # Plain records by name and type, from every generic dataset, and the
+        # names above them (which exist: NODATA, not NXDOMAIN).
+        self.generic: dict[str, dict[int, list[bytes]]] = {}
+        self.generic_parents: frozenset[str] = frozenset()
+        for dataset in datasets:
+            if isinstance(dataset, GenericDataset):
+                for name, by_type in dataset.records.items():
+                    merged = self.generic.setdefault(name, {})
+                    for rtype, rrs in by_type.items():
+                        merged.setdefault(rtype, []).extend(
+                            rr for rr in rrs if rr not in merged.get(rtype, []))
+                self.generic_parents |= dataset.parents
         soa = next((d.soa for d in datasets if d.soa is not None), None)
         ns = next((d.ns for d in datasets if d.ns is not None), None)
         ttl = datasets[0].ttl if datasets else default_ttl

@@ -24,7 +24,11 @@ IP4_TYPES = ("ip4set", "ip4tset", "ip4trie")
 IP6_TYPES = ("ip6trie", "ip6tset")
 #: Dataset types whose keys are domain names.
 NAME_TYPES = ("dnset",)
-DATASET_TYPES = IP4_TYPES + IP6_TYPES + NAME_TYPES
+#: Plain records for names in the zone (the apex, www, ...).
+GENERIC_TYPES = ("generic",)
+DATASET_TYPES = IP4_TYPES + IP6_TYPES + NAME_TYPES + GENERIC_TYPES
+#: Record types a generic dataset takes, by name.
+GENERIC_RECORD_TYPES = {"A": 1, "MX": 15, "TXT": 16}
 
 #: dnset key modes: the name itself, its subdomains only (*.x), or both (.x).
 EXACT, SUBDOMAINS, BOTH = 0, 1, 2
@@ -356,7 +360,9 @@ class DatasetReader:
                     elif first in "#;":
                         continue
                     else:
-                        yield from self._line(path, lineno, line)
+                        yield from (self._generic(path, lineno, line)
+                                    if self.kind in GENERIC_TYPES
+                                    else self._line(path, lineno, line))
         except (OSError, EOFError, zlib.error) as exc:
             raise ZoneFileError(path, lineno, f"read failed: {exc}", "read") from None
         try:
@@ -427,6 +433,29 @@ class DatasetReader:
                     return
         for net, bits in cidrs:
             yield (net, bits, value, path, lineno)
+
+    def _generic(self, path: str, lineno: int, line: str) -> Iterator[Entry]:
+        """``name [ttl] A|TXT|MX value``, ``@`` for the apex: yields
+        (name, record type, (ttl or None, rdata), file, line)."""
+        try:
+            owner, rest = line.split(None, 1)
+            name = "" if owner == "@" else owner.lower().rstrip(".")
+            if name and any(not 0 < len(label) < 64 for label in name.split(".")):
+                raise ValueError(f"bad name {owner!r}")
+            ttl = None
+            if rest[:1].isdigit():
+                ttl_text, rest = rest.split(None, 1)
+                ttl = parse_time(ttl_text)
+            type_text, value = rest.split(None, 1)
+            rtype = GENERIC_RECORD_TYPES.get(type_text.upper())
+            if rtype is None:
+                raise ValueError(f"unsupported type {type_text!r} (A, TXT and MX are)")
+            rdata = _generic_rdata(rtype, value.strip())
+        except ValueError as exc:
+            reason = str(exc) if "unpack" not in str(exc) else "expected name [ttl] type value"
+            self._warn(path, lineno, f"invalid record: {reason}")
+            return
+        yield (name, rtype, (ttl, rdata), path, lineno)  # type: ignore[misc]
 
     def finish_tset(self) -> Value:
         """The one value every ip4tset/ip6tset entry answers with."""
@@ -580,6 +609,28 @@ class DatasetReader:
         self.timestamp = stamp
         if expires is not None:
             self.expires = expires if self.expires is None else min(self.expires, expires)
+
+
+def _generic_rdata(rtype: int, text: str) -> bytes:
+    """The wire rdata of a generic record's value."""
+    if rtype == 1:
+        return ipaddress.IPv4Address(text).packed
+    if rtype == 16:
+        if len(text) >= 2 and text[0] == text[-1] == '"':
+            text = text[1:-1]
+        raw = text.encode("latin-1")[:_MAX_TXT]
+        return bytes((len(raw),)) + raw
+    preference, _, host = text.partition(" ")
+    if not preference.isdigit() or int(preference) > 65535 or not host.strip():
+        raise ValueError(f"bad MX value {text!r}: expected preference and host")
+    return int(preference).to_bytes(2, "big") + _name_wire(host.strip())
+
+
+def _name_wire(name: str) -> bytes:
+    out = b""
+    for label in _name(name).split("."):
+        out += bytes((len(label),)) + label.encode("ascii")
+    return out + b"\0"
 
 
 def _first_word(line: str) -> str:

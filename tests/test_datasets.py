@@ -136,3 +136,43 @@ def test_query_explains_ipv6_and_names(zone_file):
     names = zone_file(DN_LINES)
     out = run_cli("query", "--zone", f"dbl.test:dnset:{names}", "a.both.test.dbl.test").stdout
     assert f"{names}:4: .both.test -> A 127.0.0.2 TXT 'Domain a.both.test listed'" in out
+
+
+GENERIC_LINES = ["@ A 127.0.0.8", "@ MX 10 mx.ex.com", "www 3000 A 127.0.0.8",
+                 'about TXT "ex.com combined blocklist"', "bad AAAA ::1", "x.y.z A 192.0.2.1"]
+
+
+def test_generic_records(serve, zone_file):
+    import dns.rdatatype
+
+    generic = zone_file(GENERIC_LINES)
+    data = zone_file(["$SOA 0 ns.ex.com hm.ex.com 7 1h 1h 1w 60", "127.0.0.2"])
+    c = serve(f"bl.test:ip4set:{data}", f"bl.test:generic:{generic}")
+    assert c.a("bl.test") == ["127.0.0.8"]
+    mx = c.query("bl.test", "MX").answer[0]
+    assert [(rd.preference, str(rd.exchange)) for rd in mx] == [(10, "mx.ex.com.")]
+    apex_any = {dns.rdatatype.to_text(r.rdtype) for r in c.query("bl.test", "ANY").answer}
+    assert apex_any == {"SOA", "A", "MX"}
+    r = c.query("www.bl.test", "A")
+    assert [rd.address for rd in r.answer[0]] == ["127.0.0.8"] and r.answer[0].ttl == 3000
+    assert look(c, "www.bl.test").__class__ is tuple
+    r = c.query("www.bl.test", "TXT")  # the name exists, not with that type
+    assert r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority
+    assert c.txt("about.bl.test") == ["ex.com combined blocklist"]
+    assert c.a("x.y.z.bl.test") == ["192.0.2.1"]
+    assert look(c, "y.z.bl.test") == NODATA   # above a name with records
+    assert look(c, "nope.bl.test") == NX
+    assert c.a("2.0.0.127.bl.test") == ["127.0.0.2"]  # the list still answers
+
+
+def test_generic_bad_lines_are_warned(zone_file):
+    from dnsbl.dataset import load_dataset
+
+    path = zone_file(GENERIC_LINES + ["www TXT", "mail MX ten mx.ex.com", "a.b A 300.1.1.1"])
+    warnings = [str(w) for w in load_dataset("generic", [path], 2100).warnings]
+    assert warnings == [
+        f"{path}:5: invalid record: unsupported type 'AAAA' (A, TXT and MX are)",
+        f"{path}:7: invalid record: expected name [ttl] type value",
+        f"{path}:8: invalid record: bad MX value 'ten mx.ex.com': expected preference and host",
+        f"{path}:9: invalid record: Octet 300 (> 255) not permitted in '300.1.1.1'",
+    ]
