@@ -9,8 +9,8 @@ bumps plain-int counters.
 
 from __future__ import annotations
 
-import ipaddress
 import struct
+from typing import Any
 
 from dnsbl.registry import Zone
 from dnsbl.stats import (
@@ -207,10 +207,15 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
                             opt, counts, limit)
         exists = exists or name in zone.generic_parents
     if zone.names:  # domain names: badsite.example.<zone>
-        hits = [v for d in zone.names if (v := d.lookup(name)) is not None]
+        hits, entries = [], []
+        for dataset in zone.names:
+            found = dataset.match(name)
+            if found is not None and found[0] is not None:
+                hits.append(found[0])
+                entries.append(found[1].encode("latin-1"))
         if hits:
-            return _listing(data, question, qtype, zone, hits, 0, name.encode("latin-1"),
-                            soa_owner, opt, limit)
+            return _listing(data, question, qtype, zone, hits, 0, tuple(entries), soa_owner,
+                            opt, limit)
         looked = True
         exists = exists or any(d.has_children(name) for d in zone.names)
     if looked:
@@ -221,8 +226,11 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
 
 
 def _listing(data: bytes, question: bytes, qtype: int, zone: Zone, hits: list[Value],
-             family: int, key: bytes, soa_owner: bytes, opt: bytes, limit: int) -> bytes:
-    """Answer for a listed key: every matching dataset's A and TXT, once each."""
+             family: int, key: Any, soa_owner: bytes, opt: bytes, limit: int) -> bytes:
+    """Answer for a listed key: every matching dataset's A and TXT, once each.
+
+    ``$`` in a TXT is the queried address (``key``, packed, family 4 or 6), or
+    for names (family 0) the matching entry of each hit (``key[i]``)."""
     counts = zone.stats
     counts.lookups[0] += 1
     records: list[bytes] = []
@@ -232,12 +240,14 @@ def _listing(data: bytes, question: bytes, qtype: int, zone: Zone, hits: list[Va
                 records.append(v.a_rr)
     if qtype == TYPE_TXT or qtype == TYPE_ANY:
         listed = None
-        for v in hits:
+        for i, v in enumerate(hits):
             rr = v.txt_rr
             if rr is None:
                 if v.txt is None:
                     continue
-                if listed is None:
+                if not family:
+                    listed = key[i]
+                elif listed is None:
                     listed = _entry_text(family, key)
                 text = listed.join(v.txt)[:255]
                 rr = v.txt_head + struct.pack(">HB", len(text) + 1, len(text)) + text
@@ -264,12 +274,27 @@ def _records(data: bytes, question: bytes, qtype: int, by_type: dict[int, list[b
 
 
 def _entry_text(family: int, key: bytes) -> bytes:
-    """What ``$`` stands for in a TXT: the listed address, or the name."""
+    """What ``$`` stands for in a TXT: the queried address."""
     if family == 4:
         return b"%d.%d.%d.%d" % (key[0], key[1], key[2], key[3])
-    if family == 6:
-        return str(ipaddress.IPv6Address(key)).encode()
-    return key
+    return ipv6_text(key).encode()
+
+
+def ipv6_text(packed: bytes) -> str:
+    """RFC 5952 text, all hex (``::ffff:7f00:2``, as rbldnsd writes it; newer
+    Pythons would write IPv4-mapped addresses dotted)."""
+    groups = [f"{int.from_bytes(packed[i:i + 2], 'big'):x}" for i in range(0, 16, 2)]
+    best, length, start = -1, 1, -1
+    for i, group in enumerate([*groups, "x"]):
+        if group == "0":
+            start = i if start < 0 else start
+        elif start >= 0:
+            if i - start > length:
+                best, length = start, i - start
+            start = -1
+    if best < 0:
+        return ":".join(groups)
+    return ":".join(groups[:best]) + "::" + ":".join(groups[best + length:])
 
 
 def _apex(data: bytes, question: bytes, qtype: int, zone: Zone, owner: bytes, opt: bytes,

@@ -279,6 +279,6 @@ def _explain(located: tuple, zoneset: ZoneSet) -> None:
         print(f"  the apex of zone {zone.name}")
         return
     for dataset, match in zip(zone.datasets, matches(zone, key), strict=True):
-        what = match.describe(str(key)) if match else f"{','.join(dataset.paths)}: no entry"
+        what = match.describe() if match else f"{','.join(dataset.paths)}: no entry"
         print(f"  {dataset.kind} {what}")
 

@@ -292,13 +292,20 @@ class NameDataset(Dataset):
         self.entries = len(parsed.blocks) - self.exclusions
 
     def lookup(self, name: str) -> Value | None:  # type: ignore[override]
+        found = self.match(name)
+        return None if found is None else found[0]
+
+    def match(self, name: str) -> tuple[Value | None, str] | None:
+        """(value or None if excluded, the entry's name) of the entry deciding
+        ``name``, None if none does. The entry's name is what ``$`` stands for
+        in its TXT: the wildcard's base for a wildcard match, as in rbldnsd."""
         if name in self._exact:
-            return self._exact[name]
+            return self._exact[name], name
         below = self._below
         if below:
             for parent in _parents(name):
                 if parent in below:
-                    return below[parent]
+                    return below[parent], parent
         return None
 
     def has_children(self, name: str) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import dnslib
 
-from dnsbl.answer import Stats, answer
+from dnsbl.answer import Stats, answer, ipv6_text
 from dnsbl.registry import Zone, ZoneSet
 from dnsbl.zonefile import BOTH, EXACT, SUBDOMAINS, DatasetReader, Value
 
@@ -22,12 +22,13 @@ class Match:
     lineno: int
     entry: str  # as the data file means it: 192.0.2.0/24, 2001:db8::/32, *.example.com
     value: Value | None  # None: an exclusion
+    listed: str  # what $ stands for: the queried address, or the entry's name
 
-    def describe(self, listed: str) -> str:
+    def describe(self) -> str:
         where = f"{self.path}:{self.lineno}"
         if self.value is None:
             return f"{where}: !{self.entry} (excluded)"
-        text = self.value.text_for(listed)
+        text = self.value.text_for(self.listed)
         txt = "" if text is None else f" TXT {text.decode('latin-1')!r}"
         return f"{where}: {self.entry} -> A {ipaddress.IPv4Address(self.value.a)}{txt}"
 
@@ -103,10 +104,16 @@ def matches(zone: Zone, key: Address | str) -> list[Match | None]:
                 continue
             if rank > best_rank or (rank == best_rank and best is not None
                                     and best.value is not None):
-                best, best_rank = Match(path, lineno, _entry(key, entry, bits), value), rank
+                listed = entry if isinstance(key, str) else _address_text(key)
+                best = Match(path, lineno, _entry(key, entry, bits), value, listed)
+                best_rank = rank
         reader.finish_values()  # TXT templates are complete only now
         out.append(best)
     return out
+
+
+def _address_text(address: Address) -> str:
+    return str(address) if address.version == 4 else ipv6_text(address.packed)
 
 
 def _rank(key: Address | str, entry: object, bits: int) -> int:

@@ -3,7 +3,9 @@
 Skipped where the rbldnsd binary is missing (`.ci/run` installs it). Data is
 generated from a fixed seed and avoids the cases where we differ on purpose
 (README, "How it differs from rbldnsd"): exact duplicate prefixes, odd-sized
-overlapping blocks in ip4set, intermediate names and negative-answer TTLs.
+overlapping blocks in ip4set, and names with listed names under them (an
+intermediate name, a *.x base, an excluded name with listed subdomains),
+which rbldnsd calls NXDOMAIN and RFC 8020 says exist (NODATA here).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 import dns.rcode
 import pytest
 
+from dnsbl.explain import name_under
 from tests.conftest import Client
 
 RBLDNSD = shutil.which("rbldnsd") or (
@@ -91,6 +94,57 @@ def generate(rng: random.Random) -> dict[str, tuple[list[str], list[str]]]:
     singles = [str(_ip(rng, 30)) for _ in range(100)]
     out["ip4tset"] = ([":3:Tset $", *singles], singles[:50] + [str(_ip(rng, 30))
                                                               for _ in range(50)])
+
+    # ip6trie: prefixes of every length under 2001:db8::/32, nested, with exclusions;
+    # keys written with :: and without (trailing zero groups left out).
+    lines, asks, seen6 = [":127.0.1.2:v6 listed $"], [], set()
+    base = int(ipaddress.IPv6Address("2001:db8::"))
+    for _ in range(120):
+        bits = rng.choice([32, 40, 48, 56, 64, 64, 96, 112, 128, 128])
+        net6 = ipaddress.IPv6Network(
+            ((base | rng.getrandbits(96)) >> (128 - bits) << (128 - bits), bits))
+        if net6 in seen6:
+            continue
+        seen6.add(net6)
+        key = str(net6) if bits % 16 or rng.random() < 0.5 else ":".join(
+            net6.exploded.split(":")[:bits // 16])
+        excluded = rng.random() < 0.2
+        lines.append(f"{'!' if excluded else ''}{key}{'' if excluded else _values(rng)}")
+        asks.append(str(net6.network_address + rng.getrandbits(128 - bits)))
+    asks += [str(ipaddress.IPv6Address(base | rng.getrandbits(96))) for _ in range(40)]
+    out["ip6trie"] = (lines, asks)
+
+    # ip6tset: /64s as four groups, a few excluded single addresses.
+    nets = [ipaddress.IPv6Network((base | rng.getrandbits(32) << 64, 64)) for _ in range(80)]
+    lines = [":4:v6 tset $"] + [":".join(n.exploded.split(":")[:4]) for n in nets]
+    asks = [str(n.network_address + rng.getrandbits(64)) for n in nets]
+    holes = [str(n.network_address + 5) for n in nets[:10]]
+    lines += [f"!{h}" for h in holes]
+    others = [str(ipaddress.IPv6Address(base | rng.getrandbits(96))) for _ in range(20)]
+    out["ip6tset"] = (lines, asks + holes + others)
+
+    # dnset: exact names, *.x, .x and exclusions on separate bases; asked at or
+    # below an entry, or unrelated (intermediate names differ on purpose).
+    lines, asks = [":5:dn listed $"], []
+    for i in range(60):
+        base_name = f"d{i}.example{i % 7}.net"
+        form = i % 4
+        value = _values(rng)
+        if form == 0:
+            lines.append(f"{base_name}{value}")
+            asks += [base_name, f"www.{base_name}"]
+        elif form == 1:
+            lines.append(f"*.{base_name}{value}")
+            asks += [f"a.{base_name}", f"b.c.{base_name}"]  # not x: NODATA here (RFC 8020)
+        elif form == 2:
+            lines += [f".{base_name}{value}", f"!no.{base_name}"]
+            # not no.x itself: y.no.x is listed under it, so it is NODATA here (RFC 8020)
+            asks += [base_name, f"x.{base_name}", f"y.no.{base_name}"]
+        else:
+            lines.append(f"{base_name.upper()}{value}")
+            asks += [base_name, f"{base_name[0].upper()}{base_name[1:]}"]
+    asks += [f"other{i}.example.org" for i in range(20)] + ["test", "invalid"]
+    out["dnset"] = (lines, asks)
     return out
 
 
@@ -165,14 +219,15 @@ def _answer(client: Client, name: str, rdtype: str) -> tuple:
     return dns.rcode.to_text(r.rcode()), values
 
 
-@pytest.mark.parametrize("kind", ["ip4set", "ip4trie", "ip4tset"])
+@pytest.mark.parametrize("kind", ["ip4set", "ip4trie", "ip4tset", "ip6trie", "ip6tset",
+                                  "dnset"])
 def test_same_answers_as_rbldnsd(data, rbldnsd, ours, kind):
     _root, generated = data
     lines, asks = generated[kind]
     assert len(asks) >= 100
     listed = 0
-    for ip in asks:
-        name = ipaddress.IPv4Address(ip).reverse_pointer.replace("in-addr.arpa", f"{kind}.test")
+    for key in asks:
+        name = name_under(key, f"{kind}.test")
         for rdtype in ("A", "TXT"):
             theirs = _answer(rbldnsd, name, rdtype)
             assert _answer(ours, name, rdtype) == theirs, (name, rdtype)
