@@ -12,8 +12,10 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from dnsbl.dataset import AclDataset
 from dnsbl.registry import Zone
 from dnsbl.stats import (
+    DROP_ACL,
     DROP_REASONS,
     DROP_RESPONSE,
     DROP_SHORT,
@@ -81,11 +83,12 @@ _META_TYPES = frozenset((250, 251, 252, 253, 254))  # TSIG, IXFR, AXFR, MAILB, M
 
 
 def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True,
-           edns: Edns = DEFAULT_EDNS) -> bytes | None:
+           edns: Edns = DEFAULT_EDNS, client: str | None = None) -> bytes | None:
     """Answer one DNS message; ``None`` means send nothing.
 
     ``zones`` maps a zone's lowercase wire name to the zone. Over UDP a reply
     that does not fit the client's limit goes out with TC=1 and no records.
+    ``client`` (the source address) matters only to zones with an ACL.
     """
     # Untrusted bytes straight from the network: check every length before use.
     n = len(data)
@@ -153,6 +156,16 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
         return _reply(data, question, SERVFAIL, b"", 0, b"", 0, opt, counts, limit)
     soa_owner = pointer(offsets[depth])
 
+    acl = None  # what an ACL says to do instead of looking data up
+    if zone.acls and client is not None:
+        acl = _acl(zone.acls, client)
+        if acl is not None:
+            if acl == "ignore":
+                stats.dropped[DROP_ACL] += 1
+                return None
+            if acl == "refuse":
+                return _reply(data, question, REFUSED, b"", 0, b"", 0, opt, counts, limit)
+
     if depth == 0:
         return _apex(data, question, qtype, zone, soa_owner, opt, limit)
 
@@ -172,6 +185,9 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
             octets.append(value)
         else:
             if depth == 4:
+                if acl is not None:
+                    return _acl_answer(data, question, qtype, zone, acl, client, soa_owner, opt,
+                                       limit)
                 ip = bytes((octets[3], octets[2], octets[1], octets[0]))
                 hits = [v for lookup in zone.lookups if (v := lookup(ip)) is not None]
                 if hits:
@@ -188,6 +204,9 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
             address |= _HEX_DIGITS[data[off + 1]] << (4 * (i + 32 - depth))
         else:
             if depth == 32:
+                if acl is not None:
+                    return _acl_answer(data, question, qtype, zone, acl, client, soa_owner, opt,
+                                       limit)
                 ip = address.to_bytes(16, "big")
                 hits = [v for lookup in zone.lookups6 if (v := lookup(ip)) is not None]
                 if hits:
@@ -203,10 +222,14 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
     if zone.generic:  # plain records (www, ...) and the names above them
         records = zone.generic.get(name)
         if records is not None:
+            if acl is not None:  # hidden from "empty" and "listed" clients, as in rbldnsd
+                records = {}
             return _records(data, question, qtype, records, soa_owner + zone.neg_soa_tail,
                             opt, counts, limit)
         exists = exists or name in zone.generic_parents
     if zone.names:  # domain names: badsite.example.<zone>
+        if acl is not None:
+            return _acl_answer(data, question, qtype, zone, acl, client, soa_owner, opt, limit)
         hits, entries = [], []
         for dataset in zone.names:
             found = dataset.match(name)
@@ -223,6 +246,30 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
     if exists:
         return _reply(data, question, NOERROR, b"", 0, negative, 1, opt, counts, limit)
     return _reply(data, question, NXDOMAIN, b"", 0, negative, 1, opt, counts, limit)
+
+
+def _acl(acls: tuple[AclDataset, ...], client: str) -> str | Value | None:
+    """What the ACLs (global first) say for ``client``: rbldnsd's precedence is
+    ignore > refuse > empty > listed (the global one's) > pass (None)."""
+    found = [a for acl in acls if (a := acl.action(client)) is not None and a != "pass"]
+    if not found:
+        return None
+    for action in ("ignore", "refuse", "empty"):
+        if action in found:
+            return action
+    return found[0]
+
+
+def _acl_answer(data: bytes, question: bytes, qtype: int, zone: Zone, acl: str | Value,
+                client: str | None, soa_owner: bytes, opt: bytes, limit: int) -> bytes:
+    """A valid question from a client an ACL answers for: "empty" says nothing
+    is listed; a value says everything is, with ``$`` the client's address."""
+    if isinstance(acl, Value):
+        return _listing(data, question, qtype, zone, [acl], 0, (str(client).encode(),),
+                        soa_owner, opt, limit)
+    zone.stats.lookups[1] += 1
+    return _reply(data, question, NXDOMAIN, b"", 0, soa_owner + zone.neg_soa_tail, 1, opt,
+                  zone.stats, limit)
 
 
 def _listing(data: bytes, question: bytes, qtype: int, zone: Zone, hits: list[Value],

@@ -75,6 +75,8 @@ class ServerConfig:
     query_log_sample: int = 1
     #: Response rate limiting; None: off.
     rrl: RRLConfig | None = None
+    #: An ACL for every zone (rbldnsd's ":acl:file"), consulted before each zone's own.
+    global_acl: DatasetConfig | None = None
     #: TCP: seconds a connection may sit idle, and connections open at once.
     tcp_idle_timeout: float = 10.0
     tcp_max_connections: int = 512
@@ -126,10 +128,13 @@ def parse_zone_spec(text: str, base: str = "") -> ZoneConfig:
     :raises ConfigError: for a malformed spec or an unknown dataset type.
     """
     parts = text.split(":", 2)
-    if len(parts) != 3 or not all(parts):
-        raise ConfigError(f"bad zone {text!r}: expected NAME:TYPE:FILE[,FILE...]")
+    if len(parts) != 3 or not all(parts[1:]) or not (parts[0] or parts[1] == "acl"):
+        raise ConfigError(f"bad zone {text!r}: expected NAME:TYPE:FILE[,FILE...] "
+                          "(or :acl:FILE for a global ACL)")
     name, kind, files = parts
-    return ZoneConfig(normalize_zone_name(name), (_dataset(kind, files.split(","), base, text),))
+    dataset = _dataset(kind, files.split(","), base, text)
+    # An empty name is rbldnsd's global ACL; with_overrides moves it out of the zones.
+    return ZoneConfig(normalize_zone_name(name) if name else "", (dataset,))
 
 
 def _dataset(kind: str, files: Any, base: str, where: str) -> DatasetConfig:
@@ -155,7 +160,7 @@ def merge_zones(zones: list[ZoneConfig]) -> tuple[ZoneConfig, ...]:
     return tuple(merged.values())
 
 
-_TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metrics",
+_TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metrics", "acl",
              "log_level", "log_format", "query_log", "query_log_sample", "rrl",
              "tcp_idle_timeout", "tcp_max_connections", "edns_payload", "nsid"}
 _ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age"}
@@ -197,6 +202,8 @@ def load_config(path: str) -> ServerConfig:
         config = replace(config, allow_missing=data["allow_missing"])
     if "metrics" in data:
         config = replace(config, metrics=parse_metrics(str(data["metrics"])))
+    if "acl" in data:
+        config = replace(config, global_acl=_dataset("acl", data["acl"], base, f"{path}: acl"))
     if "rrl" in data:
         config = replace(config, rrl=_rrl(data["rrl"], path))
     if "tcp_idle_timeout" in data:
@@ -319,6 +326,9 @@ def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
         config = replace(config, listen=tuple(parse_listen(x) for x in listen))
     if zones:
         given = merge_zones([parse_zone_spec(z) for z in zones])
+        for acl in (z for z in given if not z.name):
+            config = replace(config, global_acl=acl.datasets[-1])
+        given = tuple(z for z in given if z.name)
         names = {z.name for z in given}
         kept = tuple(z for z in config.zones if z.name not in names)
         config = replace(config, zones=kept + given)

@@ -23,6 +23,7 @@ import pytricia
 
 from dnsbl.wire import CLASS_IN, QNAME_PTR, TYPE_A, TYPE_TXT, rr_tail, txt_rdata
 from dnsbl.zonefile import (
+    ACL_TYPES,
     EXACT,
     GENERIC_TYPES,
     IP4_TYPES,
@@ -60,7 +61,7 @@ class Parsed:
     values: list[Value | None]
     singles: bytes = b""  # sorted IPv4 addresses, array("I") bytes
     numbers: bytes = b""  # their value numbers, array("I") bytes
-    blocks: list[tuple[Any, int, int]] = field(default_factory=list)
+    blocks: list[tuple[Any, int, Any]] = field(default_factory=list)  # acl: an action
     #: generic: (name, record type, ttl or None, rdata)
     records: list[tuple[str, int, int | None, bytes]] = field(default_factory=list)
 
@@ -72,6 +73,16 @@ def parse_dataset(kind: str, paths: Sequence[str], default_ttl: int) -> Parsed:
         in the result's ``warnings`` instead.
     """
     reader = DatasetReader(kind, paths)
+    if kind in ACL_TYPES:
+        rules: dict[tuple[bytes, int], Any] = {}
+        for key, bits, action, _path, _line in reader.entries():
+            rules[(key, bits)] = action  # the later line for the same network
+        reader.finish_values()
+        return Parsed(
+            kind, reader.paths, reader.ttl if reader.ttl is not None else default_ttl,
+            reader.soa, reader.ns, reader.timestamp, reader.expires, reader.mtime,
+            tuple(reader.signatures), reader.warnings, [None],
+            blocks=[(key, bits, action) for (key, bits), action in rules.items()])
     if kind in GENERIC_TYPES:
         # A generic entry carries (ttl, rdata) where others carry a Value.
         records = [(name, rtype, *record)  # type: ignore[misc]
@@ -136,6 +147,9 @@ def index_dataset(parsed: Parsed) -> Dataset:
         return NameDataset(parsed)
     if parsed.kind in GENERIC_TYPES:
         return GenericDataset(parsed)
+    if parsed.kind in ACL_TYPES:
+        _prepack([a for *_, a in parsed.blocks if isinstance(a, Value)], parsed.ttl)
+        return AclDataset(parsed)
     return IP4Dataset(parsed)
 
 
@@ -344,6 +358,35 @@ class GenericDataset(Dataset):
         return None
 
 
+class AclDataset(Dataset):
+    """Which clients may ask: ``action(client_address)`` -> ``"ignore"``,
+    ``"refuse"``, ``"empty"``, ``"pass"`` or a Value (answer every valid
+    question as listed with it), for the longest matching network; None when
+    no network matches (the same as pass)."""
+
+    family = "acl"
+
+    def __init__(self, parsed: Parsed) -> None:
+        super().__init__(parsed)
+        self._v4 = pytricia.PyTricia(32)
+        self._v6 = pytricia.PyTricia(128)
+        for key, bits, action in parsed.blocks:
+            (self._v4 if len(key) == 4 else self._v6).insert(key, bits, action)
+        self.entries = len(parsed.blocks)
+
+    def action(self, client: str) -> str | Value | None:
+        try:
+            return (self._v6 if ":" in client else self._v4).get(client)
+        except ValueError:  # not an address (a UNIX socket peer): no rule applies
+            return None
+
+    def lookup(self, key: Any) -> Value | None:
+        return None
+
+    def explain(self, key: Any) -> str | None:
+        return None
+
+
 def _parents(name: str) -> Iterator[str]:
     """``"a.b.c"`` -> ``"b.c"``, ``"c"``."""
     while "." in name:
@@ -359,7 +402,7 @@ def _describe(kind: str, key: Any, bits: int) -> str:
     return _cidr(key, bits)
 
 
-def _prepack(values: list[Value | None], ttl: int) -> None:
+def _prepack(values: Sequence[Value | None], ttl: int) -> None:
     for value in values:
         if value is None:
             continue

@@ -63,7 +63,8 @@ class UDPProtocol(_Answering, asyncio.DatagramProtocol):
         self._transport = transport
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        reply = answer(data, self._registry.current.zones, self._stats, True, self._edns)
+        reply = answer(data, self._registry.current.zones, self._stats, True, self._edns,
+                       addr[0])
         if reply is not None:
             if self._rrl is not None:
                 verdict = self._rrl.check(addr)
@@ -83,7 +84,7 @@ class UDPProtocol(_Answering, asyncio.DatagramProtocol):
 class TCPProtocol(_Answering, asyncio.Protocol):
     """Two-byte length framing; several queries per connection, answered in order."""
 
-    __slots__ = ("_limits", "_buffer", "_timer", "_counted")
+    __slots__ = ("_limits", "_buffer", "_timer", "_counted", "_client")
 
     def __init__(self, shared: Shared) -> None:
         super().__init__(shared)
@@ -91,9 +92,12 @@ class TCPProtocol(_Answering, asyncio.Protocol):
         self._buffer = bytearray()
         self._timer: asyncio.TimerHandle | None = None
         self._counted = False
+        self._client: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self._client = peer[0] if isinstance(peer, tuple) else None
         if self._limits.open >= self._limits.max_connections:
             transport.close()
             return
@@ -117,7 +121,7 @@ class TCPProtocol(_Answering, asyncio.Protocol):
                 break
             message = bytes(buffer[2:2 + size])
             del buffer[:2 + size]
-            reply = answer(message, zones, self._stats, False, self._edns)
+            reply = answer(message, zones, self._stats, False, self._edns, self._client)
             if reply is not None:
                 self._transport.write(len(reply).to_bytes(2, "big") + reply)
                 if self._qlog is not None:

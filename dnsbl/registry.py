@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 
-from dnsbl.config import DatasetConfig, ServerConfig, ZoneConfig
+from dnsbl.config import DatasetConfig, ServerConfig
 from dnsbl.dataset import (
+    AclDataset,
     Dataset,
     GenericDataset,
     NameDataset,
@@ -36,7 +37,7 @@ class Zone:
     $TIMESTAMP expiry answers SERVFAIL (``servfail``), as rbldnsd does.
     """
 
-    __slots__ = ("name", "wire", "datasets", "lookups", "lookups6", "names", "generic",
+    __slots__ = ("name", "wire", "datasets", "lookups", "lookups6", "names", "generic", "acls",
                  "generic_parents", "soa", "serial", "soa_tail",
                  "neg_soa_tail", "ns_tails", "expires", "expired", "loaded", "servfail",
                  "stats")
@@ -54,6 +55,9 @@ class Zone:
         self.lookups6: tuple[Callable[[bytes], Value | None], ...] = tuple(
             d.lookup for d in datasets if d.family == "ip6")
         self.names = tuple(d for d in datasets if isinstance(d, NameDataset))
+        #: The global ACL (set by build_zoneset) first, then the zone's own.
+        self.acls: tuple[AclDataset, ...] = tuple(
+            d for d in datasets if isinstance(d, AclDataset))[:1]
         # Plain records by name and type, from every generic dataset, and the
         # names above them (which exist: NODATA, not NXDOMAIN).
         self.generic: dict[str, dict[int, list[bytes]]] = {}
@@ -102,7 +106,7 @@ class Zone:
 
     @property
     def entries(self) -> int:
-        return sum(d.entries for d in self.datasets)
+        return sum(d.entries for d in self.datasets if d.family != "acl")
 
 
 DatasetKey = tuple[str, tuple[str, ...]]
@@ -136,12 +140,14 @@ def dataset_key(spec: DatasetConfig) -> DatasetKey:
     return (spec.type, spec.files)
 
 
-def dataset_specs(zones: Iterable[ZoneConfig]) -> dict[DatasetKey, DatasetConfig]:
-    """Every distinct dataset of the zones: one named by several zones loads once."""
+def dataset_specs(config: ServerConfig) -> dict[DatasetKey, DatasetConfig]:
+    """Every distinct dataset to load: one named by several zones loads once."""
     specs: dict[DatasetKey, DatasetConfig] = {}
-    for zone in zones:
+    for zone in config.zones:
         for spec in zone.datasets:
             specs.setdefault(dataset_key(spec), spec)
+    if config.global_acl is not None:
+        specs.setdefault(dataset_key(config.global_acl), config.global_acl)
     return specs
 
 
@@ -149,12 +155,18 @@ def build_zoneset(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) -> 
     """Assemble every configured zone from loaded datasets; a zone missing one of
     its datasets is there but not loaded (SERVFAIL)."""
     zoneset = ZoneSet(datasets=dict(datasets))
+    global_acl: tuple[AclDataset, ...] = ()
+    if config.global_acl is not None:
+        acl = datasets.get(dataset_key(config.global_acl))
+        if isinstance(acl, AclDataset):
+            global_acl = (acl,)
     for zone in config.zones:
         keys = [dataset_key(d) for d in zone.datasets]
         if all(k in datasets for k in keys):
             built = Zone(zone.name, tuple(datasets[k] for k in keys), config.ttl)
         else:
             built = Zone(zone.name, (), config.ttl, loaded=False)
+        built.acls = global_acl + built.acls
         zoneset.zones[built.wire] = built
     return zoneset
 
@@ -170,7 +182,7 @@ def load_zoneset(config: ServerConfig, pool: Executor | None = None) -> ZoneSet:
     """
     datasets: dict[DatasetKey, Dataset] = {}
     errors: list[ZoneFileError] = []
-    specs = dataset_specs(config.zones)
+    specs = dataset_specs(config)
     if pool is None:
         for key, spec in specs.items():
             try:

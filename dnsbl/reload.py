@@ -58,7 +58,7 @@ class Reloader:
         self.config = config
         self.registry = registry
         self._notify = notify  # systemd: RELOADING=1 and READY=1 around a reload
-        self._specs = dataset_specs(config.zones)
+        self._specs = dataset_specs(config)
         self._attempted: dict[DatasetKey, tuple[Signature | None, ...]] = {}
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()

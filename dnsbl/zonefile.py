@@ -26,7 +26,11 @@ IP6_TYPES = ("ip6trie", "ip6tset")
 NAME_TYPES = ("dnset",)
 #: Plain records for names in the zone (the apex, www, ...).
 GENERIC_TYPES = ("generic",)
-DATASET_TYPES = IP4_TYPES + IP6_TYPES + NAME_TYPES + GENERIC_TYPES
+#: Which clients may ask: an action per client network.
+ACL_TYPES = ("acl",)
+DATASET_TYPES = IP4_TYPES + IP6_TYPES + NAME_TYPES + GENERIC_TYPES + ACL_TYPES
+#: ACL actions besides "answer as listed with this A+TXT" (a Value).
+ACL_ACTIONS = ("ignore", "refuse", "empty", "pass")
 #: Record types a generic dataset takes, by name.
 GENERIC_RECORD_TYPES = {"A": 1, "MX": 15, "TXT": 16}
 
@@ -328,6 +332,7 @@ class DatasetReader:
         self._values: dict[tuple[bytes, str | None], Value] = {}
         self._default = self._intern(DEFAULT_A, None)
         self._tset_default: Value | None = None
+        self._acl_default: str | Value = "ignore"
 
     def entries(self) -> Iterator[Entry]:
         for path in self.paths:
@@ -360,9 +365,12 @@ class DatasetReader:
                     elif first in "#;":
                         continue
                     else:
-                        yield from (self._generic(path, lineno, line)
-                                    if self.kind in GENERIC_TYPES
-                                    else self._line(path, lineno, line))
+                        if self.kind in GENERIC_TYPES:
+                            yield from self._generic(path, lineno, line)
+                        elif self.kind in ACL_TYPES:
+                            yield from self._acl(path, lineno, line)
+                        else:
+                            yield from self._line(path, lineno, line)
         except (OSError, EOFError, zlib.error) as exc:
             raise ZoneFileError(path, lineno, f"read failed: {exc}", "read") from None
         try:
@@ -457,6 +465,43 @@ class DatasetReader:
             return
         yield (name, rtype, (ttl, rdata), path, lineno)  # type: ignore[misc]
 
+    def _acl(self, path: str, lineno: int, line: str) -> Iterator[Entry]:
+        """``CIDR [:action | :A:TXT | TXT]`` (IPv4 or IPv6) -> (packed network,
+        bits, action name or Value, file, line). A bare entry takes the default
+        line's action, or ignore when there is none, as in rbldnsd."""
+        default_line = line[0] == ":" and line[1:2] != ":"  # not "::1"
+        action = self._acl_action(line) if default_line else None
+        if default_line:
+            default = action or self._value(path, lineno, line, self._default)
+            if default is not None:
+                self._acl_default = default
+            return
+        keys, rest = (_parse_ip6_key("ip6trie", line, False) if ":" in line.split()[0]
+                      else _parse_ip4_key("ip4trie", line))
+        if not keys:
+            what = "invalid address" if keys is None else "invalid range (non-zero host part)"
+            self._warn(path, lineno, f"{what} {_first_word(line)!r}")
+            return
+        rest = rest.strip()
+        result: str | Value | None
+        if not rest or rest[0] in "#;":
+            result = self._acl_default
+        else:
+            result = self._acl_action(rest) or self._value(path, lineno, rest, self._default)
+            if result is None:
+                return
+        width = 16 if ":" in line.split()[0] else 4
+        for net, bits in keys:
+            yield (net.to_bytes(width, "big"), bits, result, path, lineno)  # type: ignore[misc]
+
+    @staticmethod
+    def _acl_action(text: str) -> str | None:
+        """``:ignore`` / ``:refuse`` / ``:empty`` / ``:pass`` (any case) -> the action."""
+        if not text.startswith(":"):
+            return None
+        word = text[1:].replace(":", " ").split(None, 1)
+        return word[0].lower() if word and word[0].lower() in ACL_ACTIONS else None
+
     def finish_tset(self) -> Value:
         """The one value every ip4tset/ip6tset entry answers with."""
         return self._tset_default or self._intern(DEFAULT_A, None)
@@ -547,6 +592,8 @@ class DatasetReader:
         rest = rest.strip()
         key = word.upper()
         try:
+            if key in ("SOA", "NS") and self.kind in ACL_TYPES:
+                raise ValueError(f"${key} has no place in an acl dataset")
             if key == "SOA":
                 if self.soa is None:
                     self.soa = _parse_soa(rest)

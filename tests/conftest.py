@@ -17,7 +17,7 @@ import dns.query
 import dns.rdatatype
 import pytest
 
-from dnsbl.config import Listen, ServerConfig, merge_zones, parse_zone_spec
+from dnsbl.config import Listen, ServerConfig, with_overrides
 from dnsbl.registry import load_zoneset
 from dnsbl.server import Server, new_event_loop
 
@@ -31,12 +31,12 @@ class Client:
         self.host = host
         self.port = port
 
-    def query(self, name: str, rdtype: str = "A", tcp: bool = False,
-              **make_query: object) -> dns.message.Message:
+    def query(self, name: str, rdtype: str = "A", tcp: bool = False, source: str | None = None,
+              timeout: float = 3, **make_query: object) -> dns.message.Message:
         q = dns.message.make_query(name, rdtype, **make_query)  # type: ignore[arg-type]
         if tcp:
-            return dns.query.tcp(q, self.host, port=self.port, timeout=3)
-        return dns.query.udp(q, self.host, port=self.port, timeout=3)
+            return dns.query.tcp(q, self.host, port=self.port, timeout=timeout, source=source)
+        return dns.query.udp(q, self.host, port=self.port, timeout=timeout, source=source)
 
     def a(self, name: str) -> list[str]:
         """The A addresses answered for ``name``, sorted; [] for none."""
@@ -115,8 +115,7 @@ def serve():
 
     def _serve(*zones: str, listen: tuple[Listen, ...] = (Listen("127.0.0.1", 0),),
                ttl: int = 2100) -> Client:
-        config = ServerConfig(listen=listen, zones=merge_zones([parse_zone_spec(z) for z in zones]),
-                              ttl=ttl)
+        config = with_overrides(ServerConfig(listen=listen, ttl=ttl), zones=list(zones))
         thread = ServerThread(config)
         started.append(thread)
         return thread.start()
