@@ -154,7 +154,7 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
         return _reply(data, question, NOTIMP, b"", 0, b"", 0, opt, counts, limit)
     if zone.servfail:  # not loaded, or past its $TIMESTAMP expiry (as rbldnsd)
         return _reply(data, question, SERVFAIL, b"", 0, b"", 0, opt, counts, limit)
-    soa_owner = pointer(offsets[depth])
+    soa_owner = pointer(offsets[depth + zone.parent_labels])
 
     acl = None  # what an ACL says to do instead of looking data up
     if zone.acls and client is not None:
@@ -347,10 +347,11 @@ def ipv6_text(packed: bytes) -> str:
 def _apex(data: bytes, question: bytes, qtype: int, zone: Zone, owner: bytes, opt: bytes,
           limit: int) -> bytes:
     records = []
-    if qtype == TYPE_SOA or qtype == TYPE_ANY:
-        records.append(owner + zone.soa_tail)
-    if qtype == TYPE_NS or qtype == TYPE_ANY:
-        records.extend(owner + tail for tail in zone.ns_tails)
+    if not zone.parent_labels:  # a combined subzone has no SOA or NS of its own
+        if qtype == TYPE_SOA or qtype == TYPE_ANY:
+            records.append(owner + zone.soa_tail)
+        if qtype == TYPE_NS or qtype == TYPE_ANY:
+            records.extend(owner + tail for tail in zone.ns_tails)
     apex = zone.generic.get("")  # "@" lines of generic datasets
     if apex:
         records.extend(rr for rrs in (apex.values() if qtype == TYPE_ANY

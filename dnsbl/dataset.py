@@ -24,6 +24,7 @@ import pytricia
 from dnsbl.wire import CLASS_IN, QNAME_PTR, TYPE_A, TYPE_TXT, rr_tail, txt_rdata
 from dnsbl.zonefile import (
     ACL_TYPES,
+    COMBINED_TYPES,
     EXACT,
     GENERIC_TYPES,
     IP4_TYPES,
@@ -64,6 +65,8 @@ class Parsed:
     blocks: list[tuple[Any, int, Any]] = field(default_factory=list)  # acl: an action
     #: generic: (name, record type, ttl or None, rdata)
     records: list[tuple[str, int, int | None, bytes]] = field(default_factory=list)
+    #: combined: (subzones, section name, what the section parsed to)
+    sections: list[tuple[tuple[str, ...], str, Parsed]] = field(default_factory=list)
 
 
 def parse_dataset(kind: str, paths: Sequence[str], default_ttl: int) -> Parsed:
@@ -73,6 +76,21 @@ def parse_dataset(kind: str, paths: Sequence[str], default_ttl: int) -> Parsed:
         in the result's ``warnings`` instead.
     """
     reader = DatasetReader(kind, paths)
+    if kind in COMBINED_TYPES:
+        sections = reader.sections()
+        common_ttl = reader.ttl if reader.ttl is not None else default_ttl
+        parsed_sections = [(s.subzones, s.name, _parse(s.reader, s.kind, common_ttl))
+                           for s in sections]
+        warnings = reader.warnings + [w for _z, _n, p in parsed_sections for w in p.warnings]
+        return Parsed(
+            kind, reader.paths, common_ttl, reader.soa, reader.ns, reader.timestamp,
+            min((e for e in [reader.expires, *(p.expires for _z, _n, p in parsed_sections)]
+                 if e is not None), default=None),
+            reader.mtime, tuple(reader.signatures), warnings, [None], sections=parsed_sections)
+    return _parse(reader, kind, default_ttl)
+
+
+def _parse(reader: DatasetReader, kind: str, default_ttl: int) -> Parsed:
     if kind in ACL_TYPES:
         rules: dict[tuple[bytes, int], Any] = {}
         for key, bits, action, _path, _line in reader.entries():
@@ -150,6 +168,8 @@ def index_dataset(parsed: Parsed) -> Dataset:
     if parsed.kind in ACL_TYPES:
         _prepack([a for *_, a in parsed.blocks if isinstance(a, Value)], parsed.ttl)
         return AclDataset(parsed)
+    if parsed.kind in COMBINED_TYPES:
+        return CombinedDataset(parsed)
     return IP4Dataset(parsed)
 
 
@@ -381,6 +401,28 @@ class AclDataset(Dataset):
             return None
 
     def lookup(self, key: Any) -> Value | None:
+        return None
+
+    def explain(self, key: Any) -> str | None:
+        return None
+
+
+class CombinedDataset(Dataset):
+    """A combined file: datasets answering under subzones of the zone (``""``
+    is the zone itself), with the zone's $SOA/$NS from its common section."""
+
+    family = "combined"
+
+    def __init__(self, parsed: Parsed) -> None:
+        super().__init__(parsed)
+        self.sections = [(subzones, name, index_dataset(p))
+                         for subzones, name, p in parsed.sections]
+        for _subzones, _name, dataset in self.sections:
+            dataset.mtime = self.mtime  # its file is the combined one
+        self.entries = sum(d.entries for *_, d in self.sections if d.family != "acl")
+        self.exclusions = sum(d.exclusions for *_, d in self.sections)
+
+    def lookup(self, key: Any) -> Value | None:  # the sections answer, not this
         return None
 
     def explain(self, key: Any) -> str | None:

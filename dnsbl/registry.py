@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from dnsbl.config import DatasetConfig, ServerConfig
 from dnsbl.dataset import (
     AclDataset,
+    CombinedDataset,
     Dataset,
     GenericDataset,
     NameDataset,
@@ -37,15 +38,19 @@ class Zone:
     $TIMESTAMP expiry answers SERVFAIL (``servfail``), as rbldnsd does.
     """
 
-    __slots__ = ("name", "wire", "datasets", "lookups", "lookups6", "names", "generic", "acls",
+    __slots__ = ("name", "wire", "parent_labels", "datasets", "lookups", "lookups6", "names",
+                 "generic", "acls",
                  "generic_parents", "soa", "serial", "soa_tail",
                  "neg_soa_tail", "ns_tails", "expires", "expired", "loaded", "servfail",
                  "stats")
 
     def __init__(self, name: str, datasets: tuple[Dataset, ...], default_ttl: int,
-                 loaded: bool = True) -> None:
+                 loaded: bool = True, parent_labels: int = 0) -> None:
         self.name = name
         self.loaded = loaded
+        #: A subzone of a combined dataset: how many labels up its zone (whose
+        #: SOA and NS it uses, and which owns them) starts. 0 for a zone.
+        self.parent_labels = parent_labels
         self.stats = ZoneStats()
         self.wire = name_to_wire(name)
         self.datasets = datasets
@@ -106,7 +111,7 @@ class Zone:
 
     @property
     def entries(self) -> int:
-        return sum(d.entries for d in self.datasets if d.family != "acl")
+        return sum(d.entries for d in self.datasets if d.family not in ("acl", "combined"))
 
 
 DatasetKey = tuple[str, tuple[str, ...]]
@@ -162,13 +167,39 @@ def build_zoneset(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) -> 
             global_acl = (acl,)
     for zone in config.zones:
         keys = [dataset_key(d) for d in zone.datasets]
-        if all(k in datasets for k in keys):
-            built = Zone(zone.name, tuple(datasets[k] for k in keys), config.ttl)
-        else:
+        if not all(k in datasets for k in keys):
             built = Zone(zone.name, (), config.ttl, loaded=False)
+            built.acls = global_acl
+            zoneset.zones[built.wire] = built
+            continue
+        members, subzones = _expand([datasets[k] for k in keys])
+        built = Zone(zone.name, members, config.ttl)
         built.acls = global_acl + built.acls
         zoneset.zones[built.wire] = built
+        for prefix, sub_members in subzones.items():
+            subzone = Zone(f"{prefix}.{zone.name}", sub_members, config.ttl,
+                           parent_labels=prefix.count(".") + 1)
+            subzone.acls = built.acls  # the zone's ACLs cover its subzones
+            zoneset.zones.setdefault(subzone.wire, subzone)
     return zoneset
+
+
+def _expand(members: list[Dataset]) -> tuple[tuple[Dataset, ...], dict[str, tuple[Dataset, ...]]]:
+    """A zone's datasets with combined ones opened up: the sections attached to
+    the zone itself join it; the others make subzones. Each keeps the combined
+    dataset first, for the zone's $SOA, $NS and expiry."""
+    own: list[Dataset] = []
+    subzones: dict[str, list[Dataset]] = {}
+    for dataset in members:
+        own.append(dataset)
+        if isinstance(dataset, CombinedDataset):
+            for prefixes, _name, section in dataset.sections:
+                for prefix in prefixes:
+                    if prefix:
+                        subzones.setdefault(prefix, [dataset]).append(section)
+                    else:
+                        own.append(section)
+    return tuple(own), {prefix: tuple(ds) for prefix, ds in subzones.items()}
 
 
 def load_zoneset(config: ServerConfig, pool: Executor | None = None) -> ZoneSet:

@@ -26,9 +26,12 @@ IP6_TYPES = ("ip6trie", "ip6tset")
 NAME_TYPES = ("dnset",)
 #: Plain records for names in the zone (the apex, www, ...).
 GENERIC_TYPES = ("generic",)
+#: A container of other datasets, each answering under subzones of the zone.
+COMBINED_TYPES = ("combined",)
 #: Which clients may ask: an action per client network.
 ACL_TYPES = ("acl",)
-DATASET_TYPES = IP4_TYPES + IP6_TYPES + NAME_TYPES + GENERIC_TYPES + ACL_TYPES
+DATASET_TYPES = (IP4_TYPES + IP6_TYPES + NAME_TYPES + GENERIC_TYPES + ACL_TYPES
+                 + COMBINED_TYPES)
 #: ACL actions besides "answer as listed with this A+TXT" (a Value).
 ACL_ACTIONS = ("ignore", "refuse", "empty", "pass")
 #: Record types a generic dataset takes, by name.
@@ -66,6 +69,16 @@ class ZoneFileError(Exception):
         if self.lineno:
             return f"{self.path}:{self.lineno}: {self.reason}"
         return f"{self.path}: {self.reason}"
+
+
+@dataclass
+class Section:
+    """One ``$DATASET`` section of a combined file."""
+
+    kind: str
+    name: str
+    subzones: tuple[str, ...]  # "" is the base zone itself ("@")
+    reader: DatasetReader
 
 
 def parse_time(text: str) -> int:
@@ -333,21 +346,44 @@ class DatasetReader:
         self._default = self._intern(DEFAULT_A, None)
         self._tset_default: Value | None = None
         self._acl_default: str | Value = "ignore"
+        self._given: list[tuple[str, int, str]] | None = None  # lines of a combined section
 
     def entries(self) -> Iterator[Entry]:
+        if self._given is not None:  # a section of a combined file, already read
+            self._default = self._intern(DEFAULT_A, None)
+            for path, lineno, line in self._given:
+                yield from self.feed(path, lineno, line)
+            return
         for path in self.paths:
-            yield from self._read_file(path)
+            self._default = self._intern(DEFAULT_A, None)  # a default value lasts one file
+            for lineno, line in self._read_file(path):
+                yield from self.feed(path, lineno, line)
+
+    def feed(self, path: str, lineno: int, line: str) -> Iterator[Entry]:
+        """One non-blank, stripped line: a special, a comment, or an entry."""
+        first = line[0]
+        if first == "$" or (first in "#:;" and line[1:2] == "$"):
+            self._special(path, lineno, line[1:] if first == "$" else line[2:])
+        elif first in "#;":
+            return
+        elif self.kind in GENERIC_TYPES:
+            yield from self._generic(path, lineno, line)
+        elif self.kind in ACL_TYPES:
+            yield from self._acl(path, lineno, line)
+        else:
+            yield from self._line(path, lineno, line)
 
     # -- files and lines -------------------------------------------------------
 
-    def _read_file(self, path: str) -> Iterator[Entry]:
+    def _read_file(self, path: str) -> Iterator[tuple[int, str]]:
+        """(line number, stripped line) of every non-blank line; checks that the
+        file did not change while it was read."""
         try:
             before = os.stat(path)
             raw_file = open(path, "rb")
         except OSError as exc:
             raise ZoneFileError(path, 0, f"cannot open: {exc.strerror or exc}", "open") from None
         self.mtime = max(self.mtime, before.st_mtime)
-        self._default = self._intern(DEFAULT_A, None)  # a default value lasts one file
         lineno = 0
         try:
             with raw_file:
@@ -357,20 +393,8 @@ class DatasetReader:
                     gzip.GzipFile(fileobj=raw_file) if compressed else raw_file)  # type: ignore[assignment]
                 for lineno, raw in enumerate(stream, 1):
                     line = raw.decode("latin-1").strip()
-                    if not line:
-                        continue
-                    first = line[0]
-                    if first == "$" or (first in "#:;" and line[1:2] == "$"):
-                        self._special(path, lineno, line[1:] if first == "$" else line[2:])
-                    elif first in "#;":
-                        continue
-                    else:
-                        if self.kind in GENERIC_TYPES:
-                            yield from self._generic(path, lineno, line)
-                        elif self.kind in ACL_TYPES:
-                            yield from self._acl(path, lineno, line)
-                        else:
-                            yield from self._line(path, lineno, line)
+                    if line:
+                        yield lineno, line
         except (OSError, EOFError, zlib.error) as exc:
             raise ZoneFileError(path, lineno, f"read failed: {exc}", "read") from None
         try:
@@ -384,6 +408,55 @@ class DatasetReader:
                 "changed",
             )
         self.signatures.append(_stat_key(before))
+
+    def sections(self) -> list[Section]:
+        """A combined dataset's ``$DATASET type[:name] subzone...`` sections, each
+        with a reader of its own lines; this reader keeps the common specials
+        ($SOA, $NS, $TTL, $n), which the sections start from.
+
+        :raises ZoneFileError: for a section of a type that cannot be combined,
+            or data before the first ``$DATASET``.
+        """
+        sections: list[Section] = []
+        current: Section | None = None
+        for path in self.paths:
+            for lineno, line in self._read_file(path):
+                first = line[0]
+                special = first == "$" or (first in "#:;" and line[1:2] == "$")
+                body = (line[1:] if first == "$" else line[2:]) if special else ""
+                if special and body.split(None, 1)[:1] in (["DATASET"], ["dataset"]):
+                    current = self._section(path, lineno, body)
+                    if current is not None:
+                        sections.append(current)
+                    continue
+                if current is not None:
+                    assert current.reader._given is not None
+                    current.reader._given.append((path, lineno, line))
+                elif special:
+                    self._special(path, lineno, body)
+                elif first not in "#;":
+                    raise ZoneFileError(path, lineno, "data before the first $DATASET line")
+        return sections
+
+    def _section(self, path: str, lineno: int, body: str) -> Section | None:
+        words = body.split()[1:]
+        if not words:
+            self._warn(path, lineno, "invalid special entry: $DATASET needs a type")
+            return None
+        kind, _, name = words[0].partition(":")
+        if kind not in DATASET_TYPES or kind in ACL_TYPES + COMBINED_TYPES:
+            raise ZoneFileError(path, lineno, f"$DATASET type {kind!r} cannot be combined")
+        subzones = tuple("" if z == "@" else z.lower().rstrip(".") for z in words[1:])
+        if not subzones:
+            self._warn(path, lineno, "no subzones given for this $DATASET: its data is ignored")
+        reader = DatasetReader(kind, self.paths)
+        reader._given = []
+        # The common section's $TTL and $n apply inside (a common $n wins, as
+        # the first definition always does); its $SOA and $NS are the zone's.
+        reader.ttl = self.ttl
+        reader._vars = dict(self._vars)
+        reader._base = self._base
+        return Section(kind, name or kind, subzones, reader)
 
     def _warn(self, path: str, lineno: int, reason: str) -> None:
         self.warnings.append(ZoneFileError(path, lineno, reason))

@@ -177,3 +177,104 @@ def test_generic_bad_lines_are_warned(zone_file):
         f"{path}:8: invalid record: bad MX value 'ten mx.ex.com': expected preference and host",
         f"{path}:9: invalid record: Octet 300 (> 255) not permitted in '300.1.1.1'",
     ]
+
+
+COMBINED = [  # the man page's example
+    "$NS 1w ns1.ex.com ns2.ex.com",
+    "$SOA 1w ns1.ex.com admin.ex.com 0 2h 2h 1w 1h",
+    "$DATASET ip4set:proxy proxies @",
+    ":2:Open proxy, see http://bl.ex.com/proxy/$",
+    "127.0.0.2",
+    "127.0.0.10",
+    "$DATASET ip4set:relay relays @",
+    ":3:Open relay, see http://bl.ex.com/relay/$",
+    "127.0.0.2",
+    "127.0.2.10",
+    "$DATASET ip4set:multihop-relay multihop",
+    ":4:Multihop open relay, see http://bl.ex.com/relay/$",
+    "127.0.0.2",
+    "127.0.9.12",
+    "$DATASET generic:common proxies relays multihop @",
+    "@ A 127.0.0.8",
+    "www A 127.0.0.8",
+    "@ MX 10 mx.ex.com",
+]
+
+
+@pytest.mark.parametrize("name, answer", [
+    ("2.0.0.127", (["127.0.0.2", "127.0.0.3"], ["Open proxy, see http://bl.ex.com/proxy/127.0.0.2",
+                                                "Open relay, see http://bl.ex.com/relay/127.0.0.2"])),
+    ("10.0.0.127", (["127.0.0.2"], ["Open proxy, see http://bl.ex.com/proxy/127.0.0.10"])),
+    ("12.9.0.127", NX),                      # multihop is not attached to the zone itself
+    ("2.0.0.127.proxies", (["127.0.0.2"], ["Open proxy, see http://bl.ex.com/proxy/127.0.0.2"])),
+    ("10.2.0.127.proxies", NX),
+    ("12.9.0.127.multihop", (["127.0.0.4"],
+                             ["Multihop open relay, see http://bl.ex.com/relay/127.0.9.12"])),
+    ("www", (["127.0.0.8"], [])),
+    ("www.proxies", (["127.0.0.8"], [])),
+    ("foo.proxies", NX),
+    ("other", NX),
+])
+def test_combined(serve, zone_file, name, answer):
+    client = serve(f"bl.ex.com:combined:{zone_file(COMBINED)}")
+    assert look(client, f"{name}.bl.ex.com") == answer
+
+
+def test_combined_apex_and_subzone_apex(serve, zone_file):
+    client = serve(f"bl.ex.com:combined:{zone_file(COMBINED)}")
+    soa = client.query("bl.ex.com", "SOA").answer[0]
+    assert soa.ttl == 604800 and str(soa[0].mname) == "ns1.ex.com."
+    assert client.a("bl.ex.com") == ["127.0.0.8"] == client.a("relays.bl.ex.com")
+    for rdtype in ("SOA", "NS"):  # a subzone has none of its own
+        r = client.query("proxies.bl.ex.com", rdtype)
+        assert r.rcode() == dns.rcode.NOERROR and not r.answer
+        assert str(r.authority[0].name) == "bl.ex.com."
+    r = client.query("9.9.9.9.multihop.bl.ex.com")
+    assert r.rcode() == dns.rcode.NXDOMAIN and str(r.authority[0].name) == "bl.ex.com."
+    assert r.authority[0].ttl == 3600  # min(SOA TTL 1w, minimum 1h)
+
+
+def test_combined_scoping(serve, zone_file):
+    client = serve("bl.x:combined:" + zone_file([
+        "$TTL 500", "$SOA 0 ns1.ex.com admin.ex.com 1 2h 2h 1w 1h", "$1 common-one",
+        "$DATASET ip4set:a sza @", ":2:A $ $1", "127.0.0.2",
+        "$DATASET ip4set:b szb", "$TTL 77", "$1 local-one", "$2 local-two",
+        "$SOA 0 nsX.ex.com admin.ex.com 9 1 1 1 1", ":3:B $ $1 $2", "127.0.0.2",
+        "$DATASET dnset:d szd", ":5:D $", "*.wild.test",
+        "$DATASET ip4tset:h multi.level", "127.0.0.2",
+    ]))
+    r = client.query("2.0.0.127.sza.bl.x", "TXT")
+    assert r.answer[0].ttl == 500  # the common $TTL
+    r = client.query("2.0.0.127.szb.bl.x", "TXT")
+    assert r.answer[0].ttl == 77  # the section's own $TTL
+    assert client.txt("2.0.0.127.szb.bl.x") == ["B 127.0.0.2 common-one local-two"]
+    assert client.txt("2.0.0.127.bl.x") == ["A 127.0.0.2 common-one"]
+    assert client.query("bl.x", "SOA").answer[0][0].serial == 1  # a section's $SOA is ignored
+    assert client.txt("a.b.wild.test.szd.bl.x") == ["D wild.test"]
+    assert client.a("2.0.0.127.multi.level.bl.x") == ["127.0.0.2"]
+    assert look(client, "multi.level.bl.x") == NODATA
+
+
+@pytest.mark.parametrize("lines, error", [
+    (["$DATASET foo:x sub", "127.0.0.2"], "$DATASET type 'foo' cannot be combined"),
+    (["$DATASET combined:x sub"], "$DATASET type 'combined' cannot be combined"),
+    (["$DATASET acl:x sub"], "$DATASET type 'acl' cannot be combined"),
+    (["127.0.0.2", "$DATASET ip4set sub"], "data before the first $DATASET line"),
+])
+def test_combined_fatal_errors(zone_file, lines, error):
+    from dnsbl.dataset import load_dataset
+    from dnsbl.zonefile import ZoneFileError
+
+    path = zone_file(lines)
+    with pytest.raises(ZoneFileError) as exc:
+        load_dataset("combined", [path], 2100)
+    assert str(exc.value).endswith(error) and str(exc.value).startswith(f"{path}:")
+
+
+def test_combined_section_without_subzones_is_warned(zone_file):
+    from dnsbl.dataset import load_dataset
+
+    path = zone_file(["$DATASET ip4set", "127.0.0.2", "$DATASET ip4set:ok @", "bad line"])
+    warnings = [str(w) for w in load_dataset("combined", [path], 2100).warnings]
+    assert warnings == [f"{path}:1: no subzones given for this $DATASET: its data is ignored",
+                        f"{path}:4: invalid address 'bad'"]
