@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import time
 
+import dns.exception
 import dns.rcode
 import pytest
 
@@ -145,7 +146,39 @@ def generate(rng: random.Random) -> dict[str, tuple[list[str], list[str]]]:
             asks += [base_name, f"{base_name[0].upper()}{base_name[1:]}"]
     asks += [f"other{i}.example.org" for i in range(20)] + ["test", "invalid"]
     out["dnset"] = (lines, asks)
+
+    # generic: A, TXT and MX records at names (asked as names, not addresses).
+    lines, asks = [], []
+    for i in range(40):
+        name = f"host{i}" if i % 3 else f"h{i}.sub"
+        lines.append(f"{name} A 127.0.{i}.8")
+        if i % 2:
+            lines.append(f'{name} TXT "record {i}"')
+        if i % 5 == 0:
+            lines.append(f"{name} MX 10 mx{i}.example.org")
+        asks.append(name)
+    out["generic"] = (lines, asks + [f"missing{i}" for i in range(60)])
+
+    # combined: sections under the zone itself and under subzones.
+    lines = ["$SOA 1w ns1.ex.com admin.ex.com 0 2h 2h 1w 1h", "$NS 1w ns1.ex.com", "$1 one"]
+    asks = ["www", "www.proxies", "proxies", "missing.relays"]
+    sections = [("$DATASET ip4set:p proxies @", ":2:Proxy $ $1", 40),
+                ("$DATASET ip4trie:r relays @", ":3:Relay $", 41),
+                ("$DATASET ip4set:m multihop", ":4:Multihop $", 42)]
+    for header, default, first in sections:
+        lines += [header, default]
+        for _ in range(20):
+            address = _ip(rng, first)
+            lines.append(str(address))
+            reverse = ".".join(reversed(str(address).split(".")))
+            asks += [reverse, f"{reverse}.proxies", f"{reverse}.relays", f"{reverse}.multihop"]
+    lines += ["$DATASET generic:g proxies @", "@ A 127.0.0.8", "www A 127.0.0.8"]
+    out["combined"] = (lines, asks)
     return out
+
+
+#: Kinds whose questions are names under the zone as written, not addresses.
+VERBATIM = ("generic", "combined")
 
 
 def _free_port() -> int:
@@ -171,6 +204,12 @@ def data():
 @pytest.fixture(scope="module")
 def rbldnsd(data):
     root, generated = data
+    yield from _rbldnsd(root, [f"{kind}.test:{kind}:{{}}{kind}.zone" for kind in generated])
+
+
+def _rbldnsd(root: str, specs: list[str]):
+    """Run rbldnsd on zone specs whose file names are relative to ``root``
+    (``{}`` stands where the directory goes); yield a Client for it."""
     port = _free_port()
     cmd = [RBLDNSD, "-n", "-b", f"127.0.0.1/{port}", "-t", "2100"]
     if os.geteuid() == 0:
@@ -182,13 +221,13 @@ def rbldnsd(data):
         prefix = ""
     else:
         prefix = root + "/"
-    cmd += [f"{kind}.test:{kind}:{prefix}{kind}.zone" for kind in generated]
+    cmd += [spec.format(prefix) for spec in specs]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     client = Client("127.0.0.1", port)
     deadline = time.monotonic() + 10
     while True:
         try:
-            client.query("ip4set.test", "SOA")
+            client.query(specs[0].split(":")[0] or "x.test", "SOA")
             break
         except Exception:
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -220,17 +259,70 @@ def _answer(client: Client, name: str, rdtype: str) -> tuple:
 
 
 @pytest.mark.parametrize("kind", ["ip4set", "ip4trie", "ip4tset", "ip6trie", "ip6tset",
-                                  "dnset"])
+                                  "dnset", "generic", "combined"])
 def test_same_answers_as_rbldnsd(data, rbldnsd, ours, kind):
     _root, generated = data
     lines, asks = generated[kind]
     assert len(asks) >= 100
     listed = 0
     for key in asks:
-        name = name_under(key, f"{kind}.test")
+        name = f"{key}.{kind}.test" if kind in VERBATIM else name_under(key, f"{kind}.test")
         for rdtype in ("A", "TXT"):
             theirs = _answer(rbldnsd, name, rdtype)
             assert _answer(ours, name, rdtype) == theirs, (name, rdtype)
             listed += theirs[0] == "NOERROR" and rdtype == "A"
     # The comparison means something only if both kinds of answer occurred.
     assert 0.2 * len(asks) < listed < 0.9 * len(asks)
+
+
+ACL_DATA = ["$SOA 0 ns1.acl.test admin.acl.test 1 2h 2h 1w 1h", ":2:Listed $", "127.0.0.2"]
+ACL_GENERIC = ["www A 127.0.0.8", 'info TXT "info record"']
+ACL_LINES = ["127.0.0.2 :ignore", "127.0.0.3 :refuse", "127.0.0.4 :empty", "127.0.0.5 :pass",
+             "127.0.0.6 :127.255.255.254:Open resolver $", "127.0.0.7", "127.0.1.0/24 :refuse",
+             "127.0.1.6 :pass", "127.0.1.7 :empty"]
+ACL_SOURCES = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6",
+               "127.0.0.7", "127.0.1.1", "127.0.1.6", "127.0.1.7"]
+ACL_QUESTIONS = [("2.0.0.127", "A"), ("2.0.0.127", "TXT"), ("3.0.0.127", "A"),
+                 ("3.0.0.127", "TXT"), ("www", "A"), ("info", "TXT"), ("nx", "A")]
+
+
+def _seen(client: Client, source: str, name: str, rdtype: str):
+    try:
+        r = client.query(name, rdtype, source=source, timeout=0.4)
+    except dns.exception.Timeout:
+        return "silence"
+    return dns.rcode.to_text(r.rcode()), sorted(rd.to_text() for rrset in r.answer for rd in rrset)
+
+
+def test_same_acl_answers_as_rbldnsd(tmp_path):
+    from dnsbl.config import Listen, ServerConfig, with_overrides
+    from tests.conftest import ServerThread
+
+    root = tempfile.mkdtemp(prefix="dnsbl-acl-")
+    os.chmod(root, 0o755)
+    try:
+        for name, lines in (("data", ACL_DATA), ("gen", ACL_GENERIC), ("acl", ACL_LINES)):
+            path = os.path.join(root, name)
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            os.chmod(path, 0o644)
+        specs = ["acl.test:ip4set:{}data", "acl.test:generic:{}gen", "acl.test:acl:{}acl"]
+        theirs = _rbldnsd(root, specs)
+        rbl = next(theirs)
+        thread = ServerThread(with_overrides(ServerConfig(listen=(Listen("127.0.0.1", 0),)),
+                                             zones=[s.format(root + "/") for s in specs]))
+        ours = thread.start()
+        try:
+            compared = 0
+            for source in ACL_SOURCES:
+                for label, rdtype in ACL_QUESTIONS:
+                    name = f"{label}.acl.test"
+                    expected = _seen(rbl, source, name, rdtype)
+                    assert _seen(ours, source, name, rdtype) == expected, (source, name, rdtype)
+                    compared += 1
+            assert compared == len(ACL_SOURCES) * len(ACL_QUESTIONS)
+        finally:
+            thread.stop()
+            next(theirs, None)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
