@@ -1,7 +1,7 @@
 """Load benchmark: dnsperf against the server, comparing settings A B A B.
 
     .venv/bin/python benchmarks/bench_load.py [--entries N] [--runs K] [--seconds S]
-        [--compare metrics|rrl|none]
+        [--compare metrics|rrl|rbldnsd|none]
 
 Generates a zone (benchmarks/generate.py: N single addresses plus CIDR blocks,
 half the queries listed, A=0.8,TXT=0.2), starts ``python -m dnsbl serve`` on
@@ -9,7 +9,8 @@ it pinned to CPU 0, and runs ``dnsperf -c 4 -q 100 -l S`` pinned to CPU 1.
 ``--compare metrics`` alternates the metrics endpoint on and off (scraped
 every second while on), ``--compare rrl`` rate limiting on (with the
 benchmark client exempt, so the cost of the check is measured, not the
-limiting) and off. Prints queries/s, average and max latency and lost
+limiting) and off, ``--compare rbldnsd`` rbldnsd (A) and dnsbl (B) on the
+same zone, both on CPU 0. Prints queries/s, average and max latency and lost
 queries per run, and the medians with the ratio B/A.
 """
 
@@ -49,11 +50,25 @@ def pinned(cmd: list[str], cpu: int) -> list[str]:
 
 
 def start_server(zone: str, port: int, extra: list[str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "dnsbl", "serve", "--zone", f"bl.example.org:ip4trie:{zone}",
-           "--listen", f"127.0.0.1:{port}", "--log-level", "warning", *extra]
-    server = subprocess.Popen(pinned(cmd, SERVER_CPU), cwd=os.path.dirname(HERE))
-    query = bytes.fromhex("12340000000100000000000001320130013001033132370262" +
-                          "6c076578616d706c65036f72670000010001")
+    if extra[:1] == ["rbldnsd"]:
+        # rbldnsd refuses root: as root it runs as rbldns, chrooted to the zone's folder.
+        cmd = ["rbldnsd", "-n", "-b", f"127.0.0.1/{port}", "-c", "0", "-t", "2100"]
+        spec = f"bl.example.org:ip4trie:{zone}"
+        if os.geteuid() == 0:
+            cmd += ["-u", "rbldns", "-r", os.path.dirname(zone)]
+            spec = f"bl.example.org:ip4trie:{os.path.basename(zone)}"
+        cmd.append(spec)
+    else:
+        cmd = [sys.executable, "-m", "dnsbl", "serve", "--zone",
+               f"bl.example.org:ip4trie:{zone}", "--listen", f"127.0.0.1:{port}",
+               "--log-level", "warning", *extra]
+    started = time.monotonic()
+    server = subprocess.Popen(pinned(cmd, SERVER_CPU), cwd=os.path.dirname(HERE),
+                              stdout=subprocess.DEVNULL)
+    # 2.0.0.127.bl.example.org A: what both servers answer once loaded.
+    query = b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00" + b"".join(
+        bytes((len(label),)) + label.encode()
+        for label in "2.0.0.127.bl.example.org".split(".")) + b"\x00\x00\x01\x00\x01"
     deadline = time.monotonic() + 120
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(0.5)
@@ -63,6 +78,7 @@ def start_server(zone: str, port: int, extra: list[str]) -> subprocess.Popen:
             s.sendto(query, ("127.0.0.1", port))
             try:
                 s.recv(512)
+                server.load_seconds = time.monotonic() - started  # type: ignore[attr-defined]
                 return server
             except TimeoutError:
                 continue
@@ -116,7 +132,8 @@ def main() -> int:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3, help="pairs of runs")
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--compare", choices=["metrics", "rrl", "none"], default="metrics")
+    parser.add_argument("--compare", choices=["metrics", "rrl", "rbldnsd", "none"],
+                        default="metrics")
     args = parser.parse_args()
     if not shutil.which("dnsperf"):
         raise SystemExit("dnsperf not found: apt-get install dnsperf")
@@ -134,14 +151,18 @@ def main() -> int:
     settings = {
         "metrics": (off, ["--metrics", f"127.0.0.1:{metrics_port}"]),
         "rrl": (off, [*off, "--config", rrl_config]),
+        "rbldnsd": (["rbldnsd"], off),
         "none": (off, off),
     }[args.compare]
     labels = {"metrics": ("metrics off", "metrics on"), "rrl": ("rrl off", "rrl on"),
-              "none": ("A", "B")}[args.compare]
+              "rbldnsd": ("rbldnsd", "dnsbl"), "none": ("A", "B")}[args.compare]
+    if args.compare == "rbldnsd":
+        os.chmod(work, 0o755)
+        os.chmod(zone, 0o644)
     results: dict[str, list[dict[str, float]]] = {labels[0]: [], labels[1]: []}
     print(f"{args.entries:,} entries, {args.seconds:.0f} s per run, "
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    print("run | setting | queries/s | avg ms | max ms | lost | RSS MB")
+    print("run | setting | queries/s | avg ms | max ms | lost | RSS MB | start to first answer s")
     try:
         for run in range(args.runs):
             for which in (0, 1):
@@ -154,13 +175,14 @@ def main() -> int:
                 try:
                     result = dnsperf(port, queries, args.seconds)
                     result["rss"] = rss_mb(server.pid)
+                    result["load"] = server.load_seconds  # type: ignore[attr-defined]
                 finally:
                     done.set()
                     stop(server)
                 results[labels[which]].append(result)
                 print(f"{run + 1} | {labels[which]} | {result['qps']:.0f} | "
                       f"{result['avg_ms']:.2f} | {result['max_ms']:.1f} | "
-                      f"{result['lost']:.0f} | {result['rss']:.0f}")
+                      f"{result['lost']:.0f} | {result['rss']:.0f} | {result['load']:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     medians = {k: statistics.median(r["qps"] for r in v) for k, v in results.items()}
@@ -170,6 +192,10 @@ def main() -> int:
     pairs = [rb["qps"] / ra["qps"] for ra, rb in zip(results[a], results[b], strict=True)]
     print("pairwise ratios:", ", ".join(f"{p:.3f}" for p in pairs),
           f"(median {statistics.median(pairs):.3f})")
+    for key, what in (("rss", "RSS MB"), ("load", "start to first answer s")):
+        ma = statistics.median(r[key] for r in results[a])
+        mb = statistics.median(r[key] for r in results[b])
+        print(f"median {what}: {a} {ma:.2f}, {b} {mb:.2f}, ratio {mb / ma:.2f}")
     return 0
 
 
