@@ -15,13 +15,11 @@ from dnsbl.rrl import DROP, RateLimiter, truncate
 class TCPLimits:
     """Bounds shared by every TCP connection of a server (RFC 7766 section 6.2)."""
 
-    __slots__ = ("idle_timeout", "max_connections", "max_buffer", "open")
+    __slots__ = ("idle_timeout", "max_connections", "open")
 
-    def __init__(self, idle_timeout: float = 10.0, max_connections: int = 512,
-                 max_buffer: int = 2 * 65537) -> None:
+    def __init__(self, idle_timeout: float = 10.0, max_connections: int = 512) -> None:
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
-        self.max_buffer = max_buffer  # unanswered bytes one client may leave with us
         self.open = 0
 
 
@@ -126,9 +124,9 @@ class TCPProtocol(_Answering, asyncio.Protocol):
                 self._transport.write(len(reply).to_bytes(2, "big") + reply)
                 if self._qlog is not None:
                     self._qlog.offer(message, reply, self._transport.get_extra_info("peername"))
-        if len(buffer) > self._limits.max_buffer:
-            self._transport.close()
-            return
+        # What stays in the buffer is less than one message (2 + 65535 bytes): the
+        # framing bounds it. Answers a client does not read are bounded by
+        # pause_writing below.
         self._arm()
 
     def pause_writing(self) -> None:

@@ -43,7 +43,6 @@ class DatasetStatus:
     failures: dict[str, int] = field(default_factory=dict)  # by reason
     last_success: float = 0.0  # wall-clock time
     last_duration: float = 0.0  # seconds
-    last_error: str = ""
 
 
 class Reloader:
@@ -162,7 +161,6 @@ class Reloader:
             status = self.status[key]
             status.loads += 1
             status.last_success = now
-            status.last_error = ""
         self._log_reloaded(zoneset, loaded)
         return True
 
@@ -199,7 +197,6 @@ class Reloader:
         self._attempted[key] = signature  # not again until the files change
         status = self.status[key]
         status.failures[reason] = status.failures.get(reason, 0) + 1
-        status.last_error = message
         log.error("reload of %s %s failed, still serving the previous data: %s",
                   key[0], ",".join(key[1]), message)
 

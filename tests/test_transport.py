@@ -144,3 +144,29 @@ def test_nsid_only_when_asked_and_payload_setting(zone_file):
         assert plain.answer
     finally:
         thread.stop()
+
+
+def test_client_that_does_not_read_answers_is_not_read_from(zone_file):
+    """A TCP client pipelining questions without reading the answers must stall
+    on its own sends (the server stops reading it) rather than make the server
+    buffer answers without bound; other clients are served meanwhile."""
+    thread, client = start(zone_file)
+    try:
+        wire = dns.message.make_query("2.0.0.127.bl.test", "TXT").to_wire()
+        chunk = (struct.pack(">H", len(wire)) + wire) * 1000
+        sent = 0
+        with socket.create_connection((client.host, client.port), timeout=3) as greedy:
+            greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            greedy.settimeout(2)
+            try:
+                while sent < 200_000_000:  # bounded: 200 MB of questions at most
+                    sent += greedy.send(chunk)
+            except TimeoutError:
+                pass
+            # Without backpressure the server would read (and answer into memory)
+            # all 200 MB; with it, sends stall once the socket buffers are full.
+            assert sent < 50_000_000, sent
+            assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]
+            assert client.query("2.0.0.127.bl.test", tcp=True).answer
+    finally:
+        thread.stop()
