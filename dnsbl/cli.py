@@ -19,8 +19,8 @@ from dnsbl.config import (
     load_config,
     with_overrides,
 )
-from dnsbl.dataset import parse_pool
 from dnsbl.registry import LoadError, ZoneSet, load_zoneset
+from dnsbl.spawn import Spawner
 
 #: Exit codes: 1 for problems found by `check`, 2 for usage, 3 when serving cannot start.
 EXIT_PROBLEMS = 1
@@ -161,7 +161,7 @@ def _serve(args: argparse.Namespace) -> int:
     started = time.monotonic()
     # Parse in child processes, in parallel: the parsing garbage never becomes
     # part of the server's memory.
-    pool = parse_pool(min(len(config.zones) or 1, os.cpu_count() or 1))
+    pool = Spawner(min(len(config.zones) or 1, os.cpu_count() or 1))
     try:
         zoneset = load_zoneset(config, pool)
     except LoadError as exc:

@@ -10,12 +10,10 @@ process; :func:`index_dataset` turns that into a :class:`Dataset`, whose
 from __future__ import annotations
 
 import ipaddress
-import multiprocessing
 import struct
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,14 +144,6 @@ def _parse(reader: DatasetReader, kind: str, default_ttl: int) -> Parsed:
         [(key, bits, number) for (key, bits), number in blocks.items()])
     reader.finish_values()
     return parsed
-
-
-def parse_pool(workers: int = 1) -> ProcessPoolExecutor:
-    """Processes to run :func:`parse_dataset` in: spawned, since the server runs
-    threads, and one task each, so each parse's memory goes back to the system."""
-    return ProcessPoolExecutor(max_workers=workers,
-                               mp_context=multiprocessing.get_context("spawn"),
-                               max_tasks_per_child=1)
 
 
 def index_dataset(parsed: Parsed) -> Dataset:

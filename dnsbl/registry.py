@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 
 from dnsbl.config import DatasetConfig, ServerConfig
@@ -20,6 +19,7 @@ from dnsbl.dataset import (
     load_dataset,
     parse_dataset,
 )
+from dnsbl.spawn import ProcessDied
 from dnsbl.stats import ZoneStats
 from dnsbl.wire import TYPE_NS, TYPE_SOA, name_to_wire, rr_tail, soa_rdata
 from dnsbl.zonefile import SOA, Value, ZoneFileError
@@ -205,7 +205,7 @@ def _expand(members: list[Dataset]) -> tuple[tuple[Dataset, ...], dict[str, tupl
 def load_zoneset(config: ServerConfig, pool: Executor | None = None) -> ZoneSet:
     """Load every dataset once (shared datasets too) and assemble the zones.
 
-    With a ``pool`` (:func:`~dnsbl.dataset.parse_pool`) the files are parsed in
+    With a ``pool`` (:class:`~dnsbl.spawn.Spawner`) the files are parsed in
     other processes, in parallel, and only the compact result comes back.
 
     :raises LoadError: if any dataset failed; ``partial`` holds the zoneset with
@@ -228,7 +228,7 @@ def load_zoneset(config: ServerConfig, pool: Executor | None = None) -> ZoneSet:
                 datasets[key] = index_dataset(future.result())
             except ZoneFileError as exc:
                 errors.append(exc)
-            except BrokenProcessPool as exc:
+            except ProcessDied as exc:
                 errors.append(ZoneFileError(",".join(key[1]), 0,
                                             f"the parsing process died: {exc}", "build"))
     zoneset = build_zoneset(config, datasets)

@@ -11,12 +11,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from dnsbl.config import ServerConfig
-from dnsbl.dataset import Dataset, index_dataset, parse_dataset, parse_pool
+from dnsbl.dataset import Dataset, index_dataset, parse_dataset
 from dnsbl.registry import (
     DatasetKey,
     Registry,
@@ -25,6 +23,7 @@ from dnsbl.registry import (
     dataset_key,
     dataset_specs,
 )
+from dnsbl.spawn import ProcessDied, Spawner
 from dnsbl.zonefile import Signature, ZoneFileError, file_signature
 
 log = logging.getLogger(__name__)
@@ -62,16 +61,16 @@ class Reloader:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._override_shrink = False
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: Spawner | None = None
         now = time.time()
         self.status = {key: DatasetStatus() for key in self._specs}
         for key in registry.current.datasets:
             self.status[key] = DatasetStatus(loads=1, last_success=now)
         self.reloads = 0  # swaps done
 
-    def _executor(self) -> ProcessPoolExecutor:
+    def _executor(self) -> Spawner:
         if self._pool is None:
-            self._pool = parse_pool()
+            self._pool = Spawner()
         return self._pool
 
     def close(self) -> None:
@@ -180,8 +179,7 @@ class Reloader:
         except ZoneFileError as exc:
             self._fail(key, signature, exc.kind, str(exc))
             return None
-        except BrokenProcessPool as exc:
-            self._pool = None
+        except ProcessDied as exc:
             self._fail(key, signature, "build", f"the build process died: {exc}")
             return None
         self.status[key].last_duration = time.monotonic() - started
