@@ -42,7 +42,7 @@ class Zone:
                  "generic", "acls",
                  "generic_parents", "soa", "serial", "soa_tail",
                  "neg_soa_tail", "ns_tails", "expires", "expired", "loaded", "servfail",
-                 "stats")
+                 "stats", "fast_lookup")
 
     def __init__(self, name: str, datasets: tuple[Dataset, ...], default_ttl: int,
                  loaded: bool = True, parent_labels: int = 0) -> None:
@@ -60,6 +60,10 @@ class Zone:
         self.lookups6: tuple[Callable[[bytes], Value | None], ...] = tuple(
             d.lookup for d in datasets if d.family == "ip6")
         self.names = tuple(d for d in datasets if isinstance(d, NameDataset))
+        #: The one IPv4 lookup of a zone with nothing else a reversed address could
+        #: match (no IPv6, names or generic records): answer.py's fast path.
+        self.fast_lookup = (self.lookups[0] if len(self.lookups) == 1 and not self.lookups6
+                            and not self.names and parent_labels == 0 else None)
         #: The global ACL (set by build_zoneset) first, then the zone's own.
         self.acls: tuple[AclDataset, ...] = tuple(
             d for d in datasets if isinstance(d, AclDataset))[:1]
@@ -69,12 +73,13 @@ class Zone:
         self.generic_parents: frozenset[str] = frozenset()
         for dataset in datasets:
             if isinstance(dataset, GenericDataset):
-                for name, by_type in dataset.records.items():
-                    merged = self.generic.setdefault(name, {})
+                for owner, by_type in dataset.records.items():
+                    merged = self.generic.setdefault(owner, {})
                     for rtype, rrs in by_type.items():
                         merged.setdefault(rtype, []).extend(
                             rr for rr in rrs if rr not in merged.get(rtype, []))
                 self.generic_parents |= dataset.parents
+                self.fast_lookup = None
         soa = next((d.soa for d in datasets if d.soa is not None), None)
         ns = next((d.ns for d in datasets if d.ns is not None), None)
         ttl = datasets[0].ttl if datasets else default_ttl

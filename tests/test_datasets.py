@@ -166,6 +166,15 @@ def test_generic_records(serve, zone_file):
     assert c.a("2.0.0.127.bl.test") == ["127.0.0.2"]  # the list still answers
 
 
+def test_generic_records_keep_the_default_soa(serve, zone_file):
+    # Without $SOA the zone's own name makes the SOA, whatever names the
+    # generic records have.
+    c = serve(f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
+              f"bl.test:generic:{zone_file(['www A 127.0.0.9'])}")
+    soa = c.query("bl.test", "SOA").answer[0][0]
+    assert (str(soa.mname), str(soa.rname)) == ("bl.test.", "hostmaster.bl.test.")
+
+
 def test_generic_bad_lines_are_warned(zone_file):
     from dnsbl.dataset import load_dataset
 
