@@ -106,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="log one query in N (default 1: every query)")
     serve.add_argument("--log-format", choices=LOG_FORMATS,
                        help="text (default) or json: one JSON object per line")
+    serve.add_argument(
+        "--workers", metavar="N",
+        help="server processes sharing the listen addresses (SO_REUSEPORT), each with the "
+             "data; default 0: one per CPU")
+    serve.add_argument(
+        "--udp-batch", metavar="N",
+        help="UDP datagrams read and answered per system call (recvmmsg; default 32; "
+             "0: one at a time)")
 
     check = sub.add_parser(
         "check", help="validate the zones without serving",
@@ -132,7 +140,8 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         metrics=getattr(args, "metrics", None), log_level=getattr(args, "log_level", None),
         log_format=getattr(args, "log_format", None), query_log=getattr(args, "query_log", None),
         query_log_sample=getattr(args, "query_log_sample", None),
-        rrl_rate=getattr(args, "rrl_rate", None))
+        rrl_rate=getattr(args, "rrl_rate", None), udp_batch=getattr(args, "udp_batch", None),
+        workers=getattr(args, "workers", None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

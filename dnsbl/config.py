@@ -84,6 +84,11 @@ class ServerConfig:
     #: NSID (RFC 5001) sent to clients that ask, to tell anycast nodes apart.
     edns_payload: int = 1232
     nsid: str = ""
+    #: UDP datagrams read (and answered) per system call; 0: one at a time,
+    #: through the event loop's own transport.
+    udp_batch: int = 32
+    #: Server processes sharing the listen addresses (SO_REUSEPORT); 0: one per CPU.
+    workers: int = 0
     sources: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -162,7 +167,8 @@ def merge_zones(zones: list[ZoneConfig]) -> tuple[ZoneConfig, ...]:
 
 _TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metrics", "acl",
              "log_level", "log_format", "query_log", "query_log_sample", "rrl",
-             "tcp_idle_timeout", "tcp_max_connections", "edns_payload", "nsid"}
+             "tcp_idle_timeout", "tcp_max_connections", "edns_payload", "nsid",
+             "udp_batch", "workers"}
 _ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -208,16 +214,10 @@ def load_config(path: str) -> ServerConfig:
         config = replace(config, rrl=_rrl(data["rrl"], path))
     if "tcp_idle_timeout" in data:
         config = replace(config, tcp_idle_timeout=_interval(data["tcp_idle_timeout"], path))
-    if "tcp_max_connections" in data:
-        count = data["tcp_max_connections"]
-        if not isinstance(count, int) or count < 1:
-            raise ConfigError(f"{path}: 'tcp_max_connections' must be a whole number from 1 up")
-        config = replace(config, tcp_max_connections=count)
-    if "edns_payload" in data:
-        size = data["edns_payload"]
-        if not isinstance(size, int) or not 512 <= size <= 65535:
-            raise ConfigError(f"{path}: 'edns_payload' must be from 512 to 65535")
-        config = replace(config, edns_payload=size)
+    for key, (low, high) in _WHOLE_NUMBERS.items():
+        if key in data:
+            number: dict[str, Any] = {key: _whole(data[key], f"{path}: '{key}'", low, high)}
+            config = replace(config, **number)
     if "nsid" in data:
         nsid = str(data["nsid"])
         if not nsid.isascii() or len(nsid) > 128:
@@ -307,10 +307,22 @@ def _rrl_table(rrl: RRLConfig | None) -> dict[str, Any]:
 
 
 def _sample(value: Any, where: str) -> int:
+    return _whole(value, f"{where}: query log sample", 1, None)
+
+
+#: Settings that are whole numbers, with their bounds (None: no upper bound).
+_WHOLE_NUMBERS: dict[str, tuple[int, int | None]] = {
+    "tcp_max_connections": (1, None), "edns_payload": (512, 65535), "udp_batch": (0, 1024),
+    "workers": (0, 1024)}
+
+
+def _whole(value: Any, what: str, low: int, high: int | None) -> int:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{where}: query log sample must be a whole number from 1 up")
+    if (not isinstance(value, int) or isinstance(value, bool) or value < low
+            or (high is not None and value > high)):
+        bounds = f"from {low} up" if high is None else f"from {low} to {high}"
+        raise ConfigError(f"{what} must be a whole number {bounds}")
     return value
 
 
@@ -319,8 +331,8 @@ def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
                    check_interval: str | None = None, allow_missing: bool = False,
                    metrics: str | None = None, log_level: str | None = None,
                    log_format: str | None = None, query_log: str | None = None,
-                   query_log_sample: str | None = None, rrl_rate: str | None = None
-                   ) -> ServerConfig:
+                   query_log_sample: str | None = None, rrl_rate: str | None = None,
+                   udp_batch: str | None = None, workers: str | None = None) -> ServerConfig:
     """Command-line values over the file: listeners replace, zones replace by name."""
     if listen:
         config = replace(config, listen=tuple(parse_listen(x) for x in listen))
@@ -351,6 +363,12 @@ def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
     if rrl_rate is not None:
         config = replace(config, rrl=_rrl({**_rrl_table(config.rrl), "rate": rrl_rate},
                                           "--rrl-rate") if rrl_rate != "0" else None)
+    for key, value in (("udp_batch", udp_batch), ("workers", workers)):
+        if value is not None:
+            low, high = _WHOLE_NUMBERS[key]
+            flag = "--" + key.replace("_", "-")
+            number: dict[str, Any] = {key: _whole(value, flag, low, high)}
+            config = replace(config, **number)
     if not config.zones:
         raise ConfigError("no zones: give --zone NAME:TYPE:FILE or --config FILE")
     return config

@@ -128,6 +128,8 @@ class ZoneSet:
 
     zones: dict[bytes, Zone] = field(default_factory=dict)
     datasets: dict[DatasetKey, Dataset] = field(default_factory=dict)
+    #: Some zone has an ACL, so answering needs the client's address.
+    has_acls: bool = False
 
     def by_name(self, name: str) -> Zone | None:
         return self.zones.get(name_to_wire(name.rstrip(".").lower()))
@@ -186,6 +188,7 @@ def build_zoneset(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) -> 
                            parent_labels=prefix.count(".") + 1)
             subzone.acls = built.acls  # the zone's ACLs cover its subzones
             zoneset.zones.setdefault(subzone.wire, subzone)
+    zoneset.has_acls = any(zone.acls for zone in zoneset.zones.values())
     return zoneset
 
 

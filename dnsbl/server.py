@@ -10,7 +10,7 @@ import socket
 import sys
 import time
 
-from dnsbl import systemd
+from dnsbl import batch, systemd
 from dnsbl.answer import Edns
 from dnsbl.config import Listen, ServerConfig
 from dnsbl.metrics import MetricsServer, build_registry
@@ -55,6 +55,7 @@ class Server:
         self.metrics_port: int | None = None
         self.loop_name = "asyncio"
         self._transports: list[asyncio.BaseTransport] = []
+        self._batched: list[batch.BatchedUDP] = []
         self._servers: list[asyncio.AbstractServer] = []
         self._metrics: MetricsServer | None = None
         self._stop = asyncio.Event()
@@ -132,7 +133,11 @@ class Server:
                         Edns(self.config.edns_payload, self.config.nsid.encode()),
                         self.query_log, self.rrl, self.tcp_limits)
         for udp, tcp in pairs:
-            if udp is not None:
+            if udp is not None and self.config.udp_batch and batch.AVAILABLE:
+                batched = batch.BatchedUDP(udp, shared, self.config.udp_batch)
+                batched.start(loop)
+                self._batched.append(batched)
+            elif udp is not None:
                 transport, _ = await loop.create_datagram_endpoint(
                     lambda: UDPProtocol(shared), sock=udp)
                 self._transports.append(transport)
@@ -169,8 +174,11 @@ class Server:
             server.close()
         for transport in self._transports:
             transport.close()
+        for batched in self._batched:
+            batched.close()
         self._servers.clear()
         self._transports.clear()
+        self._batched.clear()
 
     async def serve_forever(self, handle_signals: bool = True) -> None:
         loop = asyncio.get_running_loop()

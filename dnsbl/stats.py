@@ -17,7 +17,8 @@ RCODE_LABELS = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NO
 DROP_SHORT = 0  # shorter than a DNS header
 DROP_RESPONSE = 1  # QR=1: a response, never answered (reflection loops)
 DROP_ACL = 2  # an ACL says to ignore this client
-DROP_REASONS = ("short", "response", "acl")
+DROP_SEND = 3  # the kernel would not take the reply (send buffer full)
+DROP_REASONS = ("short", "response", "acl", "send")
 
 
 class ZoneStats:

@@ -10,8 +10,9 @@ from dataclasses import replace
 import dns.flags
 import dns.message
 import dns.rcode
+import pytest
 
-from dnsbl.config import Listen, RRLConfig, ServerConfig, parse_zone_spec
+from dnsbl.config import Listen, RRLConfig, ServerConfig, parse_zone_spec, with_overrides
 from tests.conftest import ServerThread
 
 
@@ -168,5 +169,49 @@ def test_client_that_does_not_read_answers_is_not_read_from(zone_file):
             assert sent < 50_000_000, sent
             assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]
             assert client.query("2.0.0.127.bl.test", tcp=True).answer
+    finally:
+        thread.stop()
+
+
+@pytest.mark.parametrize("udp_batch", [32, 0], ids=["recvmmsg", "one-at-a-time"])
+def test_burst_of_datagrams_all_answered(zone_file, udp_batch):
+    # Several batches' worth sent before reading any reply: every query gets
+    # its own answer (matching ID and name), however the datagrams are read.
+    thread, client = start(zone_file, udp_batch=udp_batch)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            s.settimeout(3)
+            sent = {}
+            for qid in range(300):
+                name = "2.0.0.127.bl.test" if qid % 2 else f"{qid % 250}.9.0.10.bl.test"
+                q = dns.message.make_query(name, "A", id=qid)
+                sent[qid] = q
+                s.sendto(q.to_wire(), (client.host, client.port))
+            got = {}
+            for _ in range(300):
+                r = dns.message.from_wire(s.recv(4096))
+                got[r.id] = r
+        assert sorted(got) == list(range(300))
+        for qid, r in got.items():
+            assert r.question == sent[qid].question
+            assert bool(r.answer) == bool(qid % 2)
+            assert r.rcode() == (dns.rcode.NOERROR if qid % 2 else dns.rcode.NXDOMAIN)
+    finally:
+        thread.stop()
+
+
+@pytest.mark.parametrize("udp_batch", [32, 0], ids=["recvmmsg", "one-at-a-time"])
+def test_ipv6_listener_sees_client_addresses(zone_file, udp_batch):
+    # An ACL needs the client's address: over IPv6 it must come through intact.
+    acl = zone_file(["::1 :127.0.0.9:every address listed for $"])
+    config = with_overrides(ServerConfig(listen=(Listen("::1", 0),), udp_batch=udp_batch),
+                            zones=[f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
+                                   f"bl.test:acl:{acl}"])
+    thread = ServerThread(config)
+    client = thread.start()
+    try:
+        assert client.a("3.3.3.3.bl.test") == ["127.0.0.9"]
+        assert client.txt("3.3.3.3.bl.test") == ["every address listed for ::1"]
     finally:
         thread.stop()
