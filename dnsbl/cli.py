@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from dnsbl import __version__
 from dnsbl.config import (
@@ -50,6 +51,18 @@ class JSONFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+
+class _Prefix(logging.Filter):
+    """Puts ``prefix`` before each message (a worker's number)."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self._prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._prefix + str(record.msg)
+        return True
 
 
 class _Parser(argparse.ArgumentParser):
@@ -148,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
-            return _serve(args)
+            return _serve(args, sys.argv[1:] if argv is None else argv)
         if args.command == "check":
             return _check(args)
         return _query(args)
@@ -159,14 +172,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from dnsbl.server import StartupError, run
+def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from dnsbl.server import Server, StartupError, run
+    from dnsbl.workers import Supervisor, report, worker_seat
 
+    seat = worker_seat()  # set when a supervisor started this process
     config = _config(args)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter() if config.log_format == "json" else logging.Formatter(
         "%(asctime)s %(levelname)s %(message)s"))
+    if seat is not None:
+        handler.addFilter(_Prefix(f"worker {seat.index}: "))
     logging.basicConfig(level=config.log_level.upper(), handlers=[handler])
+    workers = config.workers or os.cpu_count() or 1
+    if seat is None and workers > 1:
+        return Supervisor(config, workers, argv).run()
+    alongside = None
+    if seat is not None:
+        config = replace(config, metrics=None)  # the supervisor serves the sum
+
+        async def alongside(server: Server) -> None:
+            from dnsbl.metrics import build_registry
+
+            await report(seat, build_registry(server, server.loop_name), server.readiness,
+                         server.stop)
     started = time.monotonic()
     # Parse in child processes, in parallel: the parsing garbage never becomes
     # part of the server's memory.
@@ -198,7 +227,7 @@ def _serve(args: argparse.Namespace) -> int:
             log.warning("zone %s: not loaded, answering SERVFAIL until it loads", zone.name)
     log.info("loaded %d zone(s) in %.2fs", len(zoneset.zones), time.monotonic() - started)
     try:
-        run(config, zoneset)
+        run(config, zoneset, seat.sockets if seat else None, alongside)
     except StartupError as exc:
         log.error("%s", exc)
         return STARTUP_FAILURE

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry
@@ -60,6 +60,10 @@ SERIES: dict[str, tuple[str, str]] = {
     "dnsbl_dataset_reload_failures_total": (
         "counter", "Loads of the dataset refused, by reason; the previous data kept serving."),
     "dnsbl_build_info": ("gauge", "Version of dnsbl, Python and the event loop, as labels."),
+    "dnsbl_workers": (
+        "gauge", "Worker processes running and ready (with --workers above 1; the other "
+                 "series are then sums over the workers)."),
+    "dnsbl_worker_restarts_total": ("counter", "Worker processes restarted after ending."),
 }
 
 #: Reasons a reload fails (dnsbl_dataset_reload_failures_total), created at 0.
@@ -80,7 +84,7 @@ class Source(Protocol):
     def reload_status(self) -> dict[tuple[str, tuple[str, ...]], DatasetStatus]: ...
 
 
-def _family(name: str, labels: list[str]) -> CounterMetricFamily | GaugeMetricFamily:
+def metric_family(name: str, labels: list[str]) -> CounterMetricFamily | GaugeMetricFamily:
     kind, help_text = SERIES[name]
     if kind == "counter":
         return CounterMetricFamily(name.removesuffix("_total"), help_text, labels=labels)
@@ -102,9 +106,9 @@ class Collector:
     def collect(self) -> Iterator[Metric]:
         source = self._source
         zoneset = source.zoneset()
-        requests = _family("dnsbl_dns_requests_total", ["zone", "qtype", "proto"])
-        responses = _family("dnsbl_dns_responses_total", ["zone", "rcode"])
-        lookups = _family("dnsbl_lookups_total", ["zone", "result"])
+        requests = metric_family("dnsbl_dns_requests_total", ["zone", "qtype", "proto"])
+        responses = metric_family("dnsbl_dns_responses_total", ["zone", "rcode"])
+        lookups = metric_family("dnsbl_lookups_total", ["zone", "result"])
         counted = [("", source.stats.unzoned)]
         counted += [(zone.name, zone.stats) for zone in zoneset.zones.values()]
         for name, stats in counted:
@@ -119,23 +123,23 @@ class Collector:
                 lookups.add_metric([name, "not_listed"], stats.lookups[1])
         yield from (requests, responses, lookups)
 
-        dropped = _family("dnsbl_dns_dropped_total", ["reason"])
+        dropped = metric_family("dnsbl_dns_dropped_total", ["reason"])
         for reason, count in zip(DROP_REASONS, source.stats.dropped, strict=True):
             dropped.add_metric([reason], count)
         yield dropped
 
         limited, connections = source.transport_counts()
-        rrl = _family("dnsbl_rrl_limited_total", ["action"])
+        rrl = metric_family("dnsbl_rrl_limited_total", ["action"])
         rrl.add_metric(["dropped"], limited[0])
         rrl.add_metric(["slipped"], limited[1])
-        tcp = _family("dnsbl_tcp_connections", [])
+        tcp = metric_family("dnsbl_tcp_connections", [])
         tcp.add_metric([], connections)
         yield from (rrl, tcp)
 
-        entries = _family("dnsbl_zone_entries", ["zone"])
-        serial = _family("dnsbl_zone_soa_serial", ["zone"])
-        loaded = _family("dnsbl_zone_loaded", ["zone"])
-        expired = _family("dnsbl_zone_expired", ["zone"])
+        entries = metric_family("dnsbl_zone_entries", ["zone"])
+        serial = metric_family("dnsbl_zone_soa_serial", ["zone"])
+        loaded = metric_family("dnsbl_zone_loaded", ["zone"])
+        expired = metric_family("dnsbl_zone_expired", ["zone"])
         for zone in zoneset.zones.values():
             entries.add_metric([zone.name], zone.entries)
             serial.add_metric([zone.name], zone.serial)
@@ -145,7 +149,7 @@ class Collector:
 
         yield from self._datasets(zoneset)
 
-        info = _family("dnsbl_build_info", ["version", "python", "loop"])
+        info = metric_family("dnsbl_build_info", ["version", "python", "loop"])
         from dnsbl import __version__
 
         info.add_metric([__version__, platform.python_version(), self._loop_name], 1)
@@ -154,13 +158,13 @@ class Collector:
     def _datasets(self, zoneset: ZoneSet) -> Iterator[Metric]:
         now = time.time()
         names = ["dataset"]
-        ds_entries = _family("dnsbl_dataset_entries", names)
-        exclusions = _family("dnsbl_dataset_exclusions", names)
-        age = _family("dnsbl_dataset_data_age_seconds", names)
-        stamp = _family("dnsbl_dataset_reload_timestamp_seconds", names)
-        duration = _family("dnsbl_dataset_reload_duration_seconds", names)
-        loads = _family("dnsbl_dataset_reloads_total", names)
-        failures = _family("dnsbl_dataset_reload_failures_total", ["dataset", "reason"])
+        ds_entries = metric_family("dnsbl_dataset_entries", names)
+        exclusions = metric_family("dnsbl_dataset_exclusions", names)
+        age = metric_family("dnsbl_dataset_data_age_seconds", names)
+        stamp = metric_family("dnsbl_dataset_reload_timestamp_seconds", names)
+        duration = metric_family("dnsbl_dataset_reload_duration_seconds", names)
+        loads = metric_family("dnsbl_dataset_reloads_total", names)
+        failures = metric_family("dnsbl_dataset_reload_failures_total", ["dataset", "reason"])
         for key, dataset in zoneset.datasets.items():
             label = [dataset_label(key)]
             ds_entries.add_metric(label, dataset.entries)
@@ -193,9 +197,11 @@ class MetricsServer:
     ``readiness()`` returns the reasons the node is not ready (none: ready).
     """
 
-    def __init__(self, registry: CollectorRegistry, readiness: Callable[[], list[str]]) -> None:
+    def __init__(self, registry: CollectorRegistry, readiness: Callable[[], list[str]],
+                 refresh: Callable[[], Awaitable[None]] | None = None) -> None:
         self._registry = registry
         self._readiness = readiness
+        self._refresh = refresh  # gathers what the registry and readiness read
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -215,7 +221,10 @@ class MetricsServer:
             for line in header_lines:
                 key, _, value = line.partition(":")
                 headers[key.strip().lower()] = value.strip()
-            status, content_type, body = self._route(method, path.split("?")[0], headers)
+            path = path.split("?")[0]
+            if self._refresh is not None and path in ("/metrics", "/readyz"):
+                await self._refresh()
+            status, content_type, body = self._route(method, path, headers)
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)

@@ -9,6 +9,8 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from dnsbl import batch, systemd
 from dnsbl.answer import Edns
@@ -43,8 +45,10 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 class Server:
     """Serves a registry's zones on the configured listeners, UDP and TCP."""
 
-    def __init__(self, config: ServerConfig, zoneset: ZoneSet) -> None:
+    def __init__(self, config: ServerConfig, zoneset: ZoneSet,
+                 sockets: list[socket.socket] | None = None) -> None:
         self.config = config
+        self._given = sockets  # bound by a supervisor
         self.registry = Registry(zoneset)
         self.stats = Stats()
         self.tcp_limits = TCPLimits(config.tcp_idle_timeout, config.tcp_max_connections)
@@ -110,7 +114,7 @@ class Server:
                 raise StartupError(f"cannot open query log {self.config.query_log}: "
                                    f"{exc.strerror or exc}") from None
         try:
-            inherited = systemd.listen_sockets()
+            inherited = self._given or systemd.listen_sockets()
         except OSError as exc:
             raise StartupError(exc.strerror) from None
         pairs: list[tuple[socket.socket | None, socket.socket | None]]
@@ -120,7 +124,7 @@ class Server:
             pairs = []
             for listen in self.config.listen:
                 try:
-                    pairs.append(_bind_pair(listen))
+                    pairs.append(bind_pair(listen))
                 except OSError as exc:
                     self.close()
                     for udp, tcp in pairs:
@@ -151,7 +155,8 @@ class Server:
             self.bound.append(bound)
             what = "udp+tcp" if udp and tcp else "udp" if udp else "tcp"
             log.info("listening on %s %s%s", what, bound,
-                     " (from systemd)" if inherited else "")
+                     "" if not inherited else " (from the supervisor)" if self._given
+                     else " (from systemd)")
         if self.config.metrics is not None:
             self._metrics = MetricsServer(build_registry(self, self.loop_name), self.readiness)
             try:
@@ -196,7 +201,7 @@ class Server:
             tasks.append(asyncio.create_task(self.query_log.run()))
         interval = systemd.watchdog_interval()
         if interval:
-            tasks.append(asyncio.create_task(_watchdog(interval)))
+            tasks.append(asyncio.create_task(watchdog(interval)))
         self.running.set()
         systemd.notify("READY=1\nSTATUS=serving")
         log.info("ready")
@@ -221,16 +226,17 @@ class Server:
             self.query_log.reopen()
 
 
-async def _watchdog(interval: float) -> None:
+async def watchdog(interval: float) -> None:
     """Tell systemd the loop is alive; if the loop hangs, the pings stop."""
     while True:
         systemd.notify("WATCHDOG=1")
         await asyncio.sleep(interval)
 
 
-def _bound_socket(listen: Listen, kind: int, partner: socket.socket | None = None
-                  ) -> socket.socket:
-    """A socket bound to ``listen``; closes ``partner`` too if binding fails."""
+def _bound_socket(listen: Listen, kind: int, partner: socket.socket | None = None,
+                  reuse_port: bool = False) -> socket.socket:
+    """A socket bound to ``listen``; closes ``partner`` too if binding fails.
+    ``reuse_port``: others may bind the same address (SO_REUSEPORT, workers)."""
     family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
     sock = socket.socket(family, kind)
     try:
@@ -238,6 +244,8 @@ def _bound_socket(listen: Listen, kind: int, partner: socket.socket | None = Non
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((listen.host, listen.port))
         if kind == socket.SOCK_STREAM:
             sock.listen(1024)
@@ -250,30 +258,37 @@ def _bound_socket(listen: Listen, kind: int, partner: socket.socket | None = Non
     return sock
 
 
-def _bind_pair(listen: Listen) -> tuple[socket.socket, socket.socket]:
+def bind_pair(listen: Listen, reuse_port: bool = False) -> tuple[socket.socket, socket.socket]:
     """UDP and TCP sockets on one port. For port 0 the port UDP got may be taken
     for TCP (a client's ephemeral port), so try again with another."""
     for _attempt in range(50):
-        udp = _bound_socket(listen, socket.SOCK_DGRAM)
+        udp = _bound_socket(listen, socket.SOCK_DGRAM, reuse_port=reuse_port)
         port = udp.getsockname()[1]
         try:
-            return udp, _bound_socket(Listen(listen.host, port), socket.SOCK_STREAM, udp)
+            return udp, _bound_socket(Listen(listen.host, port), socket.SOCK_STREAM, udp,
+                                      reuse_port)
         except OSError as exc:
             if listen.port != 0 or exc.errno != errno.EADDRINUSE:
                 raise
     raise OSError(errno.EADDRINUSE, "no port free for both UDP and TCP")
 
 
-def run(config: ServerConfig, zoneset: ZoneSet) -> None:
-    """Serve until SIGTERM/SIGINT.
+def run(config: ServerConfig, zoneset: ZoneSet, sockets: list[socket.socket] | None = None,
+        alongside: Callable[[Server], Coroutine[Any, Any, None]] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, on ``sockets`` if given; ``alongside(server)``
+    runs as a task while serving.
 
     :raises StartupError: when a listener cannot be bound.
     """
 
     async def main() -> None:
-        server = Server(config, zoneset)
+        server = Server(config, zoneset, sockets)
         await server.start()
+        if alongside is not None:
+            task = asyncio.create_task(alongside(server))
         await server.serve_forever()
+        if alongside is not None:
+            task.cancel()
 
     # A reload parses in a thread; with the default 5 ms GIL switch interval each
     # query waiting behind it could wait that long. Hand the GIL over sooner.

@@ -156,6 +156,10 @@ class Process:
                  command: list[str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
         if "--metrics" not in args:
             args = (*args, "--metrics", "none")  # the default port is shared
+        if "--workers" not in args:
+            # One process unless a test is about workers: the default (one per
+            # CPU) would make each test's cost grow with the machine.
+            args = (*args, "--workers", "1")
         self.proc = subprocess.Popen(
             (command or []) + [sys.executable, "-m", "dnsbl", "serve", *args],
             cwd=cwd, stderr=subprocess.PIPE, text=True, pass_fds=pass_fds,

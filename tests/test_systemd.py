@@ -118,3 +118,22 @@ def test_sigterm_stops_within_a_second(process, zone_file):
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(5) == 0
     assert time.monotonic() - started < 1.0
+
+
+def test_notify_with_workers_comes_from_the_supervisor_once_all_are_ready(process, tmp_path):
+    notify_path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(notify_path)
+        zone = tmp_path / "bl.zone"
+        write(zone, data("one"))
+        server = process("--zone", f"bl.test:ip4set:{zone}", "--listen", "127.0.0.1:0",
+                         "--workers", "2", env={"NOTIFY_SOCKET": notify_path})
+        client = server.wait_listening()
+        seen = receive(notify, "READY=1")
+        assert client.txt("2.0.0.127.bl.test") == ["one"]
+        server.proc.send_signal(signal.SIGTERM)
+        seen += receive(notify, "STOPPING=1")
+        assert server.stop() == 0
+    # One READY (the workers do not speak to systemd), and it came after both loaded.
+    assert sum("READY=1" in m.split("\n") for m in seen) == 1
+    assert sum(" ready" in line for line in server.log if "worker" in line) == 2

@@ -1,0 +1,358 @@
+"""Several server processes on the same addresses: a supervisor and its workers.
+
+The supervisor binds each listen address once per worker with SO_REUSEPORT, so
+the kernel spreads queries over the workers, each socket with its own queue. It
+starts every worker as ``python -m dnsbl`` with the same arguments and that
+worker's sockets inherited, and keeps the sockets open while a crashed worker
+is restarted: the queries queued for it wait instead of being lost. Each worker
+loads and reloads the data itself (SIGHUP and SIGUSR1 are passed on). A stream
+socket to each worker carries its readiness and, when Prometheus scrapes the
+supervisor, its metric families, which are summed into one ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import operator
+import os
+import pickle
+import signal
+import socket
+import struct
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
+
+from dnsbl import systemd
+from dnsbl.config import Listen, ServerConfig
+from dnsbl.metrics import MetricsServer, metric_family
+from dnsbl.server import bind_pair, new_event_loop, watchdog
+
+log = logging.getLogger(__name__)
+
+#: Set in a worker's environment: "INDEX:CONTROL_FD:FD,FD,...".
+WORKER_ENV = "DNSBL_WORKER"
+STARTUP_FAILURE = 3
+_REPLY_TIMEOUT = 2.0  # a worker busy longer than this is reported from its last reply
+_STOP_TIMEOUT = 10.0
+_MAX_BACKOFF = 30.0
+_HEADER = struct.Struct(">I")
+
+# How the supervisor folds the workers' gauges into one value; counters are
+# summed, and so is any gauge not named here that measures a share of the work.
+_GAUGE_MIN = {"dnsbl_zone_soa_serial", "dnsbl_zone_entries", "dnsbl_zone_loaded",
+              "dnsbl_dataset_entries", "dnsbl_dataset_exclusions",
+              "dnsbl_dataset_reload_timestamp_seconds", "process_start_time_seconds"}
+_GAUGE_SUM = {"dnsbl_tcp_connections", "process_resident_memory_bytes",
+              "process_virtual_memory_bytes", "process_open_fds"}
+
+
+# -- the worker's side ------------------------------------------------------------------------
+
+@dataclass
+class WorkerSeat:
+    """What a worker inherits from its supervisor."""
+
+    index: int
+    control: socket.socket
+    sockets: list[socket.socket]
+
+
+def worker_seat() -> WorkerSeat | None:
+    """This process's seat when a supervisor started it, else None."""
+    spec = os.environ.pop(WORKER_ENV, None)
+    if not spec:
+        return None
+    index, control, fds = spec.split(":")
+    sockets = [socket.socket(fileno=int(fd)) for fd in fds.split(",") if fd]
+    for sock in sockets:
+        sock.setblocking(False)
+    return WorkerSeat(int(index), socket.socket(fileno=int(control)), sockets)
+
+
+async def report(seat: WorkerSeat, registry: CollectorRegistry,
+                 readiness: Any, stop: Any) -> None:
+    """In a worker: say ready, answer each request with the metric families and
+    the readiness problems, and stop the server when the supervisor goes away."""
+    reader, writer = await asyncio.open_connection(sock=seat.control)
+    _write(writer, {"ready": True})
+    try:
+        while True:
+            await reader.readexactly(1)
+            _write(writer, {"families": list(registry.collect()), "problems": readiness()})
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        log.error("the supervisor has gone; stopping")
+        stop()
+
+
+def _write(writer: asyncio.StreamWriter, message: dict) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    writer.write(_HEADER.pack(len(data)) + data)
+
+
+async def _read(reader: asyncio.StreamReader) -> dict:
+    size = _HEADER.unpack(await reader.readexactly(_HEADER.size))[0]
+    # The peer is our own child process, started by us with our own code.
+    return pickle.loads(await reader.readexactly(size))
+
+
+# -- the supervisor's side --------------------------------------------------------------------
+
+@dataclass
+class _Worker:
+    index: int
+    sockets: list[socket.socket]
+    process: asyncio.subprocess.Process | None = None
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    started: float = 0.0
+    restarts: int = 0
+    greeting: asyncio.Task | None = None  # waits for "ready"; held so it is not collected
+    families: list[Metric] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+class Supervisor:
+    """Runs ``count`` workers and stands for them: one log, one /metrics, one pid
+    for signals and systemd."""
+
+    def __init__(self, config: ServerConfig, count: int, argv: Sequence[str]) -> None:
+        self.config = config
+        self.count = count
+        self.argv = list(argv)
+        self._workers: list[_Worker] = []
+        self._stopping = asyncio.Event()
+        self._scrape = asyncio.Lock()
+        self._bound: list[Listen] = []
+
+    def run(self) -> int:
+        """Bind, start the workers and supervise them until SIGTERM; the exit status."""
+        try:
+            self._bind()
+        except OSError as exc:
+            log.error("%s", exc.strerror or exc)
+            return STARTUP_FAILURE
+        loop = new_event_loop()
+        try:
+            return loop.run_until_complete(self._main())
+        finally:
+            loop.close()
+
+    def _bind(self) -> None:
+        inherited = systemd.listen_sockets()
+        if inherited:  # socket activation: every worker reads the same sockets
+            for i in range(self.count):
+                self._workers.append(_Worker(i + 1, inherited))
+            self._bound = list(dict.fromkeys(Listen(*s.getsockname()[:2]) for s in inherited))
+            return
+        per_worker: list[list[socket.socket]] = [[] for _ in range(self.count)]
+        for listen in self.config.listen:
+            try:
+                first = bind_pair(listen, reuse_port=True)
+                port = first[0].getsockname()[1]
+                per_worker[0].extend(first)
+                for sockets in per_worker[1:]:
+                    sockets.extend(bind_pair(Listen(listen.host, port), reuse_port=True))
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot listen on {listen}: "
+                                         f"{exc.strerror or exc}") from None
+            self._bound.append(Listen(listen.host, port))
+        self._workers = [_Worker(i + 1, s) for i, s in enumerate(per_worker)]
+
+    async def _main(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        for sig in (signal.SIGHUP, signal.SIGUSR1):
+            loop.add_signal_handler(sig, self._pass_on, sig)
+        metrics = None
+        if self.config.metrics is not None:
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(_Merged(self._workers))  # type: ignore[arg-type]
+            metrics = MetricsServer(registry, self.readiness, refresh=self._refresh)
+            try:
+                port = await metrics.start(self.config.metrics.host, self.config.metrics.port)
+            except OSError as exc:
+                log.error("cannot serve metrics on %s: %s", self.config.metrics,
+                          exc.strerror or exc)
+                return STARTUP_FAILURE
+            log.info("metrics on http://%s/metrics", Listen(self.config.metrics.host, port))
+        try:
+            code = await self._start_all()
+            if code is not None:
+                return code
+            for bound in self._bound:
+                log.info("listening on udp+tcp %s (%d workers)", bound, self.count)
+            systemd.notify("READY=1\nSTATUS=serving")
+            log.info("ready")
+            interval = systemd.watchdog_interval()
+            tasks = [asyncio.create_task(self._keep(w)) for w in self._workers]
+            if interval:
+                tasks.append(asyncio.create_task(watchdog(interval)))
+            await self._stopping.wait()
+            systemd.notify("STOPPING=1")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return 0
+        finally:
+            await self._stop_all()
+            if metrics is not None:
+                metrics.close()
+            log.info("stopped")
+
+    async def _start_all(self) -> int | None:
+        """Start every worker and wait until each is ready; the exit status if one
+        could not start (a zone that cannot load, say), else None."""
+        for worker in self._workers:
+            await self._spawn(worker)
+        for worker in self._workers:
+            assert worker.process is not None
+            waiting = asyncio.ensure_future(worker.ready.wait())
+            exited = asyncio.ensure_future(worker.process.wait())
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait({waiting, exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            for future in (waiting, exited, stopping):
+                future.cancel()
+            if self._stopping.is_set():
+                return 0
+            if not worker.ready.is_set():
+                code = worker.process.returncode or STARTUP_FAILURE
+                log.error("worker %d could not start (exit status %s)", worker.index, code)
+                return code
+        return None
+
+    async def _spawn(self, worker: _Worker) -> None:
+        ours, theirs = socket.socketpair()
+        fds = [s.fileno() for s in worker.sockets]
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+        env[WORKER_ENV] = f"{worker.index}:{theirs.fileno()}:{','.join(map(str, fds))}"
+        worker.ready.clear()
+        worker.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "dnsbl", *self.argv, env=env,
+            pass_fds=(*fds, theirs.fileno()))
+        theirs.close()
+        worker.started = time.monotonic()
+        worker.reader, worker.writer = await asyncio.open_connection(sock=ours)
+        log.info("worker %d started (pid %d)", worker.index, worker.process.pid)
+        worker.greeting = asyncio.create_task(self._greeted(worker))
+
+    @staticmethod
+    async def _greeted(worker: _Worker) -> None:
+        """Mark the worker ready once it says so (it loads its zones first)."""
+        assert worker.reader is not None
+        try:
+            message = await _read(worker.reader)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return  # it died starting; whoever waits on the process sees it end
+        if message.get("ready"):
+            worker.ready.set()
+
+    async def _keep(self, worker: _Worker) -> None:
+        """Restart the worker whenever it ends, waiting longer each time it ends
+        soon after starting (a crash loop must not spin)."""
+        backoff = 0.5
+        while True:
+            assert worker.process is not None
+            code = await worker.process.wait()
+            if worker.writer is not None:
+                worker.writer.close()
+            worker.ready.clear()
+            lived = time.monotonic() - worker.started
+            backoff = min(backoff * 2, _MAX_BACKOFF) if lived < 10 else 1.0
+            log.error("worker %d (pid %d) ended with status %s; restarting in %.0fs",
+                      worker.index, worker.process.pid, code, backoff)
+            await asyncio.sleep(backoff)
+            worker.restarts += 1
+            await self._spawn(worker)
+
+    async def _stop_all(self) -> None:
+        running = [w.process for w in self._workers
+                   if w.process is not None and w.process.returncode is None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(p.wait() for p in running)), _STOP_TIMEOUT)
+        except TimeoutError:
+            for process in running:
+                if process.returncode is None:
+                    log.error("worker pid %d did not stop in %.0fs; killing it", process.pid,
+                              _STOP_TIMEOUT)
+                    process.kill()
+            await asyncio.gather(*(p.wait() for p in running))
+
+    def _pass_on(self, sig: signal.Signals) -> None:
+        for worker in self._workers:
+            if worker.process is not None and worker.process.returncode is None:
+                worker.process.send_signal(sig)
+
+    async def _refresh(self) -> None:
+        """Ask every ready worker for its metric families and readiness."""
+        async with self._scrape:
+            await asyncio.gather(*(self._ask(w) for w in self._workers if w.ready.is_set()))
+
+    async def _ask(self, worker: _Worker) -> None:
+        assert worker.reader is not None and worker.writer is not None
+        try:
+            worker.writer.write(b"?")
+            reply = await asyncio.wait_for(_read(worker.reader), _REPLY_TIMEOUT)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            return  # its last reply stands; a dead one is restarted by _keep
+        worker.families = reply["families"]
+        worker.problems = reply["problems"]
+
+    def readiness(self) -> list[str]:
+        problems = []
+        for worker in self._workers:
+            if not worker.ready.is_set():
+                problems.append(f"worker {worker.index}: not running")
+            problems.extend(f"worker {worker.index}: {p}" for p in worker.problems)
+        return problems
+
+
+class _Merged:
+    """The workers' metric families as one: counters summed, gauges folded."""
+
+    def __init__(self, workers: list[_Worker]) -> None:
+        self._workers = workers
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+        values: dict[str, dict[tuple, float]] = {}
+        for worker in self._workers:
+            for family in worker.families:
+                if family.name not in merged:
+                    merged[family.name] = Metric(family.name, family.documentation,
+                                                 family.type, family.unit)
+                    values[family.name] = {}
+                into = values[family.name]
+                for sample in family.samples:
+                    key = (sample.name, tuple(sorted(sample.labels.items())))
+                    into[key] = (sample.value if key not in into
+                                 else _fold(family, sample.name)(into[key], sample.value))
+        for name, family in merged.items():
+            for (sample_name, labels), value in values[name].items():
+                family.add_sample(sample_name, dict(labels), value)
+            yield family
+        running = metric_family("dnsbl_workers", [])
+        running.add_metric([], sum(1 for w in self._workers if w.ready.is_set()))
+        restarts = metric_family("dnsbl_worker_restarts_total", [])
+        restarts.add_metric([], sum(w.restarts for w in self._workers))
+        yield from (running, restarts)
+
+
+def _fold(family: Metric, sample_name: str) -> Any:
+    if sample_name.endswith("_created") or family.name in _GAUGE_MIN:
+        return min
+    if family.type == "counter" or family.name in _GAUGE_SUM:
+        return operator.add
+    return max

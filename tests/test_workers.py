@@ -1,0 +1,94 @@
+"""--workers N: processes sharing the port, reloading together, summed metrics,
+restarted when they crash, all stopped by one SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+
+import dns.message
+import dns.rcode
+
+from tests.test_metrics import fetch, samples, value
+from tests.test_reload import data, wait_for, write
+
+
+def ask_from_new_sockets(client, name: str, count: int) -> list[dns.message.Message]:
+    """``count`` queries, each from a fresh source port, so SO_REUSEPORT spreads
+    them over the workers."""
+    replies = []
+    for i in range(count):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(3)
+            s.sendto(dns.message.make_query(name, "TXT", id=i).to_wire(),
+                     (client.host, client.port))
+            replies.append(dns.message.from_wire(s.recv(4096)))
+    return replies
+
+
+def worker_pids(log: list[str]) -> dict[int, int]:
+    return {int(m[1]): int(m[2]) for line in log
+            if (m := re.search(r"worker (\d+) started \(pid (\d+)\)", line))}
+
+
+def start(process, tmp_path, *extra: str):
+    zone = tmp_path / "bl.zone"
+    write(zone, data("one"))
+    server = process("--zone", f"bl.test:ip4set:{zone}", "--listen", "127.0.0.1:0",
+                     "--metrics", "127.0.0.1:0", "--workers", "2", *extra)
+    return server, server.wait_listening(), zone
+
+
+def test_workers_share_the_port_reload_together_and_sum_metrics(process, tmp_path):
+    server, client, zone = start(process, tmp_path, "--check-interval", "0")
+    assert sorted(worker_pids(server.log)) == [1, 2]
+    replies = ask_from_new_sockets(client, "2.0.0.127.bl.test", 200)
+    assert all(r.rcode() == dns.rcode.NOERROR and r.answer for r in replies)
+    found = samples(server.metrics_port)
+    # 200 distinct source ports: both workers answered some; /metrics is the sum.
+    assert value(found, "dnsbl_dns_requests_total", zone="bl.test", qtype="TXT",
+                 proto="udp") == 200
+    assert value(found, "dnsbl_workers") == 2
+    assert value(found, "dnsbl_zone_entries", zone="bl.test") == 10
+    # SIGHUP to the supervisor reaches every worker.
+    write(zone, data("two"))
+    server.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: all(b"".join(r.answer[0][0].strings) == b"two"
+                         for r in ask_from_new_sockets(client, "2.0.0.127.bl.test", 40)),
+             timeout=10)
+    assert fetch(server.metrics_port, "/readyz")[0] == 200
+
+
+def test_crashed_worker_is_restarted(process, tmp_path):
+    server, client, _ = start(process, tmp_path)
+    pids = worker_pids(server.log)
+    os.kill(pids[1], signal.SIGKILL)  # a worker this test's server started
+    wait_for(lambda: value(samples(server.metrics_port), "dnsbl_worker_restarts_total") == 1,
+             timeout=15)
+    wait_for(lambda: fetch(server.metrics_port, "/readyz")[0] == 200, timeout=15)
+    replies = ask_from_new_sockets(client, "2.0.0.127.bl.test", 100)
+    assert all(r.answer for r in replies)
+    assert value(samples(server.metrics_port), "dnsbl_workers") == 2
+
+
+def test_sigterm_stops_every_worker(process, tmp_path):
+    server, _, _ = start(process, tmp_path)
+    pids = worker_pids(server.log)
+    assert server.stop() == 0
+    for pid in pids.values():
+        try:
+            os.kill(pid, 0)  # signal 0 only asks whether it exists
+        except ProcessLookupError:
+            continue
+        raise AssertionError(f"worker pid {pid} still runs after the supervisor stopped")
+
+
+def test_a_worker_that_cannot_load_stops_start_up(process, tmp_path):
+    server = process("--zone", f"bl.test:ip4set:{tmp_path / 'missing.zone'}",
+                     "--listen", "127.0.0.1:0", "--workers", "2")
+    assert server.proc.wait(timeout=30) == 3
+    server.stop()
+    log = "".join(server.log)
+    assert "cannot start" in log and "could not start" in log
