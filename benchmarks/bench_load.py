@@ -1,7 +1,7 @@
 """Load benchmark: dnsperf against the server, comparing settings A B A B.
 
     .venv/bin/python benchmarks/bench_load.py [--entries N] [--runs K] [--seconds S]
-        [--compare metrics|rrl|rbldnsd|none]
+        [--compare metrics|rrl|rbldnsd|batch|workers|none]
 
 Generates a zone (benchmarks/generate.py: N single addresses plus CIDR blocks,
 half the queries listed, A=0.8,TXT=0.2), starts ``python -m dnsbl serve`` on
@@ -10,8 +10,14 @@ it pinned to CPU 0, and runs ``dnsperf -c 4 -q 100 -l S`` pinned to CPU 1.
 every second while on), ``--compare rrl`` rate limiting on (with the
 benchmark client exempt, so the cost of the check is measured, not the
 limiting) and off, ``--compare rbldnsd`` rbldnsd (A) and dnsbl (B) on the
-same zone, both on CPU 0. Prints queries/s, average and max latency and lost
-queries per run, and the medians with the ratio B/A.
+same zone, both on CPU 0, ``--compare batch`` UDP one datagram per system call
+(A) against recvmmsg batches (B). dnsbl runs one worker unless compared by
+``--compare workers``: 1 worker (A) against ``--workers N`` (B, default 2);
+then neither server nor dnsperf is pinned (the workers need the CPUs) and
+dnsperf uses 16 sockets, so SO_REUSEPORT has flows to spread. Prints
+queries/s, average and max latency, lost queries, RSS (summed over the
+server's processes) and start-to-first-answer per run, and the medians with
+the ratio B/A, pair by pair.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ sys.path.insert(0, HERE)
 import generate  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = 0, 1
+PINNED = True  # off for --compare workers
+CLIENTS = 4
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -46,7 +54,9 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
 
 def pinned(cmd: list[str], cpu: int) -> list[str]:
     taskset = shutil.which("taskset")
-    return [taskset, "-c", str(cpu), *cmd] if taskset and (os.cpu_count() or 1) > 1 else cmd
+    if not PINNED or not taskset or (os.cpu_count() or 1) < 2:
+        return cmd
+    return [taskset, "-c", str(cpu), *cmd]
 
 
 def start_server(zone: str, port: int, extra: list[str]) -> subprocess.Popen:
@@ -59,9 +69,10 @@ def start_server(zone: str, port: int, extra: list[str]) -> subprocess.Popen:
             spec = f"bl.example.org:ip4trie:{os.path.basename(zone)}"
         cmd.append(spec)
     else:
+        workers = [] if "--workers" in extra else ["--workers", "1"]
         cmd = [sys.executable, "-m", "dnsbl", "serve", "--zone",
                f"bl.example.org:ip4trie:{zone}", "--listen", f"127.0.0.1:{port}",
-               "--log-level", "warning", *extra]
+               "--log-level", "warning", *workers, *extra]
     started = time.monotonic()
     server = subprocess.Popen(pinned(cmd, SERVER_CPU), cwd=os.path.dirname(HERE),
                               stdout=subprocess.DEVNULL)
@@ -96,6 +107,17 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its children (the workers), in MB."""
+    total = _own_rss_mb(pid)
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except OSError:
+        children = []
+    return total + sum(rss_mb(child) for child in children)
+
+
+def _own_rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
@@ -104,7 +126,8 @@ def rss_mb(pid: int) -> float:
 
 
 def dnsperf(port: int, queries: str, seconds: float) -> dict[str, float]:
-    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries, "-c", "4", "-q", "100",
+    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries, "-c", str(CLIENTS),
+           "-q", "100",
            "-l", str(seconds), "-t", "2"]
     out = subprocess.run(pinned(cmd, CLIENT_CPU), capture_output=True, text=True,
                          timeout=seconds + 60).stdout
@@ -132,9 +155,13 @@ def main() -> int:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3, help="pairs of runs")
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--compare", choices=["metrics", "rrl", "rbldnsd", "none"],
-                        default="metrics")
+    parser.add_argument("--compare", choices=["metrics", "rrl", "rbldnsd", "batch", "workers",
+                                              "none"], default="metrics")
+    parser.add_argument("--workers", type=int, default=2, help="B of --compare workers")
     args = parser.parse_args()
+    if args.compare == "workers":
+        global PINNED, CLIENTS
+        PINNED, CLIENTS = False, 16
     if not shutil.which("dnsperf"):
         raise SystemExit("dnsperf not found: apt-get install dnsperf")
     work = tempfile.mkdtemp(prefix="dnsbl-load-")
@@ -152,10 +179,14 @@ def main() -> int:
         "metrics": (off, ["--metrics", f"127.0.0.1:{metrics_port}"]),
         "rrl": (off, [*off, "--config", rrl_config]),
         "rbldnsd": (["rbldnsd"], off),
+        "batch": ([*off, "--udp-batch", "0"], off),
+        "workers": (off, [*off, "--workers", str(args.workers)]),
         "none": (off, off),
     }[args.compare]
     labels = {"metrics": ("metrics off", "metrics on"), "rrl": ("rrl off", "rrl on"),
-              "rbldnsd": ("rbldnsd", "dnsbl"), "none": ("A", "B")}[args.compare]
+              "rbldnsd": ("rbldnsd", "dnsbl"), "batch": ("one at a time", "batched"),
+              "workers": ("1 worker", f"{args.workers} workers"),
+              "none": ("A", "B")}[args.compare]
     if args.compare == "rbldnsd":
         os.chmod(work, 0o755)
         os.chmod(zone, 0o644)

@@ -10,28 +10,34 @@ per call share no state that could race.
 
 from __future__ import annotations
 
-import multiprocessing
+import pickle
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from multiprocessing.connection import Connection
 from typing import Any
-
-# Spawned, not forked: the server runs threads, and a fork copies their locks.
-_CONTEXT = multiprocessing.get_context("spawn")
 
 
 class ProcessDied(Exception):
     """The child ended without handing back a result (killed, out of memory)."""
 
 
-def _child(conn: Connection, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+def _child() -> None:
+    """In the child: read (fn, args, kwargs) from stdin, write (ok, value) to stdout."""
+    fn, args, kwargs = pickle.load(sys.stdin.buffer)
     try:
         outcome = (True, fn(*args, **kwargs))
     except BaseException as exc:  # handed to the parent, which decides
         outcome = (False, exc)
-    conn.send(outcome)
-    conn.close()
+    pickle.dump(outcome, sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    sys.stdout.buffer.flush()
+
+
+# A fresh interpreter (not a fork: the server runs threads, and a fork copies
+# their locks), started with subprocess rather than multiprocessing, which
+# would also start a resource-tracker process that lives as long as we do.
+_COMMAND = [sys.executable, "-c", "from dnsbl.spawn import _child; _child()"]
 
 
 class Spawner(Executor):
@@ -75,23 +81,23 @@ class Spawner(Executor):
                 self._threads.discard(threading.current_thread())
 
     def _call(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[bool, Any]:
-        receiver, sender = _CONTEXT.Pipe(duplex=False)
-        child = _CONTEXT.Process(target=_child, args=(sender, fn, args, kwargs),
-                                 name="dnsbl-parse", daemon=True)
         with self._lock:
             if self._closed:
                 raise ProcessDied("shut down before it started")
-            child.start()
+            child = subprocess.Popen(_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             self._children.add(child)
-        sender.close()  # so recv() sees EOF when the child dies
         try:
-            return receiver.recv()
-        except EOFError:
-            child.join()
-            raise ProcessDied(f"it ended with exit code {child.exitcode}") from None
+            assert child.stdin is not None and child.stdout is not None
+            try:
+                pickle.dump((fn, args, kwargs), child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                child.stdin.close()
+                return pickle.load(child.stdout)
+            except (EOFError, BrokenPipeError, pickle.UnpicklingError):
+                child.wait()
+                raise ProcessDied(f"it ended with exit code {child.returncode}") from None
         finally:
-            receiver.close()
-            child.join()
+            child.stdout.close()  # type: ignore[union-attr]
+            child.wait()
             with self._lock:
                 self._children.discard(child)
 
