@@ -10,6 +10,7 @@ per call share no state that could race.
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -25,13 +26,20 @@ class ProcessDied(Exception):
 
 def _child() -> None:
     """In the child: read (fn, args, kwargs) from stdin, write (ok, value) to stdout."""
-    fn, args, kwargs = pickle.load(sys.stdin.buffer)
+    try:
+        fn, args, kwargs = pickle.load(sys.stdin.buffer)
+    except EOFError:  # the parent went away before asking: nothing to do
+        raise SystemExit(1) from None
     try:
         outcome = (True, fn(*args, **kwargs))
     except BaseException as exc:  # handed to the parent, which decides
         outcome = (False, exc)
-    pickle.dump(outcome, sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    sys.stdout.buffer.flush()
+    try:
+        pickle.dump(outcome, sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:  # the parent went away (stopped while we parsed)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        raise SystemExit(1) from None
 
 
 # A fresh interpreter (not a fork: the server runs threads, and a fork copies
