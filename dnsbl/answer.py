@@ -91,8 +91,10 @@ _REVERSED_V4 = re.compile(_DECIMAL_LABEL * 4 + rb"([^\x00]*\x00)(.{4})", re.S)
 #: A decimal label, length byte and all (leading zeros too), to its value.
 _OCTETS = {bytes((len(text),)) + text.encode(): value
            for value in range(256) for text in {str(value), f"{value:02d}", f"{value:03d}"}}
-_FAST_QTYPES = {b"\x00\x01\x00\x01": TYPE_A, b"\x00\x10\x00\x01": TYPE_TXT,
-                b"\x00\xff\x00\x01": TYPE_ANY}
+#: Type and class bytes -> (query type, its requests counter).
+_FAST_QTYPES = {qtype_class: (qtype, QTYPE_INDEX[qtype]) for qtype_class, qtype in (
+    (b"\x00\x01\x00\x01", TYPE_A), (b"\x00\x10\x00\x01", TYPE_TXT),
+    (b"\x00\xff\x00\x01", TYPE_ANY))}
 _POINTERS = [pointer(offset) for offset in range(512)]
 
 
@@ -275,9 +277,10 @@ def _fast(data: bytes, zones: dict[bytes, Zone], udp: bool, edns: Edns) -> bytes
     if zone is None:
         return None
     lookup = zone.fast_lookup
-    qtype = _FAST_QTYPES.get(match[6])
-    if lookup is None or qtype is None or zone.acls or zone.servfail:
+    asked = _FAST_QTYPES.get(match[6])
+    if lookup is None or asked is None or zone.servfail:
         return None
+    qtype, counter = asked
     end = match.end()
     opt = b""
     limit = MAX_UDP_PLAIN
@@ -324,7 +327,7 @@ def _fast(data: bytes, zones: dict[bytes, Zone], udp: bool, edns: Edns) -> bytes
     if udp and len(reply) > limit:
         return None  # truncation is the general path's
     counts = zone.stats
-    counts.requests[QTYPE_INDEX[qtype] + (0 if udp else _TCP_OFFSET)] += 1
+    counts.requests[counter if udp else counter + _TCP_OFFSET] += 1
     counts.lookups[0 if value is not None else 1] += 1
     counts.rcodes[rcode] += 1
     return reply

@@ -45,7 +45,8 @@ class Zone:
                  "stats", "fast_lookup")
 
     def __init__(self, name: str, datasets: tuple[Dataset, ...], default_ttl: int,
-                 loaded: bool = True, parent_labels: int = 0) -> None:
+                 loaded: bool = True, parent_labels: int = 0,
+                 outer_acls: tuple[AclDataset, ...] = ()) -> None:
         self.name = name
         self.loaded = loaded
         #: A subzone of a combined dataset: how many labels up its zone (whose
@@ -60,12 +61,9 @@ class Zone:
         self.lookups6: tuple[Callable[[bytes], Value | None], ...] = tuple(
             d.lookup for d in datasets if d.family == "ip6")
         self.names = tuple(d for d in datasets if isinstance(d, NameDataset))
-        #: The one IPv4 lookup of a zone with nothing else a reversed address could
-        #: match (no IPv6, names or generic records): answer.py's fast path.
-        self.fast_lookup = (self.lookups[0] if len(self.lookups) == 1 and not self.lookups6
-                            and not self.names and parent_labels == 0 else None)
-        #: The global ACL (set by build_zoneset) first, then the zone's own.
-        self.acls: tuple[AclDataset, ...] = tuple(
+        #: The ACLs that cover the zone from outside (the global one, or a
+        #: combined subzone's parent's) first, then the zone's own.
+        self.acls: tuple[AclDataset, ...] = outer_acls + tuple(
             d for d in datasets if isinstance(d, AclDataset))[:1]
         # Plain records by name and type, from every generic dataset, and the
         # names above them (which exist: NODATA, not NXDOMAIN).
@@ -79,7 +77,11 @@ class Zone:
                         merged.setdefault(rtype, []).extend(
                             rr for rr in rrs if rr not in merged.get(rtype, []))
                 self.generic_parents |= dataset.parents
-                self.fast_lookup = None
+        #: The one IPv4 lookup of a zone where nothing else decides a reversed
+        #: address (no IPv6, names, generic records or ACLs): answer.py's fast path.
+        self.fast_lookup = (self.lookups[0] if len(self.lookups) == 1 and not self.lookups6
+                            and not self.names and not self.generic and not self.acls
+                            and parent_labels == 0 else None)
         soa = next((d.soa for d in datasets if d.soa is not None), None)
         ns = next((d.ns for d in datasets if d.ns is not None), None)
         ttl = datasets[0].ttl if datasets else default_ttl
@@ -175,18 +177,15 @@ def build_zoneset(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) -> 
     for zone in config.zones:
         keys = [dataset_key(d) for d in zone.datasets]
         if not all(k in datasets for k in keys):
-            built = Zone(zone.name, (), config.ttl, loaded=False)
-            built.acls = global_acl
+            built = Zone(zone.name, (), config.ttl, loaded=False, outer_acls=global_acl)
             zoneset.zones[built.wire] = built
             continue
         members, subzones = _expand([datasets[k] for k in keys])
-        built = Zone(zone.name, members, config.ttl)
-        built.acls = global_acl + built.acls
+        built = Zone(zone.name, members, config.ttl, outer_acls=global_acl)
         zoneset.zones[built.wire] = built
         for prefix, sub_members in subzones.items():
             subzone = Zone(f"{prefix}.{zone.name}", sub_members, config.ttl,
-                           parent_labels=prefix.count(".") + 1)
-            subzone.acls = built.acls  # the zone's ACLs cover its subzones
+                           parent_labels=prefix.count(".") + 1, outer_acls=built.acls)
             zoneset.zones.setdefault(subzone.wire, subzone)
     zoneset.has_acls = any(zone.acls for zone in zoneset.zones.values())
     return zoneset
