@@ -18,13 +18,11 @@ from ctypes import POINTER, Structure, c_int, c_size_t, c_uint, c_uint32, c_void
 from typing import TYPE_CHECKING, Any
 
 from dnsbl.answer import answer
-from dnsbl.rrl import DROP, truncate
+from dnsbl.protocols import Shared, udp_reply
 from dnsbl.stats import DROP_SEND
 
 if TYPE_CHECKING:
     import asyncio
-
-    from dnsbl.protocols import Shared
 
 #: Datagrams read per recvmmsg call.
 DEFAULT_BATCH = 32
@@ -140,7 +138,7 @@ class BatchedUDP:
         assert _CALLS is not None
         recvmmsg, sendmmsg = _CALLS
         shared = self._shared
-        stats, edns, rrl, qlog = shared.stats, shared.edns, shared.rrl, shared.query_log
+        stats, edns = shared.stats, shared.edns
         fd, size, msgs_in = self._fd, self._size, self._in
         in_u32, out_u32, out_ptr, out_len = (self._in_u32, self._out_u32, self._out_ptr,
                                              self._out_iov_len)
@@ -155,27 +153,18 @@ class BatchedUDP:
             zones = zoneset.zones
             # Only ACLs, rate limiting and the query log need the client's
             # address as text; without them it is never made.
-            addressed = rrl is not None or qlog is not None or zoneset.has_acls
+            addressed = (shared.rrl is not None or shared.query_log is not None
+                         or zoneset.has_acls)
             sent = 0
             for i in range(count):
                 data = bytes(inbox[i * _SLOT:i * _SLOT + in_u32[i * _STRIDE_I + _LEN_I]])
                 if addressed:
-                    addr = _address(names[i * _NAME:(i + 1) * _NAME])
-                    reply = answer(data, zones, stats, True, edns, addr[0])
-                    if reply is None:
-                        continue
-                    if rrl is not None:
-                        verdict = rrl.check(addr)
-                        if verdict:
-                            if verdict == DROP:
-                                continue
-                            reply = truncate(reply)  # slip: a real resolver retries over TCP
-                    if qlog is not None:
-                        qlog.offer(data, reply, addr)
+                    reply = udp_reply(shared, zones, data,
+                                      _address(names[i * _NAME:(i + 1) * _NAME]))
                 else:
                     reply = answer(data, zones, stats, True, edns)
-                    if reply is None:
-                        continue
+                if reply is None:
+                    continue
                 at = sent * _SLOT
                 outbox[at:at + len(reply)] = reply
                 out_len[sent * _IOV_STRIDE + _IOV_LEN] = len(reply)

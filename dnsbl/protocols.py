@@ -48,31 +48,39 @@ class _Answering:
         self._transport: Any = None
 
 
+def udp_reply(shared: Shared, zones: dict, data: bytes, addr: Any) -> bytes | None:
+    """The reply to one datagram from ``addr``: answered, rate limited, logged;
+    ``None``: send nothing."""
+    reply = answer(data, zones, shared.stats, True, shared.edns, addr[0])
+    if reply is None:
+        return None
+    if shared.rrl is not None:
+        verdict = shared.rrl.check(addr)
+        if verdict:
+            if verdict == DROP:
+                return None
+            reply = truncate(reply)  # slip: a real resolver retries over TCP
+    if shared.query_log is not None:
+        shared.query_log.offer(data, reply, addr)
+    return reply
+
+
 class UDPProtocol(_Answering, asyncio.DatagramProtocol):
     """Answers each datagram from the registry's current snapshot."""
 
-    __slots__ = ("_rrl",)
+    __slots__ = ("_shared",)
 
     def __init__(self, shared: Shared) -> None:
         super().__init__(shared)
-        self._rrl = shared.rrl
+        self._shared = shared
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        reply = answer(data, self._registry.current.zones, self._stats, True, self._edns,
-                       addr[0])
+        reply = udp_reply(self._shared, self._registry.current.zones, data, addr)
         if reply is not None:
-            if self._rrl is not None:
-                verdict = self._rrl.check(addr)
-                if verdict:
-                    if verdict == DROP:
-                        return
-                    reply = truncate(reply)  # slip: a real resolver retries over TCP
             self._transport.sendto(reply, addr)
-            if self._qlog is not None:
-                self._qlog.offer(data, reply, addr)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors for earlier replies (client gone): nothing to do, keep serving.
