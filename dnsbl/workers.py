@@ -22,7 +22,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,7 +77,7 @@ def worker_seat() -> WorkerSeat | None:
 
 
 async def report(seat: WorkerSeat, registry: CollectorRegistry,
-                 readiness: Any, stop: Any) -> None:
+                 readiness: Callable[[], list[str]], stop: Callable[[], None]) -> None:
     """In a worker: say ready, answer each request with the metric families and
     the readiness problems, and stop the server when the supervisor goes away."""
     reader, writer = await asyncio.open_connection(sock=seat.control)

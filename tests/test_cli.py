@@ -42,6 +42,10 @@ def test_python_dash_m_and_console_script_agree():
     (["serve", "--config", "/nonexistent/dnsbl.toml"], "/nonexistent/dnsbl.toml: cannot read"),
     (["serve"], "no zones"),
     (["serve", "--zone", "bl.test:ip4set:x", "--ttl", "soon"], "bad ttl"),
+    (["serve", "--zone", "bl.test:ip4set:x", "--workers", "-1"],
+     "--workers must be a whole number from 0 to 1024"),
+    (["serve", "--zone", "bl.test:ip4set:x", "--udp-batch", "many"],
+     "--udp-batch must be a whole number from 0 to 1024"),
 ])
 def test_bad_usage_is_one_clear_line(args, needle):
     result = run_cli(*args)

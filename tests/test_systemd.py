@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,15 +27,22 @@ def receive(sock: socket.socket, wanted: str, timeout: float = 10) -> list[str]:
             return seen
 
 
-def test_notify_ready_reloading_stopping(process, tmp_path):
+@contextmanager
+def notified(process, tmp_path, *extra: str):
+    """A server on bl.test (TXT "one") told NOTIFY_SOCKET=<a socket of ours>:
+    yields (notify socket, server, client, zone file)."""
     notify_path = str(tmp_path / "notify")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(notify_path)
         zone = tmp_path / "bl.zone"
         write(zone, data("one"))
         server = process("--zone", f"bl.test:ip4set:{zone}", "--listen", "127.0.0.1:0",
-                         "--check-interval", "0", env={"NOTIFY_SOCKET": notify_path})
-        client = server.wait_listening()
+                         *extra, env={"NOTIFY_SOCKET": notify_path})
+        yield notify, server, server.wait_listening(), zone
+
+
+def test_notify_ready_reloading_stopping(process, tmp_path):
+    with notified(process, tmp_path, "--check-interval", "0") as (notify, server, client, zone):
         assert "READY=1" in receive(notify, "READY=1")[-1]
         assert client.txt("2.0.0.127.bl.test") == ["one"]
         write(zone, data("two"))
@@ -121,14 +129,7 @@ def test_sigterm_stops_within_a_second(process, zone_file):
 
 
 def test_notify_with_workers_comes_from_the_supervisor_once_all_are_ready(process, tmp_path):
-    notify_path = str(tmp_path / "notify")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(notify_path)
-        zone = tmp_path / "bl.zone"
-        write(zone, data("one"))
-        server = process("--zone", f"bl.test:ip4set:{zone}", "--listen", "127.0.0.1:0",
-                         "--workers", "2", env={"NOTIFY_SOCKET": notify_path})
-        client = server.wait_listening()
+    with notified(process, tmp_path, "--workers", "2") as (notify, server, client, _):
         seen = receive(notify, "READY=1")
         assert client.txt("2.0.0.127.bl.test") == ["one"]
         server.proc.send_signal(signal.SIGTERM)
