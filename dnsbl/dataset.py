@@ -12,9 +12,11 @@ from __future__ import annotations
 import ipaddress
 import struct
 from array import array
-from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, islice
+from operator import eq, lt
 from typing import Any
 
 import pytricia
@@ -32,6 +34,7 @@ from dnsbl.zonefile import (
     SOA,
     SUBDOMAINS,
     DatasetReader,
+    Run,
     Signature,
     Value,
     ZoneFileError,
@@ -109,10 +112,11 @@ def _parse(reader: DatasetReader, kind: str, default_ttl: int) -> Parsed:
             tuple(reader.signatures), reader.warnings, [None], records=records)
     numbers: dict[Value, int] = {}
     values: list[Value | None] = [None]
-    singles: dict[int, int] = {}  # IPv4 address -> value number
+    singles = _Singles()
     blocks: dict[tuple[Any, int], int] = {}  # (net or name, bits or mode) -> value number
     single_bits = 32 if kind in IP4_TYPES else -1
-    for key, bits, value, path, lineno in reader.entries():
+    for item in reader.items():
+        value = item.value if isinstance(item, Run) else item[2]
         if value is None:
             number = 0
         else:
@@ -120,30 +124,131 @@ def _parse(reader: DatasetReader, kind: str, default_ttl: int) -> Parsed:
             if number < 0:
                 number = numbers[value] = len(values)
                 values.append(value)
-        table: dict = singles if bits == single_bits else blocks
-        index = key if bits == single_bits else (key, bits)
-        old = table.get(index)
+        if isinstance(item, Run):
+            singles.add_run(item.addresses, number, item.path, item.first_line)
+            continue
+        key, bits, _value, path, lineno = item
+        if bits == single_bits:
+            singles.add(key, number, path, lineno)
+            continue
+        old = blocks.get((key, bits))
         if old is not None:
             if number and old:
-                reader.warnings.append(ZoneFileError(
-                    path, lineno, f"duplicate entry {_describe(kind, key, bits)}, "
-                    "the later value is used"))
+                reader.warnings.append(_duplicate(kind, path, lineno, key, bits))
             elif not old:
                 continue  # an exclusion of exactly this key wins, in any order
-        table[index] = number
+        blocks[(key, bits)] = number
+    keys, single_numbers = singles.resolve(kind, reader.warnings)
     if kind in ("ip4tset", "ip6tset"):
         values = [None, reader.finish_tset()]
-        singles = {a: 1 for a, n in singles.items() if n}
+        if single_numbers.count(0):
+            keys = array("I", compress(keys, single_numbers))
+        single_numbers = array("I", [1]) * len(keys)
         blocks = {k: 1 if n else 0 for k, n in blocks.items()}
-    order = sorted(singles)
     ttl = reader.ttl if reader.ttl is not None else default_ttl
+    position = {path: i for i, path in enumerate(reader.paths)}
+    reader.warnings.sort(key=lambda w: (position.get(w.path, -1), w.lineno))  # file order
     parsed = Parsed(
         kind, reader.paths, ttl, reader.soa, reader.ns, reader.timestamp, reader.expires,
         reader.mtime, tuple(reader.signatures), reader.warnings, values,
-        array("I", order).tobytes(), array("I", [singles[a] for a in order]).tobytes(),
+        keys.tobytes(), single_numbers.tobytes(),
         [(key, bits, number) for (key, bits), number in blocks.items()])
     reader.finish_values()
     return parsed
+
+
+class _Singles:
+    """IPv4 single addresses with their value numbers, resolved at the end by
+    the rules of the blocks: the later value wins (with a warning), and an
+    exclusion of the address wins in any order.
+
+    Runs of bare addresses go straight into arrays; the few lines read one
+    by one ("loose": with a value, an exclusion, a test point on top) are kept
+    aside with where they came in, so a sorted list costs no sort at all.
+    """
+
+    def __init__(self) -> None:
+        self.keys = array("I")  # from runs, in file order
+        self.numbers = array("I")
+        self._runs: list[tuple[int, str, int]] = []  # (first index, file, first line)
+        #: (key, number, file, line, how many run entries came before it)
+        self._loose: list[tuple[int, int, str, int, int]] = []
+
+    def add(self, key: int, number: int, path: str, lineno: int) -> None:
+        self._loose.append((key, number, path, lineno, len(self.keys)))
+
+    def add_run(self, addresses: array, number: int, path: str, first_line: int) -> None:
+        self._runs.append((len(self.keys), path, first_line))
+        self.keys.extend(addresses)
+        self.numbers.extend(array("I", [number]) * len(addresses))
+
+    def resolve(self, kind: str, warnings: list[ZoneFileError]) -> tuple[array, array]:
+        """The addresses sorted and unique, and their value numbers."""
+        keys, numbers, loose = self.keys, self.numbers, self._loose
+        if _ascending(keys):  # the runs are sorted: place the loose lines among them
+            by_key = sorted(loose)
+            loose_keys = array("I", [key for key, *_ in by_key])
+            at = [bisect_left(keys, key) for key in loose_keys]
+            clash = any(i < len(keys) and keys[i] == key
+                        for i, key in zip(at, loose_keys, strict=True))
+            if _ascending(loose_keys) and not clash:
+                return (_interleave(keys, at, loose_keys),
+                        _interleave(numbers, at, [number for _, number, *_ in by_key]))
+        # Anything else: every entry in file order, then a stable sort by address.
+        positions = [entry[4] for entry in loose]
+        keys = _interleave(keys, positions, [key for key, *_ in loose])
+        numbers = _interleave(numbers, positions, [number for _, number, *_ in loose])
+        origins = _interleave(array("I", range(len(self.keys))), positions,
+                              range(len(self.keys), len(self.keys) + len(loose)))
+        order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: file order kept
+        keys = array("I", map(keys.__getitem__, order))
+        numbers = array("I", map(numbers.__getitem__, order))
+        repeats = list(compress(range(1, len(keys)), map(eq, keys, islice(keys, 1, None))))
+        if not repeats:
+            return keys, numbers
+        keep = bytearray(b"\1") * len(keys)
+        found = []
+        for i in repeats:  # entry i repeats entry i - 1, later in the files: it decides
+            keep[i - 1] = 0
+            if numbers[i] and numbers[i - 1]:
+                found.append(origins[order[i]])
+            elif not numbers[i - 1]:
+                numbers[i] = 0  # an exclusion of exactly this address wins
+        for where in sorted(map(self._where, found)):
+            warnings.append(_duplicate(kind, *where))
+        return array("I", compress(keys, keep)), array("I", compress(numbers, keep))
+
+    def _where(self, origin: int) -> tuple[str, int, int]:
+        """(file, line, address) of an entry: a run entry's index, or past
+        those, a loose one's."""
+        if origin >= len(self.keys):
+            key, _number, path, lineno, _at = self._loose[origin - len(self.keys)]
+            return path, lineno, key
+        run = bisect_right(self._runs, (origin, "\uffff")) - 1
+        start, path, first_line = self._runs[run]
+        return path, first_line + origin - start, self.keys[origin]
+
+
+def _interleave(items: array, positions: Sequence[int], extra: Iterable[int]) -> array:
+    """``items`` with each of ``extra`` put before the item at its position
+    (positions ascending; len(items) puts it at the end)."""
+    out = array(items.typecode)
+    done = 0
+    for at, item in zip(positions, extra, strict=True):
+        out += items[done:at]
+        out.append(item)
+        done = at
+    return out + items[done:]
+
+
+def _ascending(keys: array) -> bool:
+    """Sorted with no repeats."""
+    return all(map(lt, keys, islice(keys, 1, None)))
+
+
+def _duplicate(kind: str, path: str, lineno: int, key: Any, bits: int = 32) -> ZoneFileError:
+    return ZoneFileError(path, lineno, f"duplicate entry {_describe(kind, key, bits)}, "
+                         "the later value is used")
 
 
 def index_dataset(parsed: Parsed) -> Dataset:

@@ -12,10 +12,14 @@ import gzip
 import ipaddress
 import os
 import re
+import sys
 import time
 import zlib
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from socket import AF_INET, inet_pton
 from typing import IO, Any
 
 #: Dataset types whose keys are IPv4 addresses.
@@ -49,8 +53,13 @@ DEFAULT_A = b"\x7f\x00\x00\x02"
 _KEY = re.compile(r"(\d+(?:\.\d+)*)(?:/(\d+)|-(\d+(?:\.\d+)*))?")
 _KEY_END = frozenset(" \t#;:")
 # A plain dotted quad followed by the end, blanks, a comment or a value.
-_QUAD = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?=[ \t#;:]|$)")
-_PLAIN_QUAD = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
+# A dotted quad, maybe with /bits, followed by the end, blanks, a comment or a value.
+_QUAD = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:/(\d{1,2}))?(?=[ \t#;:]|$)")
+# Consecutive lines that are each one bare dotted quad: the bulk of every big
+# list, taken a run at a time rather than a line at a time.
+_QUAD_RUN = re.compile(
+    r"^(?:[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}[ \t\r]*\n)+", re.MULTILINE)
+_BLOCK = 1 << 20  # bytes read at a time, then up to the end of the line
 
 
 class ZoneFileError(Exception):
@@ -152,6 +161,22 @@ class NS:
 #: One entry: network as int and prefix length (for dnset: the name and its
 #: mode), value (``None`` for an exclusion), file and line.
 Entry = tuple[Any, int, "Value | None", str, int]
+
+
+@dataclass
+class Run:
+    """Consecutive lines of one file, each a bare IPv4 address, read at once:
+    the addresses in file order (``array("I")``), all with the value in force
+    there; the address at index i is on line ``first_line + i``."""
+
+    addresses: array
+    value: Value
+    path: str
+    first_line: int
+
+    def entries(self) -> Iterator[Entry]:
+        for i, address in enumerate(self.addresses):
+            yield (address, 32, self.value, self.path, self.first_line + i)
 
 
 #: What says a file changed: modification time, size and inode (a rename).
@@ -276,10 +301,17 @@ def _parse_name_key(text: str) -> tuple[list[tuple[str, int]] | None, str]:
 def _parse_ip4_key(kind: str, text: str) -> tuple[list[tuple[int, int]] | None, str]:
     """Parse the key at the start of ``text``; return (cidrs or None, rest of line)."""
     quad = _QUAD.match(text)
-    if quad is not None:  # the bulk of every real list: one plain address
-        a, b, c, d = (int(x) for x in quad.groups())
+    if quad is not None:  # most lines: an address or a CIDR block, written in full
+        a, b, c, d = map(int, quad.groups()[:4])
+        bits_text = quad.group(5)
         if a < 256 and b < 256 and c < 256 and d < 256:
-            return [(a << 24 | b << 16 | c << 8 | d, 32)], text[quad.end():]
+            address = a << 24 | b << 16 | c << 8 | d
+            if bits_text is None:
+                return [(address, 32)], text[quad.end():]
+            bits = int(bits_text)
+            if kind != "ip4tset" and 0 < bits <= 32 and not address & ~_mask(bits):
+                return [(address, bits)], text[quad.end():]
+        # Anything else gets the general reading below, and its warnings.
     m = _KEY.match(text)
     if m is None:
         return None, text
@@ -351,30 +383,49 @@ class DatasetReader:
         self._base: str | None = None
         self._maxrange = 0  # addresses; 0 = no limit
         self._values: dict[tuple[bytes, str | None], Value] = {}
+        # The same few value texts recur on thousands of lines: parse each once.
+        self._parsed_values: dict[tuple[str, Value], Value] = {}
         self._default = self._intern(DEFAULT_A, None)
         self._tset_default: Value | None = None
         self._acl_default: str | Value = "ignore"
         self._given: list[tuple[str, int, str]] | None = None  # lines of a combined section
 
     def entries(self) -> Iterator[Entry]:
+        """Every entry of the files, in file order."""
+        for item in self.items():
+            if isinstance(item, Run):
+                yield from item.entries()
+            else:
+                yield item
+
+    def items(self) -> Iterator[Entry | Run]:
+        """Like :meth:`entries`, with runs of bare IPv4 addresses kept whole."""
         if self._given is not None:  # a section of a combined file, already read
             self._default = self._intern(DEFAULT_A, None)
             for path, lineno, line in self._given:
                 yield from self.feed(path, lineno, line)
             return
-        plain = _PLAIN_QUAD.fullmatch if self.kind in IP4_TYPES else None
+        bulk = self.kind in IP4_TYPES
         for path in self.paths:
             self._default = self._intern(DEFAULT_A, None)  # a default value lasts one file
-            for lineno, line in self._read_file(path):
-                # Most lines of a big list are one bare address: take them here, at
-                # a fraction of the general path's cost; anything else goes there.
-                quad = plain(line) if plain is not None else None
-                if quad is not None:
-                    a, b, c, d = map(int, quad.groups())
-                    if a < 256 and b < 256 and c < 256 and d < 256:
-                        yield (a << 24 | b << 16 | c << 8 | d, 32, self._default, path, lineno)
-                        continue
-                yield from self.feed(path, lineno, line)
+            for lineno, text in self._read_blocks(path):
+                pos = 0
+                for run in _QUAD_RUN.finditer(text) if bulk else ():
+                    start, end = run.span()
+                    yield from self._feed_text(path, lineno, text[pos:start])
+                    lineno += text.count("\n", pos, start)
+                    addresses = _quads(text[start:end].split())
+                    if addresses is None:  # an octet over 255 or with a leading 0
+                        yield from self._feed_text(path, lineno, text[start:end])
+                    else:
+                        yield Run(addresses, self._default, path, lineno)
+                    lineno += text.count("\n", start, end)
+                    pos = end
+                yield from self._feed_text(path, lineno, text[pos:])
+
+    def _feed_text(self, path: str, lineno: int, text: str) -> Iterator[Entry]:
+        for number, line in _lines(lineno, text):
+            yield from self.feed(path, number, line)
 
     def feed(self, path: str, lineno: int, line: str) -> Iterator[Entry]:
         """One non-blank, stripped line: a special, a comment, or an entry."""
@@ -393,25 +444,35 @@ class DatasetReader:
     # -- files and lines -------------------------------------------------------
 
     def _read_file(self, path: str) -> Iterator[tuple[int, str]]:
-        """(line number, stripped line) of every non-blank line; checks that the
-        file did not change while it was read."""
+        """(line number, stripped line) of every non-blank line."""
+        for lineno, text in self._read_blocks(path):
+            yield from _lines(lineno, text)
+
+    def _read_blocks(self, path: str) -> Iterator[tuple[int, str]]:
+        """(number of the first line, whole lines) a block at a time; checks
+        at the end that the file did not change while it was read."""
         try:
             before = os.stat(path)
             raw_file = open(path, "rb")
         except OSError as exc:
             raise ZoneFileError(path, 0, f"cannot open: {exc.strerror or exc}", "open") from None
         self.mtime = max(self.mtime, before.st_mtime)
-        lineno = 0
+        lineno = 1
         try:
             with raw_file:
                 compressed = raw_file.read(2) == b"\x1f\x8b"
                 raw_file.seek(0)
                 stream: IO[bytes] = (
                     gzip.GzipFile(fileobj=raw_file) if compressed else raw_file)  # type: ignore[assignment]
-                for lineno, raw in enumerate(stream, 1):
-                    line = raw.decode("latin-1").strip()
-                    if line:
-                        yield lineno, line
+                while True:
+                    data = stream.read(_BLOCK)
+                    if not data:
+                        break
+                    if data[-1:] != b"\n":
+                        data += stream.readline()
+                    text = data.decode("latin-1")
+                    yield lineno, text
+                    lineno += text.count("\n")
         except (OSError, EOFError, zlib.error) as exc:
             raise ZoneFileError(path, lineno, f"read failed: {exc}", "read") from None
         try:
@@ -614,6 +675,15 @@ class DatasetReader:
 
     def _value(self, path: str, lineno: int, text: str, default: Value) -> Value | None:
         """``:A:TXT``, ``:A``, ``:A:`` or plain ``TXT`` -> Value (None after a warning)."""
+        value = self._parsed_values.get((text, default))
+        if value is None:
+            warned = len(self.warnings)
+            value = self._parse_value(path, lineno, text, default)
+            if value is not None and len(self.warnings) == warned:
+                self._parsed_values[(text, default)] = value
+        return value
+
+    def _parse_value(self, path: str, lineno: int, text: str, default: Value) -> Value | None:
         if text[0] != ":":
             raw: str | None = text
             a = default.a
@@ -768,6 +838,28 @@ def _name_wire(name: str) -> bytes:
     for label in _name(name).split("."):
         out += bytes((len(label),)) + label.encode("ascii")
     return out + b"\0"
+
+
+def _lines(first: int, text: str) -> Iterator[tuple[int, str]]:
+    """(line number, stripped line) of the non-blank lines of ``text``."""
+    for i, line in enumerate(text.split("\n")):
+        line = line.strip()
+        if line:
+            yield first + i, line
+
+
+def _quads(words: list[str]) -> array | None:
+    """Dotted quads as array("I"), or None if one has an octet inet_pton refuses
+    (over 255, or a leading zero, which rbldnsd reads as decimal)."""
+    try:
+        packed = b"".join(map(inet_pton, repeat(AF_INET, len(words)), words))
+    except OSError:
+        return None
+    addresses = array("I")
+    addresses.frombytes(packed)
+    if sys.byteorder == "little":
+        addresses.byteswap()
+    return addresses
 
 
 def _first_word(line: str) -> str:

@@ -14,17 +14,20 @@ from __future__ import annotations
 import calendar
 import gzip
 import os
+import re
 import time
 
 import dns.flags
 import dns.rcode
 import dns.rdatatype
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dnsbl.config import ServerConfig, merge_zones, parse_zone_spec
-from dnsbl.dataset import load_dataset
+from dnsbl.dataset import load_dataset, parse_dataset
 from dnsbl.registry import LoadError, load_zoneset
-from dnsbl.zonefile import ZoneFileError
+from dnsbl.zonefile import DatasetReader, ZoneFileError
 
 SET_TRIE = ["ip4set", "ip4trie"]
 NX = None  # expected answer: NXDOMAIN
@@ -690,3 +693,103 @@ def test_several_files_are_one_dataset(serve, zone_file, tmp_path):
     assert look(client, "10.1.0.1") is NX
     assert look(client, "9.9.9.9") == (["127.0.0.5"], ["from c"])
     assert client.query(rev("9.9.9.9")).answer[0].ttl == 77
+
+
+# -- 11. runs of bare addresses are read in bulk -----------------------------------------
+# zonefile.py reads consecutive lines that are each one bare dotted quad a run at a
+# time. A bare line followed by a comment ("1.2.3.4 #") means the same thing but is
+# read line by line, so any file and its commented twin must give the same dataset.
+
+_BARE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+[ \t\r]*")
+
+# A small pool, so that addresses repeat across lines and runs.
+_address = st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.1.0", "192.0.2.9",
+                            "1.2.3.4", "255.255.255.255", "0.0.0.0", "127.0.0.2"])
+_line = st.one_of(
+    _address,
+    _address.map(lambda a: a + "  "),
+    _address.map(lambda a: a + "\r"),
+    _address.map(lambda a: "!" + a),
+    _address.map(lambda a: a + " :3:Listed $"),
+    _address.map(lambda a: a + " :4"),
+    st.sampled_from([
+        "010.0.0.1",  # a leading zero: decimal, as rbldnsd reads it
+        "10.0.0.256", "10.0.0", "10.0.0.0/24", "!10.0.0.0/30", "10.0.0.0/33", " 10.0.0.1",
+        ":127.0.0.5:default $", ":6", "# comment", "", "$TTL 60", "1.2.3.4.5", "1..2.3",
+    ]),
+)
+
+
+def _commented(line: str) -> str:
+    """The same line, read one line at a time."""
+    return line.rstrip(" \r") + " #" if _BARE.fullmatch(line) else line
+
+
+def _dataset(path, kind: str) -> tuple:
+    parsed = parse_dataset(kind, [str(path)], 2100)
+    values = [None if v is None else (v.a, v.raw) for v in parsed.values]
+    singles = dict(zip(memoryview(parsed.singles).cast("I"),
+                       (values[n] for n in memoryview(parsed.numbers).cast("I")), strict=True))
+    return (singles, sorted((key, bits, values[n]) for key, bits, n in parsed.blocks),
+            [str(w) for w in parsed.warnings])
+
+
+def _single_addresses(path, kind: str) -> dict:
+    """The rules for single addresses, applied entry by entry with a dict: the
+    later value wins, an exclusion wins in any order."""
+    singles: dict = {}
+    for key, bits, value, _path, _line in DatasetReader(kind, [str(path)]).entries():
+        if bits == 32 and singles.get(key, True) is not None:
+            singles[key] = None if value is None else (value.a, value.raw)
+    return singles
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(["ip4set", "ip4trie", "ip4tset"]),
+       lines=st.lists(_line, max_size=40), newline_at_end=st.booleans())
+def test_bulk_and_line_by_line_reading_agree(tmp_path, kind, lines, newline_at_end):
+    end = "\n" if newline_at_end else ""
+    bulk, single = tmp_path / "bulk.zone", tmp_path / "single.zone"
+    bulk.write_text("\n".join(lines) + end, encoding="latin-1", newline="")
+    single.write_text("\n".join(map(_commented, lines)) + end, encoding="latin-1", newline="")
+    got, want = _dataset(bulk, kind), _dataset(single, kind)
+    assert got[:2] == want[:2]
+    assert list(got[0]) == sorted(got[0])
+    if kind != "ip4tset":  # whose entries all answer with one value
+        assert got[0] == _single_addresses(bulk, kind)
+    assert [w.replace("bulk.zone", "") for w in got[2]] == \
+        [w.replace("single.zone", "") for w in want[2]]
+
+
+@pytest.mark.parametrize("kind", ["ip4set", "ip4trie"])
+def test_bare_lines_answer_with_the_value_in_force_and_repeats_are_located(bl, kind):
+    client, path, warnings = bl([
+        "192.0.2.1",
+        "192.0.2.2",
+        ":127.0.0.3:second default $",
+        "192.0.2.3",
+        "192.0.2.1",  # a repeat: the later value wins, with a warning
+        "!192.0.2.2",  # an exclusion beats the bare line above
+        "010.000.002.004",  # leading zeros are decimal
+        "192.0.2.5\r",  # a CRLF line
+    ], kind)
+    assert look(client, "192.0.2.1") == (["127.0.0.3"], ["second default 192.0.2.1"])
+    assert look(client, "192.0.2.2") is NX
+    assert look(client, "192.0.2.3") == (["127.0.0.3"], ["second default 192.0.2.3"])
+    assert look(client, "10.0.2.4") == (["127.0.0.3"], ["second default 10.0.2.4"])
+    assert look(client, "192.0.2.5") == (["127.0.0.3"], ["second default 192.0.2.5"])
+    check_warnings(warnings, path, [(5, "duplicate entry 192.0.2.1/32")])
+
+
+def test_line_numbers_hold_across_read_blocks_and_unsorted_runs(bl):
+    # 100,000 bare lines in descending order (about 1.4 MiB: two read blocks),
+    # then a repeat of the first one and a comment line.
+    lines = [f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}" for i in range(100_000, 0, -1)]
+    lines += ["# end", lines[0], "10.200.0.1 :3:last"]
+    client, path, warnings = bl(lines, "ip4trie")
+    check_warnings(warnings, path, [(100_002, f"duplicate entry {lines[0]}/32")])
+    assert look(client, "10.0.0.1") == (["127.0.0.2"], [])
+    assert look(client, "10.1.134.160") == (["127.0.0.2"], [])  # 100,000: the first line
+    assert look(client, "10.1.134.161") is NX
+    assert look(client, "10.200.0.1") == (["127.0.0.3"], ["last"])
