@@ -55,8 +55,12 @@ _KEY_END = frozenset(" \t#;:")
 # A plain dotted quad followed by the end, blanks, a comment or a value.
 # A dotted quad, maybe with /bits, followed by the end, blanks, a comment or a value.
 _QUAD = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:/(\d{1,2}))?(?=[ \t#;:]|$)")
-# Consecutive lines that are each one bare dotted quad: the bulk of every big
-# list, taken a run at a time rather than a line at a time.
+# Most lines of a big list are one bare dotted quad, read a run at a time.
+# Lines with something else in them (a value, a /, a comment) are found with
+# a character scan and read one at a time; the lines in between are read as
+# dotted quads, or where one is not (10.1.2, a blank line), split into exact
+# runs of them by the second pattern.
+_ODD_LINE = re.compile(r"[^0-9. \t\r\n][^\n]*")
 _QUAD_RUN = re.compile(
     r"^(?:[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}[ \t\r]*\n)+", re.MULTILINE)
 _BLOCK = 1 << 20  # bytes read at a time, then up to the end of the line
@@ -405,23 +409,50 @@ class DatasetReader:
             for path, lineno, line in self._given:
                 yield from self.feed(path, lineno, line)
             return
-        bulk = self.kind in IP4_TYPES
         for path in self.paths:
             self._default = self._intern(DEFAULT_A, None)  # a default value lasts one file
             for lineno, text in self._read_blocks(path):
-                pos = 0
-                for run in _QUAD_RUN.finditer(text) if bulk else ():
-                    start, end = run.span()
-                    yield from self._feed_text(path, lineno, text[pos:start])
-                    lineno += text.count("\n", pos, start)
-                    addresses = _quads(text[start:end].split())
-                    if addresses is None:  # an octet over 255 or with a leading 0
-                        yield from self._feed_text(path, lineno, text[start:end])
-                    else:
-                        yield Run(addresses, self._default, path, lineno)
-                    lineno += text.count("\n", start, end)
-                    pos = end
-                yield from self._feed_text(path, lineno, text[pos:])
+                if self.kind in IP4_TYPES:
+                    yield from self._ip4_block(path, lineno, text)
+                else:
+                    yield from self._feed_text(path, lineno, text)
+
+    def _ip4_block(self, path: str, lineno: int, text: str) -> Iterator[Entry | Run]:
+        pos = 0
+        for odd in _ODD_LINE.finditer(text):
+            start, end = text.rfind("\n", 0, odd.start()) + 1, odd.end()
+            yield from self._runs(path, lineno, text[pos:start])
+            lineno += text.count("\n", pos, start)
+            line = text[start:end].strip()
+            if line:
+                yield from self.feed(path, lineno, line)
+            lineno += 1
+            pos = end + 1
+        yield from self._runs(path, lineno, text[pos:])
+
+    def _runs(self, path: str, lineno: int, text: str) -> Iterator[Entry | Run]:
+        """Lines with only digits, dots and blanks in them."""
+        lines = text.split("\n")
+        if not lines[-1]:
+            lines.pop()  # the end of the last line, not a line
+        addresses = _quads(lines) if "" not in lines else None
+        if addresses is not None:  # the usual case: all bare dotted quads
+            if addresses:
+                yield Run(addresses, self._default, path, lineno)
+            return
+        pos = 0
+        for run in _QUAD_RUN.finditer(text):
+            start, end = run.span()
+            yield from self._feed_text(path, lineno, text[pos:start])
+            lineno += text.count("\n", pos, start)
+            addresses = _quads(text[start:end].split())
+            if addresses is None:  # an octet over 255 or with a leading 0
+                yield from self._feed_text(path, lineno, text[start:end])
+            else:
+                yield Run(addresses, self._default, path, lineno)
+            lineno += text.count("\n", start, end)
+            pos = end
+        yield from self._feed_text(path, lineno, text[pos:])
 
     def _feed_text(self, path: str, lineno: int, text: str) -> Iterator[Entry]:
         for number, line in _lines(lineno, text):
