@@ -16,6 +16,9 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed
+	@# Byte-compile as a regular install does (an editable one does not), so
+	@# start-up does not compile every module each time.
+	@$(BIN)/python -m compileall -q dnsbl
 	@echo "Serving zones/ on 127.0.0.1:$(PORT). Try:"
 	@echo "  dig @127.0.0.1 -p $(PORT) 2.0.0.127.bl.example.org A"
 	@echo "  dig @127.0.0.1 -p $(PORT) 2.0.0.127.bl.example.org TXT"

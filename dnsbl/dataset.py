@@ -15,7 +15,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, islice
+from itertools import compress, islice, repeat
 from operator import eq, lt
 from typing import Any
 
@@ -63,6 +63,7 @@ class Parsed:
     values: list[Value | None]
     singles: bytes = b""  # sorted IPv4 addresses, array("I") bytes
     numbers: bytes = b""  # their value numbers, array("I") bytes
+    single_exclusions: int = 0  # how many of those numbers are 0
     blocks: list[tuple[Any, int, Any]] = field(default_factory=list)  # acl: an action
     #: generic: (name, record type, ttl or None, rdata)
     records: list[tuple[str, int, int | None, bytes]] = field(default_factory=list)
@@ -138,12 +139,13 @@ def _parse(reader: DatasetReader, kind: str, default_ttl: int) -> Parsed:
             elif not old:
                 continue  # an exclusion of exactly this key wins, in any order
         blocks[(key, bits)] = number
-    keys, single_numbers = singles.resolve(kind, reader.warnings)
+    keys, single_numbers, single_exclusions = singles.resolve(kind, reader.warnings)
     if kind in ("ip4tset", "ip6tset"):
         values = [None, reader.finish_tset()]
-        if single_numbers.count(0):
+        if single_exclusions:
             keys = array("I", compress(keys, single_numbers))
         single_numbers = array("I", [1]) * len(keys)
+        single_exclusions = 0
         blocks = {k: 1 if n else 0 for k, n in blocks.items()}
     ttl = reader.ttl if reader.ttl is not None else default_ttl
     position = {path: i for i, path in enumerate(reader.paths)}
@@ -151,7 +153,7 @@ def _parse(reader: DatasetReader, kind: str, default_ttl: int) -> Parsed:
     parsed = Parsed(
         kind, reader.paths, ttl, reader.soa, reader.ns, reader.timestamp, reader.expires,
         reader.mtime, tuple(reader.signatures), reader.warnings, values,
-        keys.tobytes(), single_numbers.tobytes(),
+        keys.tobytes(), single_numbers.tobytes(), single_exclusions,
         [(key, bits, number) for (key, bits), number in blocks.items()])
     reader.finish_values()
     return parsed
@@ -182,18 +184,23 @@ class _Singles:
         self.keys.extend(addresses)
         self.numbers.extend(array("I", [number]) * len(addresses))
 
-    def resolve(self, kind: str, warnings: list[ZoneFileError]) -> tuple[array, array]:
-        """The addresses sorted and unique, and their value numbers."""
+    def resolve(self, kind: str, warnings: list[ZoneFileError]) -> tuple[array, array, int]:
+        """The addresses sorted and unique, their value numbers, and how many
+        of those are exclusions (0)."""
         keys, numbers, loose = self.keys, self.numbers, self._loose
-        if _ascending(keys):  # the runs are sorted: place the loose lines among them
+        ascending = _ascending(keys)
+        if ascending and not loose:
+            return keys, numbers, 0  # runs never hold exclusions
+        if ascending:  # place the loose lines among the sorted runs
             by_key = sorted(loose)
             loose_keys = array("I", [key for key, *_ in by_key])
             at = [bisect_left(keys, key) for key in loose_keys]
             clash = any(i < len(keys) and keys[i] == key
                         for i, key in zip(at, loose_keys, strict=True))
             if _ascending(loose_keys) and not clash:
-                return (_interleave(keys, at, loose_keys),
-                        _interleave(numbers, at, [number for _, number, *_ in by_key]))
+                loose_numbers = [number for _, number, *_ in by_key]
+                return (_interleave(keys, at, loose_keys), _interleave(numbers, at, loose_numbers),
+                        loose_numbers.count(0))
         # Anything else: every entry in file order, then a stable sort by address.
         positions = [entry[4] for entry in loose]
         keys = _interleave(keys, positions, [key for key, *_ in loose])
@@ -205,7 +212,7 @@ class _Singles:
         numbers = array("I", map(numbers.__getitem__, order))
         repeats = list(compress(range(1, len(keys)), map(eq, keys, islice(keys, 1, None))))
         if not repeats:
-            return keys, numbers
+            return keys, numbers, numbers.count(0)
         keep = bytearray(b"\1") * len(keys)
         found = []
         for i in repeats:  # entry i repeats entry i - 1, later in the files: it decides
@@ -216,7 +223,8 @@ class _Singles:
                 numbers[i] = 0  # an exclusion of exactly this address wins
         for where in sorted(map(self._where, found)):
             warnings.append(_duplicate(kind, *where))
-        return array("I", compress(keys, keep)), array("I", compress(numbers, keep))
+        numbers = array("I", compress(numbers, keep))
+        return array("I", compress(keys, keep)), numbers, numbers.count(0)
 
     def _where(self, origin: int) -> tuple[str, int, int]:
         """(file, line, address) of an entry: a run entry's index, or past
@@ -324,17 +332,14 @@ class IP4Dataset(Dataset):
         keys.frombytes(parsed.singles)
         numbers = array("I")
         numbers.frombytes(parsed.numbers)
-        # Where each top-16-bit block starts: 65,537 bisects in C, not a pass
-        # over every key in Python.
-        starts = array("I", (bisect_left(keys, top << 16) for top in range(65536)))
-        starts.append(len(keys))
+        starts = _block_starts(keys)
         self._keys, self._numbers, self._starts = keys, numbers, starts
         # The trie is not frozen: freeze() holds the GIL for a quarter second
         # per million entries and costs memory. Nothing writes to it later.
         self._trie = pytricia.PyTricia(32)
         for net, bits, number in parsed.blocks:
             self._trie.insert(net.to_bytes(4, "big"), bits, parsed.values[number])
-        excluded = numbers.count(0) + sum(1 for *_, number in parsed.blocks if not number)
+        excluded = parsed.single_exclusions + sum(1 for *_, number in parsed.blocks if not number)
         self.exclusions = excluded
         self.entries = len(keys) + len(parsed.blocks) - excluded
         self.lookup = self._make_lookup(  # type: ignore[method-assign,assignment]
@@ -370,6 +375,20 @@ class IP4Dataset(Dataset):
         if self._find(int.from_bytes(ip, "big")) >= 0:
             return f"{ipaddress.IPv4Address(ip)}/32"
         return self._trie.get_key(ip)
+
+
+def _block_starts(keys: array) -> array:
+    """Where each top-16-bit block of the sorted ``keys`` starts, then
+    ``len(keys)``: 65,537 bisects in C, not a pass over every key in Python,
+    each within its top-8-bit block, which 257 bisects find first."""
+    bounds = array("I", map(bisect_left, repeat(keys, 257), range(0, 257 << 24, 1 << 24)))
+    starts = array("I")
+    for top in range(256):
+        firsts = range(top << 24, (top + 1) << 24, 1 << 16)
+        starts.extend(map(bisect_left, repeat(keys, 256), firsts,
+                          repeat(bounds[top], 256), repeat(bounds[top + 1], 256)))
+    starts.append(len(keys))
+    return starts
 
 
 class IP6Dataset(Dataset):
