@@ -52,7 +52,6 @@ DEFAULT_A = b"\x7f\x00\x00\x02"
 # A key: dotted octets, then an optional /bits or -upper bound.
 _KEY = re.compile(r"(\d+(?:\.\d+)*)(?:/(\d+)|-(\d+(?:\.\d+)*))?")
 _KEY_END = frozenset(" \t#;:")
-# A plain dotted quad followed by the end, blanks, a comment or a value.
 # A dotted quad, maybe with /bits, followed by the end, blanks, a comment or a value.
 _QUAD = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:/(\d{1,2}))?(?=[ \t#;:]|$)")
 # Most lines of a big list are one bare dotted quad, read a run at a time.
@@ -419,6 +418,7 @@ class DatasetReader:
                     yield from self._feed_text(path, lineno, data.decode("latin-1"))
 
     def _ip4_block(self, path: str, lineno: int, data: bytes) -> Iterator[Entry | Run]:
+        """A block of an IPv4 dataset: odd lines one at a time, runs between them."""
         text = data.decode("latin-1")
         marked = data.translate(_ODD)
         pos = 0
