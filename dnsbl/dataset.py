@@ -188,10 +188,7 @@ class _Singles:
         """The addresses sorted and unique, their value numbers, and how many
         of those are exclusions (0)."""
         keys, numbers, loose = self.keys, self.numbers, self._loose
-        ascending = _ascending(keys)
-        if ascending and not loose:
-            return keys, numbers, 0  # runs never hold exclusions
-        if ascending:  # place the loose lines among the sorted runs
+        if _ascending(keys):  # place the loose lines among the sorted runs
             by_key = sorted(loose)
             loose_keys = array("I", [key for key, *_ in by_key])
             at = [bisect_left(keys, key) for key in loose_keys]
@@ -200,7 +197,7 @@ class _Singles:
             if _ascending(loose_keys) and not clash:
                 loose_numbers = [number for _, number, *_ in by_key]
                 return (_interleave(keys, at, loose_keys), _interleave(numbers, at, loose_numbers),
-                        loose_numbers.count(0))
+                        loose_numbers.count(0))  # runs never hold exclusions
         # Anything else: every entry in file order, then a stable sort by address.
         positions = [entry[4] for entry in loose]
         keys = _interleave(keys, positions, [key for key, *_ in loose])
@@ -232,8 +229,8 @@ class _Singles:
         if origin >= len(self.keys):
             key, _number, path, lineno, _at = self._loose[origin - len(self.keys)]
             return path, lineno, key
-        run = bisect_right(self._runs, (origin, "\uffff")) - 1
-        start, path, first_line = self._runs[run]
+        start, path, first_line = self._runs[bisect_right(self._runs, origin,
+                                                          key=lambda run: run[0]) - 1]
         return path, first_line + origin - start, self.keys[origin]
 
 
