@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +23,34 @@ from dnsbl.registry import load_zoneset
 from dnsbl.server import Server, new_event_loop
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def udp_tcp_sockets(host: str = "127.0.0.1") -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket bound to one free port, as a DNS server listens.
+
+    The kernel picks a free UDP port; that TCP port may still be taken, so try another.
+    """
+    for _ in range(50):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind((host, 0))
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            tcp.bind((host, udp.getsockname()[1]))
+        except OSError:
+            udp.close()
+            tcp.close()
+            continue
+        return udp, tcp
+    raise RuntimeError(f"no port free for both UDP and TCP on {host}")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free, just now, for both UDP and TCP: for servers that bind their own."""
+    udp, tcp = udp_tcp_sockets(host)
+    port = udp.getsockname()[1]
+    udp.close()
+    tcp.close()
+    return port
 
 
 class Client:

@@ -16,7 +16,6 @@ import pwd
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,7 +25,7 @@ import dns.rcode
 import pytest
 
 from dnsbl.explain import name_under
-from tests.conftest import Client
+from tests.conftest import Client, free_port
 
 RBLDNSD = shutil.which("rbldnsd") or (
     "/usr/sbin/rbldnsd" if os.path.exists("/usr/sbin/rbldnsd") else None)
@@ -181,12 +180,6 @@ def generate(rng: random.Random) -> dict[str, tuple[list[str], list[str]]]:
 VERBATIM = ("generic", "combined")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def data():
     root = tempfile.mkdtemp(prefix="dnsbl-compat-")
@@ -210,7 +203,7 @@ def rbldnsd(data):
 def _rbldnsd(root: str, specs: list[str]):
     """Run rbldnsd on zone specs whose file names are relative to ``root``
     (``{}`` stands where the directory goes); yield a Client for it."""
-    port = _free_port()
+    port = free_port()
     cmd = [RBLDNSD, "-n", "-b", f"127.0.0.1/{port}", "-t", "2100"]
     if os.geteuid() == 0:
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Client
+from tests.conftest import ROOT, Client, udp_tcp_sockets
 from tests.test_reload import data, write
 
 
@@ -56,12 +56,8 @@ def test_notify_ready_reloading_stopping(process, tmp_path):
 
 
 def test_socket_activation_uses_the_sockets_it_is_given(process, tmp_path, zone_file):
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.1", 0))
+    udp, tcp = udp_tcp_sockets()
     port = udp.getsockname()[1]
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    tcp.bind(("127.0.0.1", port))
     tcp.listen(16)
     try:
         # As systemd does: the sockets at fds 3 and 4, LISTEN_PID the server's own pid

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ import dns.rdatatype
 import pytest
 
 from dnsbl.config import Listen, ServerConfig, parse_zone_spec
-from tests.conftest import ServerThread
+from tests.conftest import ServerThread, free_port
 
 UNBOUND = shutil.which("unbound") or (
     "/usr/sbin/unbound" if os.path.exists("/usr/sbin/unbound") else None)
@@ -41,21 +40,6 @@ DATA = [
     "127.0.0.2",
     "10.0.0.0/8 :3:Big block",
 ]
-
-
-def _free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (Unbound binds both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no free port")
 
 
 def _config(tmp_path: Path, port: int, upstream: int) -> Path:
@@ -103,7 +87,7 @@ class Unbound:
     def start(self) -> None:
         assert UNBOUND is not None
         for _attempt in range(3):  # the free port may be taken before Unbound binds it
-            self.port = _free_port()
+            self.port = free_port()
             conf = _config(self.tmp_path, self.port, self.upstream)
             checkconf = shutil.which("unbound-checkconf")
             if checkconf:
