@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import compress, islice, repeat
-from operator import eq, lt
+from operator import eq
 from typing import Any
 
 import pytricia
@@ -248,7 +250,37 @@ def _interleave(items: array, positions: Sequence[int], extra: Iterable[int]) ->
 
 def _ascending(keys: array) -> bool:
     """Sorted with no repeats."""
-    return all(map(lt, keys, islice(keys, 1, None)))
+    return all(map(_ascending_chunk, (keys[i:i + _CHUNK + 1]
+                                      for i in range(0, len(keys) - 1, _CHUNK))))
+
+
+# A sorted list of a million addresses is the common case, and comparing them
+# pair by pair in Python costs 600 instructions a pair. Instead every pair is
+# compared at once in big-int arithmetic: key i sits in lane i (5 bytes) of one
+# int x, so lane i of (x >> one lane) + (2**32 - 1) - x is keys[i+1] - keys[i]
+# - 1 + 2**32. That is never negative, so no borrow crosses lanes, and it has
+# bit 32 set exactly when keys[i] < keys[i+1]. About 200 instructions a pair,
+# mostly int.from_bytes; chunks keep the ints small.
+_CHUNK = 1 << 16
+_LANE = 5  # bytes: room for 2**33
+_KEY_BYTES = (0, 1, 2, 3) if sys.byteorder == "little" else (3, 2, 1, 0)  # low byte first
+
+
+def _ascending_chunk(keys: array) -> bool:
+    raw = keys.tobytes()
+    lanes = bytearray(_LANE * len(keys))
+    for lane_byte, key_byte in enumerate(_KEY_BYTES):
+        lanes[lane_byte::_LANE] = raw[key_byte::4]
+    x = int.from_bytes(lanes, "little")
+    offset, bit = _lane_constants(len(keys) - 1)
+    return ((x >> 8 * _LANE) + offset - x) & bit == bit
+
+
+@lru_cache(maxsize=4)  # one size for whole chunks, one for the last
+def _lane_constants(pairs: int) -> tuple[int, int]:
+    """(2**32 - 1 in each of the first ``pairs`` lanes, bit 32 in each of them)."""
+    return (int.from_bytes((2**32 - 1).to_bytes(_LANE, "little") * pairs, "little"),
+            int.from_bytes((2**32).to_bytes(_LANE, "little") * pairs, "little"))
 
 
 def _duplicate(kind: str, path: str, lineno: int, key: Any, bits: int = 32) -> ZoneFileError:

@@ -53,7 +53,7 @@ DEFAULT_A = b"\x7f\x00\x00\x02"
 _KEY = re.compile(r"(\d+(?:\.\d+)*)(?:/(\d+)|-(\d+(?:\.\d+)*))?")
 _KEY_END = frozenset(" \t#;:")
 # A dotted quad, maybe with /bits, followed by the end, blanks, a comment or a value.
-_QUAD = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:/(\d{1,2}))?(?=[ \t#;:]|$)")
+_QUAD = re.compile(r"([0-9]{1,3}(?:\.[0-9]{1,3}){3})(?:/([0-9]{1,2}))?(?=[ \t#;:]|$)")
 # Most lines of a big list are one bare dotted quad, read a run at a time.
 # Lines with something else in them (a value, a /, a comment) are found by
 # marking such bytes "!" (bytes.translate, then find: no per-character Python
@@ -306,10 +306,12 @@ def _parse_ip4_key(kind: str, text: str) -> tuple[list[tuple[int, int]] | None, 
     """Parse the key at the start of ``text``; return (cidrs or None, rest of line)."""
     quad = _QUAD.match(text)
     if quad is not None:  # most lines: an address or a CIDR block, written in full
-        a, b, c, d = map(int, quad.groups()[:4])
-        bits_text = quad.group(5)
-        if a < 256 and b < 256 and c < 256 and d < 256:
-            address = a << 24 | b << 16 | c << 8 | d
+        address_text, bits_text = quad.groups()
+        try:
+            address = int.from_bytes(inet_pton(AF_INET, address_text), "big")
+        except OSError:  # over 255, or a leading zero (decimal to rbldnsd): read below
+            address = -1
+        if address >= 0:
             if bits_text is None:
                 return [(address, 32)], text[quad.end():]
             bits = int(bits_text)

@@ -16,6 +16,8 @@ import gzip
 import ipaddress
 import os
 import time
+from array import array
+from unittest import mock
 
 import dns.flags
 import dns.rcode
@@ -24,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dnsbl import dataset
 from dnsbl.config import ServerConfig, merge_zones, parse_zone_spec
 from dnsbl.dataset import load_dataset, parse_dataset
 from dnsbl.registry import LoadError, load_zoneset
@@ -769,6 +772,20 @@ def test_bulk_reading_agrees_with_reading_line_by_line(tmp_path, kind, lines, ne
         assert list(got[0].items()) == list(want[0].items())
         assert got[1] == want[1]
     assert got[2] == want[2]
+
+
+_key = st.sampled_from([0, 1, 2, 2**31, 2**32 - 2, 2**32 - 1]) | st.integers(0, 2**32 - 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(keys=st.lists(_key, max_size=20).map(sorted) | st.lists(_key, max_size=20),
+       chunk=st.integers(1, 6))
+def test_ascending_agrees_with_comparing_pair_by_pair(keys, chunk):
+    # The lane arithmetic of dataset._ascending, over chunks small enough to have
+    # edges: it decides whether a file's runs need sorting at all.
+    with mock.patch.object(dataset, "_CHUNK", chunk):
+        assert dataset._ascending(array("I", keys)) == all(
+            a < b for a, b in zip(keys, keys[1:], strict=False))
 
 
 @pytest.mark.parametrize("kind", ["ip4set", "ip4trie"])
