@@ -21,7 +21,7 @@ from dnsbl.config import (
     with_overrides,
 )
 from dnsbl.registry import LoadError, ZoneSet, load_zoneset
-from dnsbl.spawn import Spawner
+from dnsbl.spawn import Forker
 
 #: Exit codes: 1 for problems found by `check`, 2 for usage, 3 when serving cannot start.
 EXIT_PROBLEMS = 1
@@ -198,8 +198,8 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
                          server.stop)
     started = time.monotonic()
     # Parse in child processes, in parallel: the parsing garbage never becomes
-    # part of the server's memory.
-    pool = Spawner(min(len(config.zones) or 1, os.cpu_count() or 1))
+    # part of the server's memory. Forked: no thread runs yet.
+    pool = Forker(min(len(config.zones) or 1, os.cpu_count() or 1))
     try:
         zoneset = load_zoneset(config, pool)
     except LoadError as exc:

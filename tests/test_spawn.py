@@ -1,0 +1,56 @@
+"""The executors that parse zones in child processes: results, errors and deaths
+come back to the server as they happened in the child."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = """
+import operator, os, sys, threading
+from dnsbl.spawn import Forker, ProcessDied, Spawner
+
+pool = {kind}(2)
+calls = [pool.submit(operator.add, 2, 3), pool.submit(int, "x"),
+         pool.submit(os._exit, 3), pool.submit(operator.mul, 6, 7)]
+for call in calls:
+    try:
+        print("ok", call.result())
+    except ProcessDied as exc:
+        print("died", exc)
+    except Exception as exc:
+        print("raised", type(exc).__name__)
+pool.shutdown()
+print("threads", threading.active_count())
+"""
+
+
+@pytest.mark.parametrize("kind", ["Spawner", "Forker"])
+def test_results_errors_and_deaths_come_back_in_order(kind):
+    # In a process of its own: a Forker needs a process with one thread.
+    result = subprocess.run([sys.executable, "-c", SCRIPT.format(kind=kind)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "ok 5", "raised ValueError", "died it ended with exit code 3", "ok 42", "threads 1"]
+
+
+def test_forker_refuses_a_process_with_threads():
+    script = textwrap.dedent("""
+        import operator, threading
+        from dnsbl.spawn import Forker
+        stop = threading.Event()
+        threading.Thread(target=stop.wait).start()
+        try:
+            Forker().submit(operator.add, 1, 2)
+        except RuntimeError as exc:
+            print(exc)
+        finally:
+            stop.set()
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.strip() == "Forker needs a process with one thread", result.stderr
