@@ -714,11 +714,16 @@ _line = st.one_of(
     _address.map(lambda a: a + " :3:Listed $"),
     _address.map(lambda a: a + " :4"),
     _address.map(lambda a: a + " #"),
+    _address.map(lambda a: a + "\t:3:tab"),
+    _address.map(lambda a: a + "#c"),
+    _address.map(lambda a: a + ":5"),
+    _address.map(lambda a: a + "/32 :3:full"),
     st.sampled_from([
         "010.0.0.1",  # a leading zero: decimal, as rbldnsd reads it
         "10.0.0.256", "10.0.0", "10.0.0.0/24", "!10.0.0.0/30", "10.0.0.0/33", " 10.0.0.1",
         ":127.0.0.5:default $", ":6", "# comment", "", " ", "$TTL 60", "1.2.3.4.5", "1..2.3",
-        "1.2.3.4 5.6.7.8", "1.2\r3.4",
+        "1.2.3.4 5.6.7.8", "1.2\r3.4", "10.0.0.0/08", "10.0.0.0/24 :3:x", "10.0.0.0/24;c",
+        "10.0.0.0/+8", "10.0.0.0/0", "10.0.0.1/24",
     ]),
 )
 
