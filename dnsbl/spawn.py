@@ -152,8 +152,10 @@ class Forker(Executor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         if threading.active_count() > 1:
             raise RuntimeError("Forker needs a process with one thread")
-        running = [call for call in self._calls if not call.done()]
-        for call in running[:len(running) - self._workers + 1]:  # the oldest first
+        # Only calls still running are kept: a done one holds its result, which
+        # is the caller's to keep or drop.
+        self._calls = [call for call in self._calls if not call.done()]
+        for call in self._calls[:len(self._calls) - self._workers + 1]:  # the oldest first
             call.collect()
         read, write = os.pipe()
         pid = os.fork()
@@ -176,6 +178,7 @@ class Forker(Executor):
         """Stop the children whose results were not read."""
         for call in self._calls:
             call.stop()
+        self._calls = []
 
 
 class _Forked(Future):

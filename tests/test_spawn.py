@@ -54,3 +54,21 @@ def test_forker_refuses_a_process_with_threads():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=60)
     assert result.stdout.strip() == "Forker needs a process with one thread", result.stderr
+
+
+def test_forker_keeps_no_result_after_shutdown():
+    # A parsed zone is tens of MB: once the caller drops it, the pool must not hold it.
+    script = textwrap.dedent("""
+        import argparse, gc, weakref
+        from dnsbl.spawn import Forker
+        pool = Forker()
+        future = pool.submit(argparse.Namespace, data="x" * 1000)
+        result = weakref.ref(future.result())
+        del future
+        pool.shutdown()
+        gc.collect()
+        print("released" if result() is None else "held")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.strip() == "released", result.stderr
