@@ -11,6 +11,7 @@ Warnings are checked by location (``file:line: ``) and by the phrase rbldnsd log
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import gzip
 import ipaddress
@@ -791,6 +792,14 @@ def test_ascending_agrees_with_comparing_pair_by_pair(keys, chunk):
     with mock.patch.object(dataset, "_CHUNK", chunk):
         assert dataset._ascending(array("I", keys)) == all(
             a < b for a, b in zip(keys, keys[1:], strict=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(keys=st.lists(_key, max_size=200, unique=True).map(sorted), bits=st.integers(8, 16))
+def test_block_index_points_at_the_first_key_of_each_block(keys, bits):
+    # A lookup bisects only between starts[block] and starts[block + 1].
+    want = [bisect.bisect_left(keys, block << (32 - bits)) for block in range(1 << bits)]
+    assert list(dataset._block_starts(array("I", keys), bits)) == want + [len(keys)]
 
 
 @pytest.mark.parametrize("kind", ["ip4set", "ip4trie"])
