@@ -13,6 +13,7 @@ it saves the new interpreter's start and imports (a tenth of a second).
 """
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import signal
@@ -162,6 +163,9 @@ class Forker(Executor):
         if pid == 0:  # the child: answer, then leave without running the parent's exit code
             code = 0
             try:
+                # What the parent built is never garbage here: the collector
+                # need not walk it (nor touch, and so copy, its pages).
+                gc.freeze()
                 os.close(read)
                 with os.fdopen(write, "wb") as out:
                     _answer(fn, args, kwargs, out)
