@@ -309,8 +309,8 @@ def _parse_ip4_key(kind: str, text: str) -> tuple[list[tuple[int, int]] | None, 
     address_text, slash, bits_text = key.partition("/")
     try:
         address = int.from_bytes(inet_pton(AF_INET, address_text), "big")
-    except OSError:  # not a quad, an octet over 255, a leading zero (decimal to
-        address = -1  # rbldnsd), a tab or a comment after it: read below
+    except (OSError, ValueError):  # not a quad, an octet over 255, a leading zero
+        address = -1  # (decimal to rbldnsd), a tab, a comment or a NUL after it: read below
     if address >= 0:
         if not slash:
             return [(address, 32)], after
