@@ -259,8 +259,9 @@ def _ascending(keys: array) -> bool:
 # compared at once in big-int arithmetic: key i sits in lane i (5 bytes) of one
 # int x, so lane i of (x >> one lane) + (2**32 - 1) - x is keys[i+1] - keys[i]
 # - 1 + 2**32. That is never negative, so no borrow crosses lanes, and it has
-# bit 32 set exactly when keys[i] < keys[i+1]. About 200 instructions a pair,
-# mostly int.from_bytes; chunks keep the ints small.
+# bit 32 set exactly when keys[i] < keys[i+1]. (The last lane, with no pair,
+# goes negative; the lanes below it keep their bits, and the mask skips it.)
+# About 200 instructions a pair, mostly int.from_bytes; chunks keep ints small.
 _CHUNK = 1 << 16
 _LANE = 5  # bytes: room for 2**33
 _KEY_BYTES = (0, 1, 2, 3) if sys.byteorder == "little" else (3, 2, 1, 0)  # low byte first

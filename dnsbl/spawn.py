@@ -156,7 +156,7 @@ class Forker(Executor):
         # Only calls still running are kept: a done one holds its result, which
         # is the caller's to keep or drop.
         self._calls = [call for call in self._calls if not call.done()]
-        for call in self._calls[:len(self._calls) - self._workers + 1]:  # the oldest first
+        for call in self._calls[:max(0, len(self._calls) - self._workers + 1)]:  # oldest first
             call.collect()
         read, write = os.pipe()
         pid = os.fork()

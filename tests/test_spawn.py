@@ -72,3 +72,29 @@ def test_forker_keeps_no_result_after_shutdown():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=60)
     assert result.stdout.strip() == "released", result.stderr
+
+
+def test_forker_runs_up_to_its_workers_at_once(tmp_path):
+    # Three children that each wait (at most 10 s) until all three have started:
+    # they all return True only if the pool ran them side by side.
+    script = textwrap.dedent("""
+        import sys, time
+        from dnsbl.spawn import Forker
+        path = sys.argv[1]
+        def meet(count):
+            with open(path, "a") as f:
+                f.write("here\\n")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with open(path) as f:
+                    if len(f.readlines()) >= count:
+                        return True
+                time.sleep(0.01)
+            return False
+        pool = Forker(4)
+        calls = [pool.submit(meet, 3) for _ in range(3)]
+        print([call.result() for call in calls])
+    """)
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "met")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "[True, True, True]", result.stderr
