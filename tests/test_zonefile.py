@@ -822,6 +822,19 @@ def test_bare_lines_answer_with_the_value_in_force_and_repeats_are_located(bl, k
     check_warnings(warnings, path, [(5, "duplicate entry 192.0.2.1/32")])
 
 
+def test_addresses_at_the_edges_of_index_blocks_answer(bl):
+    # 20,000 addresses spread over the whole space: the index goes by their top
+    # 10 bits, and every block has some. The first and last address of a block,
+    # and the addresses just outside them, are where a wrong start would show.
+    step = (1 << 32) // 20_000
+    keys = [i * step + 1 for i in range(20_000)]
+    client, _path, _warnings = bl([str(ipaddress.IPv4Address(k)) for k in keys], "ip4trie")
+    for i in (0, 19, 20, 39, 40, 59, 10_000, 19_999):  # blocks start at 20, 40, 59, ...
+        assert look(client, str(ipaddress.IPv4Address(keys[i]))) == LISTED
+        assert look(client, str(ipaddress.IPv4Address(keys[i] - 1))) is NX
+        assert look(client, str(ipaddress.IPv4Address(keys[i] + 1))) is NX
+
+
 def test_line_numbers_hold_across_read_blocks_and_unsorted_runs(bl):
     # 100,000 bare lines in descending order (about 1.4 MiB: two read blocks),
     # then a repeat of the first one and a comment line.
