@@ -397,7 +397,8 @@ def _run(args: argparse.Namespace, workdir: str, env: dict, zone_name: str, zone
         # One worker: the rebuild of one server is measured (the default, a
         # worker per CPU, would run two parses on the one pinned CPU).
         pinned([sys.executable, "-m", "dnsbl", "serve", "--zone", zone_spec, "--listen",
-                f"127.0.0.1:{port}", "--check-interval", "1", "--workers", "1"],
+                f"127.0.0.1:{port}", "--check-interval", "1", "--workers", "1",
+                "--metrics", f"127.0.0.1:{free_port()}"],
                SERVER_CPU if args.pin else None),
         cwd=args.src, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     procs.append(server)

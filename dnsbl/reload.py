@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from dnsbl.registry import (
     dataset_specs,
 )
 from dnsbl.spawn import ProcessDied, Spawner
+from dnsbl.watch import FileWatch
 from dnsbl.zonefile import Signature, ZoneFileError, file_signature
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,8 @@ class Reloader:
     """Watches every dataset's files (mtime, size, inode) and swaps in new zones.
 
     :meth:`check_once` is one step, for tests to drive; :meth:`run` repeats it
-    every ``check_interval`` seconds and whenever :meth:`request` is called.
+    every ``check_interval`` seconds, whenever :meth:`request` is called, and
+    at once when inotify reports a file replaced (:mod:`dnsbl.watch`).
     """
 
     def __init__(self, config: ServerConfig, registry: Registry,
@@ -86,18 +89,30 @@ class Reloader:
         self._wake.set()
 
     async def run(self) -> None:
-        interval = self.config.check_interval
-        tick = min(TICK, interval) if interval else TICK
+        watch = FileWatch((f for spec in self._specs.values() for f in spec.files),
+                          self._wake.set)
+        if self.config.check_interval:  # 0: nothing automatic, SIGHUP only
+            watch.start(asyncio.get_running_loop())
+        try:
+            await self._checks()
+        finally:
+            watch.close()
+
+    async def _checks(self) -> None:
+        interval = self.config.check_interval or math.inf
         next_check = time.monotonic() + interval
         while True:
+            # Wait for the next check itself, not a tick that may land a hair
+            # before it: that would put the check off by a whole tick.
+            timeout = max(0.0, min(TICK, next_check - time.monotonic()))
             try:
-                await asyncio.wait_for(self._wake.wait(), tick)
+                await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
                 pass
             woken = self._wake.is_set()
             self._wake.clear()
             self._check_expiry()
-            if woken or (interval and time.monotonic() >= next_check):
+            if woken or time.monotonic() >= next_check:
                 try:
                     await self.check_once()
                 except Exception:  # never let one bad reload stop reloading

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -53,8 +54,8 @@ def watched(tmp_path):
     started: list[ServerThread] = []
 
     def _start(lines: list[str], interval: float = 0.1, ratio: float = 0.5, zones=("bl.test",),
-               compress: bool = False):
-        path = tmp_path / "bl.zone"
+               compress: bool = False, path: Path | None = None):
+        path = path or tmp_path / "bl.zone"
         write(path, lines, compress=compress)
         config = ServerConfig(
             listen=(Listen("127.0.0.1", 0),), check_interval=interval,
@@ -69,8 +70,18 @@ def watched(tmp_path):
         thread.stop()
 
 
+@pytest.fixture(params=["inotify", "polling"])
+def notice(request, monkeypatch):
+    """How changes are noticed: inotify (Linux) besides polling, or polling alone."""
+    if request.param == "polling":
+        monkeypatch.setattr("dnsbl.watch._libc", lambda: None)
+    elif not sys.platform.startswith("linux"):
+        pytest.skip("inotify is Linux only")
+    return request.param
+
+
 @pytest.mark.parametrize("how", ["rename", "in place"])
-def test_rewritten_file_is_served_within_the_check_interval(watched, how):
+def test_rewritten_file_is_served_within_the_check_interval(watched, notice, how):
     thread, client, path = watched(data("old"))
     assert client.txt(LISTED) == ["old"]
     time.sleep(0.05)  # make sure the mtime can move even on coarse clocks
@@ -78,6 +89,31 @@ def test_rewritten_file_is_served_within_the_check_interval(watched, how):
     waited = wait_for(lambda: client.txt(LISTED) == ["new"])
     assert waited < 2.0
     assert client.a("1.2.0.192.bl.test") == ["127.0.0.2"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux only")
+@pytest.mark.parametrize("how", ["rename", "in place", "through a symlink"])
+def test_a_replaced_file_is_noticed_at_once_between_polls(watched, tmp_path, how):
+    served = None
+    if how == "through a symlink":  # the configured name links to a file elsewhere
+        (tmp_path / "feed").mkdir()
+        served = tmp_path / "linked.zone"
+        served.symlink_to(tmp_path / "feed" / "bl.zone")
+    thread, client, path = watched(data("old"), interval=3600, path=served)
+    path = path.resolve()
+    time.sleep(0.05)
+    write(path, data("new"), "in place" if how == "in place" else "rename")
+    assert wait_for(lambda: client.txt(LISTED) == ["new"]) < 2.0
+
+
+def test_polling_checks_every_interval(watched, monkeypatch):
+    monkeypatch.setattr("dnsbl.watch._libc", lambda: None)
+    thread, client, path = watched(data("old"), interval=0.5)
+    reloader = thread.server.reloader
+    checked, changed = [], reloader.changed
+    reloader.changed = lambda: checked.append(time.monotonic()) or changed()
+    time.sleep(2.7)
+    assert len(checked) >= 4  # at 0, 0.5 .. 2.5 s, give or take the machine's noise
 
 
 @pytest.mark.parametrize("damage, reason", [
