@@ -162,14 +162,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args, sys.argv[1:] if argv is None else argv)
-        if args.command == "check":
-            return _check(args)
-        return _query(args)
+        status = _check(args) if args.command == "check" else _query(args)
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+        return status
     except ConfigError as exc:
         print(f"dnsbl: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `dnsbl query ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return EXIT_PROBLEMS
 
 
 def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -287,7 +290,9 @@ def _query(args: argparse.Namespace) -> int:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)
         zoneset = exc.partial
-    status = 0
+        status = EXIT_PROBLEMS  # the answers below are what a server missing that data gives
+    else:
+        status = 0
     for name in query_name(args.target, zoneset):
         print(f";; {name}")
         located = find_zone(name, zoneset)
@@ -302,7 +307,7 @@ def _query(args: argparse.Namespace) -> int:
                 print(f"  {rr.toZone()}")
         if located is None:
             print("  not under any served zone")
-            status = 1
+            status = EXIT_PROBLEMS
             continue
         _explain(located, zoneset)
     return status

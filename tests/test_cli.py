@@ -184,3 +184,26 @@ def test_readme_quick_start_mentions_both_commands():
     readme = (ROOT / "README.md").read_text()
     assert "make run" in readme and "make test" in readme
     assert "dig @127.0.0.1 -p 5300 2.0.0.127.bl.example.org" in readme
+
+
+def test_query_with_a_missing_file_says_so_and_fails(tmp_path, zone_file):
+    missing = tmp_path / "missing.zone"
+    good = zone_file(["127.0.0.2"])
+    result = run_cli("query", "--zone", f"bl.test:ip4set:{missing}",
+                     "--zone", f"ok.test:ip4set:{good}", "127.0.0.2")
+    assert result.returncode == 1
+    assert f"error: {missing}: cannot open: No such file or directory" in result.stderr
+    assert "A: SERVFAIL" in result.stdout  # what a server missing that data answers
+    assert "2.0.0.127.ok.test" in result.stdout  # the other zone is still explained
+
+
+def test_query_output_cut_short_by_a_pipe_is_no_error(zone_file):
+    """`dnsbl query ... | head -1`: the reader leaves early; no traceback."""
+    spec = f"bl.test:ip4set:{zone_file(['127.0.0.2'])}"
+    with subprocess.Popen([sys.executable, "-m", "dnsbl", "query", "--zone", spec, "127.0.0.2"],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # before the command writes a byte
+        err = proc.stderr.read().decode()
+        assert proc.wait(30) == 1
+    assert err == ""
