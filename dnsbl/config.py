@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
-from dnsbl.zonefile import DATASET_TYPES, parse_time
+from dnsbl.zonefile import DATASET_TYPES, NS, SOA, parse_ns, parse_soa, parse_time
 
 DEFAULT_PORT = 53
 
@@ -43,6 +43,10 @@ class ZoneConfig:
     min_entries_ratio: float = 0.5
     #: Not ready (/readyz) when the newest file is older than this many seconds.
     max_data_age: float | None = None
+    #: The apex SOA and NS, in the syntax of the $SOA and $NS lines; they take
+    #: the place of any $SOA/$NS in the data. None: from the data, or a default SOA.
+    soa: SOA | None = None
+    ns: NS | None = None
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,8 @@ _TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metric
              "log_level", "log_format", "query_log", "query_log_sample", "rrl",
              "tcp_idle_timeout", "tcp_max_connections", "edns_payload", "nsid",
              "udp_batch", "workers"}
-_ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age"}
+_ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age", "soa",
+              "ns"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
@@ -256,8 +261,25 @@ def load_config(path: str) -> ServerConfig:
         max_age = table.get("max_data_age")
         if max_age is not None:
             max_age = _ttl(max_age, f"{where} ({name}): max_data_age")
-        zones.append(ZoneConfig(name, datasets, float(ratio), max_age))
+        zones.append(ZoneConfig(name, datasets, float(ratio), max_age,
+                                *_apex(table, f"{where} ({name})")))
     return replace(config, zones=merge_zones(zones))
+
+
+def _apex(table: dict[str, Any], where: str) -> tuple[SOA | None, NS | None]:
+    """A zone's ``soa = "$SOA fields"`` and ``ns = "$NS fields"`` (or a list of names)."""
+    soa = ns = None
+    try:
+        if "soa" in table:
+            soa = parse_soa(str(table["soa"]))
+        if "ns" in table:
+            value = table["ns"]
+            if isinstance(value, list):
+                value = " ".join(["0", *map(str, value)])  # names only: the zone TTL
+            ns = parse_ns(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return soa, ns
 
 
 def _ttl(value: Any, where: str) -> int:

@@ -22,7 +22,7 @@ from dnsbl.dataset import (
 from dnsbl.spawn import ProcessDied
 from dnsbl.stats import ZoneStats
 from dnsbl.wire import TYPE_NS, TYPE_SOA, name_to_wire, rr_tail, soa_rdata
-from dnsbl.zonefile import SOA, Value, ZoneFileError
+from dnsbl.zonefile import NS, SOA, Value, ZoneFileError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ class Zone:
 
     def __init__(self, name: str, datasets: tuple[Dataset, ...], default_ttl: int,
                  loaded: bool = True, parent_labels: int = 0,
-                 outer_acls: tuple[AclDataset, ...] = ()) -> None:
+                 outer_acls: tuple[AclDataset, ...] = (), soa: SOA | None = None,
+                 ns: NS | None = None) -> None:
         self.name = name
         self.loaded = loaded
         #: A subzone of a combined dataset: how many labels up its zone (whose
@@ -82,8 +83,9 @@ class Zone:
         self.fast_lookup = (self.lookups[0] if len(self.lookups) == 1 and not self.lookups6
                             and not self.names and not self.generic and not self.acls
                             and parent_labels == 0 else None)
-        soa = next((d.soa for d in datasets if d.soa is not None), None)
-        ns = next((d.ns for d in datasets if d.ns is not None), None)
+        # The configuration's SOA and NS, else the data's.
+        soa = soa or next((d.soa for d in datasets if d.soa is not None), None)
+        ns = ns or next((d.ns for d in datasets if d.ns is not None), None)
         ttl = datasets[0].ttl if datasets else default_ttl
         newest = int(max((d.mtime for d in datasets), default=0))
         if soa is None:
@@ -177,15 +179,18 @@ def build_zoneset(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) -> 
     for zone in config.zones:
         keys = [dataset_key(d) for d in zone.datasets]
         if not all(k in datasets for k in keys):
-            built = Zone(zone.name, (), config.ttl, loaded=False, outer_acls=global_acl)
+            built = Zone(zone.name, (), config.ttl, loaded=False, outer_acls=global_acl,
+                         soa=zone.soa, ns=zone.ns)
             zoneset.zones[built.wire] = built
             continue
         members, subzones = _expand([datasets[k] for k in keys])
-        built = Zone(zone.name, members, config.ttl, outer_acls=global_acl)
+        built = Zone(zone.name, members, config.ttl, outer_acls=global_acl, soa=zone.soa,
+                     ns=zone.ns)
         zoneset.zones[built.wire] = built
         for prefix, sub_members in subzones.items():
             subzone = Zone(f"{prefix}.{zone.name}", sub_members, config.ttl,
-                           parent_labels=prefix.count(".") + 1, outer_acls=built.acls)
+                           parent_labels=prefix.count(".") + 1, outer_acls=built.acls,
+                           soa=zone.soa, ns=zone.ns)
             zoneset.zones.setdefault(subzone.wire, subzone)
     zoneset.has_acls = any(zone.acls for zone in zoneset.zones.values())
     return zoneset

@@ -794,10 +794,10 @@ class DatasetReader:
                 raise ValueError(f"${key} has no place in an acl dataset")
             if key == "SOA":
                 if self.soa is None:
-                    self.soa = _parse_soa(rest)
+                    self.soa = parse_soa(rest)
             elif key == "NS":
                 if self.ns is None:
-                    self.ns = _parse_ns(rest)
+                    self.ns = parse_ns(rest)
             elif key == "TTL":
                 self.ttl = parse_time(rest) or None  # 0: the default TTL
             elif key == "TIMESTAMP":
@@ -953,7 +953,8 @@ def _name(text: str) -> str:
     return name
 
 
-def _parse_soa(text: str) -> SOA:
+def parse_soa(text: str) -> SOA:
+    """The fields of a ``$SOA`` line; :raises ValueError: saying what is wrong."""
     fields = text.split()
     if len(fields) != 8:
         raise ValueError("expected $SOA ttl origin person serial refresh retry expire minttl")
@@ -966,7 +967,8 @@ def _parse_soa(text: str) -> SOA:
     )
 
 
-def _parse_ns(text: str) -> NS:
+def parse_ns(text: str) -> NS:
+    """The fields of a ``$NS`` line; :raises ValueError: saying what is wrong."""
     fields = text.split()
     if len(fields) < 2:
         raise ValueError("expected $NS ttl nameserver...")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 
@@ -132,6 +133,52 @@ def test_default_soa_when_data_has_none(zone, tmp_path):
     r = c.query("1.0.0.127.bl.test")
     assert r.rcode() == dns.rcode.NXDOMAIN
     assert soa_of(r).ttl == 60
+
+
+def test_negative_ttl_is_the_soa_ttl_when_that_is_lower(zone):
+    """RFC 2308 section 5: min(SOA TTL, MINIMUM), not the MINIMUM alone (rbldnsd's rule)."""
+    c = zone(["$SOA 120 ns1.example.org hostmaster.example.org 7 1h 15m 1w 7200", "127.0.0.2"])
+    for name in ("1.0.0.127.bl.test", "2.0.0.127.bl.test"):  # NXDOMAIN, and NODATA for AAAA
+        r = c.query(name, "AAAA")
+        assert soa_of(r).ttl == 120
+    assert c.query("bl.test", "SOA").answer[0][0].minimum == 7200
+
+
+def test_soa_and_ns_from_the_config_take_the_place_of_the_data(process, tmp_path, zone_file):
+    data = zone_file([SOA_LINE, "$NS 0 ns1.example.org", "127.0.0.2"])
+    config = tmp_path / "dnsbl.toml"
+    config.write_text(f"""
+[[zone]]
+name = "bl.test"
+type = "ip4set"
+files = ["{data}"]
+soa = "900 ns.operator.example hostmaster.operator.example 0 2h 30m 2w 120"
+ns = ["ns.operator.example", "ns2.operator.example"]
+
+[[zone]]
+name = "other.test"
+type = "ip4set"
+files = ["{data}"]
+ns = "3600 ns.other.example"
+""")
+    os.utime(data, (1_700_000_000, 1_700_000_000))
+    c = process("--config", str(config), "--listen", "127.0.0.1:0").wait_listening()
+    r = c.query("bl.test", "SOA")
+    [soa] = r.answer[0]
+    assert (str(soa.mname), str(soa.rname)) == ("ns.operator.example.",
+                                                "hostmaster.operator.example.")
+    assert soa.serial == 1_700_000_000  # 0: the newest file's mtime, as in $SOA
+    assert (soa.refresh, soa.retry, soa.expire, soa.minimum) == (7200, 1800, 1209600, 120)
+    assert r.answer[0].ttl == 900
+    ns = c.query("bl.test", "NS").answer[0]
+    assert sorted(str(rd.target) for rd in ns) == ["ns.operator.example.",
+                                                   "ns2.operator.example."]
+    assert ns.ttl == 2100  # a list of names: the zone's TTL
+    assert soa_of(c.query("1.0.0.127.bl.test")).ttl == 120
+    # Only NS configured: the data's $SOA still serves, the NS is the config's.
+    assert c.query("other.test", "SOA").answer[0][0].serial == 42
+    ns = c.query("other.test", "NS").answer[0]
+    assert [str(rd.target) for rd in ns] == ["ns.other.example."] and ns.ttl == 3600
 
 
 def test_soa_serial_zero_means_newest_file_mtime(zone_file, serve):

@@ -55,6 +55,21 @@ def test_bad_usage_is_one_clear_line(args, needle):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("setting, needle", [
+    ('soa = "3600 ns.example"', "expected $SOA ttl origin person serial"),
+    ('soa = "1h ns.example hm.example 4294967296 1h 1h 1h 1h"', "bad serial"),
+    ('ns = "3600"', "expected $NS ttl nameserver"),
+    ('ns = ["bad..name"]', "bad domain name"),
+])
+def test_bad_soa_or_ns_in_the_config_is_one_clear_line(tmp_path, setting, needle):
+    config = tmp_path / "dnsbl.toml"
+    config.write_text(f'[[zone]]\nname = "bl.test"\ntype = "ip4set"\nfiles = ["x"]\n{setting}\n')
+    result = run_cli("serve", "--config", str(config))
+    assert result.returncode == 2
+    assert f"{config}: zone #1 (bl.test): " in result.stderr and needle in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_missing_zone_file_stops_startup(tmp_path):
     missing = tmp_path / "missing.zone"
     result = run_cli("serve", "--zone", f"bl.test:ip4set:{missing}", "--listen", "127.0.0.1:0")
