@@ -22,7 +22,9 @@ run: $(VENV)/.installed
 	@echo "Serving zones/ on 127.0.0.1:$(PORT). Try:"
 	@echo "  dig @127.0.0.1 -p $(PORT) 2.0.0.127.bl.example.org A"
 	@echo "  dig @127.0.0.1 -p $(PORT) 2.0.0.127.bl.example.org TXT"
-	$(BIN)/dnsbl serve --config zones/dnsbl.toml --listen 127.0.0.1:$(PORT)
+	@echo "Metrics: http://127.0.0.1:$(METRICS_PORT)/metrics"
+	$(BIN)/dnsbl serve --config zones/dnsbl.toml --listen 127.0.0.1:$(PORT) \
+		--metrics 127.0.0.1:$(METRICS_PORT)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

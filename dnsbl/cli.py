@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--listen", action="append", metavar="HOST:PORT",
         help="address to answer on, e.g. 127.0.0.1:5300 or [::1]:5300 (repeat it; "
-             "default 127.0.0.1:5300; port 0 picks a free port)")
+             "default 127.0.0.1:5300; no port means 53; port 0 picks a free port)")
     serve.add_argument(
         "--check-interval", metavar="SECONDS",
         help="how often to look for changed zone files (default 1; 0: only on SIGHUP)")

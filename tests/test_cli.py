@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import dns.rcode
@@ -222,3 +223,32 @@ def test_query_output_cut_short_by_a_pipe_is_no_error(zone_file):
         err = proc.stderr.read().decode()
         assert proc.wait(30) == 1
     assert err == ""
+
+
+def test_ipv6_listen_address_from_the_command_line_answers_udp_and_tcp(process, zone_file):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("::1 is not configured")
+    server = process("--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
+                     "--listen", "[::1]:0")
+    c = server.wait_listening()
+    assert c.host == "::1"
+    assert c.a("2.0.0.127.bl.test") == ["127.0.0.2"]
+    assert c.query("2.0.0.127.bl.test", tcp=True).answer
+
+
+def test_stdlib_loop_serves_when_uvloop_cannot_be_imported(process, zone_file, tmp_path):
+    (tmp_path / "uvloop.py").write_text("raise ImportError('uvloop is not installed here')\n")
+    server = process("--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
+                     "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
+                     env={"PYTHONPATH": str(tmp_path)})
+    c = server.wait_listening()
+    assert c.a("2.0.0.127.bl.test") == ["127.0.0.2"]
+    assert c.query("2.0.0.127.bl.test", tcp=True).answer
+    scrape = urllib.request.urlopen(
+        f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode()
+    assert 'loop="asyncio"' in scrape
