@@ -61,6 +61,7 @@ class Reloader:
         self._notify = notify  # systemd: RELOADING=1 and READY=1 around a reload
         self._specs = dataset_specs(config)
         self._attempted: dict[DatasetKey, tuple[Signature | None, ...]] = {}
+        self._unopened: set[DatasetKey] = set()  # last failed: a file would not open
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._override_shrink = False
@@ -138,10 +139,23 @@ class Reloader:
             loaded = current.datasets.get(key)
             if loaded is not None and loaded.signature == signature:
                 continue
-            if self._attempted.get(key) == signature:
+            if self._attempted.get(key) == signature and not self._opens_now(key, spec.files):
                 continue
             out[key] = signature
         return out
+
+    def _opens_now(self, key: DatasetKey, files: tuple[str, ...]) -> bool:
+        """A dataset that failed because a file could not be opened, whose files
+        all open now: a chmod or a remount changes nothing that is compared."""
+        if key not in self._unopened:
+            return False
+        try:
+            for path in files:
+                with open(path, "rb"):
+                    pass
+        except OSError:
+            return False
+        return True
 
     async def check_once(self) -> bool:
         """Rebuild what changed; True when new zones were swapped in."""
@@ -172,6 +186,7 @@ class Reloader:
         now = time.time()
         for key in loaded:
             self._attempted.pop(key, None)
+            self._unopened.discard(key)
             status = self.status[key]
             status.loads += 1
             status.last_success = now
@@ -208,6 +223,10 @@ class Reloader:
     def _fail(self, key: DatasetKey, signature: tuple[Signature | None, ...], reason: str,
               message: str) -> None:
         self._attempted[key] = signature  # not again until the files change
+        if reason == "open":
+            self._unopened.add(key)
+        else:
+            self._unopened.discard(key)
         status = self.status[key]
         status.failures[reason] = status.failures.get(reason, 0) + 1
         log.error("reload of %s %s failed, still serving the previous data: %s",

@@ -6,6 +6,7 @@ import gzip
 import os
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -114,6 +115,34 @@ def test_polling_checks_every_interval(watched, monkeypatch):
     reloader.changed = lambda: checked.append(time.monotonic()) or changed()
     time.sleep(2.7)
     assert len(checked) >= 4  # at 0, 0.5 .. 2.5 s, give or take the machine's noise
+
+
+def _reads_any_file() -> bool:
+    """Root (CAP_DAC_OVERRIDE) opens a file of mode 000."""
+    with tempfile.NamedTemporaryFile() as f:
+        os.chmod(f.name, 0)
+        try:
+            open(f.name, "rb").close()
+        except PermissionError:
+            return False
+    return True
+
+
+@pytest.mark.skipif(_reads_any_file(), reason="this user opens any file (root): run as "
+                    "another user, or under setpriv --bounding-set -dac_override")
+def test_an_unreadable_file_is_tried_again_once_it_opens(watched):
+    thread, client, path = watched(data("old"))
+    tmp = path.with_name("new.tmp")
+    write(tmp, data("new"))
+    tmp.chmod(0)
+    os.replace(tmp, path)
+    status = thread.server.reloader.status[("ip4set", (str(path),))]
+    wait_for(lambda: status.failures.get("open") == 1)
+    time.sleep(0.5)  # several checks: still one failure counted, the old data served
+    assert status.failures == {"open": 1}
+    assert client.txt(LISTED) == ["old"]
+    path.chmod(0o644)  # changes nothing that is compared: mtime, size, inode
+    wait_for(lambda: client.txt(LISTED) == ["new"])
 
 
 @pytest.mark.parametrize("damage, reason", [
