@@ -22,7 +22,13 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from dnsbl.stats import DROP_REASONS, PROTOS, QTYPE_LABELS, RCODE_LABELS
+from dnsbl.stats import (
+    DROP_REASONS,
+    PROTOS,
+    QTYPE_LABELS,
+    RCODE_LABELS,
+    TCP_CLOSE_REASONS,
+)
 
 if TYPE_CHECKING:
     from dnsbl.registry import ZoneSet
@@ -44,6 +50,12 @@ SERIES: dict[str, tuple[str, str]] = {
     "dnsbl_rrl_limited_total": (
         "counter", "UDP responses held back by rate limiting, by action (dropped, slipped)."),
     "dnsbl_tcp_connections": ("gauge", "TCP connections open now."),
+    "dnsbl_tcp_closed_total": (
+        "counter", "TCP connections closed by the server, by reason (cap: refused over "
+                   "the connection cap, idle: nothing asked, stalled: answers not read)."),
+    "dnsbl_tcp_buffered_bytes": (
+        "gauge", "Bytes held for TCP clients now: answers not yet sent and questions "
+                 "not yet answered."),
     "dnsbl_zone_entries": ("gauge", "Entries (listed blocks) a zone serves."),
     "dnsbl_zone_soa_serial": ("gauge", "SOA serial a zone answers with."),
     "dnsbl_zone_loaded": ("gauge", "1 when every dataset of the zone is loaded, else 0."),
@@ -75,8 +87,8 @@ class Source(Protocol):
 
     stats: Stats
 
-    def transport_counts(self) -> tuple[list[int], int]:
-        """RRL [dropped, slipped] and open TCP connections."""
+    def transport_counts(self) -> tuple[list[int], int, int]:
+        """RRL [dropped, slipped], open TCP connections and the bytes they hold."""
         ...
 
     def zoneset(self) -> ZoneSet: ...
@@ -123,18 +135,23 @@ class Collector:
                 lookups.add_metric([name, "not_listed"], stats.lookups[1])
         yield from (requests, responses, lookups)
 
-        dropped = metric_family("dnsbl_dns_dropped_total", ["reason"])
-        for reason, count in zip(DROP_REASONS, source.stats.dropped, strict=True):
-            dropped.add_metric([reason], count)
-        yield dropped
+        for name, reasons, counts in (
+                ("dnsbl_dns_dropped_total", DROP_REASONS, source.stats.dropped),
+                ("dnsbl_tcp_closed_total", TCP_CLOSE_REASONS, source.stats.tcp_closed)):
+            family = metric_family(name, ["reason"])
+            for reason, count in zip(reasons, counts, strict=True):
+                family.add_metric([reason], count)
+            yield family
 
-        limited, connections = source.transport_counts()
+        limited, connections, buffered = source.transport_counts()
         rrl = metric_family("dnsbl_rrl_limited_total", ["action"])
         rrl.add_metric(["dropped"], limited[0])
         rrl.add_metric(["slipped"], limited[1])
         tcp = metric_family("dnsbl_tcp_connections", [])
         tcp.add_metric([], connections)
-        yield from (rrl, tcp)
+        held = metric_family("dnsbl_tcp_buffered_bytes", [])
+        held.add_metric([], buffered)
+        yield from (rrl, tcp, held)
 
         entries = metric_family("dnsbl_zone_entries", ["zone"])
         serial = metric_family("dnsbl_zone_soa_serial", ["zone"])

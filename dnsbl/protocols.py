@@ -10,17 +10,46 @@ from dnsbl.answer import DEFAULT_EDNS, Edns, Stats, answer
 from dnsbl.querylog import QueryLog
 from dnsbl.registry import Registry
 from dnsbl.rrl import DROP, RateLimiter, truncate
+from dnsbl.stats import TCP_CAP, TCP_IDLE, TCP_STALLED
+
+#: Bytes of answers that may wait to be sent on one TCP connection before
+#: answering stops until the client reads (the transport's high-water mark).
+MAX_BUFFERED = 64 * 1024
 
 
 class TCPLimits:
-    """Bounds shared by every TCP connection of a server (RFC 7766 section 6.2)."""
+    """Bounds shared by every TCP connection of a server (RFC 7766 section 6.2),
+    and the connections open now."""
 
-    __slots__ = ("idle_timeout", "max_connections", "open")
+    __slots__ = ("idle_timeout", "max_connections", "max_buffered", "connections")
 
-    def __init__(self, idle_timeout: float = 10.0, max_connections: int = 512) -> None:
+    def __init__(self, idle_timeout: float = 10.0, max_connections: int = 512,
+                 max_buffered: int = MAX_BUFFERED) -> None:
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
-        self.open = 0
+        self.max_buffered = max_buffered
+        self.connections: set[TCPProtocol] = set()
+
+    @property
+    def open(self) -> int:
+        return len(self.connections)
+
+    def buffered(self) -> int:
+        """Bytes held for all connections: answers not yet sent, questions not yet answered."""
+        return sum(c.buffered() for c in self.connections)
+
+    async def close_all(self, grace: float) -> None:
+        """Close every connection, sending the answers already made; those still
+        open after ``grace`` seconds (clients not reading) are reset."""
+        for connection in list(self.connections):
+            connection.transport.close()
+        for step in range(2 * round(grace / 0.01) + 10):  # bounded: about 2 * grace
+            if not self.connections:
+                return
+            if step == round(grace / 0.01):
+                for connection in list(self.connections):
+                    connection.transport.abort()
+            await asyncio.sleep(0.01)
 
 
 @dataclass
@@ -88,9 +117,16 @@ class UDPProtocol(_Answering, asyncio.DatagramProtocol):
 
 
 class TCPProtocol(_Answering, asyncio.Protocol):
-    """Two-byte length framing; several queries per connection, answered in order."""
+    """Two-byte length framing; several queries per connection, answered in order.
 
-    __slots__ = ("_limits", "_buffer", "_timer", "_counted", "_client")
+    A client that does not read its answers is not read from either: once the
+    answers waiting to be sent pass ``max_buffered``, answering stops (the
+    questions already read wait) until they drain. A connection on which
+    nothing moves for ``idle_timeout`` is closed, or aborted when answers are
+    still waiting, since a graceful close would wait for them forever.
+    """
+
+    __slots__ = ("_limits", "_buffer", "_timer", "_counted", "_client", "_paused")
 
     def __init__(self, shared: Shared) -> None:
         super().__init__(shared)
@@ -99,29 +135,53 @@ class TCPProtocol(_Answering, asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._counted = False
         self._client: str | None = None
+        self._paused = False  # the answers waiting to be sent are past max_buffered
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
         peer = transport.get_extra_info("peername")
         self._client = peer[0] if isinstance(peer, tuple) else None
-        if self._limits.open >= self._limits.max_connections:
+        limits = self._limits
+        if len(limits.connections) >= limits.max_connections:
+            self._stats.tcp_closed[TCP_CAP] += 1
             transport.close()
             return
-        self._limits.open += 1
+        limits.connections.add(self)
         self._counted = True
+        # pause_writing() fires once this much waits to be sent.
+        transport.set_write_buffer_limits(high=limits.max_buffered)  # type: ignore[attr-defined]
         self._arm()
 
     def _arm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._limits.idle_timeout, self._transport.close)
+        self._timer = loop.call_later(self._limits.idle_timeout, self._expire)
+
+    def _expire(self) -> None:
+        """Nothing read and no answer drained for ``idle_timeout``."""
+        self._timer = None
+        transport = self._transport
+        if transport.get_write_buffer_size():
+            # close() would wait for the client to read what is pending, which a
+            # client that stopped reading never does: reset the connection.
+            self._stats.tcp_closed[TCP_STALLED] += 1
+            transport.abort()
+        elif not transport.is_closing():
+            self._stats.tcp_closed[TCP_IDLE] += 1
+            transport.close()
 
     def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        self._answer_buffered()
+        self._arm()
+
+    def _answer_buffered(self) -> None:
+        """Answer the complete messages in the buffer, until the answers waiting
+        to be sent pass the limit (write() then calls pause_writing())."""
         buffer = self._buffer
-        buffer += data
         zones = self._registry.current.zones
-        while len(buffer) >= 2:
+        while len(buffer) >= 2 and not self._paused:
             size = buffer[0] << 8 | buffer[1]
             if len(buffer) < 2 + size:
                 break
@@ -132,22 +192,35 @@ class TCPProtocol(_Answering, asyncio.Protocol):
                 self._transport.write(len(reply).to_bytes(2, "big") + reply)
                 if self._qlog is not None:
                     self._qlog.offer(message, reply, self._transport.get_extra_info("peername"))
-        # What stays in the buffer is less than one message (2 + 65535 bytes): the
-        # framing bounds it. Answers a client does not read are bounded by
-        # pause_writing below.
-        self._arm()
+
+    @property
+    def transport(self) -> asyncio.Transport:
+        return self._transport  # type: ignore[no-any-return]
+
+    def buffered(self) -> int:
+        """Bytes held for this connection: answers not yet sent, questions not yet answered."""
+        return len(self._buffer) + self._transport.get_write_buffer_size()
 
     def pause_writing(self) -> None:
-        # The client is not reading its answers: stop reading its questions, so
-        # a slow reader cannot make us buffer without bound.
+        # The client is not reading its answers: stop answering and stop reading,
+        # so what one connection holds stays bounded (one read of questions, and
+        # max_buffered plus one answer waiting to be sent).
+        self._paused = True
         self._transport.pause_reading()
 
     def resume_writing(self) -> None:
-        self._transport.resume_reading()
+        self._paused = False
+        transport = self._transport
+        if transport.is_closing():
+            return
+        self._answer_buffered()
+        if not self._paused:
+            transport.resume_reading()
+        self._arm()  # the client read something: not stalled
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
         if self._counted:
-            self._limits.open -= 1
+            self._limits.connections.discard(self)
             self._counted = False

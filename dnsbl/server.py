@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds a thread may hold the GIL before another gets it (Python's default: 0.005).
 SWITCH_INTERVAL = 0.0005
+#: Seconds open TCP connections get at a stop to take the answers already made.
+STOP_GRACE = 0.5
 
 
 class StartupError(Exception):
@@ -72,8 +74,9 @@ class Server:
     def zoneset(self) -> ZoneSet:
         return self.registry.current
 
-    def transport_counts(self) -> tuple[list[int], int]:
-        return (self.rrl.limited if self.rrl else [0, 0]), self.tcp_limits.open
+    def transport_counts(self) -> tuple[list[int], int, int]:
+        return ((self.rrl.limited if self.rrl else [0, 0]), self.tcp_limits.open,
+                self.tcp_limits.buffered())
 
     def reload_status(self) -> dict[DatasetKey, DatasetStatus]:
         return self.reloader.status if self.reloader else {}
@@ -214,6 +217,7 @@ class Server:
             await asyncio.gather(*tasks, return_exceptions=True)
             self.reloader.close()
             self.close()
+            await self.tcp_limits.close_all(STOP_GRACE)
             if self.query_log is not None:
                 self.query_log.close()
             log.info("stopped")

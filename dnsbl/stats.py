@@ -20,6 +20,11 @@ DROP_ACL = 2  # an ACL says to ignore this client
 DROP_SEND = 3  # the kernel would not take the reply (send buffer full)
 DROP_REASONS = ("short", "response", "acl", "send")
 
+TCP_CAP = 0  # refused at once: max connections open
+TCP_IDLE = 1  # closed: nothing asked for the idle timeout
+TCP_STALLED = 2  # reset: its answers not read for the idle timeout
+TCP_CLOSE_REASONS = ("cap", "idle", "stalled")
+
 
 class ZoneStats:
     """Counters of one zone; they outlive reloads (the registry hands them on)."""
@@ -34,10 +39,12 @@ class ZoneStats:
 
 
 class Stats:
-    """Counters of one server: drops, and queries that fall in no zone."""
+    """Counters of one server: drops, TCP connections closed, and queries that
+    fall in no zone."""
 
-    __slots__ = ("dropped", "unzoned")
+    __slots__ = ("dropped", "tcp_closed", "unzoned")
 
     def __init__(self) -> None:
         self.dropped = [0] * len(DROP_REASONS)
+        self.tcp_closed = [0] * len(TCP_CLOSE_REASONS)
         self.unzoned = ZoneStats()

@@ -49,7 +49,7 @@ _HEADER = struct.Struct(">I")
 _GAUGE_MIN = {"dnsbl_zone_soa_serial", "dnsbl_zone_entries", "dnsbl_zone_loaded",
               "dnsbl_dataset_entries", "dnsbl_dataset_exclusions",
               "dnsbl_dataset_reload_timestamp_seconds", "process_start_time_seconds"}
-_GAUGE_SUM = {"dnsbl_tcp_connections", "process_resident_memory_bytes",
+_GAUGE_SUM = {"dnsbl_tcp_connections", "dnsbl_tcp_buffered_bytes", "process_resident_memory_bytes",
               "process_virtual_memory_bytes", "process_open_fds"}
 
 

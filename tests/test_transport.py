@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
 import time
@@ -13,7 +14,11 @@ import dns.rcode
 import pytest
 
 from dnsbl.config import Listen, RRLConfig, ServerConfig, parse_zone_spec, with_overrides
+from dnsbl.protocols import MAX_BUFFERED
+from dnsbl.stats import TCP_CLOSE_REASONS
 from tests.conftest import ServerThread
+from tests.test_metrics import samples, value
+from tests.test_reload import wait_for
 
 
 def start(zone_file, **settings) -> tuple[ServerThread, object]:
@@ -62,6 +67,8 @@ def test_idle_tcp_connection_is_closed(zone_file):
         with socket.create_connection((client.host, client.port), timeout=3) as s:
             s.sendall(b"\x00\x40\x12")
             assert closed_by_peer(s, 3)
+        closed = dict(zip(TCP_CLOSE_REASONS, thread.server.stats.tcp_closed, strict=True))
+        assert closed == {"cap": 0, "idle": 2, "stalled": 0}
     finally:
         thread.stop()
 
@@ -76,6 +83,7 @@ def test_connection_cap(zone_file):
         extra = socket.create_connection((client.host, client.port), timeout=3)
         assert closed_by_peer(extra, 3)  # over the cap: closed at once
         extra.close()
+        assert thread.server.stats.tcp_closed[TCP_CLOSE_REASONS.index("cap")] == 1
         assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]  # UDP unaffected
         held.pop().close()
         time.sleep(0.2)
@@ -85,6 +93,153 @@ def test_connection_cap(zone_file):
             s.close()
     finally:
         thread.stop()
+
+
+def stall(host: str, port: int, count: int, budget: int = 3_000_000) -> list[socket.socket]:
+    """``count`` connections that pipeline questions and never read an answer,
+    all sending at once until every send stalls (the server stopped reading) or
+    ``budget`` bytes went (the kernel's buffers can take many megabytes, and
+    the answers to 3 MB of questions are more than it holds for the server)."""
+    wire = dns.message.make_query("2.0.0.127.bl.test", "TXT").to_wire()
+    chunk = (struct.pack(">H", len(wire)) + wire) * 1000
+    stalled = []
+    for _ in range(count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+        s.settimeout(3)
+        s.connect((host, port))
+        s.setblocking(False)
+        stalled.append(s)
+    sent = dict.fromkeys(stalled, 0)
+    sending = list(stalled)
+    for _ in range(100_000):  # bounded
+        _, writable, _ = select.select([], sending, [], 0.2)
+        if not writable:
+            break  # 0.2 s without room to send on any of them
+        for s in writable:
+            try:
+                sent[s] += s.send(chunk)
+            except BlockingIOError:
+                pass
+            except (ConnectionResetError, BrokenPipeError):
+                sending.remove(s)  # stalled long enough already to be reset (a slow run)
+                continue
+            if sent[s] >= budget:
+                sending.remove(s)
+        if not sending:
+            break
+    for s in stalled:
+        s.setblocking(True)
+    return stalled
+
+
+def reset_by_peer(sock: socket.socket, within: float) -> bool:
+    """True once the server reset (or closed) ``sock``; the answers that reached
+    it are read and thrown away meanwhile (bounded: 100 MB)."""
+    sock.settimeout(within)
+    try:
+        for _ in range(100_000):
+            if not sock.recv(1024 * 1024):
+                return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    return False
+
+
+def test_clients_that_never_read_are_reset_and_free_their_slots(zone_file):
+    """Clients sending questions and never reading the answers cannot hold the
+    connection slots: a graceful close would wait for them forever, so they are
+    reset once nothing moved for the idle timeout, and a new client is served."""
+    thread, client = start(zone_file, tcp_idle_timeout=2, tcp_max_connections=5)
+    try:
+        stalled = stall(client.host, client.port, 5)
+        # Every slot is held: one more is refused at once.
+        with socket.create_connection((client.host, client.port), timeout=3) as extra:
+            assert closed_by_peer(extra, 3)
+        started = time.monotonic()
+        served = None
+        for _ in range(50):  # bounded: about 5 s
+            try:
+                with socket.create_connection((client.host, client.port), timeout=3) as fresh:
+                    served = tcp_ask(fresh, "2.0.0.127.bl.test")
+                    break
+            except ConnectionError:
+                time.sleep(0.1)
+        waited = time.monotonic() - started
+        assert served is not None and served.answer, "the stalled clients kept every slot"
+        assert waited < 4, waited  # about the idle timeout, not forever
+        for s in stalled:
+            assert reset_by_peer(s, 3)
+            s.close()
+        closed = dict(zip(TCP_CLOSE_REASONS, thread.server.stats.tcp_closed, strict=True))
+        # Reset with answers pending, or closed once the kernel took them all.
+        assert closed["stalled"] >= 1 and closed["stalled"] + closed["idle"] == 5, closed
+        assert closed["cap"] >= 1  # the extra one, and any fresh try while slots were held
+        print(f"\nserved {waited:.2f} s after the stalled clients' last send; closed: {closed}")
+    finally:
+        thread.stop()
+
+
+def test_what_a_stalled_connection_holds_is_bounded(zone_file):
+    """The server stops answering a client's questions once 64 KiB of answers
+    wait for it (those already read wait unanswered), so each stalled connection
+    holds a bounded amount, seen in dnsbl_tcp_buffered_bytes; then it is reset."""
+    reason = "a long listing reason, " * 9  # ~200-byte TXT: answers outweigh questions
+    data = zone_file([f":127.0.0.2:{reason}", "127.0.0.2"])
+    config = ServerConfig(listen=(Listen("127.0.0.1", 0),), tcp_idle_timeout=2,
+                          zones=(parse_zone_spec(f"bl.test:ip4set:{data}"),))
+    thread = ServerThread(config, metrics=Listen("127.0.0.1", 0))
+    client = thread.start()
+    try:
+        stalled = stall(client.host, client.port, 4)
+
+        async def held() -> list[tuple[int, int]]:
+            return [(c.buffered(), c._transport.get_write_buffer_size())
+                    for c in thread.server.tcp_limits.connections]
+
+        per_connection = thread.call(held)
+        found = samples(thread.server.metrics_port)
+        print(f"\nheld per stalled connection (total, of which answers): {per_connection}")
+        assert len(per_connection) == 4
+        for total, answers in per_connection:
+            assert answers <= MAX_BUFFERED + 2 + 65535  # the limit, and one answer past it
+            assert total <= 1024 * 1024  # and one read of questions, unanswered
+        assert value(found, "dnsbl_tcp_connections") == 4
+        assert value(found, "dnsbl_tcp_buffered_bytes") == sum(t for t, _ in per_connection)
+        # Other clients are served meanwhile; then the stalled ones are reset.
+        assert client.query("2.0.0.127.bl.test", tcp=True).answer
+        for s in stalled:
+            assert reset_by_peer(s, 5)
+            s.close()
+        wait_for(lambda: value(samples(thread.server.metrics_port),
+                               "dnsbl_tcp_connections") == 0)
+        found = samples(thread.server.metrics_port)
+        assert value(found, "dnsbl_tcp_buffered_bytes") == 0
+        # Reset with answers pending, or closed once the kernel (or our reading
+        # them just now) took them all. The served client closed its own.
+        stalled = value(found, "dnsbl_tcp_closed_total", reason="stalled")
+        assert stalled >= 1
+        assert stalled + value(found, "dnsbl_tcp_closed_total", reason="idle") == 4
+    finally:
+        thread.stop()
+
+
+def test_stop_closes_open_connections(zone_file):
+    """A stop closes TCP connections still open: an idle one sees the close,
+    one that is not reading is reset, and the server's loop ends cleanly."""
+    thread, client = start(zone_file)
+    [stalled] = stall(client.host, client.port, 1)
+    with socket.create_connection((client.host, client.port), timeout=3) as idle:
+        assert tcp_ask(idle, "2.0.0.127.bl.test").answer
+        started = time.monotonic()
+        thread.stop()
+        assert closed_by_peer(idle, 3)
+        assert reset_by_peer(stalled, 3)
+        stalled.close()
+    assert time.monotonic() - started < 3
+    assert thread.server is not None and thread.server.tcp_limits.open == 0
 
 
 def flood(host: str, port: int, source: str, count: int) -> list[dns.message.Message]:
