@@ -16,6 +16,13 @@ from typing import Any
 from dnsbl.dataset import AclDataset
 from dnsbl.registry import Zone
 from dnsbl.stats import (
+    BAD_CLASS,
+    BAD_COUNTS,
+    BAD_EDNS,
+    BAD_NAME,
+    BAD_OPCODE,
+    BAD_POINTER,
+    BAD_QUESTION,
     DROP_ACL,
     DROP_REASONS,
     DROP_RESPONSE,
@@ -118,25 +125,27 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
         stats.dropped[DROP_RESPONSE] += 1
         return None
     if data[2] & 0x78:  # an opcode other than QUERY
-        return _bare(data, NOTIMP, stats)
+        return _bare(data, NOTIMP, stats, BAD_OPCODE)
     if data[4] or data[5] != 1:
-        return _bare(data, FORMERR, stats)
+        return _bare(data, FORMERR, stats, BAD_COUNTS)
 
     offsets = []
     pos = 12
     while True:
         if pos >= n:
-            return _bare(data, FORMERR, stats)
+            return _bare(data, FORMERR, stats, BAD_QUESTION if pos == 12 else BAD_NAME)
         length = data[pos]
         if length == 0:
             break
         if length > 63:  # a pointer or reserved label type has no place in a question
-            return _bare(data, FORMERR, stats)
+            return _bare(data, FORMERR, stats, BAD_POINTER if length >= 0xC0 else BAD_NAME)
         offsets.append(pos)
         pos += length + 1
     end = pos + 5
-    if end > n or pos - 11 > 255:
-        return _bare(data, FORMERR, stats)
+    if pos - 11 > 255:
+        return _bare(data, FORMERR, stats, BAD_NAME)
+    if end > n:
+        return _bare(data, FORMERR, stats, BAD_QUESTION)
     question = data[12:end]
     qtype = data[pos + 1] << 8 | data[pos + 2]
     qclass = data[pos + 3] << 8 | data[pos + 4]
@@ -156,7 +165,8 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
     limit = MAX_UDP_PLAIN
     if data[6] or data[7] or data[8] or data[9] or data[10] or data[11]:
         asked = _edns(data, end)
-        if asked is None:
+        if isinstance(asked, int):
+            stats.malformed[asked] += 1
             return _reply(data, question, FORMERR, b"", 0, b"", 0, b"", counts)
         if asked:
             payload, version, nsid = asked
@@ -167,7 +177,10 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
     if not udp:
         limit = 65535
 
-    if qclass != CLASS_IN or zone is None:
+    if qclass != CLASS_IN:
+        stats.malformed[BAD_CLASS] += 1
+        return _reply(data, question, REFUSED, b"", 0, b"", 0, opt, counts, limit)
+    if zone is None:
         return _reply(data, question, REFUSED, b"", 0, b"", 0, opt, counts, limit)
     if qtype in _META_TYPES:
         return _reply(data, question, NOTIMP, b"", 0, b"", 0, opt, counts, limit)
@@ -448,10 +461,10 @@ def _apex(data: bytes, question: bytes, qtype: int, zone: Zone, owner: bytes, op
                   limit)
 
 
-def _edns(data: bytes, pos: int) -> tuple[int, int, bool] | tuple[()] | None:
+def _edns(data: bytes, pos: int) -> tuple[int, int, bool] | tuple[()] | int:
     """Walk the sections after the question: (payload, version, NSID asked) of
-    the one OPT, ``()`` when there is none, ``None`` when malformed or OPT
-    appears twice."""
+    the one OPT, ``()`` when there is none, or why the message is malformed
+    (a ``BAD_*`` reason; OPT appearing twice is one)."""
     counts = _COUNTS.unpack_from(data, 4)
     n = len(data)
     found: tuple[int, int, bool] | tuple[()] = ()
@@ -461,7 +474,7 @@ def _edns(data: bytes, pos: int) -> tuple[int, int, bool] | tuple[()] | None:
             start = pos
             while True:  # owner name
                 if pos >= n:
-                    return None
+                    return BAD_COUNTS if pos == start else BAD_NAME
                 length = data[pos]
                 if length >= 0xC0:
                     # RFC 1035 4.1.4: a pointer names a prior occurrence. Follow it, each
@@ -470,20 +483,20 @@ def _edns(data: bytes, pos: int) -> tuple[int, int, bool] | tuple[()] | None:
                     at, back, walked = pos, start, []
                     while at not in good:
                         if at >= n:
-                            return None
+                            return BAD_POINTER
                         step = data[at]
                         walked.append(at)
                         if len(walked) > 255:  # more hops than a 255-byte name has
-                            return None
+                            return BAD_POINTER
                         if step >= 0xC0:
                             if at + 1 >= n:
-                                return None
+                                return BAD_POINTER
                             at = (step & 0x3F) << 8 | data[at + 1]
                             if at >= back:
-                                return None
+                                return BAD_POINTER
                             back = at
                         elif step > 63:
-                            return None
+                            return BAD_NAME
                         elif step == 0:
                             break
                         else:
@@ -492,34 +505,35 @@ def _edns(data: bytes, pos: int) -> tuple[int, int, bool] | tuple[()] | None:
                     pos += 2
                     break
                 if length > 63:
-                    return None
+                    return BAD_NAME
                 pos += length + 1
                 if length == 0:
                     break
-            if pos + 10 > n:
-                return None
+            if pos + 10 > n:  # a record cut short: an OPT's is an EDNS fault
+                return BAD_EDNS if data[pos:pos + 2] == b"\x00\x29" else BAD_COUNTS
             rtype, _rclass, ttl, rdlen = struct.unpack_from(">HHIH", data, pos)
             pos += 10 + rdlen
             if pos > n:
-                return None
+                return BAD_EDNS if rtype == TYPE_OPT else BAD_COUNTS
             if rtype == TYPE_OPT:
                 if section != 3 or found or data[start] != 0:
-                    return None
+                    return BAD_EDNS
                 at = pos - rdlen  # the options must fill the rdata exactly (RFC 6891 6.1.2)
                 nsid = False
                 while at < pos:
                     if at + 4 > pos:
-                        return None
+                        return BAD_EDNS
                     nsid = nsid or (data[at] << 8 | data[at + 1]) == NSID_OPTION
                     at += 4 + (data[at + 2] << 8 | data[at + 3])
                 if at != pos:
-                    return None
+                    return BAD_EDNS
                 found = (_rclass, (ttl >> 16) & 0xFF, nsid)
     return found
 
 
-def _bare(data: bytes, rcode: int, stats: Stats) -> bytes:
-    """A header-only reply, for a question we could not read."""
+def _bare(data: bytes, rcode: int, stats: Stats, reason: int) -> bytes:
+    """A header-only reply, for a question we could not read (``reason``: why)."""
+    stats.malformed[reason] += 1
     stats.unzoned.rcodes[rcode] += 1
     return data[:2] + bytes((QR | (data[2] & 0x79), rcode | (data[3] & CD))) + bytes(8)
 

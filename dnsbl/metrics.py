@@ -24,6 +24,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from dnsbl.stats import (
     DROP_REASONS,
+    MALFORMED_REASONS,
     PROTOS,
     QTYPE_LABELS,
     RCODE_LABELS,
@@ -47,6 +48,9 @@ SERIES: dict[str, tuple[str, str]] = {
         "counter", "Address lookups in a zone's data, by zone and result (listed, not_listed)."),
     "dnsbl_dns_dropped_total": (
         "counter", "Datagrams dropped without a reply, by reason."),
+    "dnsbl_dns_malformed_total": (
+        "counter", "Queries answered FORMERR, NOTIMP or REFUSED because they are malformed "
+                   "or not a QUERY of class IN, by reason."),
     "dnsbl_rrl_limited_total": (
         "counter", "UDP responses held back by rate limiting, by action (dropped, slipped)."),
     "dnsbl_tcp_connections": ("gauge", "TCP connections open now."),
@@ -137,6 +141,7 @@ class Collector:
 
         for name, reasons, counts in (
                 ("dnsbl_dns_dropped_total", DROP_REASONS, source.stats.dropped),
+                ("dnsbl_dns_malformed_total", MALFORMED_REASONS, source.stats.malformed),
                 ("dnsbl_tcp_closed_total", TCP_CLOSE_REASONS, source.stats.tcp_closed)):
             family = metric_family(name, ["reason"])
             for reason, count in zip(reasons, counts, strict=True):

@@ -21,6 +21,10 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from dnsbl.config import Listen, ServerConfig, with_overrides
+from tests.conftest import ServerThread
+from tests.test_metrics import samples
+
 ZONE_DATA = [
     "$SOA 3600 ns1.example.org hostmaster.example.org 42 1h 15m 1w 300",
     "$TTL 600",
@@ -208,6 +212,44 @@ CORPUS: dict[str, Case] = {
     "EDNS payload 0": Case(header(ar=1) + question() + opt(payload=0), NOERROR, edns=True),
     "EDNS DO bit and unknown flags": Case(
         header(ar=1) + question() + opt(flags=0xFFFF), NOERROR, edns=True),
+}
+
+
+# What each case counts under (README "Metrics"): dnsbl_dns_malformed_total's
+# reason, or "dropped:<reason>" for dnsbl_dns_dropped_total. Cases not named
+# here are well-formed (answered, or BADVERS) and count under neither.
+COUNTED: dict[str, str] = {
+    "empty datagram": "dropped:short",
+    **{f"{n}-byte datagram": "dropped:short" for n in range(1, 12)},
+    **dict.fromkeys(["qdcount 0", "qdcount 0 with a question after", "qdcount 2, two questions",
+                     "qdcount 2, one question", "qdcount 65535", "qdcount 256",
+                     "ancount 1, no answer", "nscount 1, no authority",
+                     "arcount 1, no additional", "arcount 2, one OPT", "arcount 65535, one OPT",
+                     "additional record cut in its fixed part", "additional record rdata cut"],
+                    "counts"),
+    **dict.fromkeys(["header only, qdcount 1", "question without type and class",
+                     "question without class"], "question"),
+    **dict.fromkeys(["label runs past the end", "label runs into the end exactly",
+                     "name without its root label", "reserved label type 0x80",
+                     "extended label type 0x41", "64-byte label", "64-byte label, zone-relative",
+                     "name of 256 bytes", "name of 321 bytes"], "name"),
+    **dict.fromkeys(["pointer as the whole question name",
+                     "pointer after a label in the question", "pointer into the header",
+                     "half a pointer", "additional owner points at itself",
+                     "additional owner: two pointers pointing at each other",
+                     "additional owner: label then pointer back to itself",
+                     "additional owner: pointer past the end"], "pointer"),
+    # The first record the counts claim is an OPT, in the answer section.
+    "ancount 65535 and OPT": "edns",
+    **dict.fromkeys(["two OPT records", "OPT in the answer section",
+                     "OPT in the authority section",
+                     "OPT in the answer and the additional section", "OPT with a non-root owner",
+                     "OPT owned by a pointer", "OPT rdata cut short", "OPT fixed part cut short",
+                     "OPT option longer than the rdata", "OPT option header cut"], "edns"),
+    **dict.fromkeys(["class CH", "class HS", "class NONE", "class ANY", "class 0"], "class"),
+    **dict.fromkeys(["QR=1 response", "QR=1 with NOTIFY opcode", "QR=1 with qdcount 0",
+                     "QR=1 with garbage", "QR=1 header only"], "dropped:response"),
+    **{f"opcode {op}": "opcode" for op in range(1, 16)},
 }
 
 
@@ -409,3 +451,55 @@ def test_largest_tcp_message_is_answered(server):
     assert r.id == QID and r.rcode() == NOERROR
     assert [rd.address for rd in r.answer[0]] == ["127.0.0.2"]
     still_answers(server)
+
+
+# --- counted by reason ------------------------------------------------------------------------
+
+@pytest.fixture
+def metered(zone_file):
+    config = with_overrides(ServerConfig(listen=(Listen("127.0.0.1", 0),)),
+                            zones=[f"bl.test:ip4set:{zone_file(ZONE_DATA)}"])
+    thread = ServerThread(config, metrics=Listen("127.0.0.1", 0))
+    client = thread.start()
+    yield client, thread.server.metrics_port
+    thread.stop()
+
+
+def counted(port: int) -> dict[str, float]:
+    """The malformed and dropped counters, scraped from /metrics, by reason."""
+    found = samples(port)
+    return {(reason if name == "dnsbl_dns_malformed_total" else f"dropped:{reason}"): v
+            for (name, labels), v in found.items()
+            for key, reason in labels if key == "reason"
+            and name in ("dnsbl_dns_malformed_total", "dnsbl_dns_dropped_total")}
+
+
+def test_each_bad_packet_counts_once_under_its_reason(metered):
+    """Scraped after each case: the case's reason moved by exactly 1 and no other
+    malformed or dropped counter moved (well-formed cases move none)."""
+    client, port = metered
+    before = counted(port)
+    assert set(COUNTED.values()) <= set(before)  # every reason is a series from the start
+    for name, case in CORPUS.items():
+        check_reply(name, case, exchange_udp(client, case.packet))
+        after = counted(port)
+        moved = {reason: after[reason] - before[reason] for reason in after
+                 if after[reason] != before[reason]}
+        expected = {COUNTED[name]: 1} if name in COUNTED else {}
+        assert moved == expected, name
+        before = after
+    still_answers(client)
+    assert counted(port) == before  # good queries count nothing here
+
+
+def test_bad_messages_over_tcp_are_counted_too(metered):
+    client, port = metered
+    names = ["qdcount 0", "64-byte label", "pointer as the whole question name", "opcode 4",
+             "class CH", "two OPT records", "EDNS version 1"]
+    before = counted(port)
+    replies = _tcp_exchange(client, [CORPUS[n].packet for n in names] + [sentinel()],
+                            len(names) + 1)
+    check_sentinel(replies[-1])
+    after = counted(port)
+    assert {r: after[r] - before[r] for r in after if after[r] != before[r]} == {
+        "counts": 1, "name": 1, "pointer": 1, "opcode": 1, "class": 1, "edns": 1}
