@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import struct
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -100,13 +101,35 @@ class RateLimiter:
 
 
 def truncate(reply: bytes) -> bytes:
-    """The reply cut to its header and question with TC=1 (and its OPT, if any)."""
+    """The reply cut to its header and question with TC=1, and its OPT if it
+    has one: a reply to an EDNS query carries an OPT (RFC 6891 6.1.1), NSID
+    (RFC 5001) and all."""
     if reply[4:6] != b"\x00\x01":
         return reply  # no question: already as small as it gets
     pos = 12
     while pos < len(reply) and reply[pos]:
         pos += reply[pos] + 1
     end = pos + 5
-    opt = reply[-11:] if reply[10:12] != b"\x00\x00" and reply[-11:-8] == b"\x00\x00\x29" else b""
+    opt = _opt(reply, end)
     return (reply[:2] + bytes((reply[2] | 0x02, reply[3])) + b"\x00\x01\x00\x00\x00\x00"
             + (b"\x00\x01" if opt else b"\x00\x00") + reply[12:end] + opt)
+
+
+def _opt(reply: bytes, pos: int) -> bytes:
+    """The OPT record of a reply made by answer() whose records start at ``pos``,
+    or b"": answer() puts it last, after records it built itself (well-formed,
+    so they are skipped without bounds checks)."""
+    an, ns, ar = struct.unpack_from(">HHH", reply, 6)
+    if not ar:
+        return b""
+    for _ in range(an + ns + ar - 1):
+        while True:  # owner: labels up to the root, or ending in a pointer
+            length = reply[pos]
+            if length >= 0xC0:
+                pos += 2
+                break
+            pos += length + 1
+            if length == 0:
+                break
+        pos += 10 + (reply[pos + 8] << 8 | reply[pos + 9])
+    return reply[pos:] if reply[pos:pos + 3] == b"\x00\x00\x29" else b""
