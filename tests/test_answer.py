@@ -346,6 +346,33 @@ def test_truncation_over_udp_and_full_answer_over_tcp(serve, zone_file):
     assert not r.flags & dns.flags.TC and len(r.answer[0]) == 4
 
 
+def test_truncation_at_the_advertised_edns_size(serve, zone_file):
+    """RFC 6891 7 and RFC 2181 9: a UDP answer over the client's advertised size
+    goes out with TC=1, the OPT and no records at all (never part of an RRset);
+    a size below 512 counts as 512 (RFC 6891 6.2.5). A combined zone where an
+    address is listed in four datasets with long reasons makes it real."""
+    reason = "listed for a reason this long, " * 6  # 186 bytes: ~830-byte answer
+    files = [zone_file([f":{i}:{reason[:180]}{i:06d}", "127.0.0.2"]
+                       + (["127.0.0.3"] if i < 4 else [])) for i in range(2, 6)]
+    c = serve(*(f"big.test:ip4set:{f}" for f in files))
+    whole = c.query("2.0.0.127.big.test", "TXT", use_edns=0, payload=1000)
+    assert not whole.flags & dns.flags.TC and len(whole.answer[0]) == 4
+    size = len(whole.to_wire())
+    assert 800 < size < 900, size
+    cut = c.query("2.0.0.127.big.test", "TXT", use_edns=0, payload=600)
+    assert cut.flags & dns.flags.TC
+    assert cut.edns == 0 and cut.payload == 1232  # the OPT is there
+    assert not cut.answer and not cut.authority  # no partial RRset
+    assert cut.question == whole.question
+    # Under 512 is taken as 512: a 438-byte answer comes whole, an 830-byte one does not.
+    small = c.query("3.0.0.127.big.test", "TXT", use_edns=0, payload=300)
+    assert not small.flags & dns.flags.TC and len(small.answer[0]) == 2
+    assert 300 < len(small.to_wire()) <= 512
+    assert c.query("2.0.0.127.big.test", "TXT", use_edns=0, payload=300).flags & dns.flags.TC
+    # The resolver's retry over TCP gets it whole.
+    assert len(c.query("2.0.0.127.big.test", "TXT", tcp=True).answer[0]) == 4
+
+
 def test_ipv6_listener(serve, zone_file):
     from dnsbl.config import Listen
 

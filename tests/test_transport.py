@@ -16,7 +16,7 @@ import pytest
 from dnsbl.config import Listen, RRLConfig, ServerConfig, parse_zone_spec, with_overrides
 from dnsbl.protocols import MAX_BUFFERED
 from dnsbl.stats import TCP_CLOSE_REASONS
-from tests.conftest import ServerThread
+from tests.conftest import Client, ServerThread
 from tests.test_metrics import samples, value
 from tests.test_reload import wait_for
 
@@ -352,6 +352,35 @@ def test_burst_of_datagrams_all_answered(zone_file, udp_batch):
             assert r.question == sent[qid].question
             assert bool(r.answer) == bool(qid % 2)
             assert r.rcode() == (dns.rcode.NOERROR if qid % 2 else dns.rcode.NXDOMAIN)
+    finally:
+        thread.stop()
+
+
+def test_udp_and_tcp_on_ipv4_and_ipv6_listeners(zone_file):
+    """Listening on 127.0.0.1 and [::1] at once: both answer, over UDP and TCP."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("::1 not available")
+    config = with_overrides(
+        ServerConfig(listen=(Listen("127.0.0.1", 0), Listen("::1", 0))),
+        zones=[f"bl.test:ip4set:{zone_file(['127.0.0.2'])}"])
+    thread = ServerThread(config)
+    thread.start()
+    try:
+        assert thread.server is not None
+        hosts = [b.host for b in thread.server.bound]
+        assert hosts == ["127.0.0.1", "::1"]
+        for listen in thread.server.bound:
+            client = Client(listen.host, listen.port)
+            for tcp in (False, True):
+                r = client.query("2.0.0.127.bl.test", tcp=tcp)
+                assert [rd.address for rd in r.answer[0]] == ["127.0.0.2"], (listen, tcp)
+            # Pipelined over one IPv6 (or IPv4) connection as well.
+            with socket.create_connection((listen.host, listen.port), timeout=3) as s:
+                assert tcp_ask(s, "2.0.0.127.bl.test").answer
+                assert tcp_ask(s, "3.0.0.127.bl.test").rcode() == dns.rcode.NXDOMAIN
     finally:
         thread.stop()
 
