@@ -103,6 +103,11 @@ _FAST_QTYPES = {qtype_class: (qtype, QTYPE_INDEX[qtype]) for qtype_class, qtype 
     (b"\x00\x01\x00\x01", TYPE_A), (b"\x00\x10\x00\x01", TYPE_TXT),
     (b"\x00\xff\x00\x01", TYPE_ANY))}
 _POINTERS = [pointer(offset) for offset in range(512)]
+# IPv6 addresses holding an IPv4 one, which IPv4 data answers.
+_MAPPED_PREFIX = b"\x00" * 10 + b"\xff\xff"  # ::ffff:0:0/96
+_SIX_TO_FOUR_PREFIX = b"\x20\x02"  # 2002::/16
+#: (the prefix as an int, its length in nibbles)
+_V4_EMBEDDINGS = ((0xFFFF, 24), (0x2002, 4))
 
 
 def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True,
@@ -228,7 +233,7 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
                 looked = True
             else:
                 exists = depth < 4
-    if zone.lookups6 and depth <= 32:  # IPv6 data: 32 reversed nibbles
+    if (zone.lookups6 or zone.lookups) and depth <= 32:  # IPv6: 32 reversed nibbles
         address = 0
         for i, off in enumerate(offsets[:depth]):
             if data[off] != 1 or data[off + 1] not in _HEX_DIGITS:
@@ -236,16 +241,32 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
             address |= _HEX_DIGITS[data[off + 1]] << (4 * (i + 32 - depth))
         else:
             if depth == 32:
-                if acl is not None:
-                    return _acl_answer(data, question, qtype, zone, acl, client, soa_owner, opt,
-                                       limit)
                 ip = address.to_bytes(16, "big")
-                hits = [v for lookup in zone.lookups6 if (v := lookup(ip)) is not None]
-                if hits:
-                    return _listing(data, question, qtype, zone, hits, 6, ip, soa_owner, opt,
-                                    limit)
-                looked = True
-            else:
+                # As rbldnsd: where the zone has IPv4 data, an IPv4-mapped
+                # address (::ffff:a.b.c.d) is asked of it alone, and a 6to4
+                # one (2002:a.b.c.d::/48, RFC 3056) of it as well.
+                ip4 = None
+                if zone.lookups:
+                    if ip[:12] == _MAPPED_PREFIX:
+                        ip4 = ip[12:]
+                    elif ip[:2] == _SIX_TO_FOUR_PREFIX:
+                        ip4 = ip[2:6]
+                if ip4 is not None or zone.lookups6:
+                    if acl is not None:
+                        return _acl_answer(data, question, qtype, zone, acl, client, soa_owner,
+                                           opt, limit)
+                    if ip4 is None:
+                        hits = [v for lookup in zone.lookups6 if (v := lookup(ip)) is not None]
+                        if hits:
+                            return _listing(data, question, qtype, zone, hits, 6, ip,
+                                            soa_owner, opt, limit)
+                    else:
+                        hits, texts = _embedded_v4_hits(zone, ip, ip4)
+                        if hits:
+                            return _listing(data, question, qtype, zone, hits, 0, texts,
+                                            soa_owner, opt, limit)
+                    looked = True
+            elif zone.lookups6 or (zone.lookups and _leads_to_v4(address, depth)):
                 exists = True
     name = ""
     if zone.names or zone.generic:
@@ -266,8 +287,10 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
         for dataset in zone.names:
             found = dataset.match(name)
             if found is not None and found[0] is not None:
-                hits.append(found[0])
-                entries.append(found[1].encode("latin-1"))
+                listed = found[1].encode("latin-1")
+                for listing in found[0]:
+                    hits.append(listing)
+                    entries.append(listed)
         if hits:
             return _listing(data, question, qtype, zone, hits, 0, tuple(entries), soa_owner,
                             opt, limit)
@@ -344,6 +367,33 @@ def _fast(data: bytes, zones: dict[bytes, Zone], udp: bool, edns: Edns) -> bytes
     counts.lookups[0 if value is not None else 1] += 1
     counts.rcodes[rcode] += 1
     return reply
+
+
+def _embedded_v4_hits(zone: Zone, ip: bytes, ip4: bytes) -> tuple[list[Value], tuple[bytes, ...]]:
+    """The values for an IPv6 address holding an IPv4 one (``ip4``): the IPv4
+    data's, ``$`` the IPv4 address; for 6to4 the IPv6 data's too, ``$`` the
+    IPv6 address. (The hits, and per hit what its ``$`` stands for.)"""
+    hits = [v for lookup in zone.lookups if (v := lookup(ip4)) is not None]
+    texts = [b"%d.%d.%d.%d" % (ip4[0], ip4[1], ip4[2], ip4[3])] * len(hits)
+    if ip[:12] != _MAPPED_PREFIX:
+        found6 = [v for lookup in zone.lookups6 if (v := lookup(ip)) is not None]
+        hits += found6
+        texts += [ipv6_text(ip).encode()] * len(found6)
+    return hits, tuple(texts)
+
+
+def _leads_to_v4(address: int, depth: int) -> bool:
+    """Whether the first ``depth`` nibbles (at the top of ``address``) start
+    an IPv4-mapped or 6to4 address: a name an IPv4 zone answers below, so
+    an empty non-terminal (RFC 8020)."""
+    top = address >> (4 * (32 - depth))
+    for prefix, nibbles in _V4_EMBEDDINGS:
+        if depth <= nibbles:
+            if top == prefix >> (4 * (nibbles - depth)):
+                return True
+        elif top >> (4 * (depth - nibbles)) == prefix:
+            return True
+    return False
 
 
 def _acl(acls: tuple[AclDataset, ...], client: str) -> str | Value | None:

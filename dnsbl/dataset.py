@@ -118,6 +118,7 @@ def _parse(reader: DatasetReader, kind: str, default_ttl: int) -> Parsed:
     singles = _Singles()
     blocks: dict[tuple[Any, int], int] = {}  # (net or name, bits or mode) -> value number
     single_bits = 32 if kind in IP4_TYPES else -1
+    names: dict[tuple[Any, int], list[int]] | None = {} if kind in NAME_TYPES else None
     for item in reader.items():
         value = item.value if isinstance(item, Run) else item[2]
         if value is None:
@@ -131,6 +132,15 @@ def _parse(reader: DatasetReader, kind: str, default_ttl: int) -> Parsed:
             singles.add_run(item.addresses, number, item.path, item.first_line)
             continue
         key, bits, _value, path, lineno = item
+        if names is not None:
+            # rbldnsd answers every value a name is listed with; an
+            # exclusion of the name wins over all of them, in any order.
+            listed = names.setdefault((key, bits), [])
+            if not number:
+                listed[:] = [0]
+            elif listed[:1] != [0] and number not in listed:
+                listed.append(number)
+            continue
         if bits == single_bits:
             singles.add(key, number, path, lineno)
             continue
@@ -142,6 +152,10 @@ def _parse(reader: DatasetReader, kind: str, default_ttl: int) -> Parsed:
                 continue  # an exclusion of exactly this key wins, in any order
         blocks[(key, bits)] = number
     keys, single_numbers, single_exclusions = singles.resolve(kind, reader.warnings)
+    block_list = [(key, bits, number) for (key, bits), number in blocks.items()]
+    if names is not None:
+        block_list = [(key, bits, number) for (key, bits), numbers_ in names.items()
+                      for number in numbers_]
     if kind in ("ip4tset", "ip6tset"):
         values = [None, reader.finish_tset()]
         if single_exclusions:
@@ -156,7 +170,7 @@ def _parse(reader: DatasetReader, kind: str, default_ttl: int) -> Parsed:
         kind, reader.paths, ttl, reader.soa, reader.ns, reader.timestamp, reader.expires,
         reader.mtime, tuple(reader.signatures), reader.warnings, values,
         keys.tobytes(), single_numbers.tobytes(), single_exclusions,
-        [(key, bits, number) for (key, bits), number in blocks.items()])
+        block_list)
     reader.finish_values()
     return parsed
 
@@ -455,37 +469,46 @@ class IP6Dataset(Dataset):
 
 class NameDataset(Dataset):
     """Domain names (dnset): an exact name beats a wildcard, a nearer wildcard
-    beats a farther one, and an excluded exact name is not listed.
+    beats a farther one, and an excluded name is not listed. A name listed
+    on several lines answers with every value, as in rbldnsd.
     ``lookup`` takes the name relative to the zone, lowercase, as ``str``."""
 
     family = "name"
 
     def __init__(self, parsed: Parsed) -> None:
         super().__init__(parsed)
-        exact: dict[str, Value | None] = {}
-        below: dict[str, Value | None] = {}  # "*.x": names under x
+        # name -> its values, or None when excluded
+        exact: dict[str, tuple[Value, ...] | None] = {}
+        below: dict[str, tuple[Value, ...] | None] = {}  # "*.x": names under x
         for name, mode, number in parsed.blocks:
             value = parsed.values[number]
             for table, applies in ((exact, mode != SUBDOMAINS), (below, mode != EXACT)):
-                if applies and not (name in table and table[name] is None):
-                    table[name] = value  # ...but an exclusion stays
+                if not applies:
+                    continue
+                if value is None:
+                    table[name] = None  # an exclusion wins in any order
+                elif name not in table:
+                    table[name] = (value,)
+                elif (values := table[name]) is not None and value not in values:
+                    table[name] = (*values, value)
         self._exact, self._below = exact, below
-        # Names with something listed under them exist (RFC 8020): NODATA, not NXDOMAIN.
-        parents = set(below)
-        for name in exact:
-            parents.update(_parents(name))
-        for name in below:
-            parents.update(_parents(name))
+        # Names with something listed under them exist (RFC 8020): NODATA, not
+        # NXDOMAIN. Excluded entries list nothing, so they make nothing exist.
+        parents = {name for name, values in below.items() if values is not None}
+        for table in (exact, below):
+            for name, values in table.items():
+                if values is not None:
+                    parents.update(_parents(name))
         self._parents = frozenset(parents)
         self.exclusions = sum(1 for *_, number in parsed.blocks if not number)
         self.entries = len(parsed.blocks) - self.exclusions
 
     def lookup(self, name: str) -> Value | None:  # type: ignore[override]
         found = self.match(name)
-        return None if found is None else found[0]
+        return None if found is None or found[0] is None else found[0][0]
 
-    def match(self, name: str) -> tuple[Value | None, str] | None:
-        """(value or None if excluded, the entry's name) of the entry deciding
+    def match(self, name: str) -> tuple[tuple[Value, ...] | None, str] | None:
+        """(values or None if excluded, the entry's name) of the entry deciding
         ``name``, None if none does. The entry's name is what ``$`` stands for
         in its TXT: the wildcard's base for a wildcard match, as in rbldnsd."""
         if name in self._exact:
@@ -498,8 +521,16 @@ class NameDataset(Dataset):
         return None
 
     def has_children(self, name: str) -> bool:
-        """Whether listed names lie under ``name`` (an empty non-terminal)."""
-        return name in self._parents or any(p in self._below for p in _parents(name))
+        """Whether listed names lie under ``name`` (an empty non-terminal): an
+        entry below it, or the nearest wildcard above it not an exclusion."""
+        if name in self._parents:
+            return True
+        below = self._below
+        if below:
+            for parent in _parents(name):
+                if parent in below:
+                    return below[parent] is not None
+        return False
 
     def explain(self, name: str) -> str | None:  # type: ignore[override]
         if self.lookup(name) is None:

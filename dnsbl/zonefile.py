@@ -237,8 +237,11 @@ def _range_to_cidrs(first: int, last: int) -> list[tuple[int, int]]:
 
 
 _TSET_TYPES = ("ip4tset", "ip6tset")
-_IP6_KEY = re.compile(r"[0-9A-Fa-f:.]+(?:/\d+)?")
-_NAME_KEY = re.compile(r"[^\s:#;]+")
+# No dotted quads (::ffff:1.2.3.4): rbldnsd rejects them, so a file that
+# loads here loads there.
+_IP6_KEY = re.compile(r"[0-9A-Fa-f:]+(?:/\d+)?")
+# rbldnsd takes a name up to the first blank: "x.test;note" is one name.
+_NAME_KEY = re.compile(r"\S+")
 
 
 def _parse_ip6_key(kind: str, text: str, excluded: bool
@@ -255,7 +258,7 @@ def _parse_ip6_key(kind: str, text: str, excluded: bool
         return None, rest
     address, slash, bits_text = m.group(0).partition("/")
     try:
-        if "::" in address or address.count(":") == 7 or "." in address:
+        if "::" in address or address.count(":") == 7:
             net = int(ipaddress.IPv6Address(address))
             bits = 128
         else:
@@ -294,9 +297,10 @@ def _parse_name_key(text: str) -> tuple[list[tuple[str, int]] | None, str]:
         name, mode = name[2:], SUBDOMAINS
     elif name.startswith("."):
         name, mode = name[1:], BOTH
-    name = name.rstrip(".")
-    labels = name.split(".")
-    if not name or len(name) > 253 or any(not 0 < len(label) < 64 for label in labels):
+    # Empty labels are dropped, as rbldnsd does: "a..b" lists a.b.
+    labels = [label for label in name.split(".") if label]
+    name = ".".join(labels)
+    if not name or len(name) > 253 or any(len(label) > 63 for label in labels):
         return None, rest
     return [(name, mode)], rest
 

@@ -83,12 +83,42 @@ def test_ip6tset(zone):
 
 
 def test_ipv4_and_ipv6_data_under_one_zone(serve, zone_file):
-    c = serve(f"bl.test:ip4set:{zone_file([':2:v4 $', '127.0.0.2'])}",
-              f"bl.test:ip6trie:{zone_file([':2:v6 $', '::ffff:7f00:2'])}")
+    v6 = zone_file([":3:v6 $", "::ffff:7f00:2", "2001:db8::/32"])
+    c = serve(f"bl.test:ip4set:{zone_file([':2:v4 $', '127.0.0.2'])}", f"bl.test:ip6trie:{v6}")
     assert look(c, "2.0.0.127.bl.test") == (["127.0.0.2"], ["v4 127.0.0.2"])
-    assert look(c, rev6("::ffff:7f00:2")) == (["127.0.0.2"], ["v6 ::ffff:7f00:2"])
+    assert look(c, rev6("2001:db8::1")) == (["127.0.0.3"], ["v6 2001:db8::1"])
     assert look(c, "1.0.0.127.bl.test") == NX
     assert look(c, "7.bl.test") == NODATA
+
+
+@pytest.mark.parametrize("address, answer", [
+    # IPv4-mapped: the IPv4 data alone answers, $ the IPv4 address (as rbldnsd);
+    # the IPv6 data's own ::ffff:7f00:2 entry is not asked.
+    ("::ffff:7f00:2", (["127.0.0.2"], ["v4 127.0.0.2"])),
+    ("::ffff:a01:203", (["127.0.0.2"], ["v4 10.1.2.3"])),
+    ("::ffff:7f00:1", NX),
+    # 6to4 (RFC 3056): the IPv4 data and the IPv6 data both answer.
+    ("2002:a01:203::1", (["127.0.0.2", "127.0.0.3"], ["v4 10.1.2.3", "v6 2002:a01:203::1"])),
+    ("2002:b01:203::1", (["127.0.0.3"], ["v6 2002:b01:203::1"])),
+    # IPv4-compatible and other embeddings are plain IPv6 addresses.
+    ("::a01:203", NX),
+    ("::ffff:0:a01:203", NX),
+])
+def test_ipv6_names_holding_ipv4_addresses(serve, zone_file, address, answer):
+    c = serve(f"bl.test:ip4set:{zone_file([':2:v4 $', '127.0.0.2', '10.0.0.0/8'])}",
+              f"bl.test:ip6trie:{zone_file([':3:v6 $', '::ffff:7f00:2', '2002::/16'])}")
+    assert look(c, rev6(address)) == answer
+
+
+def test_ipv4_zone_answers_mapped_ipv6_names(serve, zone_file):
+    c = serve(f"bl.test:ip4set:{zone_file([':2:v4 $', '127.0.0.2'])}")
+    assert look(c, rev6("::ffff:7f00:2")) == (["127.0.0.2"], ["v4 127.0.0.2"])
+    assert look(c, rev6("2001:db8::2")) == NX
+    # The names above a mapped address exist (RFC 8020); others do not.
+    nibbles = rev6("::ffff:7f00:2").split(".")
+    assert look(c, ".".join(nibbles[8:])) == NODATA  # ::ffff:0:0/96
+    assert look(c, ".".join(nibbles[27:])) == NODATA  # ::/20
+    assert look(c, ".".join(["a", *nibbles[28:]])) == NX  # a::/20
 
 
 DN_LINES = [":2:Domain $ listed", "example.com", "*.wild.test", ".both.test", "!no.both.test",
@@ -112,6 +142,7 @@ DN_LINES = [":2:Domain $ listed", "example.com", "*.wild.test", ".both.test", "!
     ("a.b.example.org", NODATA),             # empty non-terminals (RFC 8020)
     ("org", NODATA),
     ("c.a.b.example.org", NX),
+    ("bad.name", (["127.0.0.2"], ["Domain bad.name listed"])),  # "bad..name", as rbldnsd
 ])
 def test_dnset(zone, name, answer):
     client = zone(DN_LINES, "dnset")
@@ -121,9 +152,31 @@ def test_dnset(zone, name, answer):
 def test_dnset_bad_name_is_warned(zone_file):
     from dnsbl.dataset import load_dataset
 
-    path = zone_file(DN_LINES)
+    path = zone_file(["ok.test", "x" * 64 + ".test", "."])
     warnings = [str(w) for w in load_dataset("dnset", [path], 2100).warnings]
-    assert warnings == [f"{path}:7: invalid name 'bad..name'"]
+    assert warnings == [f"{path}:2: invalid name '{'x' * 64}.test'", f"{path}:3: invalid name '.'"]
+
+
+@pytest.mark.parametrize("name, answer", [
+    # A name listed twice answers with both values (rbldnsd does).
+    ("dup.test", (["127.0.0.7", "127.0.0.8"], ["first", "second"])),
+    ("wdup.a.test", (["127.0.0.3", "127.0.0.4"], ["w3", "w4"])),
+    # ...unless it is also excluded, in any order.
+    ("gone.test", NX),
+    # The name runs up to the first blank: ";" is part of it (as in rbldnsd).
+    ("semi.test", NX),
+    # Below an exclusion nothing is listed: NXDOMAIN, not NODATA.
+    ("neg.test", NX),
+    ("a.neg.test", NX),
+    ("a.x.ex.test", NX),
+    ("b.a.x.ex.test", NX),
+    ("a.ex.test", (["127.0.0.2"], [])),
+])
+def test_dnset_duplicates_and_exclusions(zone, name, answer):
+    client = zone(["dup.test :7:first", "dup.test :8:second", "*.a.test :3:w3", "*.a.test :4:w4",
+                   "gone.test :5:", "!gone.test", "gone.test :6:", "semi.test;comment",
+                   "!.neg.test", "*.neg.test", "*.ex.test", "!*.x.ex.test"], "dnset")
+    assert look(client, f"{name}.bl.test") == answer
 
 
 def test_query_explains_ipv6_and_names(zone_file):
