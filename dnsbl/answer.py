@@ -121,6 +121,12 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
     reply = _fast(data, zones, udp, edns)
     if reply is not None:
         return reply
+    # A client the global ACL ignores gets nothing at all, in a zone or not,
+    # as from rbldnsd (zones with an ACL never take the fast path).
+    global_acl: AclDataset | None = getattr(zones, "acl", None)
+    if global_acl is not None and client is not None and global_acl.action(client) == "ignore":
+        stats.dropped[DROP_ACL] += 1
+        return None
     # Untrusted bytes straight from the network: check every length before use.
     n = len(data)
     if n < 12:
@@ -189,22 +195,20 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
         return _reply(data, question, REFUSED, b"", 0, b"", 0, opt, counts, limit)
     if qtype in _META_TYPES:
         return _reply(data, question, NOTIMP, b"", 0, b"", 0, opt, counts, limit)
-    if zone.servfail:  # not loaded, or past its $TIMESTAMP expiry (as rbldnsd)
-        return _reply(data, question, SERVFAIL, b"", 0, b"", 0, opt, counts, limit)
-    soa_owner = pointer(offsets[depth + zone.parent_labels])
-
     acl = None  # what an ACL says to do instead of looking data up
     if zone.acls and client is not None:
         acl = _acl(zone.acls, client)
-        if acl is not None:
-            if acl == "ignore":
-                stats.dropped[DROP_ACL] += 1
-                return None
-            if acl == "refuse":
-                return _reply(data, question, REFUSED, b"", 0, b"", 0, opt, counts, limit)
+        if acl == "ignore":
+            stats.dropped[DROP_ACL] += 1
+            return None
+    if zone.servfail:  # not loaded, or past its $TIMESTAMP expiry (as rbldnsd)
+        return _reply(data, question, SERVFAIL, b"", 0, b"", 0, opt, counts, limit)
+    if acl == "refuse":
+        return _reply(data, question, REFUSED, b"", 0, b"", 0, opt, counts, limit)
+    soa_owner = pointer(offsets[depth + zone.parent_labels])
 
     if depth == 0:
-        return _apex(data, question, qtype, zone, soa_owner, opt, limit)
+        return _apex(data, question, qtype, zone, soa_owner, opt, limit, acl is not None)
 
     negative = soa_owner + zone.neg_soa_tail
     looked = False  # some data was asked about this name
@@ -274,8 +278,11 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
             "latin-1")
     if zone.generic:  # plain records (www, ...) and the names above them
         records = zone.generic.get(name)
-        if records is not None:
-            if acl is not None:  # hidden from "empty" and "listed" clients, as in rbldnsd
+        # Hidden from "empty" and "listed" clients, as in rbldnsd; a listed
+        # one sees the ACL's answer where the zone has names (any name is a
+        # question for them), NODATA elsewhere.
+        if records is not None and not (zone.names and isinstance(acl, Value)):
+            if acl is not None:
                 records = {}
             return _records(data, question, qtype, records, soa_owner + zone.neg_soa_tail,
                             opt, counts, limit)
@@ -493,14 +500,16 @@ def ipv6_text(packed: bytes) -> str:
 
 
 def _apex(data: bytes, question: bytes, qtype: int, zone: Zone, owner: bytes, opt: bytes,
-          limit: int) -> bytes:
+          limit: int, acl: bool = False) -> bytes:
+    """SOA and NS, and the generic records at "@", which a client an ACL
+    answers for ("empty" or "listed") does not see, as in rbldnsd."""
     records = []
     if not zone.parent_labels:  # a combined subzone has no SOA or NS of its own
         if qtype == TYPE_SOA or qtype == TYPE_ANY:
             records.append(owner + zone.soa_tail)
         if qtype == TYPE_NS or qtype == TYPE_ANY:
             records.extend(owner + tail for tail in zone.ns_tails)
-    apex = zone.generic.get("")  # "@" lines of generic datasets
+    apex = None if acl else zone.generic.get("")  # "@" lines of generic datasets
     if apex:
         records.extend(rr for rrs in (apex.values() if qtype == TYPE_ANY
                                       else [apex.get(qtype, [])]) for rr in rrs)

@@ -126,11 +126,18 @@ class Zone:
 DatasetKey = tuple[str, tuple[str, ...]]
 
 
+class Zones(dict[bytes, Zone]):
+    """Zones by the lowercase wire form of their names, with the global ACL,
+    which covers names outside every zone too (an ignored client gets nothing)."""
+
+    acl: AclDataset | None = None
+
+
 @dataclass
 class ZoneSet:
     """An immutable snapshot of every zone, keyed by the lowercase wire form of the name."""
 
-    zones: dict[bytes, Zone] = field(default_factory=dict)
+    zones: dict[bytes, Zone] = field(default_factory=Zones)
     datasets: dict[DatasetKey, Dataset] = field(default_factory=dict)
     #: Some zone has an ACL, so answering needs the client's address.
     has_acls: bool = False
@@ -176,6 +183,7 @@ def build_zoneset(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) -> 
         acl = datasets.get(dataset_key(config.global_acl))
         if isinstance(acl, AclDataset):
             global_acl = (acl,)
+            zoneset.zones.acl = acl  # type: ignore[attr-defined]
     for zone in config.zones:
         keys = [dataset_key(d) for d in zone.datasets]
         if not all(k in datasets for k in keys):
@@ -192,7 +200,7 @@ def build_zoneset(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) -> 
                            parent_labels=prefix.count(".") + 1, outer_acls=built.acls,
                            soa=zone.soa, ns=zone.ns)
             zoneset.zones.setdefault(subzone.wire, subzone)
-    zoneset.has_acls = any(zone.acls for zone in zoneset.zones.values())
+    zoneset.has_acls = bool(global_acl) or any(zone.acls for zone in zoneset.zones.values())
     return zoneset
 
 

@@ -36,8 +36,10 @@ COMBINED_TYPES = ("combined",)
 ACL_TYPES = ("acl",)
 DATASET_TYPES = (IP4_TYPES + IP6_TYPES + NAME_TYPES + GENERIC_TYPES + ACL_TYPES
                  + COMBINED_TYPES)
-#: ACL actions besides "answer as listed with this A+TXT" (a Value).
-ACL_ACTIONS = ("ignore", "refuse", "empty", "pass")
+#: ACL actions besides "answer as listed with this A+TXT" (a Value), by the
+#: keywords rbldnsd reads for them (``blackhole`` is its other name for ignore).
+ACL_ACTIONS = {"ignore": "ignore", "blackhole": "ignore", "refuse": "refuse",
+               "empty": "empty", "pass": "pass"}
 #: Record types a generic dataset takes, by name.
 GENERIC_RECORD_TYPES = {"A": 1, "MX": 15, "TXT": 16}
 
@@ -398,6 +400,9 @@ class DatasetReader:
         self._default = self._intern(DEFAULT_A, None)
         self._tset_default: Value | None = None
         self._acl_default: str | Value = "ignore"
+        #: What a partial ACL value (":9", "text $") fills in from: the last
+        #: A+TXT default line; an action default line leaves it, as in rbldnsd.
+        self._acl_value_default = self._default
         self._given: list[tuple[str, int, str]] | None = None  # lines of a combined section
 
     def entries(self) -> Iterator[Entry]:
@@ -662,12 +667,17 @@ class DatasetReader:
         """``CIDR [:action | :A:TXT | TXT]`` (IPv4 or IPv6) -> (packed network,
         bits, action name or Value, file, line). A bare entry takes the default
         line's action, or ignore when there is none, as in rbldnsd."""
-        default_line = line[0] == ":" and line[1:2] != ":"  # not "::1"
-        action = self._acl_action(line) if default_line else None
+        default_line = line[0] in ":=" and line[1:2] != ":"  # not "::1"
         if default_line:
-            default = action or self._value(path, lineno, line, self._default)
-            if default is not None:
-                self._acl_default = default
+            action = self._acl_action(line)
+            if action is not None:
+                self._acl_default = action
+            elif line[0] == ":":
+                value = self._value(path, lineno, line, self._acl_value_default)
+                if value is not None:
+                    self._acl_default = self._acl_value_default = value
+            else:
+                self._warn(path, lineno, f"invalid ACL keyword {line!r}")
             return
         keys, rest = (_parse_ip6_key("ip6trie", line, False) if ":" in line.split()[0]
                       else _parse_ip4_key("ip4trie", line))
@@ -679,8 +689,12 @@ class DatasetReader:
         result: str | Value | None
         if not rest or rest[0] in "#;":
             result = self._acl_default
+        elif rest[0] == "=" and self._acl_action(rest) is None:
+            self._warn(path, lineno, f"invalid ACL keyword {rest!r}")
+            return
         else:
-            result = self._acl_action(rest) or self._value(path, lineno, rest, self._default)
+            result = self._acl_action(rest) or self._value(path, lineno, rest,
+                                                           self._acl_value_default)
             if result is None:
                 return
         width = 16 if ":" in line.split()[0] else 4
@@ -689,11 +703,12 @@ class DatasetReader:
 
     @staticmethod
     def _acl_action(text: str) -> str | None:
-        """``:ignore`` / ``:refuse`` / ``:empty`` / ``:pass`` (any case) -> the action."""
-        if not text.startswith(":"):
+        """``:ignore`` / ``=refuse`` / ``:blackhole`` ... (any case, ended by a
+        blank, a colon or the line) -> the action; None for anything else."""
+        if text[:1] not in (":", "="):
             return None
-        word = text[1:].replace(":", " ").split(None, 1)
-        return word[0].lower() if word and word[0].lower() in ACL_ACTIONS else None
+        word = text[1:].replace(":", " ").replace("#", " ").replace(";", " ").split(None, 1)
+        return ACL_ACTIONS.get(word[0].lower()) if word and text[1:2].isalpha() else None
 
     def finish_tset(self) -> Value:
         """The one value every ip4tset/ip6tset entry answers with."""

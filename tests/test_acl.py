@@ -141,3 +141,52 @@ def test_acl_bad_lines_are_warned(zone_file):
         f"{path}:3: invalid special entry: $SOA has no place in an acl dataset",
     ]
     assert dataset.action("127.0.0.9") == "refuse"
+
+
+DEFAULTED = ["$TTL 77", ":127.0.0.50:deflt $", "127.0.0.2", "127.0.0.3 :9",
+             "127.0.0.4 some txt $", ":refuse", "127.0.0.5", "127.0.0.6 :10",
+             "127.0.0.7 :blackhole", "127.0.0.8 =empty"]
+
+
+@pytest.mark.parametrize("source, a, txt", [
+    ("127.0.0.2", ("NOERROR", ["127.0.0.50"]), ("NOERROR", ['"deflt 127.0.0.2"'])),
+    # A partial value fills in from the default line, as in rbldnsd.
+    ("127.0.0.3", ("NOERROR", ["127.0.0.9"]), ("NOERROR", ['"deflt 127.0.0.3"'])),
+    ("127.0.0.4", ("NOERROR", ["127.0.0.50"]), ("NOERROR", ['"some txt 127.0.0.4"'])),
+    # An action default line sets what bare entries do, not what values fill in.
+    ("127.0.0.5", "REFUSED", "REFUSED"),
+    ("127.0.0.6", ("NOERROR", ["127.0.0.10"]), ("NOERROR", ['"deflt 127.0.0.6"'])),
+    ("127.0.0.7", "silence", "silence"),   # rbldnsd's other name for ignore
+    ("127.0.0.8", "NXDOMAIN", "NXDOMAIN"),  # =keyword, the other spelling
+])
+def test_acl_default_line_and_keywords(serve, zone_file, source, a, txt):
+    c = serve(f"bl.test:ip4set:{zone_file(DATA)}", f"bl.test:acl:{zone_file(DEFAULTED)}")
+    assert seen_from(c, source, UNLISTED) == a
+    assert seen_from(c, source, UNLISTED, "TXT") == txt
+
+
+def test_acl_hides_apex_records_and_answers_names(serve, zone_file):
+    gen = zone_file(["@ A 127.0.0.8", "www A 127.0.0.8"])
+    acl = zone_file(["127.0.0.4 :empty", "127.0.0.6 :127.255.255.254:Open resolver $"])
+    c = serve(f"bl.test:ip4set:{zone_file(DATA)}", f"bl.test:generic:{gen}", f"bl.test:acl:{acl}",
+              f"dn.test:dnset:{zone_file(['listed.example'])}", f"dn.test:generic:{gen}",
+              f"dn.test:acl:{acl}")
+    assert seen_from(c, "127.0.0.1", "bl.test") == ("NOERROR", ["127.0.0.8"])
+    for source in ("127.0.0.4", "127.0.0.6"):  # the apex's records are hidden too
+        assert seen_from(c, source, "bl.test") == "NOERROR"
+        assert seen_from(c, source, "dn.test") == "NOERROR"
+        assert seen_from(c, source, "bl.test", "SOA")[0] == "NOERROR"  # SOA still answered
+    # In a zone of names every name is a question: a listed client gets the
+    # ACL's answer even where a generic record is; an empty one sees NODATA.
+    assert seen_from(c, "127.0.0.6", "www.dn.test") == ("NOERROR", ["127.255.255.254"])
+    assert seen_from(c, "127.0.0.4", "www.dn.test") == "NOERROR"
+    assert seen_from(c, "127.0.0.6", "www.bl.test") == "NOERROR"
+
+
+def test_global_ignore_covers_names_outside_every_zone(serve, zone_file):
+    c = serve(f"bl.test:ip4set:{zone_file(DATA)}",
+              f":acl:{zone_file(['127.0.0.2 :ignore', '127.0.0.3 :refuse'])}")
+    assert seen_from(c, "127.0.0.2", "foo.nozone") == "silence"
+    assert seen_from(c, "127.0.0.2", "version.bind", "TXT") == "silence"
+    assert seen_from(c, "127.0.0.3", "foo.nozone") == "REFUSED"
+    assert seen_from(c, "127.0.0.1", "foo.nozone") == "REFUSED"
