@@ -20,8 +20,9 @@ from dnsbl.config import (
     load_config,
     with_overrides,
 )
-from dnsbl.registry import LoadError, ZoneSet, load_zoneset
+from dnsbl.registry import LoadError, Zone, ZoneSet, load_zoneset
 from dnsbl.spawn import Forker
+from dnsbl.zonefile import DATASET_TYPES
 
 #: Exit codes: 1 for problems found by `check`, 2 for usage, 3 when serving cannot start.
 EXIT_PROBLEMS = 1
@@ -76,9 +77,9 @@ def _zone_options(parser: argparse.ArgumentParser) -> None:
         help="TOML configuration (listen, ttl, zones); command-line flags override it")
     parser.add_argument(
         "--zone", action="append", metavar="NAME:TYPE:FILE[,FILE...]",
-        help="serve NAME from a dataset of TYPE (ip4set, ip4tset, ip4trie, ip6trie, ip6tset, "
-             "dnset) read from FILEs "
-             "(repeat it; one NAME given several times is one zone of all those datasets)")
+        help=f"serve NAME from a dataset of TYPE ({', '.join(DATASET_TYPES)}) read from "
+             "FILEs (repeat it; one NAME given several times is one zone of all those "
+             "datasets; :acl:FILE is the global ACL)")
     parser.add_argument(
         "--ttl", metavar="SECONDS",
         help="TTL of answers when the data has no $TTL (units s/m/h/d/w allowed; default 35m)")
@@ -250,32 +251,47 @@ def _check(args: argparse.Namespace) -> int:
     for warning in zoneset.warnings():
         print(f"error: {warning}")
         problems += 1
-    from dnsbl.explain import ask, name_under
-
     for zone_config in config.zones:
         zone = zoneset.by_name(zone_config.name)
         if zone is None or not zone.loaded:
             print(f"{zone_config.name}: not loaded")
             continue
         print(f"{zone.name}: {zone.entries} entries, serial {zone.serial}")
-        for dataset in zone.datasets:
-            print(f"  {dataset.kind} {','.join(dataset.paths)}: {dataset.entries} entries, "
-                  f"{dataset.exclusions} exclusions, ttl {dataset.ttl}")
-        families = {d.family for d in zone.datasets}
-        for family, (never, always) in _TEST_POINTS.items():
-            if family not in families:
-                continue
-            for key, must in ((never, False), (always, True)):
-                reply = ask(name_under(key, zone.name), "A", zoneset)
-                listed = reply is not None and bool(reply.rr)
-                if listed and not must:
-                    print(f"warning: {zone.name}: {key} is listed; RFC 5782 says it must "
-                          "never be")
-                elif must and not listed:
-                    print(f"note: {zone.name}: {key} is not listed; RFC 5782 asks lists to "
-                          "list it as a test entry")
+        # A combined file's sections attached only to subzones answer there.
+        subzones = [z for z in zoneset.zones.values()
+                    if z.parent_labels and z.name.endswith("." + zone.name)]
+        for served in (zone, *subzones):
+            indent = "  "
+            if served is not zone:
+                print(f"  subzone {served.name}:")
+                indent = "    "
+            for dataset in served.datasets:
+                if served is not zone and dataset.family == "combined":
+                    continue  # listed with the zone itself
+                print(f"{indent}{dataset.kind} {','.join(dataset.paths)}: {dataset.entries} "
+                      f"entries, {dataset.exclusions} exclusions, ttl {dataset.ttl}")
+            _check_test_points(served, zoneset)
     print(f"{problems} problem(s)")
     return EXIT_PROBLEMS if problems else 0
+
+
+def _check_test_points(zone: Zone, zoneset: ZoneSet) -> None:
+    """Say where a zone lists what RFC 5782 says it must never, or does not
+    list its test entries, for each kind of data it has."""
+    from dnsbl.explain import ask, name_under
+
+    families = {d.family for d in zone.datasets}
+    for family, (never, always) in _TEST_POINTS.items():
+        if family not in families:
+            continue
+        for key, must in ((never, False), (always, True)):
+            reply = ask(name_under(key, zone.name), "A", zoneset)
+            listed = reply is not None and bool(reply.rr)
+            if listed and not must:
+                print(f"warning: {zone.name}: {key} is listed; RFC 5782 says it must never be")
+            elif must and not listed:
+                print(f"note: {zone.name}: {key} is not listed; RFC 5782 asks lists to list "
+                      "it as a test entry")
 
 
 def _query(args: argparse.Namespace) -> int:

@@ -34,12 +34,17 @@ class Match:
 
 
 def query_name(target: str, zoneset: ZoneSet) -> list[str]:
-    """The names to ask for ``target``: a name as given, or an address (IPv4 or
-    IPv6) reversed under every zone."""
+    """The names to ask for ``target``: an address (IPv4 or IPv6) reversed under
+    every zone; a name as given when it is under a zone, else under every zone
+    of domain names (``x.example.net`` -> ``x.example.net.dbl.example.org``)."""
     try:
         ipaddress.ip_address(target)
     except ValueError:
-        return [target.rstrip(".")]
+        name = target.rstrip(".")
+        if find_zone(name, zoneset) is not None:
+            return [name]
+        under = [name_under(name, zone.name) for zone in zoneset.zones.values() if zone.names]
+        return under or [name]
     return [name_under(target, zone.name) for zone in zoneset.zones.values()]
 
 
@@ -90,8 +95,18 @@ def matches(zone: Zone, key: Address | str) -> list[Match | None]:
     """Per dataset of the zone, the line that decides ``key`` (as the index does:
     the most specific entry wins; at the same one an exclusion, else the later)."""
     out: list[Match | None] = []
+    # An IPv6 address holding an IPv4 one is asked of the IPv4 data too (a
+    # 6to4 one) or instead (an IPv4-mapped one), as answer.py does.
+    embedded = None
+    if isinstance(key, ipaddress.IPv6Address) and zone.lookups:
+        embedded = key.ipv4_mapped or key.sixtofour
     for dataset in zone.datasets:
         family = {4: "ip4", 6: "ip6"}.get(getattr(key, "version", 0), "name")
+        wanted: Address | str = key
+        if embedded is not None and dataset.family == "ip4":
+            family, wanted = "ip4", embedded
+        elif embedded is not None and key.ipv4_mapped is not None:  # type: ignore[union-attr]
+            family = ""
         if dataset.family != family:
             out.append(None)
             continue
@@ -99,13 +114,13 @@ def matches(zone: Zone, key: Address | str) -> list[Match | None]:
         best: Match | None = None
         best_rank = -1
         for entry, bits, value, path, lineno in reader.entries():
-            rank = _rank(key, entry, bits)
+            rank = _rank(wanted, entry, bits)
             if rank < 0:
                 continue
             if rank > best_rank or (rank == best_rank and best is not None
                                     and best.value is not None):
-                listed = entry if isinstance(key, str) else _address_text(key)
-                best = Match(path, lineno, _entry(key, entry, bits), value, listed)
+                listed = entry if isinstance(wanted, str) else _address_text(wanted)
+                best = Match(path, lineno, _entry(wanted, entry, bits), value, listed)
                 best_rank = rank
         reader.finish_values()  # TXT templates are complete only now
         out.append(best)

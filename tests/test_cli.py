@@ -26,6 +26,14 @@ def test_help_documents_every_subcommand_and_flag():
     assert "IP-or-NAME" in run_cli("query", "--help").stdout
 
 
+@pytest.mark.parametrize("command", ["serve", "check", "query"])
+def test_zone_help_names_every_dataset_type(command):
+    text = " ".join(run_cli(command, "--help").stdout.split())
+    for kind in ("ip4set", "ip4tset", "ip4trie", "ip6trie", "ip6tset", "dnset", "generic",
+                 "acl", "combined"):
+        assert f"{kind}," in text or f"{kind})" in text, kind
+
+
 def test_python_dash_m_and_console_script_agree():
     script = Path(sys.executable).parent / "dnsbl"
     if not script.exists():
@@ -252,3 +260,41 @@ def test_stdlib_loop_serves_when_uvloop_cannot_be_imported(process, zone_file, t
     scrape = urllib.request.urlopen(
         f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode()
     assert 'loop="asyncio"' in scrape
+
+
+def test_check_counts_every_type_and_combined_subzones(zone_file):
+    names = zone_file(["test", "*.a.test", "!b.a.test"])
+    v6 = zone_file(["::ffff:7f00:2", "2001:db8::/32", "!2001:db8:1::/48"])
+    combined = zone_file([
+        "$DATASET ip4set:p proxies @", "127.0.0.2", "10.0.0.1",
+        "$DATASET dnset:d names", "test", "example.com",
+        "$DATASET ip6trie:s six", "2001:db8::/32",
+        "$DATASET ip4trie:m multihop", "127.0.0.1", "10.0.0.0/8"])
+    result = run_cli("check", "--zone", f"dn.test:dnset:{names}", "--zone",
+                     f"six.test:ip6trie:{v6}", "--zone", f"c.test:combined:{combined}")
+    out = result.stdout
+    assert f"  dnset {names}: 2 entries, 1 exclusions" in out
+    assert f"  ip6trie {v6}: 2 entries, 1 exclusions" in out
+    assert f"  ip4set {combined}: 2 entries" in out  # attached to the zone itself
+    for sub, kind, count in (("names", "dnset", 2), ("six", "ip6trie", 1),
+                             ("multihop", "ip4trie", 2)):
+        at = out.index(f"  subzone {sub}.c.test:")
+        assert f"    {kind} {combined}: {count} entries" in out[at:], sub
+    # RFC 5782 test points are checked in subzones too.
+    assert "warning: multihop.c.test: 127.0.0.1 is listed" in out
+    assert "note: six.c.test: ::ffff:7f00:2 is not listed" in out
+    assert "test is not listed" not in out
+
+
+def test_query_tries_a_bare_domain_under_every_name_zone(zone_file):
+    dbl = zone_file([".malware.example.net :5:Malware $"])
+    other = zone_file(["x.malware.example.net :6:Other"])
+    out = run_cli("query", "--zone", f"dbl.test:dnset:{dbl}", "--zone",
+                  f"bl.test:ip4set:{zone_file(['127.0.0.2'])}", "--zone",
+                  f"two.test:dnset:{other}", "x.malware.example.net").stdout
+    assert ";; x.malware.example.net.dbl.test" in out
+    assert ";; x.malware.example.net.two.test" in out
+    assert "x.malware.example.net.bl.test" not in out  # not a zone of names
+    assert f"{dbl}:1: .malware.example.net -> A 127.0.0.5 TXT 'Malware malware.example.net'" in out
+    assert f"{other}:1: x.malware.example.net -> A 127.0.0.6" in out
+    assert "not under any served zone" not in out
