@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds a thread may hold the GIL before another gets it (Python's default: 0.005).
 SWITCH_INTERVAL = 0.0005
+#: Bytes of queued datagrams a UDP socket may hold (SO_RCVBUF), as NSD's and
+#: Unbound's so-rcvbuf advise for busy servers.
+UDP_RECEIVE_BUFFER = 1 << 20
 #: Seconds open TCP connections get at a stop to take the answers already made.
 STOP_GRACE = 0.5
 
@@ -250,6 +253,11 @@ def _bound_socket(listen: Listen, kind: int, partner: socket.socket | None = Non
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if kind == socket.SOCK_DGRAM:
+            # A burst (mail servers' resolvers at a spam run) waits here while
+            # a batch is answered; the kernel's default (~200 KiB, some 200
+            # datagrams) drops it. The kernel caps this at net.core.rmem_max.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         sock.bind((listen.host, listen.port))
         if kind == socket.SOCK_STREAM:
             sock.listen(1024)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import select
 import socket
 import struct
@@ -15,6 +16,7 @@ import pytest
 
 from dnsbl.config import Listen, RRLConfig, ServerConfig, parse_zone_spec, with_overrides
 from dnsbl.protocols import MAX_BUFFERED
+from dnsbl.server import UDP_RECEIVE_BUFFER
 from dnsbl.stats import TCP_CLOSE_REASONS
 from tests.conftest import Client, ServerThread
 from tests.test_metrics import samples, value
@@ -337,16 +339,19 @@ def test_burst_of_datagrams_all_answered(zone_file, udp_batch):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             s.settimeout(3)
-            sent = {}
-            for qid in range(300):
-                name = "2.0.0.127.bl.test" if qid % 2 else f"{qid % 250}.9.0.10.bl.test"
-                q = dns.message.make_query(name, "A", id=qid)
-                sent[qid] = q
-                s.sendto(q.to_wire(), (client.host, client.port))
-            got = {}
-            for _ in range(300):
-                r = dns.message.from_wire(s.recv(4096))
-                got[r.id] = r
+            sent, got = {}, {}
+            # Waves of 100: three batches' worth each, and well inside the
+            # kernel's receive buffers however small (a machine busy with other
+            # work may run the server thread only after the whole wave is sent).
+            for wave in range(0, 300, 100):
+                for qid in range(wave, wave + 100):
+                    name = "2.0.0.127.bl.test" if qid % 2 else f"{qid % 250}.9.0.10.bl.test"
+                    q = dns.message.make_query(name, "A", id=qid)
+                    sent[qid] = q
+                    s.sendto(q.to_wire(), (client.host, client.port))
+                for _ in range(100):
+                    r = dns.message.from_wire(s.recv(4096))
+                    got[r.id] = r
         assert sorted(got) == list(range(300))
         for qid, r in got.items():
             assert r.question == sent[qid].question
@@ -354,6 +359,41 @@ def test_burst_of_datagrams_all_answered(zone_file, udp_batch):
             assert r.rcode() == (dns.rcode.NOERROR if qid % 2 else dns.rcode.NXDOMAIN)
     finally:
         thread.stop()
+
+
+def _rmem_max() -> int:
+    try:
+        with open("/proc/sys/net/core/rmem_max") as f:
+            return int(f.read())
+    except OSError:
+        return 0
+
+
+@pytest.mark.skipif(_rmem_max() < UDP_RECEIVE_BUFFER,
+                    reason="net.core.rmem_max caps UDP receive buffers below 1 MiB here")
+def test_burst_while_the_server_is_busy_is_not_dropped(zone_file):
+    """600 queries arrive while the server is busy elsewhere (here: its loop
+    blocked for a moment); the kernel's default buffer (~200 datagrams) would
+    drop most of them."""
+    thread, client = start(zone_file)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+            s.settimeout(3)
+            busy = asyncio.run_coroutine_threadsafe(_block(0.5), thread._loop)
+            time.sleep(0.05)  # the loop is blocked now
+            for qid in range(600):
+                q = dns.message.make_query("2.0.0.127.bl.test", "A", id=qid)
+                s.sendto(q.to_wire(), (client.host, client.port))
+            ids = {dns.message.from_wire(s.recv(4096)).id for _ in range(600)}
+            busy.result(5)
+        assert ids == set(range(600))
+    finally:
+        thread.stop()
+
+
+async def _block(seconds: float) -> None:
+    time.sleep(seconds)  # holds the event loop, as a long step of real work would
 
 
 def test_udp_and_tcp_on_ipv4_and_ipv6_listeners(zone_file):
