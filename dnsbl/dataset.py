@@ -335,6 +335,8 @@ class Dataset:
     family = ""
     entries = 0
     exclusions = 0
+    #: Seconds reading and indexing took, set by whoever loaded it.
+    load_seconds = 0.0
 
     def __init__(self, parsed: Parsed) -> None:
         self.kind = parsed.kind

@@ -68,8 +68,9 @@ class Reloader:
         self._pool: Spawner | None = None
         now = time.time()
         self.status = {key: DatasetStatus() for key in self._specs}
-        for key in registry.current.datasets:
-            self.status[key] = DatasetStatus(loads=1, last_success=now)
+        for key, dataset in registry.current.datasets.items():
+            self.status[key] = DatasetStatus(loads=1, last_success=now,
+                                             last_duration=dataset.load_seconds)
         self.reloads = 0  # swaps done
 
     def _executor(self) -> Spawner:

@@ -83,6 +83,8 @@ def test_query_counts_move_exactly(metered):
     assert value(found, "dnsbl_zone_entries", zone="bl.test") == 50
     assert value(found, "dnsbl_dataset_entries", dataset=dataset) == 50
     assert value(found, "dnsbl_dataset_reloads_total", dataset=dataset) == 1
+    # The start-up load is timed too, not only the reloads after it.
+    assert 0 < value(found, "dnsbl_dataset_reload_duration_seconds", dataset=dataset) < 30
     assert value(found, "dnsbl_zone_loaded", zone="bl.test") == 1
     assert value(found, "dnsbl_zone_soa_serial", zone="bl.test") == int(path.stat().st_mtime)
     assert 0 <= value(found, "dnsbl_dataset_data_age_seconds", dataset=dataset) < 60
