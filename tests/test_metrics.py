@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 import time
 import urllib.error
 import urllib.request
 
+import dns.message
 import dns.rcode
 import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from dnsbl.config import Listen, ServerConfig, ZoneConfig, parse_zone_spec
-from dnsbl.metrics import SERIES
+from dnsbl.metrics import FAILURE_REASONS, SERIES
 from tests.conftest import ROOT, ServerThread
 from tests.test_reload import data, wait_for, write
 
@@ -85,7 +90,9 @@ def test_query_counts_move_exactly(metered):
     assert value(found, "dnsbl_dataset_reloads_total", dataset=dataset) == 1
     # The start-up load is timed too, not only the reloads after it.
     assert 0 < value(found, "dnsbl_dataset_reload_duration_seconds", dataset=dataset) < 30
+    assert value(found, "dnsbl_dataset_exclusions", dataset=dataset) == 0
     assert value(found, "dnsbl_zone_loaded", zone="bl.test") == 1
+    assert value(found, "dnsbl_zone_expired", zone="bl.test") == 0
     assert value(found, "dnsbl_zone_soa_serial", zone="bl.test") == int(path.stat().st_mtime)
     assert 0 <= value(found, "dnsbl_dataset_data_age_seconds", dataset=dataset) < 60
     assert ("dnsbl_build_info", frozenset({
@@ -97,13 +104,32 @@ def test_query_counts_move_exactly(metered):
     assert not any("127.0.0.1" in text or "0.0.10" in text for text in label_values)
 
 
-def test_drops_are_counted_by_reason(metered):
+def test_drops_are_counted_by_reason(tmp_path):
     import socket
 
-    thread, client, port, path = metered(data("x"))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.sendto(b"\x00\x01", (client.host, client.port))
-    wait_for(lambda: value(samples(port), "dnsbl_dns_dropped_total", reason="short") == 1)
+    import dns.exception
+
+    acl, zone = tmp_path / "acl", tmp_path / "bl.zone"
+    write(acl, ["127.0.0.2 :ignore"])
+    write(zone, data("x"))
+    config = ServerConfig(listen=(Listen("127.0.0.1", 0),), zones=(
+        ZoneConfig("bl.test", parse_zone_spec(f"bl.test:ip4set:{zone}").datasets
+                   + parse_zone_spec(f"bl.test:acl:{acl}").datasets),))
+    thread = ServerThread(config, metrics=Listen("127.0.0.1", 0))
+    client = thread.start()
+    try:
+        port = thread.server.metrics_port
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"\x00\x01", (client.host, client.port))  # shorter than a header
+            query = bytearray(dns.message.make_query("2.0.0.127.bl.test", "A").to_wire())
+            query[2] |= 0x80  # QR: a response, as a reflected packet would be
+            s.sendto(bytes(query), (client.host, client.port))
+        with pytest.raises(dns.exception.Timeout):  # the ACL ignores this client
+            client.query("2.0.0.127.bl.test", source="127.0.0.2", timeout=0.5)
+        wait_for(lambda: [value(samples(port), "dnsbl_dns_dropped_total", reason=r)
+                          for r in ("short", "response", "acl", "send")] == [1, 1, 1, 0])
+    finally:
+        thread.stop()
 
 
 def test_failed_reload_counts_and_keeps_the_timestamp(metered):
@@ -125,11 +151,59 @@ def test_failed_reload_counts_and_keeps_the_timestamp(metered):
                  dataset=dataset) > stamp
 
 
+@pytest.mark.parametrize("damage, reason", [
+    ("truncated gzip", "read"),
+    ("future $TIMESTAMP", "timestamp"),
+    ("90% shrunk", "shrink"),
+])
+def test_each_failure_reason_is_its_own_series(metered, damage, reason):
+    thread, client, port, path = metered(data("good", 100))
+    dataset = f"ip4set:{path}"
+    if damage == "truncated gzip":
+        path.write_bytes(gzip.compress("\n".join(data("gz", 100)).encode())[:40])
+    elif damage == "future $TIMESTAMP":
+        stamp = time.strftime("%Y:%m:%d:%H:%M:%S", time.gmtime(time.time() + 86400))
+        write(path, [f"$TIMESTAMP {stamp}"] + data("later", 100))
+    else:
+        write(path, data("shrunk", 10))
+    wait_for(lambda: value(samples(port), "dnsbl_dataset_reload_failures_total",
+                           dataset=dataset, reason=reason) == 1)
+    found = samples(port)
+    assert {r: value(found, "dnsbl_dataset_reload_failures_total", dataset=dataset, reason=r)
+            for r in FAILURE_REASONS} == {r: int(r == reason) for r in FAILURE_REASONS}
+    assert value(found, "dnsbl_dataset_reloads_total", dataset=dataset) == 1
+
+
+def test_exclusions_and_expiry_are_exported(metered):
+    stamp = time.strftime("%Y:%m:%d:%H:%M:%S", time.gmtime(time.time() - 10))
+    thread, client, port, path = metered(
+        [f"$TIMESTAMP {stamp} +12s"] + data("x") + ["!10.0.0.1", "!10.0.0.2"])
+    dataset = f"ip4set:{path}"
+    found = samples(port)
+    assert value(found, "dnsbl_dataset_exclusions", dataset=dataset) == 2
+    assert value(found, "dnsbl_zone_expired", zone="bl.test") == 0
+    wait_for(lambda: value(samples(port), "dnsbl_zone_expired", zone="bl.test") == 1, timeout=8)
+    assert value(samples(port), "dnsbl_zone_loaded", zone="bl.test") == 1  # loaded, but stale
+    write(path, data("fresh"))
+    wait_for(lambda: value(samples(port), "dnsbl_zone_expired", zone="bl.test") == 0)
+    assert value(samples(port), "dnsbl_dataset_exclusions", dataset=dataset) == 0
+
+
 def test_openmetrics_on_request(metered):
     thread, client, port, path = metered(data("x"))
+    client.a("2.0.0.127.bl.test")
     status, content_type, text = fetch(port, "/metrics", "application/openmetrics-text")
     assert status == 200 and content_type.startswith("application/openmetrics-text")
-    assert text.rstrip().endswith("# EOF")
+    # prometheus-client's own OpenMetrics parser, which insists on "# EOF" and
+    # on the format's rules for counters, units and label syntax.
+    families = {f.name: f for f in openmetrics_families(text)}
+    requests = families["dnsbl_dns_requests"]
+    assert requests.type == "counter"
+    found = {(s.name, frozenset(s.labels.items())): s.value for s in requests.samples}
+    assert found[("dnsbl_dns_requests_total", frozenset(
+        {"zone": "bl.test", "qtype": "A", "proto": "udp"}.items()))] == 1
+    assert families["dnsbl_dataset_reload_duration_seconds"].type == "gauge"
+    assert families["dnsbl_build_info"].samples[0].value == 1
 
 
 def test_health_and_readiness(metered):
