@@ -60,6 +60,8 @@ SERIES: dict[str, tuple[str, str]] = {
     "dnsbl_tcp_buffered_bytes": (
         "gauge", "Bytes held for TCP clients now: answers not yet sent and questions "
                  "not yet answered."),
+    "dnsbl_query_log_dropped_total": (
+        "counter", "Sampled queries left out of the query log because its writer fell behind."),
     "dnsbl_zone_entries": ("gauge", "Entries (listed blocks) a zone serves."),
     "dnsbl_zone_soa_serial": ("gauge", "SOA serial a zone answers with."),
     "dnsbl_zone_loaded": ("gauge", "1 when every dataset of the zone is loaded, else 0."),
@@ -98,6 +100,10 @@ class Source(Protocol):
     def zoneset(self) -> ZoneSet: ...
 
     def reload_status(self) -> dict[tuple[str, tuple[str, ...]], DatasetStatus]: ...
+
+    def query_log_dropped(self) -> int:
+        """Query log entries dropped because the writer's queue was full."""
+        ...
 
 
 def metric_family(name: str, labels: list[str]) -> CounterMetricFamily | GaugeMetricFamily:
@@ -156,7 +162,9 @@ class Collector:
         tcp.add_metric([], connections)
         held = metric_family("dnsbl_tcp_buffered_bytes", [])
         held.add_metric([], buffered)
-        yield from (rrl, tcp, held)
+        query_log = metric_family("dnsbl_query_log_dropped_total", [])
+        query_log.add_metric([], source.query_log_dropped())
+        yield from (rrl, tcp, held, query_log)
 
         entries = metric_family("dnsbl_zone_entries", ["zone"])
         serial = metric_family("dnsbl_zone_soa_serial", ["zone"])

@@ -1,21 +1,23 @@
 """An optional, sampled query log: JSON lines written off the query path.
 
 The transports hand over the raw query and reply bytes of every N-th query;
-a task on the loop decodes and writes them in batches, so the query path
-pays one counter and one append. A CERT can see which listed addresses are
-being looked up, and which data line family (prefix) matched.
+the query path pays one counter and one append to a bounded queue. A thread
+of its own decodes, explains and writes them in batches, so neither the JSON
+nor the file write ever holds the event loop. A CERT can see which listed
+addresses are being looked up, and which data line family (prefix) matched.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import ipaddress
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
 
 from dnsbl.registry import ZoneSet
 from dnsbl.stats import QTYPE_INDEX, QTYPE_LABELS, RCODE_LABELS
@@ -24,58 +26,104 @@ log = logging.getLogger(__name__)
 
 #: Entries waiting to be written; past this, new ones are dropped (and counted).
 MAX_PENDING = 10_000
-FLUSH_INTERVAL = 0.5
+FLUSH_INTERVAL = 0.2
+_STOP_TIMEOUT = 5.0
 
 
 class QueryLog:
-    """Samples 1 in ``sample`` queries into ``path`` as JSON lines."""
+    """Samples 1 in ``sample`` queries into ``path`` as JSON lines.
+
+    :meth:`offer` runs on the event loop; :meth:`start` starts the writer
+    thread. A deque's append and popleft are atomic, so the two share it
+    without a lock; ``dropped`` is only written by the loop.
+    """
 
     def __init__(self, path: str, sample: int, zoneset: Callable[[], ZoneSet]) -> None:
         self.path = path
         self.sample = max(1, sample)
         self._zoneset = zoneset
         self._seen = 0
+        self._max = MAX_PENDING
         self._pending: collections.deque[tuple[float, Any, bytes, bytes]] = collections.deque()
         self.dropped = 0
-        self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self._fd = self._open()
+        self._reopen = False
+        self._closing = False
+        self._failing = False
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._write_loop, name="dnsbl-querylog",
+                                        daemon=True)
+
+    def _open(self) -> int:
+        # One write(2) per batch on an O_APPEND descriptor: lines from several
+        # workers sharing the file never interleave mid-line.
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+    def start(self) -> None:
+        self._thread.start()
 
     def offer(self, query: bytes, reply: bytes, client: Any) -> None:
         """Called per answered query; keeps every ``sample``-th one."""
         self._seen += 1
         if self._seen % self.sample:
             return
-        if len(self._pending) >= MAX_PENDING:
+        if len(self._pending) >= self._max:
             self.dropped += 1
             return
         self._pending.append((time.time(), client, query, reply))
 
     def reopen(self) -> None:
-        """Reopen the file (after logrotate moved it; SIGHUP)."""
-        self.flush()
-        self._file.close()
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        """Reopen the file (after logrotate moved it; SIGHUP), in the writer thread."""
+        self._reopen = True
+        self._wake.set()
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL)
-            self.flush()
+    def close(self) -> None:
+        """Write what is queued, then stop the writer and close the file."""
+        self._closing = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(_STOP_TIMEOUT)
+        else:
+            self._flush()
+        os.close(self._fd)
 
-    def flush(self) -> None:
-        if not self._pending:
+    def _write_loop(self) -> None:
+        while not self._closing:
+            self._wake.wait(FLUSH_INTERVAL)
+            self._wake.clear()
+            if self._reopen:
+                self._reopen = False
+                self._flush()  # what was queued belongs to the old file
+                try:
+                    fd = self._open()
+                except OSError as exc:
+                    log.error("query log %s: cannot reopen, still writing to the old file: "
+                              "%s", self.path, exc.strerror or exc)
+                else:
+                    os.close(self._fd)
+                    self._fd = fd
+            self._flush()
+        self._flush()
+
+    def _flush(self) -> None:
+        pending = self._pending
+        if not pending:
             return
         zoneset = self._zoneset()
         lines = []
-        while self._pending:
-            lines.append(json.dumps(describe(*self._pending.popleft(), zoneset)) + "\n")
+        for _ in range(len(pending)):
+            lines.append(json.dumps(describe(*pending.popleft(), zoneset)))
+        data = ("\n".join(lines) + "\n").encode()
         try:
-            self._file.writelines(lines)
-            self._file.flush()
+            while data:
+                data = data[os.write(self._fd, data):]
         except OSError as exc:
-            log.error("query log %s: %s", self.path, exc)
-
-    def close(self) -> None:
-        self.flush()
-        self._file.close()
+            if not self._failing:  # once, not every batch while the disk is full
+                log.error("query log %s: %s; entries are lost until writing works again",
+                          self.path, exc.strerror or exc)
+            self._failing = True
+            return
+        self._failing = False
 
 
 def describe(when: float, client: Any, query: bytes, reply: bytes, zoneset: ZoneSet

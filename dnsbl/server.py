@@ -81,6 +81,9 @@ class Server:
         return ((self.rrl.limited if self.rrl else [0, 0]), self.tcp_limits.open,
                 self.tcp_limits.buffered())
 
+    def query_log_dropped(self) -> int:
+        return self.query_log.dropped if self.query_log else 0
+
     def reload_status(self) -> dict[DatasetKey, DatasetStatus]:
         return self.reloader.status if self.reloader else {}
 
@@ -204,7 +207,7 @@ class Server:
             loop.add_signal_handler(signal.SIGUSR1, self.reloader.request, True)
         tasks = [asyncio.create_task(self.reloader.run())]
         if self.query_log is not None:
-            tasks.append(asyncio.create_task(self.query_log.run()))
+            self.query_log.start()
         interval = systemd.watchdog_interval()
         if interval:
             tasks.append(asyncio.create_task(watchdog(interval)))

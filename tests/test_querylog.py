@@ -55,3 +55,31 @@ def test_query_log_that_cannot_be_opened_stops_startup(zone_file, tmp_path):
                      "--query-log", str(tmp_path / "no" / "such" / "dir.log"))
     assert result.returncode == 3
     assert "cannot open query log" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_entries_the_writer_cannot_take_are_dropped_and_counted(tmp_path, zone_file,
+                                                                monkeypatch):
+    from dnsbl import querylog
+    from dnsbl.config import Listen, ServerConfig, with_overrides
+    from tests.conftest import ServerThread
+    from tests.test_metrics import samples, value
+
+    # A queue of three and a writer that only wakes to stop: it cannot keep up.
+    monkeypatch.setattr(querylog, "MAX_PENDING", 3)
+    monkeypatch.setattr(querylog, "FLUSH_INTERVAL", 60)
+    log_path = tmp_path / "queries.jsonl"
+    config = with_overrides(
+        ServerConfig(listen=(Listen("127.0.0.1", 0),), query_log=str(log_path)),
+        zones=[f"bl.test:ip4set:{zone_file(['127.0.0.2'])}"])
+    thread = ServerThread(config, metrics=Listen("127.0.0.1", 0))
+    client = thread.start()
+    try:
+        names = [f"{i}.0.0.127.bl.test" for i in range(1, 11)]
+        for name in names:
+            client.query(name)
+        assert value(samples(thread.server.metrics_port), "dnsbl_query_log_dropped_total") == 7
+        assert entries(log_path) == []  # nothing written on the query path
+    finally:
+        thread.stop()
+    # Stopping writes what was queued: the first three.
+    assert [e["qname"] for e in entries(log_path)] == names[:3]
