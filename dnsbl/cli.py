@@ -199,7 +199,7 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
             from dnsbl.metrics import build_registry
 
             await report(seat, build_registry(server, server.loop_name), server.readiness,
-                         server.stop)
+                         server.stop, server.hangup)
     started = time.monotonic()
     # Parse in child processes, in parallel: the parsing garbage never becomes
     # part of the server's memory. Forked: no thread runs yet.

@@ -63,6 +63,7 @@ class Reloader:
         self._attempted: dict[DatasetKey, tuple[Signature | None, ...]] = {}
         self._unopened: set[DatasetKey] = set()  # last failed: a file would not open
         self._wake = asyncio.Event()
+        self._waiting: list[asyncio.Future[None]] = []  # check_soon() callers
         self._lock = asyncio.Lock()
         self._override_shrink = False
         self._pool: Spawner | None = None
@@ -90,6 +91,13 @@ class Reloader:
             self._attempted.clear()  # retry data refused before
         self._wake.set()
 
+    async def check_soon(self) -> None:
+        """Ask for a check, as :meth:`request` does; return once it has run."""
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append(done)
+        self.request()
+        await done
+
     async def run(self) -> None:
         watch = FileWatch((f for spec in self._specs.values() for f in spec.files),
                           self._wake.set)
@@ -113,6 +121,7 @@ class Reloader:
                 pass
             woken = self._wake.is_set()
             self._wake.clear()
+            waiting, self._waiting = self._waiting, []
             self._check_expiry()
             if woken or time.monotonic() >= next_check:
                 try:
@@ -120,6 +129,9 @@ class Reloader:
                 except Exception:  # never let one bad reload stop reloading
                     log.exception("zone check failed")
                 next_check = time.monotonic() + interval
+            for done in waiting:
+                if not done.done():
+                    done.set_result(None)
 
     def _check_expiry(self) -> None:
         now = time.time()

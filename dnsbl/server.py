@@ -235,6 +235,13 @@ class Server:
         if self.query_log is not None:
             self.query_log.reopen()
 
+    async def hangup(self) -> None:
+        """What SIGHUP does, returning once the zone files have been checked."""
+        assert self.reloader is not None
+        if self.query_log is not None:
+            self.query_log.reopen()
+        await self.reloader.check_soon()
+
 
 async def watchdog(interval: float) -> None:
     """Tell systemd the loop is alive; if the loop hangs, the pings stop."""

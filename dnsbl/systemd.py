@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 #: The first descriptor systemd passes (SD_LISTEN_FDS_START).
 LISTEN_FDS_START = 3
 
 
 def notify(state: str) -> bool:
-    """Send ``state`` (e.g. ``"READY=1"``) to systemd; False when not run by systemd."""
+    """Send ``state`` (e.g. ``"READY=1"``) to systemd; False when not run by systemd.
+
+    ``RELOADING=1`` goes with the time it was sent (``MONOTONIC_USEC=``), which
+    ``Type=notify-reload`` needs to tell this reload from an earlier one.
+    """
     address = os.environ.get("NOTIFY_SOCKET")
     if not address:
         return False
+    if "RELOADING=1" in state.split("\n"):
+        state += f"\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"
     if address.startswith("@"):  # an abstract socket
         address = "\0" + address[1:]
     try:

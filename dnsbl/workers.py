@@ -5,9 +5,10 @@ the kernel spreads queries over the workers, each socket with its own queue. It
 starts every worker as ``python -m dnsbl`` with the same arguments and that
 worker's sockets inherited, and keeps the sockets open while a crashed worker
 is restarted: the queries queued for it wait instead of being lost. Each worker
-loads and reloads the data itself (SIGHUP and SIGUSR1 are passed on). A stream
-socket to each worker carries its readiness and, when Prometheus scrapes the
-supervisor, its metric families, which are summed into one ``/metrics``.
+loads and reloads the data itself. A stream socket to each worker carries its
+readiness (or why it could not start), SIGHUP as a request to check the files
+and the answer once it has, and, when Prometheus scrapes the supervisor, its
+metric families, which are summed into one ``/metrics``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,20 +77,47 @@ def worker_seat() -> WorkerSeat | None:
     return WorkerSeat(int(index), socket.socket(fileno=int(control)), sockets)
 
 
+#: Requests from the supervisor, one byte each.
+_SCRAPE = b"?"  # answered with the metric families and readiness problems
+_HANGUP = b"h"  # check the files now (SIGHUP), answered once checked
+
+
 async def report(seat: WorkerSeat, registry: CollectorRegistry,
-                 readiness: Callable[[], list[str]], stop: Callable[[], None]) -> None:
-    """In a worker: say ready, answer each request with the metric families and
-    the readiness problems, and stop the server when the supervisor goes away."""
+                 readiness: Callable[[], list[str]], stop: Callable[[], None],
+                 hangup: Callable[[], Awaitable[None]]) -> None:
+    """In a worker: say ready, answer each request (a scrape, or SIGHUP passed
+    on), and stop the server when the supervisor goes away."""
     reader, writer = await asyncio.open_connection(sock=seat.control)
     _write(writer, {"ready": True})
+    reloads: set[asyncio.Task] = set()  # held so they are not collected
+
+    async def reload() -> None:
+        await hangup()
+        _write(writer, {"reloaded": True})
+
     try:
         while True:
-            await reader.readexactly(1)
+            request = await reader.readexactly(1)
+            if request == _HANGUP:
+                task = asyncio.create_task(reload())
+                reloads.add(task)
+                task.add_done_callback(reloads.discard)
+                continue
             _write(writer, {"families": list(registry.collect()), "problems": readiness()})
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
         log.error("the supervisor has gone; stopping")
         stop()
+
+
+def fail(seat: WorkerSeat, message: str) -> None:
+    """In a worker that cannot start: tell the supervisor why, for it to say once."""
+    data = pickle.dumps({"fatal": message}, protocol=pickle.HIGHEST_PROTOCOL)
+    seat.control.setblocking(True)
+    try:
+        seat.control.sendall(_HEADER.pack(len(data)) + data)
+    except OSError:
+        pass  # the supervisor has gone: nobody to tell
 
 
 def _write(writer: asyncio.StreamWriter, message: dict) -> None:
@@ -115,7 +143,10 @@ class _Worker:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = 0.0
     restarts: int = 0
-    greeting: asyncio.Task | None = None  # waits for "ready"; held so it is not collected
+    listener: asyncio.Task | None = None  # reads its messages; held so it is not collected
+    fatal: str | None = None  # why it could not start, in its words
+    reply: asyncio.Future[dict | None] | None = None  # to the scrape asked last
+    reloaded: asyncio.Future[None] | None = None  # to the SIGHUP passed on last
     families: list[Metric] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -131,6 +162,8 @@ class Supervisor:
         self._workers: list[_Worker] = []
         self._stopping = asyncio.Event()
         self._scrape = asyncio.Lock()
+        self._reloading = asyncio.Lock()
+        self._hangups: set[asyncio.Task] = set()
         self._bound: list[Listen] = []
 
     def run(self) -> int:
@@ -171,8 +204,10 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        for sig in (signal.SIGHUP, signal.SIGUSR1):
-            loop.add_signal_handler(sig, self._pass_on, sig)
+        # SIGHUP: every worker checks its files (systemctl reload).
+        loop.add_signal_handler(signal.SIGHUP, self._hangup)
+        # SIGUSR1: the same, accepting data that shrinks a zone past its guard.
+        loop.add_signal_handler(signal.SIGUSR1, self._pass_on, signal.SIGUSR1)
         metrics = None
         if self.config.metrics is not None:
             registry = CollectorRegistry(auto_describe=False)
@@ -244,18 +279,34 @@ class Supervisor:
         worker.started = time.monotonic()
         worker.reader, worker.writer = await asyncio.open_connection(sock=ours)
         log.info("worker %d started (pid %d)", worker.index, worker.process.pid)
-        worker.greeting = asyncio.create_task(self._greeted(worker))
+        worker.fatal = None
+        worker.listener = asyncio.create_task(self._listen(worker, worker.reader))
 
     @staticmethod
-    async def _greeted(worker: _Worker) -> None:
-        """Mark the worker ready once it says so (it loads its zones first)."""
-        assert worker.reader is not None
+    async def _listen(worker: _Worker, reader: asyncio.StreamReader) -> None:
+        """Take the worker's messages until it ends: ready (once its zones are
+        loaded), fatal, and the answers to what it was asked."""
         try:
-            message = await _read(worker.reader)
+            while True:
+                message = await _read(reader)
+                if "ready" in message:
+                    worker.ready.set()
+                elif "fatal" in message:
+                    worker.fatal = message["fatal"]
+                elif "reloaded" in message:
+                    if worker.reloaded is not None and not worker.reloaded.done():
+                        worker.reloaded.set_result(None)
+                elif worker.reply is not None and not worker.reply.done():
+                    worker.reply.set_result(message)
         except (asyncio.IncompleteReadError, ConnectionError):
-            return  # it died starting; whoever waits on the process sees it end
-        if message.get("ready"):
-            worker.ready.set()
+            pass  # it ended; whoever waits on the process sees that
+        finally:
+            # Nobody waits for an answer from a worker that has gone: one
+            # restarted in its place loads the files as they are now.
+            if worker.reloaded is not None and not worker.reloaded.done():
+                worker.reloaded.set_result(None)
+            if worker.reply is not None and not worker.reply.done():
+                worker.reply.set_result(None)
 
     async def _keep(self, worker: _Worker) -> None:
         """Restart the worker whenever it ends, waiting longer each time it ends
@@ -291,9 +342,33 @@ class Supervisor:
             await asyncio.gather(*(p.wait() for p in running))
 
     def _pass_on(self, sig: signal.Signals) -> None:
+        # Only to workers that are ready: one still loading has no handler yet,
+        # and the signal's default action would end it.
         for worker in self._workers:
-            if worker.process is not None and worker.process.returncode is None:
+            if (worker.ready.is_set() and worker.process is not None
+                    and worker.process.returncode is None):
                 worker.process.send_signal(sig)
+
+    def _hangup(self) -> None:
+        task = asyncio.create_task(self._reload())
+        self._hangups.add(task)
+        task.add_done_callback(self._hangups.discard)
+
+    async def _reload(self) -> None:
+        """Have every ready worker check its files; tell systemd RELOADING=1
+        now and READY=1 once all have (a worker still starting loads the files
+        as they are anyway)."""
+        async with self._reloading:
+            systemd.notify("RELOADING=1")
+            loop = asyncio.get_running_loop()
+            waiting = []
+            for worker in self._workers:
+                if worker.ready.is_set() and worker.writer is not None:
+                    worker.reloaded = loop.create_future()
+                    worker.writer.write(_HANGUP)
+                    waiting.append(worker.reloaded)
+            await asyncio.gather(*waiting)
+            systemd.notify("READY=1\nSTATUS=serving")
 
     async def _refresh(self) -> None:
         """Ask every ready worker for its metric families and readiness."""
@@ -301,12 +376,15 @@ class Supervisor:
             await asyncio.gather(*(self._ask(w) for w in self._workers if w.ready.is_set()))
 
     async def _ask(self, worker: _Worker) -> None:
-        assert worker.reader is not None and worker.writer is not None
+        assert worker.writer is not None
+        worker.reply = asyncio.get_running_loop().create_future()
         try:
-            worker.writer.write(b"?")
-            reply = await asyncio.wait_for(_read(worker.reader), _REPLY_TIMEOUT)
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            worker.writer.write(_SCRAPE)
+            reply = await asyncio.wait_for(worker.reply, _REPLY_TIMEOUT)
+        except (TimeoutError, ConnectionError):
             return  # its last reply stands; a dead one is restarted by _keep
+        if reply is None:
+            return
         worker.families = reply["families"]
         worker.problems = reply["problems"]
 

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from tests.conftest import ROOT, Client, udp_tcp_sockets
 from tests.test_reload import data, write
+from tests.test_workers import ask_from_new_sockets
 
 
 def receive(sock: socket.socket, wanted: str, timeout: float = 10) -> list[str]:
@@ -28,7 +30,7 @@ def receive(sock: socket.socket, wanted: str, timeout: float = 10) -> list[str]:
 
 
 @contextmanager
-def notified(process, tmp_path, *extra: str):
+def notified(process, tmp_path, *extra: str, env: dict[str, str] | None = None):
     """A server on bl.test (TXT "one") told NOTIFY_SOCKET=<a socket of ours>:
     yields (notify socket, server, client, zone file)."""
     notify_path = str(tmp_path / "notify")
@@ -37,21 +39,49 @@ def notified(process, tmp_path, *extra: str):
         zone = tmp_path / "bl.zone"
         write(zone, data("one"))
         server = process("--zone", f"bl.test:ip4set:{zone}", "--listen", "127.0.0.1:0",
-                         *extra, env={"NOTIFY_SOCKET": notify_path})
+                         *extra, env={"NOTIFY_SOCKET": notify_path, **(env or {})})
         yield notify, server, server.wait_listening(), zone
 
 
-def test_notify_ready_reloading_stopping(process, tmp_path):
-    with notified(process, tmp_path, "--check-interval", "0") as (notify, server, client, zone):
+def fields(message: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in message.split("\n") if "=" in line)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_notify_ready_reloading_stopping(process, tmp_path, workers):
+    with notified(process, tmp_path, "--check-interval", "0", "--workers", workers) as (
+            notify, server, client, zone):
         assert "READY=1" in receive(notify, "READY=1")[-1]
         assert client.txt("2.0.0.127.bl.test") == ["one"]
         write(zone, data("two"))
+        before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         server.proc.send_signal(signal.SIGHUP)
-        seen = receive(notify, "RELOADING=1") + receive(notify, "READY=1")
-        assert seen.index("RELOADING=1") < len(seen) - 1
-        assert client.txt("2.0.0.127.bl.test") == ["two"]
+        reloading = receive(notify, "RELOADING=1")[-1]
+        # Type=notify-reload tells this reload from an earlier one by its time.
+        assert before <= int(fields(reloading)["MONOTONIC_USEC"]) <= (
+            time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000)
+        receive(notify, "READY=1")
+        # READY=1 means every process serves the new data: no waiting after it.
+        replies = ask_from_new_sockets(client, "2.0.0.127.bl.test", 40)
+        assert {b"".join(r.answer[0][0].strings) for r in replies} == {b"two"}
         server.proc.send_signal(signal.SIGTERM)
         receive(notify, "STOPPING=1")
+        assert server.stop() == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_watchdog_pings_while_serving(process, tmp_path, workers):
+    with notified(process, tmp_path, "--workers", workers,
+                  env={"WATCHDOG_USEC": "200000"}) as (notify, server, client, _):
+        receive(notify, "READY=1")
+        started = time.monotonic()
+        pings = [m for m in receive(notify, "WATCHDOG=1") if "WATCHDOG=1" in m.split("\n")]
+        while len(pings) < 4:
+            pings += [m for m in receive(notify, "WATCHDOG=1", timeout=2)
+                      if "WATCHDOG=1" in m.split("\n")]
+        # Every half of WatchdogSec (0.1 s here), not once.
+        assert time.monotonic() - started < 2
+        assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]
         assert server.stop() == 0
 
 
@@ -113,8 +143,6 @@ def test_unit_files_verify(tmp_path):
 
 
 def test_sigterm_stops_within_a_second(process, zone_file):
-    import time
-
     server = process("--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
                      "--listen", "127.0.0.1:0")
     server.wait_listening()
