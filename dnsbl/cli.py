@@ -177,8 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from dnsbl.server import Server, StartupError, run
-    from dnsbl.workers import Supervisor, report, worker_seat
+    from dnsbl.server import Server, StartupError, listeners, run
+    from dnsbl.workers import Supervisor, fail, report, worker_seat
 
     seat = worker_seat()  # set when a supervisor started this process
     config = _config(args)
@@ -189,12 +189,41 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
         handler.addFilter(_Prefix(f"worker {seat.index}: "))
     logging.basicConfig(level=config.log_level.upper(), handlers=[handler])
     workers = config.workers or os.cpu_count() or 1
-    if seat is None and workers > 1:
-        return Supervisor(config, workers, argv).run()
-    alongside = None
-    if seat is not None:
+    sockets: list | None = None
+    origin = "the supervisor"
+    if seat is None:
+        # What can be checked at once is, before anything is logged or started,
+        # so a missing file or a busy port is one line on stderr in every mode.
+        problem = _unstartable(config)
+        if problem:
+            log.error("%s", problem)
+            return STARTUP_FAILURE
+        supervisor = Supervisor(config, workers, argv) if workers > 1 else None
+        try:
+            if supervisor is not None:
+                supervisor.bind()
+            else:
+                sockets, origin = listeners(config)
+        except StartupError as exc:
+            log.error("%s", exc)
+            return STARTUP_FAILURE
+        log.info("dnsbl %s starting (pid %d%s)", __version__, os.getpid(),
+                 f", {workers} workers" if supervisor is not None else "")
+        if supervisor is not None:
+            return supervisor.run()
+    else:
+        sockets = seat.sockets
         config = replace(config, metrics=None)  # the supervisor serves the sum
 
+    def cannot_start(message: str) -> int:
+        if seat is not None:
+            fail(seat, message)  # the supervisor says it, once for all workers
+        else:
+            log.error("%s", message)
+        return STARTUP_FAILURE
+
+    alongside = None
+    if seat is not None:
         async def alongside(server: Server) -> None:
             from dnsbl.metrics import build_registry
 
@@ -207,13 +236,10 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     try:
         zoneset = load_zoneset(config, pool)
     except LoadError as exc:
+        if not config.allow_missing:
+            return cannot_start(_load_failed(exc.errors))
         for error in exc.errors:
             log.error("%s", error)
-        if not config.allow_missing:
-            log.error("cannot start: %d dataset(s) failed to load (--allow-missing starts "
-                      "anyway, answering SERVFAIL for those zones until they load)",
-                      len(exc.errors))
-            return STARTUP_FAILURE
         zoneset = exc.partial
     finally:
         pool.shutdown()
@@ -231,11 +257,32 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
             log.warning("zone %s: not loaded, answering SERVFAIL until it loads", zone.name)
     log.info("loaded %d zone(s) in %.2fs", len(zoneset.zones), time.monotonic() - started)
     try:
-        run(config, zoneset, seat.sockets if seat else None, alongside)
+        run(config, zoneset, sockets, alongside, origin)
     except StartupError as exc:
-        log.error("%s", exc)
-        return STARTUP_FAILURE
+        return cannot_start(str(exc))
     return 0
+
+
+def _load_failed(errors: Sequence[Exception]) -> str:
+    return (f"cannot start: {'; '.join(map(str, errors))} (--allow-missing starts anyway, "
+            "answering SERVFAIL for those zones until their files load)")
+
+
+def _unstartable(config: ServerConfig) -> str | None:
+    """Why serving cannot start, found without loading anything; None if nothing is."""
+    from dnsbl.registry import unopenable
+
+    if not config.allow_missing:
+        errors = unopenable(config)
+        if errors:
+            return _load_failed(errors)
+    if config.query_log:
+        try:
+            with open(config.query_log, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            return f"cannot open query log {config.query_log}: {exc.strerror or exc}"
+    return None
 
 
 def _check(args: argparse.Namespace) -> int:

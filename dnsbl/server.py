@@ -51,9 +51,10 @@ class Server:
     """Serves a registry's zones on the configured listeners, UDP and TCP."""
 
     def __init__(self, config: ServerConfig, zoneset: ZoneSet,
-                 sockets: list[socket.socket] | None = None) -> None:
+                 sockets: list[socket.socket] | None = None, origin: str = "") -> None:
         self.config = config
-        self._given = sockets  # bound by a supervisor
+        self._given = sockets  # bound already: by the caller, a supervisor or systemd
+        self._origin = origin  # who bound them, for the log
         self.registry = Registry(zoneset)
         self.stats = Stats()
         self.tcp_limits = TCPLimits(config.tcp_idle_timeout, config.tcp_max_connections)
@@ -109,7 +110,7 @@ class Server:
 
     async def start(self) -> None:
         """Bind UDP and TCP on every listener (TCP on the port UDP got, so port 0
-        works), or take the sockets systemd passed; then the metrics endpoint.
+        works), unless given sockets; then the metrics endpoint.
 
         :raises StartupError: naming what could not be bound.
         """
@@ -122,26 +123,9 @@ class Server:
             except OSError as exc:
                 raise StartupError(f"cannot open query log {self.config.query_log}: "
                                    f"{exc.strerror or exc}") from None
-        try:
-            inherited = self._given or systemd.listen_sockets()
-        except OSError as exc:
-            raise StartupError(exc.strerror) from None
-        pairs: list[tuple[socket.socket | None, socket.socket | None]]
-        if inherited:
-            pairs = [(s, None) if s.type == socket.SOCK_DGRAM else (None, s) for s in inherited]
-        else:
-            pairs = []
-            for listen in self.config.listen:
-                try:
-                    pairs.append(bind_pair(listen))
-                except OSError as exc:
-                    self.close()
-                    for udp, tcp in pairs:
-                        for sock in (udp, tcp):
-                            if sock is not None:
-                                sock.close()
-                    raise StartupError(
-                        f"cannot listen on {listen}: {exc.strerror or exc}") from None
+        if self._given is None:
+            self._given, self._origin = listeners(self.config)
+        pairs = _paired(self._given)
         shared = Shared(self.registry, self.stats,
                         Edns(self.config.edns_payload, self.config.nsid.encode()),
                         self.query_log, self.rrl, self.tcp_limits)
@@ -164,8 +148,7 @@ class Server:
             self.bound.append(bound)
             what = "udp+tcp" if udp and tcp else "udp" if udp else "tcp"
             log.info("listening on %s %s%s", what, bound,
-                     "" if not inherited else " (from the supervisor)" if self._given
-                     else " (from systemd)")
+                     f" (from {self._origin})" if self._origin else "")
         if self.config.metrics is not None:
             self._metrics = MetricsServer(build_registry(self, self.loop_name), self.readiness)
             try:
@@ -280,6 +263,39 @@ def _bound_socket(listen: Listen, kind: int, partner: socket.socket | None = Non
     return sock
 
 
+def listeners(config: ServerConfig) -> tuple[list[socket.socket], str]:
+    """The sockets to answer on, and who bound them: systemd's (socket
+    activation), else ours, bound to every listen address.
+
+    :raises StartupError: naming the address that cannot be bound.
+    """
+    try:
+        inherited = systemd.listen_sockets()
+    except OSError as exc:
+        raise StartupError(exc.strerror) from None
+    if inherited:
+        return inherited, "systemd"
+    bound: list[socket.socket] = []
+    for listen in config.listen:
+        try:
+            bound.extend(bind_pair(listen))
+        except OSError as exc:
+            for sock in bound:
+                sock.close()
+            raise StartupError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    return bound, ""
+
+
+def _paired(sockets: list[socket.socket]
+            ) -> list[tuple[socket.socket | None, socket.socket | None]]:
+    """(UDP, TCP) per address, either None where only the other is there."""
+    pairs: dict[tuple, list[socket.socket | None]] = {}
+    for sock in sockets:
+        pair = pairs.setdefault(sock.getsockname()[:2], [None, None])
+        pair[0 if sock.type == socket.SOCK_DGRAM else 1] = sock
+    return [(udp, tcp) for udp, tcp in pairs.values()]
+
+
 def bind_pair(listen: Listen, reuse_port: bool = False) -> tuple[socket.socket, socket.socket]:
     """UDP and TCP sockets on one port. For port 0 the port UDP got may be taken
     for TCP (a client's ephemeral port), so try again with another."""
@@ -296,15 +312,16 @@ def bind_pair(listen: Listen, reuse_port: bool = False) -> tuple[socket.socket, 
 
 
 def run(config: ServerConfig, zoneset: ZoneSet, sockets: list[socket.socket] | None = None,
-        alongside: Callable[[Server], Coroutine[Any, Any, None]] | None = None) -> None:
-    """Serve until SIGTERM/SIGINT, on ``sockets`` if given; ``alongside(server)``
-    runs as a task while serving.
+        alongside: Callable[[Server], Coroutine[Any, Any, None]] | None = None,
+        origin: str = "") -> None:
+    """Serve until SIGTERM/SIGINT, on ``sockets`` if given (bound by ``origin``);
+    ``alongside(server)`` runs as a task while serving.
 
     :raises StartupError: when a listener cannot be bound.
     """
 
     async def main() -> None:
-        server = Server(config, zoneset, sockets)
+        server = Server(config, zoneset, sockets, origin)
         await server.start()
         if alongside is not None:
             task = asyncio.create_task(alongside(server))

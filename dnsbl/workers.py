@@ -33,7 +33,7 @@ from prometheus_client.core import Metric
 from dnsbl import systemd
 from dnsbl.config import Listen, ServerConfig
 from dnsbl.metrics import MetricsServer, metric_family
-from dnsbl.server import bind_pair, new_event_loop, watchdog
+from dnsbl.server import StartupError, bind_pair, new_event_loop, watchdog
 
 log = logging.getLogger(__name__)
 
@@ -167,20 +167,23 @@ class Supervisor:
         self._bound: list[Listen] = []
 
     def run(self) -> int:
-        """Bind, start the workers and supervise them until SIGTERM; the exit status."""
-        try:
-            self._bind()
-        except OSError as exc:
-            log.error("%s", exc.strerror or exc)
-            return STARTUP_FAILURE
+        """Start the workers and supervise them until SIGTERM; the exit status.
+        :meth:`bind` first."""
         loop = new_event_loop()
         try:
             return loop.run_until_complete(self._main())
         finally:
             loop.close()
 
-    def _bind(self) -> None:
-        inherited = systemd.listen_sockets()
+    def bind(self) -> None:
+        """Bind every listen address once per worker, or take systemd's sockets.
+
+        :raises StartupError: naming the address that cannot be bound.
+        """
+        try:
+            inherited = systemd.listen_sockets()
+        except OSError as exc:
+            raise StartupError(exc.strerror) from None
         if inherited:  # socket activation: every worker reads the same sockets
             for i in range(self.count):
                 self._workers.append(_Worker(i + 1, inherited))
@@ -195,8 +198,11 @@ class Supervisor:
                 for sockets in per_worker[1:]:
                     sockets.extend(bind_pair(Listen(listen.host, port), reuse_port=True))
             except OSError as exc:
-                raise OSError(exc.errno, f"cannot listen on {listen}: "
-                                         f"{exc.strerror or exc}") from None
+                for sockets in per_worker:
+                    for sock in sockets:
+                        sock.close()
+                raise StartupError(f"cannot listen on {listen}: "
+                                   f"{exc.strerror or exc}") from None
             self._bound.append(Listen(listen.host, port))
         self._workers = [_Worker(i + 1, s) for i, s in enumerate(per_worker)]
 
@@ -220,10 +226,12 @@ class Supervisor:
                           exc.strerror or exc)
                 return STARTUP_FAILURE
             log.info("metrics on http://%s/metrics", Listen(self.config.metrics.host, port))
+        started = False
         try:
             code = await self._start_all()
             if code is not None:
                 return code
+            started = True
             for bound in self._bound:
                 log.info("listening on udp+tcp %s (%d workers)", bound, self.count)
             systemd.notify("READY=1\nSTATUS=serving")
@@ -242,7 +250,8 @@ class Supervisor:
             await self._stop_all()
             if metrics is not None:
                 metrics.close()
-            log.info("stopped")
+            if started:
+                log.info("stopped")
 
     async def _start_all(self) -> int | None:
         """Start every worker and wait until each is ready; the exit status if one
@@ -261,7 +270,10 @@ class Supervisor:
                 return 0
             if not worker.ready.is_set():
                 code = worker.process.returncode or STARTUP_FAILURE
-                log.error("worker %d could not start (exit status %s)", worker.index, code)
+                if worker.listener is not None:  # it may have said why: read all it sent
+                    await asyncio.wait({worker.listener}, timeout=_REPLY_TIMEOUT)
+                log.error("%s", worker.fatal or f"cannot start: worker {worker.index} ended "
+                                                f"with exit status {code} before it was ready")
                 return code
         return None
 

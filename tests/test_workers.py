@@ -3,6 +3,7 @@ restarted when they crash, all stopped by one SIGTERM."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import signal
@@ -85,10 +86,15 @@ def test_sigterm_stops_every_worker(process, tmp_path):
         raise AssertionError(f"worker pid {pid} still runs after the supervisor stopped")
 
 
-def test_a_worker_that_cannot_load_stops_start_up(process, tmp_path):
-    server = process("--zone", f"bl.test:ip4set:{tmp_path / 'missing.zone'}",
-                     "--listen", "127.0.0.1:0", "--workers", "2")
+def test_a_worker_that_cannot_load_stops_start_up_with_one_error(process, tmp_path):
+    # A file that opens but cannot be read: found by the workers, not before.
+    zone = tmp_path / "bl.zone.gz"
+    zone.write_bytes(gzip.compress(b"127.0.0.2\n" * 1000)[:30])
+    server = process("--zone", f"bl.test:ip4set:{zone}", "--listen", "127.0.0.1:0",
+                     "--workers", "2")
     assert server.proc.wait(timeout=30) == 3
     server.stop()
-    log = "".join(server.log)
-    assert "cannot start" in log and "could not start" in log
+    errors = [line for line in "".join(server.log).splitlines() if " ERROR " in line]
+    assert len(errors) == 1, errors  # said once by the supervisor, not by each worker
+    assert f"cannot start: {zone}:1: read failed" in errors[0]
+    assert "stopped" not in "".join(server.log)
