@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -11,6 +14,7 @@ from pathlib import Path
 import dns.rcode
 import pytest
 
+from dnsbl import __version__
 from tests.conftest import ROOT, run_cli
 
 
@@ -303,3 +307,67 @@ def test_query_tries_a_bare_domain_under_every_name_zone(zone_file):
     assert f"{dbl}:1: .malware.example.net -> A 127.0.0.5 TXT 'Malware malware.example.net'" in out
     assert f"{other}:1: x.malware.example.net -> A 127.0.0.6" in out
     assert "not under any served zone" not in out
+
+
+LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) \S")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_text_log_is_one_line_per_event_from_a_start_line_to_stopped(process, zone_file,
+                                                                    workers):
+    server = process("--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
+                     "--listen", "127.0.0.1:0", "--workers", workers)
+    server.wait_listening()
+    assert server.stop() == 0
+    lines = "".join(server.log).splitlines()
+    assert all(LINE.match(line) for line in lines), lines  # no continuation lines
+    assert lines[0].endswith(f" INFO dnsbl {__version__} starting (pid {server.proc.pid}"
+                             + (", 2 workers)" if workers == "2" else ")"))
+    assert lines[-1].endswith(" INFO stopped")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_json_log_is_one_object_per_line(process, zone_file, workers):
+    server = process("--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2', 'bad-line'])}",
+                     "--listen", "127.0.0.1:0", "--log-format", "json", "--workers", workers)
+    assert server.proc.stderr is not None
+    for line in server.proc.stderr:  # bounded: the process fixture stops it at the end
+        server.log.append(line)
+        if json.loads(line)["message"] == "ready":
+            break
+    assert server.stop() == 0
+    entries = [json.loads(line) for line in "".join(server.log).splitlines()]
+    assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
+    assert entries[0]["message"].startswith(f"dnsbl {__version__} starting")
+    assert entries[0]["level"] == "info"
+    bad = [e for e in entries if "invalid address 'bad-line'" in e["message"]]
+    assert len(bad) == int(workers) and {e["level"] for e in bad} == {"warning"}
+    assert entries[-1]["message"] == "stopped"
+
+
+def test_log_level_warning_hides_info(process, tmp_path, zone_file):
+    from tests.test_systemd import receive
+
+    notify_path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(notify_path)
+        server = process("--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2', 'bad-line'])}",
+                         "--listen", "127.0.0.1:0", "--log-level", "warning",
+                         env={"NOTIFY_SOCKET": notify_path})
+        receive(notify, "READY=1")
+        assert server.stop() == 0
+    lines = "".join(server.log).splitlines()
+    assert len(lines) == 1 and " WARNING " in lines[0] and "bad-line" in lines[0], lines
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigint_stops_gracefully(process, zone_file, workers):
+    server = process("--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
+                     "--listen", "127.0.0.1:0", "--workers", workers)
+    client = server.wait_listening()
+    assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]
+    server.proc.send_signal(signal.SIGINT)  # Ctrl-C
+    assert server.proc.wait(timeout=10) == 0
+    server.stop()
+    assert "".join(server.log).rstrip().endswith(" INFO stopped")
+    assert "Traceback" not in "".join(server.log)
