@@ -237,3 +237,35 @@ def test_every_series_is_documented_in_the_readme():
     for name, (_kind, help_text) in SERIES.items():
         assert f"`{name}`" in readme, name
         assert help_text in readme, name
+
+
+def dashboard_queries(node) -> list[str]:
+    """Every PromQL text in the dashboard: panel targets and variable queries."""
+    if isinstance(node, list):
+        return [q for item in node for q in dashboard_queries(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [v for k, v in node.items() if k in ("expr", "definition") and isinstance(v, str)]
+    return found + [q for v in node.values() for q in dashboard_queries(v)]
+
+
+def test_every_dashboard_series_is_in_a_real_scrape(process, tmp_path, zone_file):
+    import json
+    import re
+
+    dashboard = json.loads((ROOT / "contrib" / "grafana" / "dnsbl.json").read_text())
+    queries = dashboard_queries(dashboard)
+    used = {name for q in queries for name in re.findall(r"\bdnsbl_[a-z0-9_]+", q)}
+    for needed in ("dnsbl_workers", "dnsbl_worker_restarts_total",
+                   "dnsbl_query_log_dropped_total", "dnsbl_dns_dropped_total"):
+        assert needed in used, needed
+    assert any('reason="send"' in q for q in queries)
+    # Every series the dashboard reads must be one a supervisor serves.
+    server = process("--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
+                     "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--workers", "2",
+                     "--query-log", str(tmp_path / "queries.jsonl"))
+    server.wait_listening().a("2.0.0.127.bl.test")
+    found = samples(server.metrics_port)
+    scraped = {name for name, _labels in found}
+    assert sorted(used - scraped) == []
+    assert value(found, "dnsbl_dns_dropped_total", reason="send") == 0
