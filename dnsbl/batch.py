@@ -15,10 +15,12 @@ import mmap
 import socket
 import sys
 from ctypes import POINTER, Structure, c_int, c_size_t, c_uint, c_uint32, c_void_p, sizeof
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from dnsbl.answer import answer
 from dnsbl.protocols import Shared, udp_reply
+from dnsbl.rrl import limited
 from dnsbl.stats import DROP_SEND
 
 if TYPE_CHECKING:
@@ -151,10 +153,12 @@ class BatchedUDP:
                 return  # drained (EAGAIN), or an ICMP error for an earlier reply
             zoneset = shared.registry.current
             zones = zoneset.zones
-            # Only ACLs, rate limiting and the query log need the client's
-            # address as text; without them it is never made.
-            addressed = (shared.rrl is not None or shared.query_log is not None
-                         or zoneset.has_acls)
+            # Only ACLs and the query log need the client's address as text;
+            # without them it is never made, and rate limiting reads the raw
+            # sockaddr with one clock reading for the batch.
+            addressed = shared.query_log is not None or zoneset.has_acls
+            rrl = shared.rrl
+            now = monotonic() if rrl is not None else 0.0
             sent = 0
             for i in range(count):
                 data = bytes(inbox[i * _SLOT:i * _SLOT + in_u32[i * _STRIDE_I + _LEN_I]])
@@ -163,6 +167,9 @@ class BatchedUDP:
                                       _address(names[i * _NAME:(i + 1) * _NAME]))
                 else:
                     reply = answer(data, zones, stats, True, edns)
+                    if rrl is not None and reply is not None:
+                        reply = limited(rrl.check_sockaddr(names[i * _NAME:(i + 1) * _NAME], now),
+                                        reply)
                 if reply is None:
                     continue
                 at = sent * _SLOT

@@ -9,7 +9,7 @@ from typing import Any
 from dnsbl.answer import DEFAULT_EDNS, Edns, Stats, answer
 from dnsbl.querylog import QueryLog
 from dnsbl.registry import Registry
-from dnsbl.rrl import DROP, RateLimiter, truncate
+from dnsbl.rrl import RateLimiter, limited
 from dnsbl.stats import TCP_CAP, TCP_IDLE, TCP_STALLED
 
 #: Bytes of answers that may wait to be sent on one TCP connection before
@@ -84,11 +84,9 @@ def udp_reply(shared: Shared, zones: dict, data: bytes, addr: Any) -> bytes | No
     if reply is None:
         return None
     if shared.rrl is not None:
-        verdict = shared.rrl.check(addr)
-        if verdict:
-            if verdict == DROP:
-                return None
-            reply = truncate(reply)  # slip: a real resolver retries over TCP
+        reply = limited(shared.rrl.check(addr), reply)
+        if reply is None:
+            return None
     if shared.query_log is not None:
         shared.query_log.offer(data, reply, addr)
     return reply

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+import sys
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -24,6 +25,8 @@ SLIP = 2
 #: random sources must not grow memory without bound).
 MAX_BUCKETS = 200_000
 _UNSEEN: list[float] = []  # a sentinel: a prefix with no bucket yet
+#: How sa_family reads in a raw sockaddr_in6 (host byte order).
+_FAMILY6 = socket.AF_INET6.to_bytes(2, sys.byteorder)
 
 
 class RateLimiter:
@@ -46,20 +49,31 @@ class RateLimiter:
         self._last_sweep = time.monotonic()
 
     def check(self, addr: Any) -> int:
+        """The verdict for a client ``(host, port)`` as Python gives it."""
         host = addr[0]
-        key: Any
         try:
             if ":" in host:
-                key = (6, int.from_bytes(socket.inet_pton(socket.AF_INET6, host), "big")
-                       >> self._shift6)
+                key: Any = (6, int.from_bytes(socket.inet_pton(socket.AF_INET6, host), "big")
+                            >> self._shift6)
             else:
                 key = int.from_bytes(socket.inet_aton(host), "big") >> self._shift4
         except OSError:
             return ALLOW
-        now = time.monotonic()
+        return self._verdict(key, host, time.monotonic())
+
+    def check_sockaddr(self, name: memoryview, now: float) -> int:
+        """The verdict for a client given as a raw sockaddr_in or sockaddr_in6
+        (the batched path): no address text is made, and ``now`` is the batch's."""
+        if name[0:2] == _FAMILY6:
+            packed = name[8:24]
+            return self._verdict((6, int.from_bytes(packed, "big") >> self._shift6), packed, now)
+        packed = name[4:8]
+        return self._verdict(int.from_bytes(packed, "big") >> self._shift4, packed, now)
+
+    def _verdict(self, key: Any, address: str | memoryview, now: float) -> int:
         bucket = self._buckets.get(key, _UNSEEN)
         if bucket is _UNSEEN:
-            bucket = self._new_bucket(host, key, now)
+            bucket = self._new_bucket(address, key, now)
         if bucket is None:
             return ALLOW  # exempt
         tokens = bucket[0] + (now - bucket[1]) * self.rate
@@ -79,10 +93,10 @@ class RateLimiter:
         self.limited[0] += 1
         return DROP
 
-    def _new_bucket(self, host: str, key: Any, now: float) -> list[float] | None:
+    def _new_bucket(self, host: str | memoryview, key: Any, now: float) -> list[float] | None:
         if len(self._buckets) >= MAX_BUCKETS:
             self._sweep(now)
-        address = ipaddress.ip_address(host)
+        address = ipaddress.ip_address(host if isinstance(host, str) else bytes(host))
         if any(address in network for network in self._exempt):
             bucket = None
         else:
@@ -98,6 +112,14 @@ class RateLimiter:
         if len(self._buckets) >= MAX_BUCKETS:  # all busy: start afresh rather than grow
             self._buckets.clear()
         self._last_sweep = now
+
+
+def limited(verdict: int, reply: bytes) -> bytes | None:
+    """What a verdict makes of a reply: itself, nothing, or a TC=1 slip that
+    sends a real resolver to TCP."""
+    if not verdict:
+        return reply
+    return None if verdict == DROP else truncate(reply)
 
 
 def truncate(reply: bytes) -> bytes:

@@ -106,8 +106,10 @@ def test_ipv6_prefix_length_is_configurable():
 
 # --- a real server ----------------------------------------------------------------------------
 
-def test_ipv6_client_is_limited(rrl_server):
-    thread = rrl_server(RRLConfig(rate=10, slip=2), host="::1")
+@pytest.mark.parametrize("udp_batch", [32, 0], ids=["recvmmsg", "one-at-a-time"])
+def test_ipv6_client_is_limited(rrl_server, udp_batch):
+    thread = rrl_server(RRLConfig(rate=10, slip=2, exempt=("::2/128",)), host="::1",
+                        udp_batch=udp_batch)
     host, port = bound(thread)
     replies = flood(host, port, "::1", 200)
     assert 5 <= len(full(replies)) <= 20  # the one-second burst, give or take the clock

@@ -261,9 +261,10 @@ def flood(host: str, port: int, source: str, count: int) -> list[dns.message.Mes
     return replies
 
 
-def test_rrl_limits_a_flooding_prefix_and_serves_others(zone_file):
+@pytest.mark.parametrize("udp_batch", [32, 0], ids=["recvmmsg", "one-at-a-time"])
+def test_rrl_limits_a_flooding_prefix_and_serves_others(zone_file, udp_batch):
     rrl = RRLConfig(rate=10, slip=2, exempt=("127.0.3.0/24",))
-    thread, client = start(zone_file, rrl=rrl)
+    thread, client = start(zone_file, rrl=rrl, udp_batch=udp_batch)
     try:
         replies = flood(client.host, client.port, "127.0.1.1", 200)
         full = [r for r in replies if r.answer]
