@@ -25,6 +25,22 @@ from dnsbl.server import Server, new_event_loop
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def has_ipv6_loopback() -> bool:
+    """::1 can be bound here."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+#: For tests that listen on or send from ::1.
+needs_ipv6 = pytest.mark.skipif(not has_ipv6_loopback(), reason="::1 is not configured here")
+
+
 def udp_tcp_sockets(host: str = "127.0.0.1") -> tuple[socket.socket, socket.socket]:
     """A UDP and a TCP socket bound to one free port, as a DNS server listens.
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-
 import dns.exception
 import dns.rcode
 import pytest
 
+from tests.conftest import needs_ipv6
 from tests.test_reload import wait_for, write
 
 DATA = ["$SOA 0 ns1.bl.test admin.bl.test 1 2h 2h 1w 1h", ":2:Listed $", "127.0.0.2"]
@@ -73,12 +72,8 @@ def test_listed_acl_value_names_the_client(guarded):
     assert seen_from(guarded, "127.0.0.6", "9.bl.test") == "NOERROR"  # still NODATA
 
 
+@needs_ipv6
 def test_ipv6_client(serve, zone_file):
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        pytest.skip("::1 not available")
     from dnsbl.config import Listen
 
     c = serve(f"bl.test:ip4set:{zone_file(DATA)}", f"bl.test:acl:{zone_file(ACL)}",

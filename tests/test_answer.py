@@ -14,6 +14,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from tests.conftest import needs_ipv6
+
 SOA_LINE = "$SOA 3600 ns1.example.org hostmaster.example.org 42 1h 15m 1w 300"
 DATA = [
     SOA_LINE,
@@ -373,16 +375,10 @@ def test_truncation_at_the_advertised_edns_size(serve, zone_file):
     assert len(c.query("2.0.0.127.big.test", "TXT", tcp=True).answer[0]) == 4
 
 
+@needs_ipv6
 def test_ipv6_listener(serve, zone_file):
     from dnsbl.config import Listen
 
-    if not socket.has_ipv6:
-        pytest.skip("no IPv6 on this machine")
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        pytest.skip("::1 not available")
     c = serve(f"bl.test:ip4set:{zone_file(['127.0.0.2'])}", listen=(Listen("::1", 0),))
     assert c.host == "::1"
     assert c.a("2.0.0.127.bl.test") == ["127.0.0.2"]

@@ -15,7 +15,7 @@ import dns.rcode
 import pytest
 
 from dnsbl import __version__
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, needs_ipv6, run_cli
 
 
 def test_help_documents_every_subcommand_and_flag():
@@ -242,14 +242,8 @@ def test_query_output_cut_short_by_a_pipe_is_no_error(zone_file):
     assert err == ""
 
 
+@needs_ipv6
 def test_ipv6_listen_address_from_the_command_line_answers_udp_and_tcp(process, zone_file):
-    if not socket.has_ipv6:
-        pytest.skip("no IPv6 on this machine")
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        pytest.skip("::1 is not configured")
     server = process("--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
                      "--listen", "[::1]:0")
     c = server.wait_listening()

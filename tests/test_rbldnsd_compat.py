@@ -17,7 +17,6 @@ import pwd
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,7 +27,7 @@ import dns.rcode
 import pytest
 
 from dnsbl.explain import name_under
-from tests.conftest import ROOT, Client, free_port
+from tests.conftest import ROOT, Client, free_port, has_ipv6_loopback
 
 #: Where dnsbl answers differently from rbldnsd on purpose, and why (README,
 #: "How it differs from rbldnsd"). Only the answer section and rcode are
@@ -372,15 +371,6 @@ def _seen(client: Client, source: str, name: str, rdtype: str):
     return dns.rcode.to_text(r.rcode()), sorted(rd.to_text() for rrset in r.answer for rd in rrset)
 
 
-def _has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 def _write(root: str, files: dict[str, list[str]]) -> None:
     for name, lines in files.items():
         path = os.path.join(root, name)
@@ -445,7 +435,7 @@ def both():
 def test_same_acl_answers_as_rbldnsd(both):
     """Zone and global ACLs, default lines, on ip4set, dnset, ip6trie and
     combined zones, from 127.0.0.1..22, 127.0.1.x and ::1."""
-    v6 = _has_ipv6_loopback()
+    v6 = has_ipv6_loopback()
     pair = both(ACL_FILES, ACL_SPECS, v6=v6)
     compared = answered = 0
     for source in ACL_SOURCES:

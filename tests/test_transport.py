@@ -18,7 +18,7 @@ from dnsbl.config import Listen, RRLConfig, ServerConfig, parse_zone_spec, with_
 from dnsbl.protocols import MAX_BUFFERED
 from dnsbl.server import UDP_RECEIVE_BUFFER
 from dnsbl.stats import TCP_CLOSE_REASONS
-from tests.conftest import Client, ServerThread
+from tests.conftest import Client, ServerThread, needs_ipv6
 from tests.test_metrics import samples, value
 from tests.test_reload import wait_for
 
@@ -397,13 +397,9 @@ async def _block(seconds: float) -> None:
     time.sleep(seconds)  # holds the event loop, as a long step of real work would
 
 
+@needs_ipv6
 def test_udp_and_tcp_on_ipv4_and_ipv6_listeners(zone_file):
     """Listening on 127.0.0.1 and [::1] at once: both answer, over UDP and TCP."""
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        pytest.skip("::1 not available")
     config = with_overrides(
         ServerConfig(listen=(Listen("127.0.0.1", 0), Listen("::1", 0))),
         zones=[f"bl.test:ip4set:{zone_file(['127.0.0.2'])}"])
