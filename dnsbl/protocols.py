@@ -121,7 +121,9 @@ class TCPProtocol(_Answering, asyncio.Protocol):
     answers waiting to be sent pass ``max_buffered``, answering stops (the
     questions already read wait) until they drain. A connection on which
     nothing moves for ``idle_timeout`` is closed, or aborted when answers are
-    still waiting, since a graceful close would wait for them forever.
+    still waiting, since a graceful close would wait for them forever. Only a
+    whole question or answers drained count as something moving: bytes
+    trickling in do not.
     """
 
     __slots__ = ("_limits", "_buffer", "_timer", "_counted", "_client", "_paused")
@@ -171,25 +173,31 @@ class TCPProtocol(_Answering, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        self._answer_buffered()
-        self._arm()
+        # Only a whole question restarts the clock: a client dribbling a byte
+        # at a time (slowloris) must not hold a connection slot for ever.
+        if self._answer_buffered():
+            self._arm()
 
-    def _answer_buffered(self) -> None:
+    def _answer_buffered(self) -> bool:
         """Answer the complete messages in the buffer, until the answers waiting
-        to be sent pass the limit (write() then calls pause_writing())."""
+        to be sent pass the limit (write() then calls pause_writing()); True
+        when there was at least one."""
         buffer = self._buffer
         zones = self._registry.current.zones
+        answered = False
         while len(buffer) >= 2 and not self._paused:
             size = buffer[0] << 8 | buffer[1]
             if len(buffer) < 2 + size:
                 break
             message = bytes(buffer[2:2 + size])
             del buffer[:2 + size]
+            answered = True
             reply = answer(message, zones, self._stats, False, self._edns, self._client)
             if reply is not None:
                 self._transport.write(len(reply).to_bytes(2, "big") + reply)
                 if self._qlog is not None:
                     self._qlog.offer(message, reply, self._transport.get_extra_info("peername"))
+        return answered
 
     @property
     def transport(self) -> asyncio.Transport:

@@ -75,6 +75,31 @@ def test_idle_tcp_connection_is_closed(zone_file):
         thread.stop()
 
 
+def test_client_trickling_bytes_is_closed_at_the_idle_timeout(zone_file):
+    """Slowloris: a byte every 0.2 s never completes a question, so it does not
+    keep the connection open past the idle timeout (0.6 s) and its slot."""
+    thread, client = start(zone_file, tcp_idle_timeout=0.6, tcp_max_connections=1)
+    try:
+        with socket.create_connection((client.host, client.port), timeout=3) as s:
+            started = time.monotonic()
+            closed = False
+            for byte in b"\xff\xff" + bytes(20):  # bounded: 22 bytes, 4.4 s at most
+                try:
+                    s.sendall(bytes([byte]))
+                except OSError:  # reset: closed
+                    closed = True
+                    break
+                if closed_by_peer(s, 0.2):
+                    closed = True
+                    break
+            assert closed
+            assert time.monotonic() - started < 1.5
+        with socket.create_connection((client.host, client.port), timeout=3) as again:
+            assert tcp_ask(again, "2.0.0.127.bl.test").answer  # the one slot is free again
+    finally:
+        thread.stop()
+
+
 def test_connection_cap(zone_file):
     thread, client = start(zone_file, tcp_max_connections=3)
     try:
