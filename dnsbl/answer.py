@@ -71,16 +71,23 @@ class Edns:
     """What we say in OPT records, pre-packed: our UDP payload size, and the
     NSID (RFC 5001) that tells anycast nodes apart, sent only when asked for."""
 
-    __slots__ = ("payload", "opt", "opt_badvers", "opt_nsid")
+    __slots__ = ("payload", "opt", "opt_do", "opt_badvers", "opt_nsid")
 
     def __init__(self, payload: int = EDNS_PAYLOAD, nsid: bytes = b"") -> None:
         self.payload = max(MAX_UDP_PLAIN, min(payload, 65535))
         head = b"\x00\x00\x29" + struct.pack(">H", self.payload)
         self.opt = head + b"\x00\x00\x00\x00\x00\x00"
+        self.opt_do = with_do(self.opt)
         self.opt_badvers = head + b"\x01\x00\x00\x00\x00\x00"
         option = struct.pack(">HH", NSID_OPTION, len(nsid)) + nsid
         self.opt_nsid = (head + b"\x00\x00\x00\x00" + struct.pack(">H", len(option)) + option
                          if nsid else self.opt)
+
+
+def with_do(opt: bytes) -> bytes:
+    """The OPT record with the DO bit set: RFC 3225 3 says a query's DO bit
+    MUST be copied into the response (a validator sends it)."""
+    return opt[:7] + bytes((opt[7] | 0x80,)) + opt[8:]
 
 
 DEFAULT_EDNS = Edns()
@@ -180,10 +187,14 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
             stats.malformed[asked] += 1
             return _reply(data, question, FORMERR, b"", 0, b"", 0, b"", counts)
         if asked:
-            payload, version, nsid = asked
+            payload, version, nsid, dnssec_ok = asked
             if version:
-                return _reply(data, question, BADVERS, b"", 0, b"", 0, edns.opt_badvers, counts)
+                return _reply(data, question, BADVERS, b"", 0, b"", 0,
+                              with_do(edns.opt_badvers) if dnssec_ok else edns.opt_badvers,
+                              counts)
             opt = edns.opt_nsid if nsid else edns.opt
+            if dnssec_ok:
+                opt = with_do(opt)
             limit = max(MAX_UDP_PLAIN, min(payload, edns.payload))
     if not udp:
         limit = 65535
@@ -333,7 +344,7 @@ def _fast(data: bytes, zones: dict[bytes, Zone], udp: bool, edns: Edns) -> bytes
         if (data[10:12] != b"\x00\x01" or data[end:end + 3] != b"\x00\x00\x29"
                 or data[end + 6:end + 7] != b"\x00" or data[end + 9:end + 11] != b"\x00\x00"):
             return None
-        opt = edns.opt
+        opt = edns.opt_do if data[end + 7] & 0x80 else edns.opt
         limit = max(MAX_UDP_PLAIN, min(data[end + 3] << 8 | data[end + 4], edns.payload))
     octets = _OCTETS
     try:
@@ -520,13 +531,13 @@ def _apex(data: bytes, question: bytes, qtype: int, zone: Zone, owner: bytes, op
                   limit)
 
 
-def _edns(data: bytes, pos: int) -> tuple[int, int, bool] | tuple[()] | int:
-    """Walk the sections after the question: (payload, version, NSID asked) of
-    the one OPT, ``()`` when there is none, or why the message is malformed
+def _edns(data: bytes, pos: int) -> tuple[int, int, bool, bool] | tuple[()] | int:
+    """Walk the sections after the question: (payload, version, NSID asked, DO)
+    of the one OPT, ``()`` when there is none, or why the message is malformed
     (a ``BAD_*`` reason; OPT appearing twice is one)."""
     counts = _COUNTS.unpack_from(data, 4)
     n = len(data)
-    found: tuple[int, int, bool] | tuple[()] = ()
+    found: tuple[int, int, bool, bool] | tuple[()] = ()
     good: set[int] = set()  # offsets known to start a well-formed name
     for section, count in enumerate(counts[1:], 1):
         for _ in range(count):
@@ -586,7 +597,7 @@ def _edns(data: bytes, pos: int) -> tuple[int, int, bool] | tuple[()] | int:
                     at += 4 + (data[at + 2] << 8 | data[at + 3])
                 if at != pos:
                     return BAD_EDNS
-                found = (_rclass, (ttl >> 16) & 0xFF, nsid)
+                found = (_rclass, (ttl >> 16) & 0xFF, nsid, bool(ttl & 0x8000))
     return found
 
 

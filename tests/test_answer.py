@@ -305,9 +305,27 @@ def test_edns_query_gets_opt_back(bl):
     assert r.rcode() == dns.rcode.NXDOMAIN and r.edns == 0
 
 
+@pytest.mark.parametrize("name, rdtype", [
+    ("2.0.0.127.bl.test", "A"),  # listed: the fast path
+    ("1.0.0.127.bl.test", "A"),  # NXDOMAIN: the fast path
+    ("2.0.0.127.bl.test", "AAAA"),  # NODATA: the general path
+    ("bl.test", "SOA"),
+])
+def test_dnssec_ok_bit_is_copied_into_the_reply(bl, name, rdtype):
+    """RFC 3225 3: the DO bit of the query MUST be copied in the response."""
+    r = bl.query(name, rdtype, use_edns=0, want_dnssec=True)
+    assert r.edns == 0 and r.ednsflags & dns.flags.DO
+    r = bl.query(name, rdtype, use_edns=0)
+    assert r.edns == 0 and not r.ednsflags & dns.flags.DO
+    r = bl.query(name, rdtype, use_edns=0, want_dnssec=True, tcp=True)
+    assert r.ednsflags & dns.flags.DO
+
+
 def test_edns_version_1_gets_badvers(bl):
     r = bl.query("2.0.0.127.bl.test", "A", use_edns=1)
     assert r.rcode() == dns.rcode.BADVERS
+    r = bl.query("2.0.0.127.bl.test", "A", use_edns=1, want_dnssec=True)
+    assert r.rcode() == dns.rcode.BADVERS and r.ednsflags & dns.flags.DO
 
 
 def test_tcp_answers_the_same(bl):
