@@ -42,8 +42,9 @@ class RateLimiter:
         self._shift4 = 32 - ipv4_prefix
         self._shift6 = 128 - ipv6_prefix
         self._exempt = [ipaddress.ip_network(n, strict=False) for n in exempt]
-        # prefix key -> [tokens, last refill time]; None: exempt
-        self._buckets: dict[Any, list[float] | None] = {}
+        # prefix key -> [tokens, last refill time], plus the exempt networks
+        # inside the prefix where some are narrower than it; None: all exempt.
+        self._buckets: dict[Any, list[Any] | None] = {}
         self._slip_count = 0
         self.limited = [0, 0]
         self._last_sweep = time.monotonic()
@@ -76,6 +77,8 @@ class RateLimiter:
             bucket = self._new_bucket(address, key, now)
         if bucket is None:
             return ALLOW  # exempt
+        if len(bucket) == 3 and _exempt(address, bucket[2]):
+            return ALLOW  # an exempt address in a prefix that is not
         tokens = bucket[0] + (now - bucket[1]) * self.rate
         if tokens > self.rate:
             tokens = self.rate  # a one-second burst at most
@@ -93,14 +96,22 @@ class RateLimiter:
         self.limited[0] += 1
         return DROP
 
-    def _new_bucket(self, host: str | memoryview, key: Any, now: float) -> list[float] | None:
+    def _new_bucket(self, host: str | memoryview, key: Any, now: float) -> list[Any] | None:
         if len(self._buckets) >= MAX_BUCKETS:
             self._sweep(now)
-        address = ipaddress.ip_address(host if isinstance(host, str) else bytes(host))
-        if any(address in network for network in self._exempt):
+        address = _address(host)
+        shift = self._shift4 if address.version == 4 else self._shift6
+        prefix: Any = ipaddress.ip_network((int(address) >> shift << shift,
+                                             address.max_prefixlen - shift))
+        exempt: list[Any] = [n for n in self._exempt if n.version == address.version]
+        bucket: list[Any] | None
+        if any(prefix.subnet_of(n) for n in exempt):
             bucket = None
         else:
-            bucket = [self.rate, now]
+            # Exempt networks narrower than the prefix: its other addresses
+            # share a bucket, and these are looked at address by address.
+            narrow = [n for n in exempt if n.subnet_of(prefix)]
+            bucket = [self.rate, now, narrow] if narrow else [self.rate, now]
         self._buckets[key] = bucket
         return bucket
 
@@ -112,6 +123,15 @@ class RateLimiter:
         if len(self._buckets) >= MAX_BUCKETS:  # all busy: start afresh rather than grow
             self._buckets.clear()
         self._last_sweep = now
+
+
+def _address(host: str | memoryview) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(host if isinstance(host, str) else bytes(host))
+
+
+def _exempt(host: str | memoryview, networks: list[Any]) -> bool:
+    address = _address(host)
+    return any(address in network for network in networks)
 
 
 def limited(verdict: int, reply: bytes) -> bytes | None:

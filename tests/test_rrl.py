@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -102,6 +103,41 @@ def test_ipv6_prefix_length_is_configurable():
     assert rrl.check(("2001:db8:0:100::1", 53)) == ALLOW
     assert rrl.check(("2001:db8:0:100::2", 53)) == DROP  # same /64
     assert rrl.check(("2001:db8:0:101::1", 53)) == ALLOW  # same /56, another /64
+
+
+def _sockaddr_in(host: str) -> memoryview:
+    """struct sockaddr_in as recvmmsg writes it (the batched path's view)."""
+    return memoryview(socket.AF_INET.to_bytes(2, sys.byteorder) + b"\x00\x35"
+                      + socket.inet_aton(host) + bytes(8))
+
+
+@pytest.mark.parametrize("first", ["exempt", "neighbour"])
+@pytest.mark.parametrize("path", ["text", "sockaddr"])
+def test_an_exempt_address_narrower_than_the_prefix_is_exempt_alone(first, path):
+    """Exempting one resolver (a /32) must neither exempt its /24 nor depend
+    on which of them asks first."""
+    rrl = RateLimiter(rate=2, slip=0, exempt=["127.0.20.5/32"])
+
+    def check(host: str) -> int:
+        if path == "text":
+            return rrl.check((host, 53))
+        return rrl.check_sockaddr(_sockaddr_in(host), 0.0)
+
+    order = ["127.0.20.5", "127.0.20.6"] if first == "exempt" else ["127.0.20.6", "127.0.20.5"]
+    verdicts: dict[str, list[int]] = {host: [] for host in order}
+    for _ in range(5):
+        for host in order:
+            verdicts[host].append(check(host))
+    assert verdicts["127.0.20.5"] == [ALLOW] * 5
+    assert verdicts["127.0.20.6"] == [ALLOW, ALLOW, DROP, DROP, DROP]
+    assert rrl.check(("127.0.21.1", 53)) == ALLOW  # another /24: a bucket of its own
+
+
+def test_an_exempt_network_wider_than_the_prefix_exempts_it_all():
+    rrl = RateLimiter(rate=1, slip=0, exempt=["127.0.0.0/16", "2001:db8::/32"])
+    for host in ("127.0.9.1", "127.0.200.7", "2001:db8:1::1"):
+        assert [rrl.check((host, 53)) for _ in range(3)] == [ALLOW] * 3
+    assert [rrl.check(("127.1.0.1", 53)) for _ in range(2)] == [ALLOW, DROP]
 
 
 # --- a real server ----------------------------------------------------------------------------
