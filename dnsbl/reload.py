@@ -85,10 +85,14 @@ class Reloader:
             self._pool = None
 
     def request(self, override_shrink: bool = False) -> None:
-        """Check now (SIGHUP); with ``override_shrink``, accept a shrinking rebuild once."""
+        """Check now, and try again what failed before (SIGHUP: the operator may
+        have fixed what polling cannot see, or the build died of a passing
+        cause); with ``override_shrink`` (SIGUSR1), a shrinking rebuild found
+        by this check is accepted."""
         if override_shrink:
             self._override_shrink = True
-            self._attempted.clear()  # retry data refused before
+            log.warning("SIGUSR1: the next check accepts a rebuild whatever its size")
+        self._attempted.clear()
         self._wake.set()
 
     async def check_soon(self) -> None:
@@ -175,6 +179,9 @@ class Reloader:
         async with self._lock:
             changed = self.changed()
             if not changed:
+                if self._override_shrink:  # it lapses: a later shrink is guarded again
+                    self._override_shrink = False
+                    log.warning("SIGUSR1: nothing to rebuild; the shrink guard stays on")
                 return False
             self._notify("RELOADING=1")
             try:

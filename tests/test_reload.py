@@ -228,6 +228,48 @@ def test_sighup_reloads_with_polling_disabled(process, tmp_path):
     assert any("reloaded zone bl.test: 10 entries" in line for line in server.log)
 
 
+def test_sighup_tries_again_what_failed_before(process, tmp_path):
+    """Data stamped a little in the future is refused; once that time has come,
+    the unchanged file loads on SIGHUP (polling waits for a change)."""
+    path = tmp_path / "bl.zone"
+    write(path, data("before"))
+    server = process("--zone", f"bl.test:ip4set:{path}", "--listen", "127.0.0.1:0",
+                     "--check-interval", "0.1")
+    client = server.wait_listening()
+    due = time.time() + 1.5
+    stamp = time.strftime("%Y:%m:%d:%H:%M:%S", time.gmtime(due))
+    write(path, [f"$TIMESTAMP {stamp}"] + data("after"))
+    time.sleep(max(0.0, due - time.time()) + 1.2)
+    assert client.txt(LISTED) == ["before"]  # refused, and not tried again by polling
+    server.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: client.txt(LISTED) == ["after"]) < 2.0
+    assert server.stop() == 0
+    assert any("$TIMESTAMP is in the future" in line for line in server.log)
+
+
+def test_sigusr1_accepts_a_refused_shrink_and_then_lapses(process, tmp_path):
+    path = tmp_path / "bl.zone"
+    write(path, data("full", 100))
+    server = process("--zone", f"bl.test:ip4set:{path}", "--listen", "127.0.0.1:0",
+                     "--check-interval", "0.1")
+    client = server.wait_listening()
+    server.proc.send_signal(signal.SIGUSR1)  # nothing to accept yet: it lapses
+    time.sleep(0.5)
+    write(path, data("shrunk", 5))
+    time.sleep(0.5)
+    assert client.txt(LISTED) == ["full"]  # the guard held
+    server.proc.send_signal(signal.SIGUSR1)
+    assert wait_for(lambda: client.txt(LISTED) == ["shrunk"]) < 2.0
+    write(path, data("full again", 100))
+    assert wait_for(lambda: client.txt(LISTED) == ["full again"]) < 2.0
+    write(path, data("shrunk again", 5))
+    time.sleep(0.5)
+    assert client.txt(LISTED) == ["full again"]  # guarded again after the accepted one
+    assert server.stop() == 0
+    log = "".join(server.log)
+    assert "nothing to rebuild; the shrink guard stays on" in log
+
+
 def test_missing_zone_at_start_with_allow_missing(process, tmp_path, zone_file):
     path = tmp_path / "later.zone"
     good = zone_file(["127.0.0.2"])
