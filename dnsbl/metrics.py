@@ -79,8 +79,8 @@ SERIES: dict[str, tuple[str, str]] = {
         "counter", "Loads of the dataset refused, by reason; the previous data kept serving."),
     "dnsbl_build_info": ("gauge", "Version of dnsbl, Python and the event loop, as labels."),
     "dnsbl_workers": (
-        "gauge", "Worker processes running and ready (with --workers above 1; the other "
-                 "series are then sums over the workers)."),
+        "gauge", "Worker processes running, ready and answering (with --workers above 1; "
+                 "the other series are then sums over the workers)."),
     "dnsbl_worker_restarts_total": ("counter", "Worker processes restarted after ending."),
 }
 
@@ -223,15 +223,19 @@ def build_registry(source: Source, loop_name: str) -> CollectorRegistry:
 class MetricsServer:
     """``/metrics``, ``/healthz`` and ``/readyz`` over plain HTTP/1.1, on the event loop.
 
-    Answering at all proves the loop runs, which is what ``/healthz`` reports.
-    ``readiness()`` returns the reasons the node is not ready (none: ready).
+    Answering at all proves this loop runs, which is what ``/healthz`` reports;
+    ``health()``, when given, names other loops that do not (a supervisor's
+    workers). ``readiness()`` returns the reasons the node is not ready (none:
+    ready). A HEAD request gets the headers of the GET, without the body.
     """
 
     def __init__(self, registry: CollectorRegistry, readiness: Callable[[], list[str]],
-                 refresh: Callable[[], Awaitable[None]] | None = None) -> None:
+                 refresh: Callable[[], Awaitable[None]] | None = None,
+                 health: Callable[[], list[str]] | None = None) -> None:
         self._registry = registry
         self._readiness = readiness
         self._refresh = refresh  # gathers what the registry and readiness read
+        self._health = health
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -273,6 +277,10 @@ class MetricsServer:
             encoder, content_type = choose_encoder(headers.get("accept", ""))
             return "200 OK", content_type, encoder(self._registry)
         if path == "/healthz":
+            problems = self._health() if self._health is not None else []
+            if problems:
+                return ("503 Service Unavailable", "text/plain",
+                        ("unhealthy:\n" + "".join(f"- {p}\n" for p in problems)).encode())
             return "200 OK", "text/plain", b"ok\n"
         if path == "/readyz":
             problems = self._readiness()

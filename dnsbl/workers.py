@@ -8,12 +8,16 @@ is restarted: the queries queued for it wait instead of being lost. Each worker
 loads and reloads the data itself. A stream socket to each worker carries its
 readiness (or why it could not start), SIGHUP as a request to check the files
 and the answer once it has, and, when Prometheus scrapes the supervisor, its
-metric families, which are summed into one ``/metrics``.
+metric families, which are summed into one ``/metrics``. The supervisor also
+asks each worker every second whether its loop still answers: one that does
+not (stopped, or stuck in a loop) is neither healthy nor ready, holds back
+systemd's watchdog, and is killed and restarted if it stays silent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import operator
 import os
@@ -33,14 +37,22 @@ from prometheus_client.core import Metric
 from dnsbl import systemd
 from dnsbl.config import Listen, ServerConfig
 from dnsbl.metrics import MetricsServer, metric_family
-from dnsbl.server import StartupError, bind_pair, new_event_loop, watchdog
+from dnsbl.server import StartupError, bind_pair, new_event_loop
 
 log = logging.getLogger(__name__)
 
 #: Set in a worker's environment: "INDEX:CONTROL_FD:FD,FD,...".
 WORKER_ENV = "DNSBL_WORKER"
 STARTUP_FAILURE = 3
-_REPLY_TIMEOUT = 2.0  # a worker busy longer than this is reported from its last reply
+#: Seconds a worker may owe an answer before it counts as not answering: not
+#: ready, not healthy, no WATCHDOG=1, and scrapes stop waiting for it.
+_REPLY_TIMEOUT = 2.0
+#: Seconds between the supervisor's "are you there?" to each worker.
+_PING_INTERVAL = 1.0
+#: Seconds without an answer after which a worker is killed (and restarted).
+#: Well inside the unit's WatchdogSec=30, so the supervisor replaces the one
+#: stuck worker before systemd restarts the whole service.
+_KILL_AFTER = 10.0
 _STOP_TIMEOUT = 10.0
 _MAX_BACKOFF = 30.0
 _HEADER = struct.Struct(">I")
@@ -79,6 +91,7 @@ def worker_seat() -> WorkerSeat | None:
 
 #: Requests from the supervisor, one byte each.
 _SCRAPE = b"?"  # answered with the metric families and readiness problems
+_PING = b"p"  # answered at once: the worker's loop runs
 _HANGUP = b"h"  # check the files now (SIGHUP), answered once checked
 
 
@@ -102,6 +115,9 @@ async def report(seat: WorkerSeat, registry: CollectorRegistry,
                 task = asyncio.create_task(reload())
                 reloads.add(task)
                 task.add_done_callback(reloads.discard)
+                continue
+            if request == _PING:
+                _write(writer, {"alive": True})
                 continue
             _write(writer, {"families": list(registry.collect()), "problems": readiness()})
             await writer.drain()
@@ -149,6 +165,23 @@ class _Worker:
     reloaded: asyncio.Future[None] | None = None  # to the SIGHUP passed on last
     families: list[Metric] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # When each scrape or ping not yet answered was sent, oldest first: the
+    # worker answers them in order, so the oldest tells how long it is silent.
+    asked: collections.deque[float] = field(default_factory=collections.deque)
+    silent: bool = False  # said so in the log
+
+    def silent_for(self, now: float) -> float:
+        """Seconds this worker has owed an answer; 0 when it owes none."""
+        return now - self.asked[0] if self.asked else 0.0
+
+    def answering(self, now: float) -> bool:
+        """Ready, and its loop answered what it was asked in time."""
+        return self.ready.is_set() and self.silent_for(now) <= _REPLY_TIMEOUT
+
+    def send(self, request: bytes) -> None:
+        assert self.writer is not None
+        self.writer.write(request)
+        self.asked.append(time.monotonic())
 
 
 class Supervisor:
@@ -218,7 +251,8 @@ class Supervisor:
         if self.config.metrics is not None:
             registry = CollectorRegistry(auto_describe=False)
             registry.register(_Merged(self._workers))  # type: ignore[arg-type]
-            metrics = MetricsServer(registry, self.readiness, refresh=self._refresh)
+            metrics = MetricsServer(registry, self.readiness, refresh=self._refresh,
+                                    health=self.health)
             try:
                 port = await metrics.start(self.config.metrics.host, self.config.metrics.port)
             except OSError as exc:
@@ -236,10 +270,8 @@ class Supervisor:
                 log.info("listening on udp+tcp %s (%d workers)", bound, self.count)
             systemd.notify("READY=1\nSTATUS=serving")
             log.info("ready")
-            interval = systemd.watchdog_interval()
             tasks = [asyncio.create_task(self._keep(w)) for w in self._workers]
-            if interval:
-                tasks.append(asyncio.create_task(watchdog(interval)))
+            tasks.append(asyncio.create_task(self._heartbeat(systemd.watchdog_interval())))
             await self._stopping.wait()
             systemd.notify("STOPPING=1")
             for task in tasks:
@@ -284,6 +316,8 @@ class Supervisor:
                if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
         env[WORKER_ENV] = f"{worker.index}:{theirs.fileno()}:{','.join(map(str, fds))}"
         worker.ready.clear()
+        worker.asked.clear()
+        worker.silent = False
         worker.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "dnsbl", *self.argv, env=env,
             pass_fds=(*fds, theirs.fileno()))
@@ -308,8 +342,12 @@ class Supervisor:
                 elif "reloaded" in message:
                     if worker.reloaded is not None and not worker.reloaded.done():
                         worker.reloaded.set_result(None)
-                elif worker.reply is not None and not worker.reply.done():
-                    worker.reply.set_result(message)
+                else:  # the answer to a scrape or a ping, in the order asked
+                    if worker.asked:
+                        worker.asked.popleft()
+                    if ("families" in message and worker.reply is not None
+                            and not worker.reply.done()):
+                        worker.reply.set_result(message)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # it ended; whoever waits on the process sees that
         finally:
@@ -337,6 +375,46 @@ class Supervisor:
             await asyncio.sleep(backoff)
             worker.restarts += 1
             await self._spawn(worker)
+
+    async def _heartbeat(self, watchdog: float | None) -> None:
+        """Ask every ready worker whether its loop runs; kill one silent for
+        too long (:meth:`_keep` restarts it). With ``watchdog`` (seconds),
+        tell systemd WATCHDOG=1 only while every worker answers: the
+        supervisor's own loop running proves nothing about theirs."""
+        period = min(_PING_INTERVAL, watchdog) if watchdog else _PING_INTERVAL
+        while True:
+            now = time.monotonic()
+            for worker in self._workers:
+                self._check(worker, now)
+            if watchdog and all(w.answering(now) for w in self._workers if w.ready.is_set()):
+                systemd.notify("WATCHDOG=1")
+            await asyncio.sleep(period)
+
+    @staticmethod
+    def _check(worker: _Worker, now: float) -> None:
+        process = worker.process
+        if not worker.ready.is_set() or process is None or process.returncode is not None:
+            return
+        silent = worker.silent_for(now)
+        if silent > _KILL_AFTER:
+            log.error("worker %d (pid %d) has not answered for %.0fs; killing it",
+                      worker.index, process.pid, silent)
+            process.kill()
+            worker.ready.clear()  # not again: _keep waits for it and starts another
+            return
+        if silent > _REPLY_TIMEOUT and not worker.silent:
+            worker.silent = True
+            log.error("worker %d (pid %d) has not answered for %.0fs; not ready until it "
+                      "does, killed after %.0fs", worker.index, process.pid, silent,
+                      _KILL_AFTER)
+        elif silent <= _REPLY_TIMEOUT and worker.silent:
+            worker.silent = False
+            log.info("worker %d (pid %d) answers again", worker.index, process.pid)
+        if not worker.asked and worker.writer is not None:  # one question at a time
+            try:
+                worker.send(_PING)
+            except (ConnectionError, RuntimeError):
+                pass  # it is ending; _keep restarts it
 
     async def _stop_all(self) -> None:
         running = [w.process for w in self._workers
@@ -374,8 +452,11 @@ class Supervisor:
             systemd.notify("RELOADING=1")
             loop = asyncio.get_running_loop()
             waiting = []
+            now = time.monotonic()
             for worker in self._workers:
-                if worker.ready.is_set() and worker.writer is not None:
+                # Not one that does not answer: READY=1 would wait for it until
+                # it is killed, and the one started in its place loads anyway.
+                if worker.answering(now) and worker.writer is not None:
                     worker.reloaded = loop.create_future()
                     worker.writer.write(_HANGUP)
                     waiting.append(worker.reloaded)
@@ -388,23 +469,40 @@ class Supervisor:
             await asyncio.gather(*(self._ask(w) for w in self._workers if w.ready.is_set()))
 
     async def _ask(self, worker: _Worker) -> None:
-        assert worker.writer is not None
+        # One that does not answer is not waited for again at every scrape: its
+        # last series stand (its counters must not go back), and /readyz says why.
+        now = time.monotonic()
+        if not worker.answering(now):
+            return
         worker.reply = asyncio.get_running_loop().create_future()
         try:
-            worker.writer.write(_SCRAPE)
-            reply = await asyncio.wait_for(worker.reply, _REPLY_TIMEOUT)
-        except (TimeoutError, ConnectionError):
+            worker.send(_SCRAPE)
+            # Wait only until it would count as not answering.
+            reply = await asyncio.wait_for(worker.reply,
+                                           worker.asked[0] + _REPLY_TIMEOUT - now)
+        except (TimeoutError, ConnectionError, RuntimeError):
             return  # its last reply stands; a dead one is restarted by _keep
         if reply is None:
             return
         worker.families = reply["families"]
         worker.problems = reply["problems"]
 
+    def health(self) -> list[str]:
+        """Workers whose event loop does not answer; [] when every running one does."""
+        now = time.monotonic()
+        return [f"worker {w.index}: has not answered for {w.silent_for(now):.1f}s"
+                for w in self._workers if w.ready.is_set() and not w.answering(now)]
+
     def readiness(self) -> list[str]:
         problems = []
+        now = time.monotonic()
         for worker in self._workers:
             if not worker.ready.is_set():
                 problems.append(f"worker {worker.index}: not running")
+            elif not worker.answering(now):
+                problems.append(f"worker {worker.index}: has not answered for "
+                                f"{worker.silent_for(now):.1f}s")
+                continue  # what it said before is stale
             problems.extend(f"worker {worker.index}: {p}" for p in worker.problems)
         return problems
 
@@ -434,7 +532,8 @@ class _Merged:
                 family.add_sample(sample_name, dict(labels), value)
             yield family
         running = metric_family("dnsbl_workers", [])
-        running.add_metric([], sum(1 for w in self._workers if w.ready.is_set()))
+        now = time.monotonic()
+        running.add_metric([], sum(1 for w in self._workers if w.answering(now)))
         restarts = metric_family("dnsbl_worker_restarts_total", [])
         restarts.add_metric([], sum(w.restarts for w in self._workers))
         yield from (running, restarts)

@@ -8,9 +8,12 @@ import os
 import re
 import signal
 import socket
+import threading
+import time
 
 import dns.message
 import dns.rcode
+import pytest
 
 from tests.test_metrics import fetch, samples, value
 from tests.test_reload import data, wait_for, write
@@ -98,3 +101,97 @@ def test_a_worker_that_cannot_load_stops_start_up_with_one_error(process, tmp_pa
     assert len(errors) == 1, errors  # said once by the supervisor, not by each worker
     assert f"cannot start: {zone}:1: read failed" in errors[0]
     assert "stopped" not in "".join(server.log)
+
+
+class Pings:
+    """Counts WATCHDOG=1 datagrams on ``notify``, read by a thread as they come:
+    a queue left unread fills, and then the sender's next one would block."""
+
+    def __init__(self, notify: socket.socket) -> None:
+        self.times: list[float] = []
+        self._notify = notify
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        self._notify.settimeout(0.05)
+        while not self._stop.is_set():
+            try:
+                message = self._notify.recv(4096).decode()
+            except TimeoutError:
+                continue
+            except OSError:  # closed under it: the test has ended
+                return
+            if "WATCHDOG=1" in message.split("\n"):
+                self.times.append(time.monotonic())
+
+    def during(self, seconds: float) -> int:
+        """Pings in the next ``seconds``."""
+        since = time.monotonic()
+        time.sleep(seconds)
+        return sum(1 for t in self.times if t >= since)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def test_a_stopped_worker_is_unhealthy_and_holds_back_the_watchdog(process, tmp_path):
+    from tests.test_systemd import notified, receive
+
+    with notified(process, tmp_path, "--workers", "2", "--metrics", "127.0.0.1:0",
+                  env={"WATCHDOG_USEC": "200000"}) as (notify, server, client, _):
+        receive(notify, "READY=1")
+        pings = Pings(notify)
+        assert pings.during(0.5) >= 3  # every 0.1 s
+        pids = worker_pids(server.log)
+        os.kill(pids[1], signal.SIGSTOP)  # a worker this test's server started
+        try:
+            stopped = time.monotonic()
+            wait_for(lambda: fetch(server.metrics_port, "/healthz")[0] == 503, timeout=5)
+            status, _, body = fetch(server.metrics_port, "/healthz")
+            assert status == 503 and "worker 1: has not answered" in body
+            status, _, body = fetch(server.metrics_port, "/readyz")
+            assert status == 503 and "worker 1: has not answered" in body
+            # The scrape no longer waits for it, and counts only the one answering.
+            asked = time.monotonic()
+            assert value(samples(server.metrics_port), "dnsbl_workers") == 1
+            assert time.monotonic() - asked < 1
+            # No WATCHDOG=1 while it does not answer: systemd's watchdog can act.
+            assert pings.during(1.0) == 0
+            assert time.monotonic() - stopped < 8  # all before the supervisor kills it
+        finally:
+            os.kill(pids[1], signal.SIGCONT)
+        wait_for(lambda: fetch(server.metrics_port, "/healthz")[0] == 200, timeout=5)
+        assert fetch(server.metrics_port, "/readyz")[0] == 200
+        found = samples(server.metrics_port)
+        assert value(found, "dnsbl_workers") == 2
+        assert value(found, "dnsbl_worker_restarts_total") == 0  # it came back by itself
+        assert pings.during(0.5) >= 3
+        pings.close()
+        assert all(r.answer for r in ask_from_new_sockets(client, "2.0.0.127.bl.test", 20))
+        assert server.stop() == 0
+
+
+def test_a_worker_silent_for_long_is_killed_and_restarted(process, tmp_path):
+    server, client, _ = start(process, tmp_path)
+    pids = worker_pids(server.log)
+    os.kill(pids[2], signal.SIGSTOP)  # a worker this test's server started
+    try:
+        wait_for(lambda: value(samples(server.metrics_port), "dnsbl_worker_restarts_total") == 1,
+                 timeout=20)
+    finally:
+        try:
+            os.kill(pids[2], signal.SIGCONT)
+        except ProcessLookupError:
+            pass  # killed, as it should be
+    wait_for(lambda: fetch(server.metrics_port, "/readyz")[0] == 200, timeout=15)
+    assert value(samples(server.metrics_port), "dnsbl_workers") == 2
+    # Its queued queries and new ones are answered by the worker started in its place.
+    assert all(r.answer for r in ask_from_new_sockets(client, "2.0.0.127.bl.test", 40))
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[2], 0)  # signal 0 only asks whether it exists
+    assert server.stop() == 0
+    assert any(f"worker 2 (pid {pids[2]}) has not answered for" in line
+               and "killing it" in line for line in server.log)
