@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-
-import dnslib
+from typing import TYPE_CHECKING
 
 from dnsbl.answer import Stats, answer, ipv6_text
+from dnsbl.dataset import Dataset
 from dnsbl.registry import Zone, ZoneSet
 from dnsbl.zonefile import BOTH, EXACT, SUBDOMAINS, DatasetReader, Value
+
+if TYPE_CHECKING:
+    # Imported in ask() only: the server imports this module for its query
+    # log, and serving never needs dnslib.
+    import dnslib
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -61,6 +66,8 @@ def name_under(key: str, zone: str) -> str:
 
 def ask(name: str, qtype: str, zoneset: ZoneSet) -> dnslib.DNSRecord | None:
     """What the server answers to ``name``/``qtype``, as a parsed message."""
+    import dnslib
+
     request = dnslib.DNSRecord.question(name, qtype)
     reply = answer(bytes(request.pack()), zoneset.zones, Stats())
     return None if reply is None else dnslib.DNSRecord.parse(reply)
@@ -91,10 +98,13 @@ def key_of(prefix: str) -> Address | str:
     return prefix
 
 
-def matches(zone: Zone, key: Address | str) -> list[Match | None]:
-    """Per dataset of the zone, the line that decides ``key`` (as the index does:
-    the most specific entry wins; at the same one an exclusion, else the later)."""
-    out: list[Match | None] = []
+def asked(zone: Zone, key: Address | str) -> list[tuple[Dataset, Address | str] | None]:
+    """Per dataset of the zone, what answer.py asks it for ``key``: ``key``
+    itself, the IPv4 address inside an IPv4-mapped or 6to4 one, or nothing
+    (None) when the dataset holds another family. 2001:db8::1 -> the IPv6
+    datasets; ::ffff:127.0.0.2 in a zone with IPv4 data -> its IPv4 datasets
+    with 127.0.0.2, and no others."""
+    out: list[tuple[Dataset, Address | str] | None] = []
     # An IPv6 address holding an IPv4 one is asked of the IPv4 data too (a
     # 6to4 one) or instead (an IPv4-mapped one), as answer.py does.
     embedded = None
@@ -107,9 +117,19 @@ def matches(zone: Zone, key: Address | str) -> list[Match | None]:
             family, wanted = "ip4", embedded
         elif embedded is not None and key.ipv4_mapped is not None:  # type: ignore[union-attr]
             family = ""
-        if dataset.family != family:
+        out.append((dataset, wanted) if dataset.family == family else None)
+    return out
+
+
+def matches(zone: Zone, key: Address | str) -> list[Match | None]:
+    """Per dataset of the zone, the line that decides ``key`` (as the index does:
+    the most specific entry wins; at the same one an exclusion, else the later)."""
+    out: list[Match | None] = []
+    for pair in asked(zone, key):
+        if pair is None:
             out.append(None)
             continue
+        dataset, wanted = pair
         reader = DatasetReader(dataset.kind, dataset.paths)
         best: Match | None = None
         best_rank = -1

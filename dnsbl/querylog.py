@@ -10,7 +10,6 @@ addresses are being looked up, and which data line family (prefix) matched.
 from __future__ import annotations
 
 import collections
-import ipaddress
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from dnsbl.explain import asked, key_of
 from dnsbl.registry import ZoneSet
 from dnsbl.stats import QTYPE_INDEX, QTYPE_LABELS, RCODE_LABELS
 
@@ -149,20 +149,24 @@ def describe(when: float, client: Any, query: bytes, reply: bytes, zoneset: Zone
 
 
 def _matched(labels: list[str], zoneset: ZoneSet) -> list[dict[str, str]]:
+    """The entries behind the answer, per dataset, as `dnsbl query` finds them:
+    ``2.0.0.127.bl.test`` -> ``[{"dataset": "ip4set:bl.zone", "entry":
+    "127.0.0.0/24"}]``; the same for 32 IPv6 nibbles and for a name (an
+    exact name, or the ``*.`` wildcard that covers it); [] for none."""
+    if any("." in label for label in labels):
+        return []  # a dot inside a label: no zone's data holds such a name
     lowered = [label.lower() for label in labels]
     for depth in range(len(lowered)):
         zone = zoneset.by_name(".".join(lowered[depth:]))
         if zone is None:
             continue
-        if depth != 4:
-            return []
-        try:
-            ip = ipaddress.IPv4Address(".".join(reversed(lowered[:4])))
-        except ValueError:
-            return []
+        key = key_of(".".join(lowered[:depth]))
         out = []
-        for dataset in zone.datasets:
-            found = dataset.explain(ip.packed)
+        for pair in asked(zone, key):
+            if pair is None:
+                continue
+            dataset, wanted = pair
+            found = dataset.explain(wanted if isinstance(wanted, str) else wanted.packed)
             if found is not None:
                 out.append({"dataset": f"{dataset.kind}:{','.join(dataset.paths)}",
                             "entry": found})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import signal
 
@@ -83,3 +84,42 @@ def test_entries_the_writer_cannot_take_are_dropped_and_counted(tmp_path, zone_f
         thread.stop()
     # Stopping writes what was queued: the first three.
     assert [e["qname"] for e in entries(log_path)] == names[:3]
+
+
+def test_matched_entry_for_ipv6_and_names(process, tmp_path, zone_file):
+    log_path = tmp_path / "queries.jsonl"
+    v6 = zone_file([":2:v6 $", "2605:6001:42::/52", "!2605:6001:42::bead", "2001:db8::5"])
+    names = zone_file([":2:name $", "example.com", "*.wild.test", ".both.test",
+                         "!no.both.test"])
+    server = process("--zone", f"v6.test:ip6trie:{v6}", "--zone", f"dbl.test:dnset:{names}",
+                     "--listen", "127.0.0.1:0", "--query-log", str(log_path))
+    client = server.wait_listening()
+
+    def nibbles(address: str) -> str:
+        return ipaddress.ip_address(address).reverse_pointer.removesuffix(".ip6.arpa")
+
+    asked = [
+        (f"{nibbles('2605:6001:42::1')}.v6.test", "2605:6001:42::/52"),
+        (f"{nibbles('2001:db8::5')}.v6.test", "2001:db8::5/128"),
+        (f"{nibbles('2605:6001:42::bead')}.v6.test", None),  # excluded
+        (f"{nibbles('2001:db8::6')}.v6.test", None),
+        ("example.com.dbl.test", "example.com"),
+        ("EXAMPLE.com.dbl.test", "example.com"),
+        ("a.b.wild.test.dbl.test", "*.wild.test"),
+        # ".both.test" lists the name and those under it: the part that matched.
+        ("both.test.dbl.test", "both.test"),
+        ("a.both.test.dbl.test", "*.both.test"),
+        ("no.both.test.dbl.test", None),  # excluded
+        ("www.example.com.dbl.test", None),  # not a wildcard entry
+    ]
+    for name, entry in asked:
+        assert bool(client.query(name).answer) == (entry is not None), name
+    wait_for(lambda: len(entries(log_path)) == len(asked))
+    for logged, (name, entry) in zip(entries(log_path), asked, strict=True):
+        assert logged["qname"] == name
+        dataset = f"ip6trie:{v6}" if name.endswith(".v6.test") else f"dnset:{names}"
+        if entry is None:
+            assert "matched" not in logged, logged
+        else:
+            assert logged["matched"] == [{"dataset": dataset, "entry": entry}], logged
+    assert server.stop() == 0
