@@ -96,7 +96,8 @@ class Reloader:
         self._wake.set()
 
     async def check_soon(self) -> None:
-        """Ask for a check, as :meth:`request` does; return once it has run."""
+        """Ask for a check, as :meth:`request` does; return once it has run.
+        The caller tells systemd RELOADING=1 and READY=1 around it."""
         done = asyncio.get_running_loop().create_future()
         self._waiting.append(done)
         self.request()
@@ -129,7 +130,7 @@ class Reloader:
             self._check_expiry()
             if woken or time.monotonic() >= next_check:
                 try:
-                    await self.check_once()
+                    await self.check_once(announce=not waiting)
                 except Exception:  # never let one bad reload stop reloading
                     log.exception("zone check failed")
                 next_check = time.monotonic() + interval
@@ -174,8 +175,9 @@ class Reloader:
             return False
         return True
 
-    async def check_once(self) -> bool:
-        """Rebuild what changed; True when new zones were swapped in."""
+    async def check_once(self, announce: bool = True) -> bool:
+        """Rebuild what changed; True when new zones were swapped in.
+        ``announce``: tell systemd RELOADING=1 and READY=1 around a rebuild."""
         async with self._lock:
             changed = self.changed()
             if not changed:
@@ -183,11 +185,13 @@ class Reloader:
                     self._override_shrink = False
                     log.warning("SIGUSR1: nothing to rebuild; the shrink guard stays on")
                 return False
-            self._notify("RELOADING=1")
+            if announce:
+                self._notify("RELOADING=1")
             try:
                 return await self._reload(changed)
             finally:
-                self._notify("READY=1")
+                if announce:
+                    self._notify("READY=1")
 
     async def _reload(self, changed: dict[DatasetKey, tuple[Signature | None, ...]]) -> bool:
         loaded: dict[DatasetKey, Dataset] = {}

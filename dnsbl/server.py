@@ -72,6 +72,8 @@ class Server:
         self.running = asyncio.Event()  # set once serve_forever has made the reloader
         self.reloader: Reloader | None = None
         self.query_log: QueryLog | None = None
+        self._hangups: set[asyncio.Task] = set()  # held so they are not collected
+        self._reloading = asyncio.Lock()
 
     # -- what metrics and health read --------------------------------------------
 
@@ -201,9 +203,9 @@ class Server:
             await self._stop.wait()
         finally:
             systemd.notify("STOPPING=1")
-            for task in tasks:
+            for task in (*tasks, *self._hangups):
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, *self._hangups, return_exceptions=True)
             self.reloader.close()
             self.close()
             await self.tcp_limits.close_all(STOP_GRACE)
@@ -211,12 +213,20 @@ class Server:
                 self.query_log.close()
             log.info("stopped")
 
-
     def _hangup(self) -> None:
-        assert self.reloader is not None
-        self.reloader.request()
-        if self.query_log is not None:
-            self.query_log.reopen()
+        task = asyncio.create_task(self._announced_hangup())
+        self._hangups.add(task)
+        task.add_done_callback(self._hangups.discard)
+
+    async def _announced_hangup(self) -> None:
+        """SIGHUP: RELOADING=1, check the files, READY=1, whether or not any
+        changed: Type=notify-reload waits for READY=1 after every SIGHUP."""
+        async with self._reloading:
+            systemd.notify("RELOADING=1")
+            try:
+                await self.hangup()
+            finally:
+                systemd.notify("READY=1\nSTATUS=serving")
 
     async def hangup(self) -> None:
         """What SIGHUP does, returning once the zone files have been checked."""

@@ -60,7 +60,8 @@ def test_notify_ready_reloading_stopping(process, tmp_path, workers):
         # Type=notify-reload tells this reload from an earlier one by its time.
         assert before <= int(fields(reloading)["MONOTONIC_USEC"]) <= (
             time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000)
-        receive(notify, "READY=1")
+        after = receive(notify, "READY=1")
+        assert not any("RELOADING=1" in m.split("\n") for m in after), after  # said once
         # READY=1 means every process serves the new data: no waiting after it.
         replies = ask_from_new_sockets(client, "2.0.0.127.bl.test", 40)
         assert {b"".join(r.answer[0][0].strings) for r in replies} == {b"two"}
@@ -173,3 +174,23 @@ def test_notify_with_workers_comes_from_the_supervisor_once_all_are_ready(proces
     # One READY (the workers do not speak to systemd), and it came after both loaded.
     assert sum("READY=1" in m.split("\n") for m in seen) == 1
     assert sum(" ready" in line for line in server.log if "worker" in line) == 2
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sighup_with_nothing_changed_still_says_reloading_then_ready(process, tmp_path,
+                                                                     workers):
+    # Type=notify-reload sends SIGHUP and waits for RELOADING=1 then READY=1:
+    # without them for an unchanged zone, `systemctl reload` would hang.
+    with notified(process, tmp_path, "--check-interval", "0", "--workers", workers) as (
+            notify, server, client, _):
+        receive(notify, "READY=1")
+        for _ in range(2):
+            before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+            server.proc.send_signal(signal.SIGHUP)
+            seen = receive(notify, "READY=1", timeout=5)
+            states = [m for m in seen if "RELOADING=1" in m.split("\n")]
+            assert len(states) == 1, seen  # once, not once per layer
+            assert int(fields(states[0])["MONOTONIC_USEC"]) >= before
+            assert seen.index(states[0]) < len(seen) - 1  # READY=1 came after it
+        assert client.txt("2.0.0.127.bl.test") == ["one"]
+        assert server.stop() == 0
