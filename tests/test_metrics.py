@@ -233,10 +233,18 @@ def test_stale_data_is_not_ready(metered, tmp_path):
 
 
 def test_every_series_is_documented_in_the_readme():
+    import re
+
     readme = (ROOT / "README.md").read_text()
     for name, (_kind, help_text) in SERIES.items():
         assert f"`{name}`" in readme, name
         assert help_text in readme, name
+    # The list of labels names every label the table uses.
+    flowing = " ".join(readme.split())
+    listed = flowing.split("labels come only from bounded sets (")[1].split(")")[0]
+    used = {label.strip() for line in readme.splitlines() if line.startswith("| `dnsbl_")
+            for label in line.split("|")[3].split(",") if label.strip()}
+    assert used and used <= set(re.findall(r"[a-z]+", listed)), (used, listed)
 
 
 def dashboard_queries(node) -> list[str]:
@@ -269,3 +277,25 @@ def test_every_dashboard_series_is_in_a_real_scrape(process, tmp_path, zone_file
     scraped = {name for name, _labels in found}
     assert sorted(used - scraped) == []
     assert value(found, "dnsbl_dns_dropped_total", reason="send") == 0
+
+
+def test_head_gets_the_headers_without_a_body(metered):
+    import socket
+
+    thread, client, port, path = metered(data("x"))
+    for target, status in (("/metrics", 200), ("/healthz", 200), ("/readyz", 200),
+                           ("/nope", 404)):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(f"HEAD {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            received = b""
+            while chunk := sock.recv(65536):  # the server closes after one answer
+                received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert head.startswith(f"HTTP/1.1 {status} ".encode()), head
+        assert body == b"", target
+        # The length is the GET body's, as RFC 9110 9.3.2 allows.
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        assert length > 0
+        if target != "/metrics":  # the only one that changes from one request to the next
+            assert length == len(fetch(port, target)[2].encode())
