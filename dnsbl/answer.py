@@ -223,7 +223,7 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
 
     negative = soa_owner + zone.neg_soa_tail
     looked = False  # some data was asked about this name
-    exists = False  # an empty non-terminal: NODATA, never NXDOMAIN (RFC 8020), or
+    exists = False  # listed names lie below it: NODATA, never NXDOMAIN (RFC 8020), or
     # resolvers doing QNAME minimisation would take the whole subtree for gone.
     if zone.lookups:  # IPv4 data: 4.3.2.1.<zone>
         octets = []
@@ -243,6 +243,15 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
                 ip = bytes((octets[3], octets[2], octets[1], octets[0]))
                 hits = [v for lookup in zone.lookups if (v := lookup(ip)) is not None]
                 if hits:
+                    # A dnset of the zone may list the name "2.0.0.127" too:
+                    # rbldnsd answers with both, each "$" its own entry.
+                    named, entries = (_name_hits(zone, _relative_name(qname, data, offsets,
+                                                                      depth))
+                                      if zone.names else ([], ()))
+                    if named:
+                        text = b"%d.%d.%d.%d" % (ip[0], ip[1], ip[2], ip[3])
+                        return _listing(data, question, qtype, zone, hits + named, 0,
+                                        (text,) * len(hits) + entries, soa_owner, opt, limit)
                     return _listing(data, question, qtype, zone, hits, 4, ip, soa_owner, opt,
                                     limit)
                 looked = True
@@ -281,12 +290,12 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
                             return _listing(data, question, qtype, zone, hits, 0, texts,
                                             soa_owner, opt, limit)
                     looked = True
-            elif zone.lookups6 or (zone.lookups and _leads_to_v4(address, depth)):
+            elif ((zone.lookups and _leads_to_v4(address, depth))
+                  or any(under(address, 4 * depth) for under in zone.below6)):
                 exists = True
     name = ""
     if zone.names or zone.generic:
-        name = b".".join(qname[o - 11:o - 11 + data[o]] for o in offsets[:depth]).decode(
-            "latin-1")
+        name = _relative_name(qname, data, offsets, depth)
     if zone.generic:  # plain records (www, ...) and the names above them
         records = zone.generic.get(name)
         # Hidden from "empty" and "listed" clients, as in rbldnsd; a listed
@@ -301,16 +310,9 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
     if zone.names:  # domain names: badsite.example.<zone>
         if acl is not None:
             return _acl_answer(data, question, qtype, zone, acl, client, soa_owner, opt, limit)
-        hits, entries = [], []
-        for dataset in zone.names:
-            found = dataset.match(name)
-            if found is not None and found[0] is not None:
-                listed = found[1].encode("latin-1")
-                for listing in found[0]:
-                    hits.append(listing)
-                    entries.append(listed)
+        hits, entries = _name_hits(zone, name)
         if hits:
-            return _listing(data, question, qtype, zone, hits, 0, tuple(entries), soa_owner,
+            return _listing(data, question, qtype, zone, hits, 0, entries, soa_owner,
                             opt, limit)
         looked = True
         exists = exists or any(d.has_children(name) for d in zone.names)
@@ -385,6 +387,26 @@ def _fast(data: bytes, zones: dict[bytes, Zone], udp: bool, edns: Edns) -> bytes
     counts.lookups[0 if value is not None else 1] += 1
     counts.rcodes[rcode] += 1
     return reply
+
+
+def _relative_name(qname: bytes, data: bytes, offsets: list[int], depth: int) -> str:
+    """The question's name below the zone, lowercase: ``"www.example.com"``."""
+    return b".".join(qname[o - 11:o - 11 + data[o]] for o in offsets[:depth]).decode("latin-1")
+
+
+def _name_hits(zone: Zone, name: str) -> tuple[list[Value], tuple[bytes, ...]]:
+    """The values the zone's dnsets list ``name`` with, and per value the
+    entry its ``$`` stands for (a wildcard's base name)."""
+    hits: list[Value] = []
+    entries: list[bytes] = []
+    for dataset in zone.names:
+        found = dataset.match(name)
+        if found is not None and found[0] is not None:
+            listed = found[1].encode("latin-1")
+            for listing in found[0]:
+                hits.append(listing)
+                entries.append(listed)
+    return hits, tuple(entries)
 
 
 def _embedded_v4_hits(zone: Zone, ip: bytes, ip4: bytes) -> tuple[list[Value], tuple[bytes, ...]]:

@@ -67,8 +67,8 @@ class Parsed:
     numbers: bytes = b""  # their value numbers, array("I") bytes
     single_exclusions: int = 0  # how many of those numbers are 0
     blocks: list[tuple[Any, int, Any]] = field(default_factory=list)  # acl: an action
-    #: generic: (name, record type, ttl or None, rdata)
-    records: list[tuple[str, int, int | None, bytes]] = field(default_factory=list)
+    #: generic: (name, record type, ttl, rdata)
+    records: list[tuple[str, int, int, bytes]] = field(default_factory=list)
     #: combined: (subzones, section name, what the section parsed to)
     sections: list[tuple[tuple[str, ...], str, Parsed]] = field(default_factory=list)
 
@@ -83,7 +83,9 @@ def parse_dataset(kind: str, paths: Sequence[str], default_ttl: int) -> Parsed:
     if kind in COMBINED_TYPES:
         sections = reader.sections()
         common_ttl = reader.ttl if reader.ttl is not None else default_ttl
-        parsed_sections = [(s.subzones, s.name, _parse(s.reader, s.kind, common_ttl))
+        # Each section starts from the common $TTL (its reader has it); its
+        # own "$TTL 0" means the server's default, not the common one.
+        parsed_sections = [(s.subzones, s.name, _parse(s.reader, s.kind, default_ttl))
                            for s in sections]
         warnings = reader.warnings + [w for _z, _n, p in parsed_sections for w in p.warnings]
         return Parsed(
@@ -106,9 +108,12 @@ def _parse(reader: DatasetReader, kind: str, default_ttl: int) -> Parsed:
             tuple(reader.signatures), reader.warnings, [None],
             blocks=[(key, bits, action) for (key, bits), action in rules.items()])
     if kind in GENERIC_TYPES:
-        # A generic entry carries (ttl, rdata) where others carry a Value.
-        records = [(name, rtype, *record)  # type: ignore[misc]
-                   for name, rtype, record, _path, _line in reader.entries()]
+        # A generic entry carries (ttl, rdata) where others carry a Value;
+        # its ttl is None where no $TTL came before it.
+        records = []
+        for name, rtype, record, _path, _line in reader.entries():
+            ttl, rdata = record  # type: ignore[misc]
+            records.append((name, rtype, default_ttl if ttl is None else ttl, rdata))
         return Parsed(
             kind, reader.paths, reader.ttl if reader.ttl is not None else default_ttl,
             reader.soa, reader.ns, reader.timestamp, reader.expires, reader.mtime,
@@ -464,9 +469,51 @@ class IP6Dataset(Dataset):
         self.exclusions = sum(1 for *_, number in parsed.blocks if not number)
         self.entries = len(parsed.blocks) - self.exclusions
         self.lookup = self._trie.get  # type: ignore[method-assign]
+        # The listed networks, each as its address then its prefix length (17
+        # bytes), sorted, in one bytes object: 17 bytes an entry, where a
+        # list of ints or bytes would cost 60.
+        self._listed = _Records(b"".join(sorted(
+            net.to_bytes(16, "big") + bytes((bits,))
+            for net, bits, number in parsed.blocks if number)), 17)
+
+    def listed_under(self, prefix: int, bits: int) -> bool:
+        """Whether addresses in ``prefix``/``bits`` (0 < bits < 128) are listed,
+        so the nibble name of that prefix exists (an empty non-terminal,
+        RFC 8020): a listed network holds it, or one lies inside it.
+        ``0x20010db8 << 96, 32`` is True for data listing ``2001:db8:1::/48``,
+        False for data listing only ``2001:db9::/32`` or excluding
+        ``2001:db8::/32``. (Exclusions that tile a listed network whole are
+        not looked into: such data is odd, and NODATA is still a safe answer.)"""
+        start = prefix.to_bytes(16, "big")
+        if self._trie.get((start, bits)) is not None:
+            return True
+        listed = self._listed
+        i = bisect_left(listed, start + bytes((bits + 1,)))  # past networks holding it
+        if i == len(listed):
+            return False
+        last = (prefix | ((1 << (128 - bits)) - 1)).to_bytes(16, "big")
+        return listed[i][:16] <= last
 
     def explain(self, ip: bytes) -> str | None:
         return self._trie.get_key(ip) if self._trie.get(ip) is not None else None
+
+
+class _Records(Sequence[bytes]):
+    """Fixed-size records packed in one bytes object, as a sequence that
+    ``bisect`` can search (the records sorted)."""
+
+    __slots__ = ("_data", "_size")
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self._data = data
+        self._size = size
+
+    def __len__(self) -> int:
+        return len(self._data) // self._size
+
+    def __getitem__(self, i: int) -> bytes:  # type: ignore[override]
+        size = self._size
+        return self._data[i * size:(i + 1) * size]
 
 
 class NameDataset(Dataset):
@@ -552,7 +599,7 @@ class GenericDataset(Dataset):
         super().__init__(parsed)
         self.records: dict[str, dict[int, list[bytes]]] = {}
         for name, rtype, ttl, rdata in parsed.records:
-            rr = QNAME_PTR + rr_tail(rtype, parsed.ttl if ttl is None else ttl, rdata)
+            rr = QNAME_PTR + rr_tail(rtype, ttl, rdata)
             by_type = self.records.setdefault(name, {})
             if rr not in by_type.setdefault(rtype, []):
                 by_type[rtype].append(rr)

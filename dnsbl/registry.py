@@ -14,6 +14,7 @@ from dnsbl.dataset import (
     CombinedDataset,
     Dataset,
     GenericDataset,
+    IP6Dataset,
     NameDataset,
     Parsed,
     index_dataset,
@@ -39,7 +40,8 @@ class Zone:
     $TIMESTAMP expiry answers SERVFAIL (``servfail``), as rbldnsd does.
     """
 
-    __slots__ = ("name", "wire", "parent_labels", "datasets", "lookups", "lookups6", "names",
+    __slots__ = ("name", "wire", "parent_labels", "datasets", "lookups", "lookups6", "below6",
+                 "names",
                  "generic", "acls",
                  "generic_parents", "soa", "serial", "soa_tail",
                  "neg_soa_tail", "ns_tails", "expires", "expired", "loaded", "servfail",
@@ -62,6 +64,9 @@ class Zone:
             d.lookup for d in datasets if d.family == "ip4")
         self.lookups6: tuple[Callable[[bytes], Value | None], ...] = tuple(
             d.lookup for d in datasets if d.family == "ip6")
+        #: Whether an IPv6 dataset lists addresses under a nibble name's prefix.
+        self.below6: tuple[Callable[[int, int], bool], ...] = tuple(
+            d.listed_under for d in datasets if isinstance(d, IP6Dataset))
         self.names = tuple(d for d in datasets if isinstance(d, NameDataset))
         #: The ACLs that cover the zone from outside (the global one, or a
         #: combined subzone's parent's) first, then the zone's own.

@@ -47,6 +47,7 @@ GENERIC_RECORD_TYPES = {"A": 1, "MX": 15, "TXT": 16}
 EXACT, SUBDOMAINS, BOTH = 0, 1, 2
 
 _TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_MAX_TIME = 0xFFFFFFFF  # TTLs and SOA timers are 32-bit fields on the wire
 _MAX_TXT = 255
 _LOOPBACK_PREFIX = b"\x7f\x00\x00"
 DEFAULT_A = b"\x7f\x00\x00\x02"
@@ -101,15 +102,20 @@ class Section:
 def parse_time(text: str) -> int:
     """Seconds from an rbldnsd time value: ``300``, ``35m``, ``1h``, ``2d``, ``1w``.
 
-    :raises ValueError: on anything else.
+    :raises ValueError: on anything else, or a value over 4294967295 seconds
+        (which no DNS field holds; rbldnsd rejects it too).
     """
     unit = 1
-    if text and text[-1].lower() in _TIME_UNITS:
-        unit = _TIME_UNITS[text[-1].lower()]
-        text = text[:-1]
-    if not text.isdigit():
-        raise ValueError("bad time value")
-    return int(text) * unit
+    number = text
+    if number and number[-1].lower() in _TIME_UNITS:
+        unit = _TIME_UNITS[number[-1].lower()]
+        number = number[:-1]
+    if not number.isdigit():
+        raise ValueError(f"bad time value {text!r}")
+    seconds = int(number) * unit
+    if seconds > _MAX_TIME:
+        raise ValueError(f"time value {text!r} is over {_MAX_TIME} seconds")
+    return seconds
 
 
 class Value:
@@ -588,7 +594,9 @@ class DatasetReader:
 
     def _line(self, path: str, lineno: int, line: str) -> Iterator[Entry]:
         if line[0] == ":" and not (line[1:2] == ":" and self.kind in IP6_TYPES):  # "::1"
-            default = self._value(path, lineno, line, self._default)
+            # ":4" fills in from the built-in default (no TXT), not from the
+            # default line before it: rbldnsd's answer for the lines after it.
+            default = self._value(path, lineno, line, self._intern(DEFAULT_A, None))
             if default is None:
                 return
             if self.kind in _TSET_TYPES:
@@ -652,6 +660,9 @@ class DatasetReader:
             if rest[:1].isdigit():
                 ttl_text, rest = rest.split(None, 1)
                 ttl = parse_time(ttl_text)
+            # No TTL, or 0: the $TTL in force at this line (rbldnsd's $TTL is
+            # positional in generic data); None: none yet, the default TTL.
+            ttl = ttl or self.ttl or None
             type_text, value = rest.split(None, 1)
             rtype = GENERIC_RECORD_TYPES.get(type_text.upper())
             if rtype is None:

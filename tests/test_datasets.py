@@ -110,6 +110,51 @@ def test_ipv6_names_holding_ipv4_addresses(serve, zone_file, address, answer):
     assert look(c, rev6(address)) == answer
 
 
+@pytest.mark.parametrize("kind, lines, names", [
+    # Nibble names (fewer than 32) exist only where listed addresses lie below.
+    ("ip6trie", ["2001:db8::/32", "!2001:db8:5::/48", "3001:db8:1::/48", "3001:db8:1:2::/64"], {
+        "2001": NODATA,             # a listed /32 below
+        "2001:db8:1": NODATA,       # inside the listed /32
+        "2001:db8:5": NX,           # inside it, but excluded
+        "3001:db8": NODATA,         # a listed /48 below
+        "3001:db8:1:2": NODATA,     # exactly a listed /64
+        "3001:db9": NX,
+        "8888": NX,                 # also the IPv4 name 8.8.8.8 (there is no IPv4 data)
+        "2002": NX,
+    }),
+    ("ip6tset", ["2001:db8:1:2", "!2001:db8:1:2::7"], {
+        "2001:db8": NODATA, "2001:db8:1:2": NODATA, "2001:db9": NX, "9999": NX}),
+])
+def test_ipv6_intermediate_names_exist_only_above_listed_addresses(zone, kind, lines, names):
+    client = zone(lines, kind)
+    for prefix, answer in names.items():
+        groups = prefix.split(":")
+        nibbles = "".join(g.rjust(4, "0") for g in groups)
+        assert look(client, ".".join(reversed(nibbles)) + ".bl.test") == answer, prefix
+
+
+def test_unlisted_ipv4_address_is_nxdomain_in_a_zone_with_ipv6_data(serve, zone_file):
+    # 8.8.8.8 is also a name of four IPv6 nibbles: nothing listed under 8888::/16
+    # makes it exist. (rbldnsd: NXDOMAIN; the bundled bl.example.org gave NODATA.)
+    c = serve(f"bl.test:ip4set:{zone_file([':2:v4 $', '127.0.0.2'])}",
+              f"bl.test:ip6trie:{zone_file(['2001:db8::/32', '::ffff:7f00:2'])}")
+    assert look(c, "8.8.8.8.bl.test") == NX
+    assert look(c, "9.9.9.9.bl.test") == NX
+    assert look(c, "2.0.0.127.bl.test") == (["127.0.0.2"], ["v4 127.0.0.2"])
+    assert look(c, "8.b.d.0.1.0.0.2.bl.test") == NODATA  # 2001:db8::/32 is listed
+
+
+def test_name_listed_by_ipv4_data_and_a_dnset_answers_both(serve, zone_file):
+    # rbldnsd answers every dataset that lists the name, each $ its own entry.
+    c = serve(f"bl.test:ip4set:{zone_file([':2:v4 $', '127.0.0.2', '1.2.3.4'])}",
+              f"bl.test:dnset:{zone_file([':3:dn $', '2.0.0.127', '4.3.2.1', '5.5.5.5'])}")
+    assert look(c, "2.0.0.127.bl.test") == (["127.0.0.2", "127.0.0.3"],
+                                            ["dn 2.0.0.127", "v4 127.0.0.2"])
+    assert look(c, "4.3.2.1.bl.test") == (["127.0.0.2", "127.0.0.3"], ["dn 4.3.2.1", "v4 1.2.3.4"])
+    assert look(c, "5.5.5.5.bl.test") == (["127.0.0.3"], ["dn 5.5.5.5"])  # the dnset alone
+    assert look(c, "3.0.0.127.bl.test") == NX
+
+
 def test_ipv4_zone_answers_mapped_ipv6_names(serve, zone_file):
     c = serve(f"bl.test:ip4set:{zone_file([':2:v4 $', '127.0.0.2'])}")
     assert look(c, rev6("::ffff:7f00:2")) == (["127.0.0.2"], ["v4 127.0.0.2"])
@@ -217,6 +262,36 @@ def test_generic_records(serve, zone_file):
     assert look(c, "y.z.bl.test") == NODATA   # above a name with records
     assert look(c, "nope.bl.test") == NX
     assert c.a("2.0.0.127.bl.test") == ["127.0.0.2"]  # the list still answers
+
+
+def ttls(client, name: str, rdtype: str = "A") -> list[int]:
+    return [rrset.ttl for rrset in client.query(name, rdtype).answer]
+
+
+def test_generic_ttl_applies_to_the_lines_after_it(serve, zone_file):
+    c = serve(f"g.test:generic:{zone_file(['x A 127.0.0.1', '$TTL 60', 'y A 127.0.0.2', 'y2 30 A 127.0.0.3', 'z 0 TXT zero', '$TTL 0', 'v A 127.0.0.5'])}")  # noqa: E501
+    assert ttls(c, "x.g.test") == [2100]        # before any $TTL: the default
+    assert ttls(c, "y.g.test") == [60]
+    assert ttls(c, "y2.g.test") == [30]         # its own TTL wins
+    assert ttls(c, "z.g.test", "TXT") == [60]   # a TTL of 0: the $TTL in force
+    assert ttls(c, "v.g.test") == [2100]        # after "$TTL 0": the default again
+
+
+def test_combined_ttl_per_section_and_line(serve, zone_file):
+    c = serve("c.test:combined:" + zone_file([
+        "$TTL 500",
+        "$DATASET generic g", "x A 127.0.0.1", "$TTL 60", "y A 127.0.0.2", "z 0 TXT zero",
+        "$DATASET ip4set f", "$TTL 0", "127.0.0.2",
+        "$DATASET ip4set a", "127.0.0.2",
+        "$DATASET generic @", "@ A 127.0.0.8", "$TTL 45", "www A 127.0.0.8", "$TTL 99",
+    ]))
+    assert ttls(c, "x.g.c.test") == [500]       # the common $TTL
+    assert ttls(c, "y.g.c.test") == [60]        # the section's, from its line on
+    assert ttls(c, "z.g.c.test", "TXT") == [60]
+    assert ttls(c, "2.0.0.127.f.c.test") == [2100]  # "$TTL 0": the server default, not 500
+    assert ttls(c, "2.0.0.127.a.c.test") == [500]
+    assert ttls(c, "c.test") == [500]           # "$TTL 45" comes after "@"
+    assert ttls(c, "www.c.test") == [45]        # and the trailing "$TTL 99" changes nothing
 
 
 def test_generic_records_keep_the_default_soa(serve, zone_file):

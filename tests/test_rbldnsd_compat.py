@@ -35,12 +35,15 @@ from tests.conftest import ROOT, Client, free_port, has_ipv6_loopback
 DIFFERENCES = {
     "rfc8020": "A name with listed names below it exists: NODATA, not rbldnsd's NXDOMAIN "
                "(RFC 8020), or QNAME-minimising resolvers (Unbound by default) take the "
-               "whole subtree for gone. This covers intermediate address labels, the base "
-               "x of *.x, the parent of a listed name and an excluded name whose "
-               "subdomains are listed.",
-    "default-soa": "A zone without $SOA gets a default SOA, so the apex SOA query is "
-                   "answered (rbldnsd: REFUSED) and negative answers can be cached "
-                   "(RFC 2308).",
+               "whole subtree for gone. This covers IPv4 names of 1 to 3 labels, IPv6 "
+               "nibble names with a listed network at or below them (or, in a zone with "
+               "IPv4 data, on the way to ::ffff:0:0/96 or 2002::/16), the base x of *.x, "
+               "the parent of a listed name or generic record, and an excluded name whose "
+               "subdomains are listed. Other names, an unlisted 8.8.8.8 included, are "
+               "NXDOMAIN as in rbldnsd.",
+    "default-soa": "A zone without $SOA gets a default SOA, so the apex SOA query and the "
+                   "apex ANY query are answered (rbldnsd: REFUSED) and negative answers "
+                   "can be cached (RFC 2308).",
     "duplicate-prefix": "Two entries for exactly one prefix in ip4trie/ip6trie: the later "
                         "value is used, with a warning (rbldnsd keeps the first, silently "
                         "in ip6trie); an exclusion of that prefix wins in any order "
@@ -450,6 +453,33 @@ def test_same_acl_answers_as_rbldnsd(both):
     assert 0.2 * compared < answered < 0.8 * compared  # both kinds of answer occurred
 
 
+def test_default_lines_and_ttls_same_as_rbldnsd(both):
+    """A default line with only an A value (no TXT after it), and $TTL placed
+    between generic lines and in combined sections: answers and TTLs."""
+    files = {"s": [":127.0.0.3:old $", "1.2.3.1", ":4", "1.2.3.2", "1.2.3.3 :5"],
+             "d": [":127.0.0.3:old $", "one.ex", ":127.0.0.4", "two.ex", "three.ex :5"],
+             "v": [":127.0.0.3:old $", "2001:db8:1::/48", ":4", "2001:db8:2::/48"],
+             "g": ["x A 127.0.0.1", "$TTL 60", "y A 127.0.0.2", "z 0 TXT zero", "$TTL 0",
+                   "v A 127.0.0.5"],
+             "c": ["$TTL 500", "$DATASET generic g", "x A 127.0.0.1", "$TTL 60",
+                   "y A 127.0.0.2", "$DATASET ip4set f", "$TTL 0", "127.0.0.2",
+                   "$DATASET ip4set a", "127.0.0.2"]}
+    specs = ["s.test:ip4set:{}s", "t.test:ip4trie:{}s", "d.test:dnset:{}d",
+             "v.test:ip6trie:{}v", "g.test:generic:{}g", "c.test:combined:{}c"]
+    pair = both(files, specs)
+    questions = [f"{n}.3.2.1.{z}" for n in (1, 2, 3) for z in ("s.test", "t.test")]
+    questions += [f"{n}.ex.d.test" for n in ("one", "two", "three")]
+    questions += [name_under(f"2001:db8:{n}::1", "v.test") for n in (1, 2)]
+    questions += [f"{n}.g.test" for n in "xyzv"]
+    questions += ["x.g.c.test", "y.g.c.test", "2.0.0.127.f.c.test", "2.0.0.127.a.c.test"]
+    theirs, ours = pair.rbldnsd["127.0.0.1"], pair.ours["127.0.0.1"]
+    for name in questions:
+        for rdtype in ("A", "TXT"):
+            answers = [sorted((rrset.ttl, rd.to_text()) for rrset in c.query(name, rdtype).answer
+                              for rd in rrset) for c in (theirs, ours)]
+            assert answers[1] == answers[0], (name, rdtype)
+
+
 def _bundled_questions(rng: random.Random) -> list[str]:
     """Names under the bundled zones: around every entry of their files, RFC
     5782 test points, IPv4-mapped and 6to4 forms, and random ones."""
@@ -460,6 +490,8 @@ def _bundled_questions(rng: random.Random) -> list[str]:
         v4 += [str(block.network_address + rng.randrange(256)) for _ in range(25)]
     v4 += ["198.51.100.7", "203.0.113.10", "203.0.113.20", "203.0.113.21", "192.0.2.127",
            "192.0.2.128"]
+    # Unlisted, and four IPv6 nibbles too, with nothing listed under them.
+    v4 += ["8.8.8.8", "9.9.9.9", "1.1.1.1", "4.4.8.8"]
     names += [name_under(a, "bl.example.org") for a in v4]
     v6 = ["::ffff:7f00:1", "::ffff:7f00:2", "2001:db8:bad::1", "2001:db8:bad:1::5",
           "2001:db8:f00:1::9", "2001:db8:f00:2::9", "::7f00:2"]
@@ -506,7 +538,13 @@ NAMED = [
      ("NXDOMAIN", []), ("NOERROR", [])),
     ("rfc8020", {"z": [".x.test", "!no.x.test"]}, ["z.test:dnset:{}z"], ("no.x.test.z.test", "A"),
      ("NXDOMAIN", []), ("NOERROR", [])),
+    ("rfc8020", {"z": ["2001:db8:1::/48"]}, ["z.test:ip6trie:{}z"],
+     ("8.b.d.0.1.0.0.2.z.test", "A"), ("NXDOMAIN", []), ("NOERROR", [])),
+    ("rfc8020", {"z": ["a.b.c A 127.0.0.5"]}, ["z.test:generic:{}z"], ("b.c.z.test", "A"),
+     ("NXDOMAIN", []), ("NOERROR", [])),
     ("default-soa", {"z": ["127.0.0.2"]}, ["z.test:ip4set:{}z"], ("z.test", "SOA"),
+     ("REFUSED", []), "NOERROR"),
+    ("default-soa", {"z": ["127.0.0.2"]}, ["z.test:ip4set:{}z"], ("z.test", "ANY"),
      ("REFUSED", []), "NOERROR"),
     ("duplicate-prefix", {"z": ["10.0.0.0/8 :2:first", "10.0.0.0/8 :3:second"]},
      ["z.test:ip4trie:{}z"], ("1.0.0.10.z.test", "A"), ("NOERROR", ["127.0.0.2"]),

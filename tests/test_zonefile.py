@@ -247,6 +247,15 @@ def test_invalid_value_drops_the_line(bl, kind, value, phrase):
                                           "1.2.3.4": (["127.0.0.4"], ["later"])}),
     ([":3:one", "1.2.3.3", ":4:two", "1.2.3.4"], {"1.2.3.3": (["127.0.0.3"], ["one"]),
                                                   "1.2.3.4": (["127.0.0.4"], ["two"])}),
+    # A default line with only an A value has no TXT: it does not keep the
+    # TXT of the default line before it, and entries after it have none.
+    ([":127.0.0.3:old $", "1.2.3.1", ":4", "1.2.3.2", "1.2.3.3 :5"],
+     {"1.2.3.1": (["127.0.0.3"], ["old 1.2.3.1"]), "1.2.3.2": (["127.0.0.4"], []),
+      "1.2.3.3": (["127.0.0.5"], [])}),
+    ([":127.0.0.3:old $", ":127.0.0.4", "1.2.3.2"], {"1.2.3.2": (["127.0.0.4"], [])}),
+    # ... and under a $= template the entry stands in for $=, as for no text.
+    ([":127.0.0.3:old $", ":4", "1.2.3.21", "$= BASE[$=]"],
+     {"1.2.3.21": (["127.0.0.4"], ["BASE[1.2.3.21]"])}),
 ])
 @pytest.mark.parametrize("kind", SET_TRIE)
 def test_default_value_line(bl, kind, lines, answers):
@@ -459,6 +468,9 @@ def test_exclusion_spans_files_of_one_dataset_only(serve, zone_file, kind):
     (["$TTL"], 2100, [1]),
     (["$TTL 300", "$FOO bar"], 300, [2]),
     (["$TTL 300", "#$FOO bar"], 300, [2]),
+    # Over 32 bits: warned, and the $TTL before it stays (rbldnsd does the same).
+    (["$TTL 4294967296"], 2100, [1]),
+    (["$TTL 300", "$TTL 99999999999", "$TTL 7102w"], 300, [2, 3]),
 ])
 def test_ttl(serve, zone_file, lines, ttl, warned):
     path = zone_file([*lines, "1.2.3.4 :3:txt"])
@@ -469,6 +481,20 @@ def test_ttl(serve, zone_file, lines, ttl, warned):
         assert rrset.ttl == ttl
     check_warnings(warnings_of("ip4set", path), path,
                    [(n, "special entry") for n in warned])
+
+
+def test_ttl_over_32_bits_skips_the_line_with_a_located_warning(serve, zone_file):
+    # These crashed loading (struct.error) before: no TTL field holds them.
+    path = zone_file(["ok A 127.0.0.1", "ex 99999999999 A 127.0.0.10",
+                      "ex2 4294967296 TXT too-long", "$TTL 4294967296", "late A 127.0.0.2"])
+    check_warnings(warnings_of("generic", path), path,
+                   [(2, "over 4294967295 seconds"), (3, "over 4294967295 seconds"),
+                    (4, "over 4294967295 seconds")])
+    client = serve(f"bl.test:generic:{path}")
+    assert client.a("ok.bl.test") == ["127.0.0.1"]
+    assert client.query("ex.bl.test").rcode() == dns.rcode.NXDOMAIN
+    assert client.query("ex2.bl.test", "TXT").rcode() == dns.rcode.NXDOMAIN
+    assert client.query("late.bl.test").answer[0].ttl == 2100  # the bad $TTL changed nothing
 
 
 def test_ttl_in_a_later_file_applies_to_earlier_ones(serve, zone_file):
