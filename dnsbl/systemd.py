@@ -16,7 +16,8 @@ LISTEN_FDS_START = 3
 
 
 def notify(state: str) -> bool:
-    """Send ``state`` (e.g. ``"READY=1"``) to systemd; False when not run by systemd.
+    """Send ``state`` (e.g. ``"READY=1"``) to systemd; False when not run by
+    systemd, or when its queue is full.
 
     ``RELOADING=1`` goes with the time it was sent (``MONOTONIC_USEC=``), which
     ``Type=notify-reload`` needs to tell this reload from an earlier one.
@@ -30,8 +31,11 @@ def notify(state: str) -> bool:
         address = "\0" + address[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            # Never wait: a reader that fell behind must not stall the event
+            # loop (and the queries) behind a full queue; the message is lost.
+            sock.setblocking(False)
             sock.connect(address)
-            sock.sendall(state.encode())
+            sock.send(state.encode())
     except OSError:
         return False
     return True

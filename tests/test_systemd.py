@@ -86,6 +86,22 @@ def test_watchdog_pings_while_serving(process, tmp_path, workers):
         assert server.stop() == 0
 
 
+def test_notify_never_waits_for_a_reader_that_fell_behind(tmp_path, monkeypatch):
+    """A notify socket nobody reads fills up; sd_notify must then drop the
+    message rather than block the event loop (and every query behind it)."""
+    from dnsbl import systemd
+
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(path)
+        monkeypatch.setenv("NOTIFY_SOCKET", path)
+        started = time.monotonic()
+        sent = [systemd.notify("WATCHDOG=1") for _ in range(5000)]  # bounded
+        assert time.monotonic() - started < 10
+        assert sent[0] and not sent[-1]  # the first went, the queue filled
+        assert listener.recv(64) == b"WATCHDOG=1"
+
+
 def test_socket_activation_uses_the_sockets_it_is_given(process, tmp_path, zone_file):
     udp, tcp = udp_tcp_sockets()
     port = udp.getsockname()[1]
