@@ -83,6 +83,8 @@ class QueryLog:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(_STOP_TIMEOUT)
+            if self._thread.is_alive():  # stuck writing (a hung disk): its fd stays open,
+                return                   # not closed under it for another file to take
         else:
             self._flush()
         os.close(self._fd)
@@ -112,7 +114,11 @@ class QueryLog:
         zoneset = self._zoneset()
         lines = []
         for _ in range(len(pending)):
-            lines.append(json.dumps(describe(*pending.popleft(), zoneset)))
+            entry = pending.popleft()
+            try:
+                lines.append(json.dumps(describe(*entry, zoneset)))
+            except Exception:  # one odd entry must not end the writer thread
+                log.exception("query log: cannot describe an entry; left out")
         data = ("\n".join(lines) + "\n").encode()
         try:
             while data:

@@ -53,6 +53,9 @@ _PING_INTERVAL = 1.0
 #: Well inside the unit's WatchdogSec=30, so the supervisor replaces the one
 #: stuck worker before systemd restarts the whole service.
 _KILL_AFTER = 10.0
+#: Seconds READY=1 waits for every worker's reload check after SIGHUP (a
+#: 10M-entry zone parses in about 5 s); past it, the ones still busy are named.
+_RELOAD_WAIT = 120.0
 _STOP_TIMEOUT = 10.0
 _MAX_BACKOFF = 30.0
 _HEADER = struct.Struct(">I")
@@ -124,6 +127,9 @@ async def report(seat: WorkerSeat, registry: CollectorRegistry,
     except (asyncio.IncompleteReadError, ConnectionError):
         log.error("the supervisor has gone; stopping")
         stop()
+    finally:
+        for task in reloads:  # the reloader stops with the server: nothing to wait for
+            task.cancel()
 
 
 def fail(seat: WorkerSeat, message: str) -> None:
@@ -460,7 +466,11 @@ class Supervisor:
                     worker.reloaded = loop.create_future()
                     worker.writer.write(_HANGUP)
                     waiting.append(worker.reloaded)
-            await asyncio.gather(*waiting)
+            if waiting:
+                _done, late = await asyncio.wait(waiting, timeout=_RELOAD_WAIT)
+                if late:
+                    log.warning("%d worker(s) still checking files %.0f s after SIGHUP; "
+                                "ready without them", len(late), _RELOAD_WAIT)
             systemd.notify("READY=1\nSTATUS=serving")
 
     async def _refresh(self) -> None:
