@@ -71,17 +71,22 @@ class Edns:
     """What we say in OPT records, pre-packed: our UDP payload size, and the
     NSID (RFC 5001) that tells anycast nodes apart, sent only when asked for."""
 
-    __slots__ = ("payload", "opt", "opt_do", "opt_badvers", "opt_nsid")
+    __slots__ = ("payload", "opt", "opt_do", "opts", "badvers")
 
     def __init__(self, payload: int = EDNS_PAYLOAD, nsid: bytes = b"") -> None:
         self.payload = max(MAX_UDP_PLAIN, min(payload, 65535))
         head = b"\x00\x00\x29" + struct.pack(">H", self.payload)
         self.opt = head + b"\x00\x00\x00\x00\x00\x00"
         self.opt_do = with_do(self.opt)
-        self.opt_badvers = head + b"\x01\x00\x00\x00\x00\x00"
+        badvers = head + b"\x01\x00\x00\x00\x00\x00"
         option = struct.pack(">HH", NSID_OPTION, len(nsid)) + nsid
-        self.opt_nsid = (head + b"\x00\x00\x00\x00" + struct.pack(">H", len(option)) + option
-                         if nsid else self.opt)
+        opt_nsid = (head + b"\x00\x00\x00\x00" + struct.pack(">H", len(option)) + option
+                    if nsid else self.opt)
+        #: (DO asked, NSID asked) -> the OPT to send, and BADVERS's by DO.
+        self.opts = {(do, asked): with_do(opt) if do else opt
+                     for asked, opt in ((False, self.opt), (True, opt_nsid))
+                     for do in (False, True)}
+        self.badvers = (badvers, with_do(badvers))
 
 
 def with_do(opt: bytes) -> bytes:
@@ -189,12 +194,9 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
         if asked:
             payload, version, nsid, dnssec_ok = asked
             if version:
-                return _reply(data, question, BADVERS, b"", 0, b"", 0,
-                              with_do(edns.opt_badvers) if dnssec_ok else edns.opt_badvers,
+                return _reply(data, question, BADVERS, b"", 0, b"", 0, edns.badvers[dnssec_ok],
                               counts)
-            opt = edns.opt_nsid if nsid else edns.opt
-            if dnssec_ok:
-                opt = with_do(opt)
+            opt = edns.opts[dnssec_ok, nsid]
             limit = max(MAX_UDP_PLAIN, min(payload, edns.payload))
     if not udp:
         limit = 65535
@@ -290,7 +292,9 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
                             return _listing(data, question, qtype, zone, hits, 0, texts,
                                             soa_owner, opt, limit)
                     looked = True
-            elif ((zone.lookups and _leads_to_v4(address, depth))
+            # Not when the name was a whole IPv4 address, looked up above: that
+            # answer stands (and is the fast path's), 2.0.0.2 is not "2002::".
+            elif ((zone.lookups and not looked and _leads_to_v4(address, depth))
                   or any(under(address, 4 * depth) for under in zone.below6)):
                 exists = True
     name = ""

@@ -33,7 +33,9 @@ ZONE = [
     "203.0.113.7",
 ]
 ADDRESSES = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5",
-             "198.51.100.9", "198.51.100.130", "203.0.113.7", "203.0.113.8", "10.1.2.3"]
+             "198.51.100.9", "198.51.100.130", "203.0.113.7", "203.0.113.8", "10.1.2.3",
+             # also nibble names: 6to4's 2002:: and IPv4-mapped ::ffff: start so
+             "2.0.0.2", "0.0.0.0"]
 
 
 @pytest.fixture(scope="module")
@@ -89,12 +91,14 @@ def _name(address: str, zone: str, zeros: bool, upper: str) -> str:
        qtype=st.sampled_from(["A", "TXT", "ANY", "MX", "AAAA"]),
        edns=st.sampled_from([None, 512, 1232, 4096]),
        zeros=st.booleans(), upper=st.text("01", max_size=40), rd=st.booleans(),
-       tcp=st.booleans(), qid=st.integers(0, 65535))
-def test_fast_and_general_paths_agree(servers, address, qtype, edns, zeros, upper, rd, tcp, qid):
+       tcp=st.booleans(), qid=st.integers(0, 65535), dnssec=st.booleans())
+def test_fast_and_general_paths_agree(servers, address, qtype, edns, zeros, upper, rd, tcp, qid,
+                                      dnssec):
     replies = {}
     for zone in ("fast.test", "slow.test"):
         query = dns.message.make_query(_name(address, zone, zeros, upper), qtype,
-                                       use_edns=edns is not None, payload=edns or 512)
+                                       use_edns=edns is not None, payload=edns or 512,
+                                       want_dnssec=dnssec and edns is not None)
         query.id = qid
         if not rd:
             query.flags &= ~dns.flags.RD
