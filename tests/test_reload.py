@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import signal
 import sys
@@ -104,7 +105,7 @@ def test_a_replaced_file_is_noticed_at_once_between_polls(watched, tmp_path, how
     path = path.resolve()
     time.sleep(0.05)
     write(path, data("new"), "in place" if how == "in place" else "rename")
-    assert wait_for(lambda: client.txt(LISTED) == ["new"]) < 2.0
+    assert wait_for(lambda: client.txt(LISTED) == ["new"]) < 5.0  # polling: an hour
 
 
 def test_polling_checks_every_interval(watched, monkeypatch):
@@ -236,7 +237,7 @@ def test_sighup_tries_again_what_failed_before(process, tmp_path):
     server = process("--zone", f"bl.test:ip4set:{path}", "--listen", "127.0.0.1:0",
                      "--check-interval", "0.1")
     client = server.wait_listening()
-    due = time.time() + 1.5
+    due = math.ceil(time.time()) + 3  # a whole second: the stamp has no fraction
     stamp = time.strftime("%Y:%m:%d:%H:%M:%S", time.gmtime(due))
     write(path, [f"$TIMESTAMP {stamp}"] + data("after"))
     time.sleep(max(0.0, due - time.time()) + 1.2)

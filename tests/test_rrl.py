@@ -155,15 +155,17 @@ def test_ipv6_client_is_limited(rrl_server, udp_batch):
     assert thread.server.rrl.limited[1] == len(slipped(replies))
 
 
-@pytest.mark.parametrize(("prefix", "neighbour_served"), [(24, 0), (32, 8)])
-def test_ipv4_prefix_length_decides_who_shares_a_bucket(rrl_server, prefix, neighbour_served):
+@pytest.mark.parametrize(("prefix", "shared"), [(24, True), (32, False)])
+def test_ipv4_prefix_length_decides_who_shares_a_bucket(rrl_server, prefix, shared):
     thread = rrl_server(RRLConfig(rate=10, slip=0, ipv4_prefix=prefix))
     host, port = bound(thread)
     flooder = send(host, port, "127.0.1.1", 100)
     # 127.0.1.2, right after: the flooder's own /24, but another /32.
     neighbour = send(host, port, "127.0.1.2", 8)
     assert len(full(collect(flooder, 100))) <= 20
-    assert len(full(collect(neighbour, 8))) == neighbour_served
+    served = len(full(collect(neighbour, 8)))
+    # Sharing the emptied bucket: a token or two refilled while the test ran, at most.
+    assert served <= 2 if shared else served == 8
 
 
 def test_rrl_section_of_the_config_file(tmp_path, zone_file):

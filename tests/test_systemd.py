@@ -81,7 +81,7 @@ def test_watchdog_pings_while_serving(process, tmp_path, workers):
             pings += [m for m in receive(notify, "WATCHDOG=1", timeout=2)
                       if "WATCHDOG=1" in m.split("\n")]
         # Every half of WatchdogSec (0.1 s here), not once.
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 5
         assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]
         assert server.stop() == 0
 

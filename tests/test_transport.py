@@ -6,6 +6,7 @@ import asyncio
 import select
 import socket
 import struct
+import threading
 import time
 from dataclasses import replace
 
@@ -93,7 +94,7 @@ def test_client_trickling_bytes_is_closed_at_the_idle_timeout(zone_file):
                     closed = True
                     break
             assert closed
-            assert time.monotonic() - started < 1.5
+            assert time.monotonic() - started < 3.5  # the trickle would last 4.4 s
         with socket.create_connection((client.host, client.port), timeout=3) as again:
             assert tcp_ask(again, "2.0.0.127.bl.test").answer  # the one slot is free again
     finally:
@@ -196,7 +197,7 @@ def test_clients_that_never_read_are_reset_and_free_their_slots(zone_file):
                 time.sleep(0.1)
         waited = time.monotonic() - started
         assert served is not None and served.answer, "the stalled clients kept every slot"
-        assert waited < 4, waited  # about the idle timeout, not forever
+        assert waited < 6, waited  # about the idle timeout, not forever
         for s in stalled:
             assert reset_by_peer(s, 3)
             s.close()
@@ -258,13 +259,16 @@ def test_stop_closes_open_connections(zone_file):
     one that is not reading is reset, and the server's loop ends cleanly."""
     thread, client = start(zone_file)
     [stalled] = stall(client.host, client.port, 1)
-    with socket.create_connection((client.host, client.port), timeout=3) as idle:
-        assert tcp_ask(idle, "2.0.0.127.bl.test").answer
-        started = time.monotonic()
-        thread.stop()
-        assert closed_by_peer(idle, 3)
-        assert reset_by_peer(stalled, 3)
+    try:
+        with socket.create_connection((client.host, client.port), timeout=3) as idle:
+            assert tcp_ask(idle, "2.0.0.127.bl.test").answer
+            started = time.monotonic()
+            thread.stop()
+            assert closed_by_peer(idle, 3)
+            assert reset_by_peer(stalled, 3)
+    finally:
         stalled.close()
+        thread.stop()  # a second stop, when the first was reached, does nothing
     assert time.monotonic() - started < 3
     assert thread.server is not None and thread.server.tcp_limits.open == 0
 
@@ -406,8 +410,9 @@ def test_burst_while_the_server_is_busy_is_not_dropped(zone_file):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
             s.settimeout(3)
-            busy = asyncio.run_coroutine_threadsafe(_block(0.5), thread._loop)
-            time.sleep(0.05)  # the loop is blocked now
+            blocked = threading.Event()
+            busy = asyncio.run_coroutine_threadsafe(_block(0.5, blocked), thread._loop)
+            assert blocked.wait(5)
             for qid in range(600):
                 q = dns.message.make_query("2.0.0.127.bl.test", "A", id=qid)
                 s.sendto(q.to_wire(), (client.host, client.port))
@@ -418,7 +423,8 @@ def test_burst_while_the_server_is_busy_is_not_dropped(zone_file):
         thread.stop()
 
 
-async def _block(seconds: float) -> None:
+async def _block(seconds: float, blocked: threading.Event) -> None:
+    blocked.set()
     time.sleep(seconds)  # holds the event loop, as a long step of real work would
 
 

@@ -144,7 +144,7 @@ def test_a_stopped_worker_is_unhealthy_and_holds_back_the_watchdog(process, tmp_
                   env={"WATCHDOG_USEC": "200000"}) as (notify, server, client, _):
         receive(notify, "READY=1")
         pings = Pings(notify)
-        assert pings.during(0.5) >= 3  # every 0.1 s
+        assert pings.during(1.5) >= 3  # every 0.1 s, give or take a busy machine
         pids = worker_pids(server.log)
         os.kill(pids[1], signal.SIGSTOP)  # a worker this test's server started
         try:
@@ -157,7 +157,7 @@ def test_a_stopped_worker_is_unhealthy_and_holds_back_the_watchdog(process, tmp_
             # The scrape no longer waits for it, and counts only the one answering.
             asked = time.monotonic()
             assert value(samples(server.metrics_port), "dnsbl_workers") == 1
-            assert time.monotonic() - asked < 1
+            assert time.monotonic() - asked < 1.9  # not the 2 s a reply may take
             # No WATCHDOG=1 while it does not answer: systemd's watchdog can act.
             assert pings.during(1.0) == 0
             assert time.monotonic() - stopped < 8  # all before the supervisor kills it
@@ -168,7 +168,7 @@ def test_a_stopped_worker_is_unhealthy_and_holds_back_the_watchdog(process, tmp_
         found = samples(server.metrics_port)
         assert value(found, "dnsbl_workers") == 2
         assert value(found, "dnsbl_worker_restarts_total") == 0  # it came back by itself
-        assert pings.during(0.5) >= 3
+        assert pings.during(1.5) >= 3
         pings.close()
         assert all(r.answer for r in ask_from_new_sockets(client, "2.0.0.127.bl.test", 20))
         assert server.stop() == 0
