@@ -25,6 +25,7 @@ from dnsbl.registry import (
     dataset_specs,
 )
 from dnsbl.spawn import ProcessDied, Spawner
+from dnsbl.systemd import reloading
 from dnsbl.watch import FileWatch
 from dnsbl.zonefile import Signature, ZoneFileError, file_signature
 
@@ -185,13 +186,10 @@ class Reloader:
                     self._override_shrink = False
                     log.warning("SIGUSR1: nothing to rebuild; the shrink guard stays on")
                 return False
-            if announce:
-                self._notify("RELOADING=1")
-            try:
+            if not announce:
                 return await self._reload(changed)
-            finally:
-                if announce:
-                    self._notify("READY=1")
+            with reloading(self._notify):
+                return await self._reload(changed)
 
     async def _reload(self, changed: dict[DatasetKey, tuple[Signature | None, ...]]) -> bool:
         loaded: dict[DatasetKey, Dataset] = {}

@@ -222,11 +222,8 @@ class Server:
         """SIGHUP: RELOADING=1, check the files, READY=1, whether or not any
         changed: Type=notify-reload waits for READY=1 after every SIGHUP."""
         async with self._reloading:
-            systemd.notify("RELOADING=1")
-            try:
+            with systemd.reloading():
                 await self.hangup()
-            finally:
-                systemd.notify("READY=1\nSTATUS=serving")
 
     async def hangup(self) -> None:
         """What SIGHUP does, returning once the zone files have been checked."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 #: The first descriptor systemd passes (SD_LISTEN_FDS_START).
 LISTEN_FDS_START = 3
@@ -39,6 +41,16 @@ def notify(state: str) -> bool:
     except OSError:
         return False
     return True
+
+
+@contextmanager
+def reloading(send: Callable[[str], object] = notify) -> Iterator[None]:
+    """``RELOADING=1`` now, and ``READY=1`` when the block ends, however it ends."""
+    send("RELOADING=1")
+    try:
+        yield
+    finally:
+        send("READY=1\nSTATUS=serving")
 
 
 def watchdog_interval() -> float | None:

@@ -455,23 +455,22 @@ class Supervisor:
         now and READY=1 once all have (a worker still starting loads the files
         as they are anyway)."""
         async with self._reloading:
-            systemd.notify("RELOADING=1")
-            loop = asyncio.get_running_loop()
-            waiting = []
-            now = time.monotonic()
-            for worker in self._workers:
-                # Not one that does not answer: READY=1 would wait for it until
-                # it is killed, and the one started in its place loads anyway.
-                if worker.answering(now) and worker.writer is not None:
-                    worker.reloaded = loop.create_future()
-                    worker.writer.write(_HANGUP)
-                    waiting.append(worker.reloaded)
-            if waiting:
-                _done, late = await asyncio.wait(waiting, timeout=_RELOAD_WAIT)
-                if late:
-                    log.warning("%d worker(s) still checking files %.0f s after SIGHUP; "
-                                "ready without them", len(late), _RELOAD_WAIT)
-            systemd.notify("READY=1\nSTATUS=serving")
+            with systemd.reloading():
+                loop = asyncio.get_running_loop()
+                waiting = []
+                now = time.monotonic()
+                for worker in self._workers:
+                    # Not one that does not answer: READY=1 would wait for it until
+                    # it is killed, and the one started in its place loads anyway.
+                    if worker.answering(now) and worker.writer is not None:
+                        worker.reloaded = loop.create_future()
+                        worker.writer.write(_HANGUP)
+                        waiting.append(worker.reloaded)
+                if waiting:
+                    _done, late = await asyncio.wait(waiting, timeout=_RELOAD_WAIT)
+                    if late:
+                        log.warning("%d worker(s) still checking files %.0f s after SIGHUP; "
+                                    "ready without them", len(late), _RELOAD_WAIT)
 
     async def _refresh(self) -> None:
         """Ask every ready worker for its metric families and readiness."""
