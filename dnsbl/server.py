@@ -276,21 +276,37 @@ def listeners(config: ServerConfig) -> tuple[list[socket.socket], str]:
 
     :raises StartupError: naming the address that cannot be bound.
     """
+    [sockets], origin = listener_sets(config, 1)
+    return sockets, origin
+
+
+def listener_sets(config: ServerConfig, copies: int) -> tuple[list[list[socket.socket]], str]:
+    """``copies`` sets of sockets on every listen address, the port of each
+    the same in all (SO_REUSEPORT when more than one, for workers), and who
+    bound them; systemd's sockets, every set the same, under socket activation.
+
+    :raises StartupError: naming the address that cannot be bound.
+    """
     try:
         inherited = systemd.listen_sockets()
     except OSError as exc:
         raise StartupError(exc.strerror) from None
     if inherited:
-        return inherited, "systemd"
-    bound: list[socket.socket] = []
+        return [inherited] * copies, "systemd"
+    sets: list[list[socket.socket]] = [[] for _ in range(copies)]
     for listen in config.listen:
         try:
-            bound.extend(bind_pair(listen))
+            first = bind_pair(listen, reuse_port=copies > 1)
+            sets[0].extend(first)
+            same_port = Listen(listen.host, first[0].getsockname()[1])
+            for sockets in sets[1:]:
+                sockets.extend(bind_pair(same_port, reuse_port=True))
         except OSError as exc:
-            for sock in bound:
-                sock.close()
+            for sockets in sets:
+                for sock in sockets:
+                    sock.close()
             raise StartupError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
-    return bound, ""
+    return sets, ""
 
 
 def _paired(sockets: list[socket.socket]

@@ -37,7 +37,7 @@ from prometheus_client.core import Metric
 from dnsbl import systemd
 from dnsbl.config import Listen, ServerConfig
 from dnsbl.metrics import MetricsServer, metric_family
-from dnsbl.server import StartupError, bind_pair, new_event_loop
+from dnsbl.server import listener_sets, new_event_loop
 
 log = logging.getLogger(__name__)
 
@@ -219,31 +219,9 @@ class Supervisor:
 
         :raises StartupError: naming the address that cannot be bound.
         """
-        try:
-            inherited = systemd.listen_sockets()
-        except OSError as exc:
-            raise StartupError(exc.strerror) from None
-        if inherited:  # socket activation: every worker reads the same sockets
-            for i in range(self.count):
-                self._workers.append(_Worker(i + 1, inherited))
-            self._bound = list(dict.fromkeys(Listen(*s.getsockname()[:2]) for s in inherited))
-            return
-        per_worker: list[list[socket.socket]] = [[] for _ in range(self.count)]
-        for listen in self.config.listen:
-            try:
-                first = bind_pair(listen, reuse_port=True)
-                port = first[0].getsockname()[1]
-                per_worker[0].extend(first)
-                for sockets in per_worker[1:]:
-                    sockets.extend(bind_pair(Listen(listen.host, port), reuse_port=True))
-            except OSError as exc:
-                for sockets in per_worker:
-                    for sock in sockets:
-                        sock.close()
-                raise StartupError(f"cannot listen on {listen}: "
-                                   f"{exc.strerror or exc}") from None
-            self._bound.append(Listen(listen.host, port))
+        per_worker, _origin = listener_sets(self.config, self.count)
         self._workers = [_Worker(i + 1, s) for i, s in enumerate(per_worker)]
+        self._bound = list(dict.fromkeys(Listen(*s.getsockname()[:2]) for s in per_worker[0]))
 
     async def _main(self) -> int:
         loop = asyncio.get_running_loop()
