@@ -84,6 +84,7 @@ class ServerConfig:
     #: TCP: seconds a connection may sit idle, and connections open at once.
     tcp_idle_timeout: float = 10.0
     tcp_max_connections: int = 512
+    tcp_max_per_client: int = 64
     #: EDNS0: the UDP payload size we advertise (DNS Flag Day 2020), and the
     #: NSID (RFC 5001) sent to clients that ask, to tell anycast nodes apart.
     edns_payload: int = 1232
@@ -171,8 +172,8 @@ def merge_zones(zones: list[ZoneConfig]) -> tuple[ZoneConfig, ...]:
 
 _TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metrics", "acl",
              "log_level", "log_format", "query_log", "query_log_sample", "rrl",
-             "tcp_idle_timeout", "tcp_max_connections", "edns_payload", "nsid",
-             "udp_batch", "workers"}
+             "tcp_idle_timeout", "tcp_max_connections", "tcp_max_per_client", "edns_payload",
+             "nsid", "udp_batch", "workers"}
 _ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age", "soa",
               "ns"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -334,7 +335,8 @@ def _sample(value: Any, where: str) -> int:
 
 #: Settings that are whole numbers, with their bounds (None: no upper bound).
 _WHOLE_NUMBERS: dict[str, tuple[int, int | None]] = {
-    "tcp_max_connections": (1, None), "edns_payload": (512, 65535), "udp_batch": (0, 1024),
+    "tcp_max_connections": (1, None), "tcp_max_per_client": (1, None),
+    "edns_payload": (512, 65535), "udp_batch": (0, 1024),
     "workers": (0, 1024)}
 
 

@@ -56,7 +56,8 @@ SERIES: dict[str, tuple[str, str]] = {
     "dnsbl_tcp_connections": ("gauge", "TCP connections open now."),
     "dnsbl_tcp_closed_total": (
         "counter", "TCP connections closed by the server, by reason (cap: refused over "
-                   "the connection cap, idle: nothing asked, stalled: answers not read)."),
+                   "the connection cap, in all or for one client address, idle: nothing "
+                   "asked, stalled: answers not read)."),
     "dnsbl_tcp_buffered_bytes": (
         "gauge", "Bytes held for TCP clients now: answers not yet sent and questions "
                  "not yet answered."),

@@ -21,14 +21,18 @@ class TCPLimits:
     """Bounds shared by every TCP connection of a server (RFC 7766 section 6.2),
     and the connections open now."""
 
-    __slots__ = ("idle_timeout", "max_connections", "max_buffered", "connections")
+    __slots__ = ("idle_timeout", "max_connections", "max_per_client", "max_buffered",
+                 "connections", "per_client")
 
     def __init__(self, idle_timeout: float = 10.0, max_connections: int = 512,
-                 max_buffered: int = MAX_BUFFERED) -> None:
+                 max_buffered: int = MAX_BUFFERED, max_per_client: int = 64) -> None:
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        #: One address may not take every slot, even with well-formed queries.
+        self.max_per_client = max_per_client
         self.max_buffered = max_buffered
         self.connections: set[TCPProtocol] = set()
+        self.per_client: dict[str | None, int] = {}
 
     @property
     def open(self) -> int:
@@ -142,11 +146,14 @@ class TCPProtocol(_Answering, asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self._client = peer[0] if isinstance(peer, tuple) else None
         limits = self._limits
-        if len(limits.connections) >= limits.max_connections:
+        client = self._client
+        if (len(limits.connections) >= limits.max_connections
+                or limits.per_client.get(client, 0) >= limits.max_per_client):
             self._stats.tcp_closed[TCP_CAP] += 1
             transport.close()
             return
         limits.connections.add(self)
+        limits.per_client[client] = limits.per_client.get(client, 0) + 1
         self._counted = True
         # pause_writing() fires once this much waits to be sent.
         transport.set_write_buffer_limits(high=limits.max_buffered)  # type: ignore[attr-defined]
@@ -228,5 +235,11 @@ class TCPProtocol(_Answering, asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
         if self._counted:
-            self._limits.connections.discard(self)
+            limits = self._limits
+            limits.connections.discard(self)
+            left = limits.per_client[self._client] - 1
+            if left:
+                limits.per_client[self._client] = left
+            else:
+                del limits.per_client[self._client]
             self._counted = False

@@ -57,7 +57,8 @@ class Server:
         self._origin = origin  # who bound them, for the log
         self.registry = Registry(zoneset)
         self.stats = Stats()
-        self.tcp_limits = TCPLimits(config.tcp_idle_timeout, config.tcp_max_connections)
+        self.tcp_limits = TCPLimits(config.tcp_idle_timeout, config.tcp_max_connections,
+                                    max_per_client=config.tcp_max_per_client)
         rrl = config.rrl
         self.rrl = None if rrl is None else RateLimiter(
             rrl.rate, rrl.slip, rrl.ipv4_prefix, rrl.ipv6_prefix, rrl.exempt)

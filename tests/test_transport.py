@@ -123,6 +123,33 @@ def test_connection_cap(zone_file):
         thread.stop()
 
 
+def test_one_client_cannot_take_every_connection(zone_file):
+    """Well-formed queries keep a connection open; one address still gets only
+    tcp_max_per_client of the slots, and others are served."""
+    thread, client = start(zone_file, tcp_max_connections=10, tcp_max_per_client=2)
+    try:
+        held = [socket.create_connection((client.host, client.port), timeout=3,
+                                         source_address=("127.0.0.1", 0)) for _ in range(2)]
+        for s in held:
+            assert tcp_ask(s, "2.0.0.127.bl.test").answer
+        with socket.create_connection((client.host, client.port), timeout=3,
+                                      source_address=("127.0.0.1", 0)) as third:
+            assert closed_by_peer(third, 3)  # this address is at its share
+        with socket.create_connection((client.host, client.port), timeout=3,
+                                      source_address=("127.0.0.2", 0)) as other:
+            assert tcp_ask(other, "2.0.0.127.bl.test").answer
+        held.pop().close()
+        time.sleep(0.2)
+        with socket.create_connection((client.host, client.port), timeout=3,
+                                      source_address=("127.0.0.1", 0)) as again:
+            assert tcp_ask(again, "2.0.0.127.bl.test").answer  # its share freed
+        for s in held:
+            s.close()
+        assert thread.server.stats.tcp_closed[TCP_CLOSE_REASONS.index("cap")] == 1
+    finally:
+        thread.stop()
+
+
 def stall(host: str, port: int, count: int, budget: int = 3_000_000) -> list[socket.socket]:
     """``count`` connections that pipeline questions and never read an answer,
     all sending at once until every send stalls (the server stopped reading) or
