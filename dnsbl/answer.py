@@ -14,7 +14,7 @@ import struct
 from typing import Any
 
 from dnsbl.dataset import AclDataset
-from dnsbl.registry import Zone
+from dnsbl.registry import Zone, Zones
 from dnsbl.stats import (
     BAD_CLASS,
     BAD_COUNTS,
@@ -122,7 +122,7 @@ _SIX_TO_FOUR_PREFIX = b"\x20\x02"  # 2002::/16
 _V4_EMBEDDINGS = ((0xFFFF, 24), (0x2002, 4))
 
 
-def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True,
+def answer(data: bytes, zones: Zones, stats: Stats, udp: bool = True,
            edns: Edns = DEFAULT_EDNS, client: str | None = None) -> bytes | None:
     """Answer one DNS message; ``None`` means send nothing.
 
@@ -135,7 +135,7 @@ def answer(data: bytes, zones: dict[bytes, Zone], stats: Stats, udp: bool = True
         return reply
     # A client the global ACL ignores gets nothing at all, in a zone or not,
     # as from rbldnsd (zones with an ACL never take the fast path).
-    global_acl: AclDataset | None = getattr(zones, "acl", None)
+    global_acl = zones.acl
     if global_acl is not None and client is not None and global_acl.action(client) == "ignore":
         stats.dropped[DROP_ACL] += 1
         return None

@@ -8,7 +8,7 @@ from typing import Any
 
 from dnsbl.answer import DEFAULT_EDNS, Edns, Stats, answer
 from dnsbl.querylog import QueryLog
-from dnsbl.registry import Registry
+from dnsbl.registry import Registry, Zones
 from dnsbl.rrl import RateLimiter, limited
 from dnsbl.stats import TCP_CAP, TCP_IDLE, TCP_STALLED
 
@@ -81,7 +81,7 @@ class _Answering:
         self._transport: Any = None
 
 
-def udp_reply(shared: Shared, zones: dict, data: bytes, addr: Any) -> bytes | None:
+def udp_reply(shared: Shared, zones: Zones, data: bytes, addr: Any) -> bytes | None:
     """The reply to one datagram from ``addr``: answered, rate limited, logged;
     ``None``: send nothing."""
     reply = answer(data, zones, shared.stats, True, shared.edns, addr[0])

@@ -143,7 +143,7 @@ class Zones(dict[bytes, Zone]):
 class ZoneSet:
     """An immutable snapshot of every zone, keyed by the lowercase wire form of the name."""
 
-    zones: dict[bytes, Zone] = field(default_factory=Zones)
+    zones: Zones = field(default_factory=Zones)
     datasets: dict[DatasetKey, Dataset] = field(default_factory=dict)
     #: Some zone has an ACL, so answering needs the client's address.
     has_acls: bool = False
@@ -204,7 +204,7 @@ def build_zoneset(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) -> 
         acl = datasets.get(dataset_key(config.global_acl))
         if isinstance(acl, AclDataset):
             global_acl = (acl,)
-            zoneset.zones.acl = acl  # type: ignore[attr-defined]
+            zoneset.zones.acl = acl
     for zone in config.zones:
         keys = [dataset_key(d) for d in zone.datasets]
         if not all(k in datasets for k in keys):
