@@ -54,30 +54,30 @@ class RateLimiter:
         host = addr[0]
         try:
             if ":" in host:
-                key: Any = (6, int.from_bytes(socket.inet_pton(socket.AF_INET6, host), "big")
-                            >> self._shift6)
-            else:
-                key = int.from_bytes(socket.inet_aton(host), "big") >> self._shift4
+                full = int.from_bytes(socket.inet_pton(socket.AF_INET6, host), "big")
+                return self._verdict((6, full >> self._shift6), full, 6, time.monotonic())
+            full = int.from_bytes(socket.inet_aton(host), "big")
         except OSError:
             return ALLOW
-        return self._verdict(key, host, time.monotonic())
+        return self._verdict(full >> self._shift4, full, 4, time.monotonic())
 
     def check_sockaddr(self, name: memoryview, now: float) -> int:
         """The verdict for a client given as a raw sockaddr_in or sockaddr_in6
         (the batched path): no address text is made, and ``now`` is the batch's."""
         if name[0:2] == _FAMILY6:
-            packed = name[8:24]
-            return self._verdict((6, int.from_bytes(packed, "big") >> self._shift6), packed, now)
-        packed = name[4:8]
-        return self._verdict(int.from_bytes(packed, "big") >> self._shift4, packed, now)
+            full = int.from_bytes(name[8:24], "big")
+            return self._verdict((6, full >> self._shift6), full, 6, now)
+        full = int.from_bytes(name[4:8], "big")
+        return self._verdict(full >> self._shift4, full, 4, now)
 
-    def _verdict(self, key: Any, address: str | memoryview, now: float) -> int:
+    def _verdict(self, key: Any, full: int, version: int, now: float) -> int:
+        """``full``: the client's address as a number, ``key`` its prefix's."""
         bucket = self._buckets.get(key, _UNSEEN)
         if bucket is _UNSEEN:
-            bucket = self._new_bucket(address, key, now)
+            bucket = self._new_bucket(key, full, version, now)
         if bucket is None:
             return ALLOW  # exempt
-        if len(bucket) == 3 and _exempt(address, bucket[2]):
+        if len(bucket) == 3 and any(full >> shift == network for network, shift in bucket[2]):
             return ALLOW  # an exempt address in a prefix that is not
         tokens = bucket[0] + (now - bucket[1]) * self.rate
         if tokens > self.rate:
@@ -96,21 +96,21 @@ class RateLimiter:
         self.limited[0] += 1
         return DROP
 
-    def _new_bucket(self, host: str | memoryview, key: Any, now: float) -> list[Any] | None:
+    def _new_bucket(self, key: Any, full: int, version: int, now: float) -> list[Any] | None:
         if len(self._buckets) >= MAX_BUCKETS:
             self._sweep(now)
-        address = _address(host)
-        shift = self._shift4 if address.version == 4 else self._shift6
-        prefix: Any = ipaddress.ip_network((int(address) >> shift << shift,
-                                             address.max_prefixlen - shift))
-        exempt: list[Any] = [n for n in self._exempt if n.version == address.version]
+        bits = 32 if version == 4 else 128
+        shift = self._shift4 if version == 4 else self._shift6
+        prefix: Any = ipaddress.ip_network((full >> shift << shift, bits - shift))
+        exempt: list[Any] = [n for n in self._exempt if n.version == version]
         bucket: list[Any] | None
         if any(prefix.subnet_of(n) for n in exempt):
             bucket = None
         else:
             # Exempt networks narrower than the prefix: its other addresses
-            # share a bucket, and these are looked at address by address.
-            narrow = [n for n in exempt if n.subnet_of(prefix)]
+            # share a bucket, and these are told apart by (network, shift).
+            narrow = [(int(n.network_address) >> (bits - n.prefixlen), bits - n.prefixlen)
+                      for n in exempt if n.subnet_of(prefix)]
             bucket = [self.rate, now, narrow] if narrow else [self.rate, now]
         self._buckets[key] = bucket
         return bucket
@@ -123,15 +123,6 @@ class RateLimiter:
         if len(self._buckets) >= MAX_BUCKETS:  # all busy: start afresh rather than grow
             self._buckets.clear()
         self._last_sweep = now
-
-
-def _address(host: str | memoryview) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    return ipaddress.ip_address(host if isinstance(host, str) else bytes(host))
-
-
-def _exempt(host: str | memoryview, networks: list[Any]) -> bool:
-    address = _address(host)
-    return any(address in network for network in networks)
 
 
 def limited(verdict: int, reply: bytes) -> bytes | None:
