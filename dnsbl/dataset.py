@@ -157,10 +157,11 @@ def _parse(reader: DatasetReader, kind: str, default_ttl: int) -> Parsed:
                 continue  # an exclusion of exactly this key wins, in any order
         blocks[(key, bits)] = number
     keys, single_numbers, single_exclusions = singles.resolve(kind, reader.warnings)
-    block_list = [(key, bits, number) for (key, bits), number in blocks.items()]
     if names is not None:
         block_list = [(key, bits, number) for (key, bits), numbers_ in names.items()
                       for number in numbers_]
+    else:
+        block_list = [(key, bits, number) for (key, bits), number in blocks.items()]
     if kind in ("ip4tset", "ip6tset"):
         values = [None, reader.finish_tset()]
         if single_exclusions:

@@ -403,7 +403,8 @@ class DatasetReader:
         self._values: dict[tuple[bytes, str | None], Value] = {}
         # The same few value texts recur on thousands of lines: parse each once.
         self._parsed_values: dict[tuple[str, Value], Value] = {}
-        self._default = self._intern(DEFAULT_A, None)
+        #: The built-in default (127.0.0.2, no TXT), which each file starts from.
+        self._builtin = self._default = self._intern(DEFAULT_A, None)
         self._tset_default: Value | None = None
         self._acl_default: str | Value = "ignore"
         #: What a partial ACL value (":9", "text $") fills in from: the last
@@ -422,12 +423,12 @@ class DatasetReader:
     def items(self) -> Iterator[Entry | Run]:
         """Like :meth:`entries`, with runs of bare IPv4 addresses kept whole."""
         if self._given is not None:  # a section of a combined file, already read
-            self._default = self._intern(DEFAULT_A, None)
+            self._default = self._builtin
             for path, lineno, line in self._given:
                 yield from self.feed(path, lineno, line)
             return
         for path in self.paths:
-            self._default = self._intern(DEFAULT_A, None)  # a default value lasts one file
+            self._default = self._builtin  # a default value lasts one file
             for lineno, data in self._read_blocks(path):
                 if self.kind in IP4_TYPES:
                     yield from self._ip4_block(path, lineno, data)
@@ -596,7 +597,7 @@ class DatasetReader:
         if line[0] == ":" and not (line[1:2] == ":" and self.kind in IP6_TYPES):  # "::1"
             # ":4" fills in from the built-in default (no TXT), not from the
             # default line before it: rbldnsd's answer for the lines after it.
-            default = self._value(path, lineno, line, self._intern(DEFAULT_A, None))
+            default = self._value(path, lineno, line, self._builtin)
             if default is None:
                 return
             if self.kind in _TSET_TYPES:
@@ -723,7 +724,7 @@ class DatasetReader:
 
     def finish_tset(self) -> Value:
         """The one value every ip4tset/ip6tset entry answers with."""
-        return self._tset_default or self._intern(DEFAULT_A, None)
+        return self._tset_default or self._builtin
 
     def finish_values(self) -> list[Value]:
         """Expand every value's TXT now that $n variables and $= are all known
