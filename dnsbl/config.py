@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import stat
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
-from dnsbl.zonefile import DATASET_TYPES, NS, SOA, parse_ns, parse_soa, parse_time
+from dnsbl import settings
+from dnsbl.settings import ConfigError as ConfigError
+from dnsbl.zonefile import DATASET_TYPES, NS, SOA, parse_ns, parse_soa
 
 DEFAULT_PORT = 53
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; the message says why."""
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,10 @@ class ServerConfig:
     tcp_idle_timeout: float = 10.0
     tcp_max_connections: int = 512
     tcp_max_per_client: int = 64
+    #: Connections the metrics endpoint holds at once; past it a connection
+    #: is closed at once, so a flood of them cannot take the file descriptors
+    #: DNS over TCP needs.
+    metrics_max_connections: int = 32
     #: EDNS0: the UDP payload size we advertise (DNS Flag Day 2020), and the
     #: NSID (RFC 5001) sent to clients that ask, to tell anycast nodes apart.
     edns_payload: int = 1232
@@ -111,7 +116,7 @@ def parse_listen(text: str) -> Listen:
             port = rest[1:]
     elif text.count(":") == 1:
         host, port = text.split(":")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ConfigError(f"bad listen address {text!r}: port must be 0-65535")
     if not host:
         raise ConfigError(f"bad listen address {text!r}: no host")
@@ -153,7 +158,8 @@ def _dataset(kind: str, files: Any, base: str, where: str) -> DatasetConfig:
             f"{where}: unknown dataset type {kind!r} (known: {', '.join(DATASET_TYPES)})")
     if isinstance(files, str):
         files = [files]
-    if not files or not all(isinstance(f, str) and f for f in files):
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) and f
+                                                           for f in files):
         raise ConfigError(f"{where}: 'files' must be a list of file names")
     return DatasetConfig(kind, tuple(os.path.join(base, f) for f in files))
 
@@ -173,7 +179,7 @@ def merge_zones(zones: list[ZoneConfig]) -> tuple[ZoneConfig, ...]:
 _TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metrics", "acl",
              "log_level", "log_format", "query_log", "query_log_sample", "rrl",
              "tcp_idle_timeout", "tcp_max_connections", "tcp_max_per_client", "edns_payload",
-             "nsid", "udp_batch", "workers"}
+             "nsid", "udp_batch", "workers", "metrics_max_connections"}
 _ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age", "soa",
               "ns"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -185,13 +191,7 @@ def load_config(path: str) -> ServerConfig:
 
     :raises ConfigError: with the file name and what is wrong.
     """
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    data = _read_toml(path)
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
@@ -201,70 +201,117 @@ def load_config(path: str) -> ServerConfig:
         listen = data["listen"]
         if isinstance(listen, str):
             listen = [listen]
-        if not isinstance(listen, list) or not listen:
-            raise ConfigError(f"{path}: 'listen' must be a list of HOST:PORT")
-        config = replace(config, listen=tuple(parse_listen(str(x)) for x in listen))
+        if (not isinstance(listen, list) or not listen
+                or not all(isinstance(x, str) for x in listen)):
+            raise ConfigError(f"{path}: 'listen' must be a list of HOST:PORT strings")
+        config = replace(config, listen=tuple(_within(path, parse_listen, x) for x in listen))
     if "ttl" in data:
-        config = replace(config, ttl=_ttl(data["ttl"], path))
+        config = replace(config, ttl=settings.ttl(data["ttl"], f"{path}: 'ttl'"))
     if "check_interval" in data:
-        config = replace(config, check_interval=_interval(data["check_interval"], path))
+        config = replace(config, check_interval=settings.interval(
+            data["check_interval"], f"{path}: 'check_interval'"))
     if "allow_missing" in data:
         if not isinstance(data["allow_missing"], bool):
             raise ConfigError(f"{path}: 'allow_missing' must be true or false")
         config = replace(config, allow_missing=data["allow_missing"])
     if "metrics" in data:
-        config = replace(config, metrics=parse_metrics(str(data["metrics"])))
+        config = replace(config, metrics=_within(path, parse_metrics, settings.text(
+            data["metrics"], f"{path}: 'metrics'", 'HOST:PORT or "none"')))
     if "acl" in data:
         config = replace(config, global_acl=_dataset("acl", data["acl"], base, f"{path}: acl"))
     if "rrl" in data:
         config = replace(config, rrl=_rrl(data["rrl"], path))
     if "tcp_idle_timeout" in data:
-        config = replace(config, tcp_idle_timeout=_interval(data["tcp_idle_timeout"], path))
+        config = replace(config, tcp_idle_timeout=settings.duration(
+            data["tcp_idle_timeout"], f"{path}: 'tcp_idle_timeout'"))
     for key, (low, high) in _WHOLE_NUMBERS.items():
         if key in data:
-            number: dict[str, Any] = {key: _whole(data[key], f"{path}: '{key}'", low, high)}
+            number: dict[str, Any] = {key: settings.count(data[key], f"{path}: '{key}'", low,
+                                                          high)}
             config = replace(config, **number)
+    if "edns_payload" in data:
+        config = replace(config, edns_payload=settings.size(
+            data["edns_payload"], f"{path}: 'edns_payload'", 512, 65535))
     if "nsid" in data:
-        nsid = str(data["nsid"])
+        rule = "ASCII text, at most 128 characters"
+        nsid = settings.text(data["nsid"], f"{path}: 'nsid'", rule)
         if not nsid.isascii() or len(nsid) > 128:
-            raise ConfigError(f"{path}: 'nsid' must be ASCII, at most 128 characters")
+            raise ConfigError(f"{path}: 'nsid' must be {rule}, not {settings.shown(nsid)}")
         config = replace(config, nsid=nsid)
     if "query_log" in data:
-        config = replace(config, query_log=os.path.join(base, str(data["query_log"])))
-    if "query_log_sample" in data:
-        config = replace(config, query_log_sample=_sample(data["query_log_sample"], path))
+        query_log = settings.text(data["query_log"], f"{path}: 'query_log'", "a file name")
+        config = replace(config, query_log=os.path.join(base, query_log))
     for key, choices in (("log_level", LOG_LEVELS), ("log_format", LOG_FORMATS)):
         if key in data:
             if data[key] not in choices:
                 raise ConfigError(f"{path}: '{key}' must be one of {', '.join(choices)}")
             config = replace(config, **{key: data[key]})
-    zones = []
-    for i, table in enumerate(data.get("zone", []), 1):
-        where = f"{path}: zone #{i}"
-        if not isinstance(table, dict) or "name" not in table:
-            raise ConfigError(f"{where}: needs a name")
-        unknown = set(table) - _ZONE_KEYS
-        if unknown:
-            raise ConfigError(f"{where}: unknown setting(s): {', '.join(sorted(unknown))}")
-        name = normalize_zone_name(str(table["name"]))
-        specs = table.get("datasets", [])
-        if "type" in table:
-            specs = [{"type": table["type"], "files": table.get("files")}, *specs]
-        if not specs:
-            raise ConfigError(f"{where} ({name}): needs 'type' and 'files', or 'datasets'")
-        datasets = tuple(
-            _dataset(str(s.get("type")), s.get("files"), base, f"{where} ({name})")
-            for s in specs
-        )
-        ratio = table.get("min_entries_ratio", ZoneConfig.min_entries_ratio)
-        if not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
-            raise ConfigError(f"{where} ({name}): 'min_entries_ratio' must be from 0 to 1")
-        max_age = table.get("max_data_age")
-        if max_age is not None:
-            max_age = _ttl(max_age, f"{where} ({name}): max_data_age")
-        zones.append(ZoneConfig(name, datasets, float(ratio), max_age,
-                                *_apex(table, f"{where} ({name})")))
+    tables = data.get("zone", [])
+    if not isinstance(tables, list):
+        raise ConfigError(f"{path}: 'zone' must be [[zone]] tables")
+    zones = [_zone(table, f"{path}: zone #{i}", base) for i, table in enumerate(tables, 1)]
     return replace(config, zones=merge_zones(zones))
+
+
+def _within(where: str, parse: Callable[[str], _T], text: str) -> _T:
+    """``parse(text)``, its ConfigError saying where the text was."""
+    try:
+        return parse(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    """The TOML file's tables; only a regular file is read, and never blocks
+    (a FIFO would wait for a writer forever).
+
+    :raises ConfigError: naming the file, and the line for bad text or syntax.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"{path}: cannot read: not a regular file")
+            raw = f.read()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                          "TOML files are UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _zone(table: Any, where: str, base: str) -> ZoneConfig:
+    """One [[zone]] table."""
+    if not isinstance(table, dict) or "name" not in table:
+        raise ConfigError(f"{where}: needs a name")
+    unknown = set(table) - _ZONE_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s): {', '.join(sorted(unknown))}")
+    name = _within(where, normalize_zone_name,
+                   settings.text(table["name"], f"{where}: 'name'", "a zone name"))
+    where = f"{where} ({name})"
+    specs = table.get("datasets", [])
+    if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
+        raise ConfigError(f"{where}: 'datasets' must be a list of {{ type = ..., files = "
+                          "[...] } tables")
+    if "type" in table:
+        specs = [{"type": table["type"], "files": table.get("files")}, *specs]
+    if not specs:
+        raise ConfigError(f"{where}: needs 'type' and 'files', or 'datasets'")
+    datasets = tuple(_dataset(str(s.get("type")), s.get("files"), base, where) for s in specs)
+    ratio = settings.fraction(table.get("min_entries_ratio", ZoneConfig.min_entries_ratio),
+                              f"{where}: 'min_entries_ratio'")
+    max_age = table.get("max_data_age")
+    if max_age is not None:
+        max_age = settings.duration(max_age, f"{where}: 'max_data_age'", _MAX_AGE)
+    return ZoneConfig(name, datasets, ratio, max_age, *_apex(table, where))
 
 
 def _apex(table: dict[str, Any], where: str) -> tuple[SOA | None, NS | None]:
@@ -283,21 +330,8 @@ def _apex(table: dict[str, Any], where: str) -> tuple[SOA | None, NS | None]:
     return soa, ns
 
 
-def _ttl(value: Any, where: str) -> int:
-    try:
-        return parse_time(str(value))
-    except ValueError:
-        raise ConfigError(f"{where}: bad ttl {value!r}") from None
-
-
-def _interval(value: Any, where: str) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = -1
-    if not 0 <= seconds <= 86400:
-        raise ConfigError(f"{where}: bad check interval {value!r} (seconds, 0 disables)")
-    return seconds
+#: Seconds max_data_age may reach: what a 32-bit DNS timer holds.
+_MAX_AGE = float(0xFFFFFFFF)
 
 
 def _rrl(table: Any, where: str) -> RRLConfig:
@@ -306,48 +340,30 @@ def _rrl(table: Any, where: str) -> RRLConfig:
     unknown = set(table) - {"rate", "slip", "ipv4_prefix", "ipv6_prefix", "exempt"}
     if unknown:
         raise ConfigError(f"{where}: [rrl]: unknown setting(s): {', '.join(sorted(unknown))}")
-    rrl = RRLConfig()
+    defaults = RRLConfig()
+    where = f"{where}: [rrl]"
+    exempt = table.get("exempt", [])
+    if not isinstance(exempt, list) or not all(isinstance(n, str) for n in exempt):
+        raise ConfigError(f"{where} 'exempt' must be a list of networks (\"192.0.2.0/24\")")
     try:
-        rrl = RRLConfig(
-            rate=float(table.get("rate", rrl.rate)), slip=int(table.get("slip", rrl.slip)),
-            ipv4_prefix=int(table.get("ipv4_prefix", rrl.ipv4_prefix)),
-            ipv6_prefix=int(table.get("ipv6_prefix", rrl.ipv6_prefix)),
-            exempt=tuple(str(ipaddress.ip_network(n, strict=False))
-                         for n in table.get("exempt", ())))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: [rrl]: {exc}") from None
-    if rrl.rate <= 0 or rrl.slip < 0 or not 0 < rrl.ipv4_prefix <= 32 \
-            or not 0 < rrl.ipv6_prefix <= 128:
-        raise ConfigError(f"{where}: [rrl]: rate must be positive, slip 0 or more, prefixes "
-                          "1-32 and 1-128")
-    return rrl
-
-
-def _rrl_table(rrl: RRLConfig | None) -> dict[str, Any]:
-    return {} if rrl is None else {
-        "slip": rrl.slip, "ipv4_prefix": rrl.ipv4_prefix, "ipv6_prefix": rrl.ipv6_prefix,
-        "exempt": list(rrl.exempt)}
-
-
-def _sample(value: Any, where: str) -> int:
-    return _whole(value, f"{where}: query log sample", 1, None)
+        networks = tuple(str(ipaddress.ip_network(n, strict=False)) for n in exempt)
+    except ValueError as exc:
+        raise ConfigError(f"{where} 'exempt': {exc}") from None
+    return RRLConfig(
+        rate=settings.rate(table.get("rate", defaults.rate), f"{where} 'rate'"),
+        slip=settings.count(table.get("slip", defaults.slip), f"{where} 'slip'", 0, 1000),
+        ipv4_prefix=settings.count(table.get("ipv4_prefix", defaults.ipv4_prefix),
+                                   f"{where} 'ipv4_prefix'", 1, 32),
+        ipv6_prefix=settings.count(table.get("ipv6_prefix", defaults.ipv6_prefix),
+                                   f"{where} 'ipv6_prefix'", 1, 128),
+        exempt=networks)
 
 
 #: Settings that are whole numbers, with their bounds (None: no upper bound).
 _WHOLE_NUMBERS: dict[str, tuple[int, int | None]] = {
     "tcp_max_connections": (1, None), "tcp_max_per_client": (1, None),
-    "edns_payload": (512, 65535), "udp_batch": (0, 1024),
-    "workers": (0, 1024)}
-
-
-def _whole(value: Any, what: str, low: int, high: int | None) -> int:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if (not isinstance(value, int) or isinstance(value, bool) or value < low
-            or (high is not None and value > high)):
-        bounds = f"from {low} up" if high is None else f"from {low} to {high}"
-        raise ConfigError(f"{what} must be a whole number {bounds}")
-    return value
+    "metrics_max_connections": (1, None), "udp_batch": (0, 1024), "workers": (0, 1024),
+    "query_log_sample": (1, None)}
 
 
 def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
@@ -369,9 +385,10 @@ def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
         kept = tuple(z for z in config.zones if z.name not in names)
         config = replace(config, zones=kept + given)
     if ttl is not None:
-        config = replace(config, ttl=_ttl(ttl, "--ttl"))
+        config = replace(config, ttl=settings.ttl(ttl, "--ttl"))
     if check_interval is not None:
-        config = replace(config, check_interval=_interval(check_interval, "--check-interval"))
+        config = replace(config, check_interval=settings.interval(check_interval,
+                                                                  "--check-interval"))
     if allow_missing:
         config = replace(config, allow_missing=True)
     if metrics is not None:
@@ -382,16 +399,16 @@ def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
         config = replace(config, log_format=cast(Any, log_format))
     if query_log is not None:
         config = replace(config, query_log=query_log)
-    if query_log_sample is not None:
-        config = replace(config, query_log_sample=_sample(query_log_sample, "--query-log-sample"))
     if rrl_rate is not None:
-        config = replace(config, rrl=_rrl({**_rrl_table(config.rrl), "rate": rrl_rate},
-                                          "--rrl-rate") if rrl_rate != "0" else None)
-    for key, value in (("udp_batch", udp_batch), ("workers", workers)):
+        rate = settings.rate(rrl_rate, "--rrl-rate", zero="off")
+        config = replace(config, rrl=replace(config.rrl or RRLConfig(), rate=rate)
+                         if rate else None)
+    for key, value in (("udp_batch", udp_batch), ("workers", workers),
+                       ("query_log_sample", query_log_sample)):
         if value is not None:
             low, high = _WHOLE_NUMBERS[key]
             flag = "--" + key.replace("_", "-")
-            number: dict[str, Any] = {key: _whole(value, flag, low, high)}
+            number: dict[str, Any] = {key: settings.count(value, flag, low, high)}
             config = replace(config, **number)
     if not config.zones:
         raise ConfigError("no zones: give --zone NAME:TYPE:FILE or --config FILE")

@@ -54,7 +54,7 @@ def test_python_dash_m_and_console_script_agree():
     (["serve", "--zone", "bl.test:ip4set:x", "--listen", "127.0.0.1:99999"], "port must be"),
     (["serve", "--config", "/nonexistent/dnsbl.toml"], "/nonexistent/dnsbl.toml: cannot read"),
     (["serve"], "no zones"),
-    (["serve", "--zone", "bl.test:ip4set:x", "--ttl", "soon"], "bad ttl"),
+    (["serve", "--zone", "bl.test:ip4set:x", "--ttl", "soon"], "--ttl must be a TTL"),
     (["serve", "--zone", "bl.test:ip4set:x", "--workers", "-1"],
      "--workers must be a whole number from 0 to 1024"),
     (["serve", "--zone", "bl.test:ip4set:x", "--udp-batch", "many"],
