@@ -77,6 +77,7 @@ class ZoneFileError(Exception):
     """
 
     def __init__(self, path: str, lineno: int, reason: str, kind: str = "line") -> None:
+        reason = _bounded(reason)
         super().__init__(path, lineno, reason, kind)  # all of them: it must survive pickling
         self.path = path
         self.lineno = lineno
@@ -87,6 +88,17 @@ class ZoneFileError(Exception):
         if self.lineno:
             return f"{self.path}:{self.lineno}: {self.reason}"
         return f"{self.path}: {self.reason}"
+
+
+#: Characters of a problem's reason kept: it quotes the line, and a 100 MB
+#: line with no newline must not become a 100 MB log line (or be kept whole).
+MAX_REASON = 120
+
+
+def _bounded(reason: str) -> str:
+    if len(reason) <= MAX_REASON:
+        return reason
+    return f"{reason[:MAX_REASON]}... ({len(reason)} characters)"
 
 
 @dataclass

@@ -365,3 +365,21 @@ def test_sigint_stops_gracefully(process, zone_file, workers):
     server.stop()
     assert "".join(server.log).rstrip().endswith(" INFO stopped")
     assert "Traceback" not in "".join(server.log)
+
+
+def test_a_huge_line_is_logged_cut_short(process, tmp_path):
+    """A 100 MB line with no newline was logged whole in its warning."""
+    zone = tmp_path / "bl.zone"
+    size = 5_000_000
+    zone.write_text("127.0.0.2\n" + "a" * size)
+    server = process("--zone", f"bl.test:ip4set:{zone}", "--listen", "127.0.0.1:0")
+    client = server.wait_listening()
+    assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]  # the rest loads
+    assert server.stop() == 0
+    [warning] = [line for line in "".join(server.log).splitlines() if f"{zone}:2:" in line]
+    assert re.search(r"invalid address 'a+\.\.\. \(\d+ characters\)$", warning), warning
+    assert len(warning) < 300
+    checked = subprocess.run([sys.executable, "-m", "dnsbl", "check", "--zone",
+                              f"bl.test:ip4set:{zone}"], capture_output=True, text=True,
+                             cwd=ROOT, timeout=60)
+    assert max(map(len, checked.stdout.splitlines())) < 300
