@@ -62,7 +62,8 @@ SERIES: dict[str, tuple[str, str]] = {
         "gauge", "Bytes held for TCP clients now: answers not yet sent and questions "
                  "not yet answered."),
     "dnsbl_query_log_dropped_total": (
-        "counter", "Sampled queries left out of the query log because its writer fell behind."),
+        "counter", "Sampled queries left out of the query log: its writer fell behind, or "
+                   "writing failed (a full disk)."),
     "dnsbl_zone_entries": ("gauge", "Entries (listed blocks) a zone serves."),
     "dnsbl_zone_soa_serial": ("gauge", "SOA serial a zone answers with."),
     "dnsbl_zone_loaded": ("gauge", "1 when every dataset of the zone is loaded, else 0."),
@@ -103,7 +104,7 @@ class Source(Protocol):
     def reload_status(self) -> dict[tuple[str, tuple[str, ...]], DatasetStatus]: ...
 
     def query_log_dropped(self) -> int:
-        """Query log entries dropped because the writer's queue was full."""
+        """Query log entries left out: the writer's queue was full, or a write failed."""
         ...
 
 

@@ -35,7 +35,9 @@ class QueryLog:
 
     :meth:`offer` runs on the event loop; :meth:`start` starts the writer
     thread. A deque's append and popleft are atomic, so the two share it
-    without a lock; ``dropped`` is only written by the loop.
+    without a lock. Each counter has one writer: ``_full`` (the queue was
+    full) the loop, ``_failed`` (a write failed: a full disk) the writer
+    thread; ``dropped`` reads both.
     """
 
     def __init__(self, path: str, sample: int, zoneset: Callable[[], ZoneSet]) -> None:
@@ -45,7 +47,8 @@ class QueryLog:
         self._seen = 0
         self._max = MAX_PENDING
         self._pending: collections.deque[tuple[float, Any, bytes, bytes]] = collections.deque()
-        self.dropped = 0
+        self._full = 0
+        self._failed = 0
         self._fd = self._open()
         self._reopen = False
         self._closing = False
@@ -68,9 +71,14 @@ class QueryLog:
         if self._seen % self.sample:
             return
         if len(self._pending) >= self._max:
-            self.dropped += 1
+            self._full += 1
             return
         self._pending.append((time.time(), client, query, reply))
+
+    @property
+    def dropped(self) -> int:
+        """Entries left out: the writer fell behind, or writing them failed."""
+        return self._full + self._failed
 
     def reopen(self) -> None:
         """Reopen the file (after logrotate moved it; SIGHUP), in the writer thread."""
@@ -124,6 +132,8 @@ class QueryLog:
             while data:
                 data = data[os.write(self._fd, data):]
         except OSError as exc:
+            # Every line not written whole is lost; each ends with its newline.
+            self._failed += data.count(b"\n")
             if not self._failing:  # once, not every batch while the disk is full
                 log.error("query log %s: %s; entries are lost until writing works again",
                           self.path, exc.strerror or exc)

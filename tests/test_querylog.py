@@ -7,6 +7,7 @@ import json
 import signal
 
 import dns.rcode
+import pytest
 
 from tests.test_reload import wait_for
 
@@ -123,3 +124,30 @@ def test_matched_entry_for_ipv6_and_names(process, tmp_path, zone_file):
         else:
             assert logged["matched"] == [{"dataset": dataset, "entry": entry}], logged
     assert server.stop() == 0
+
+
+def test_entries_lost_to_a_full_disk_are_counted(process, zone_file):
+    """/dev/full takes the open and fails every write with ENOSPC, as a full
+    disk does; what is lost shows in dnsbl_query_log_dropped_total."""
+    import os
+
+    from tests.test_metrics import samples, value
+
+    if not os.access("/dev/full", os.W_OK):
+        pytest.skip("/dev/full is not writable here")
+    server = process("--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
+                     "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
+                     "--query-log", "/dev/full")
+    client = server.wait_listening()
+    for i in range(1, 7):
+        client.query(f"{i}.0.0.127.bl.test")
+
+    def dropped() -> float:
+        return value(samples(server.metrics_port), "dnsbl_query_log_dropped_total")
+
+    wait_for(lambda: dropped() == 6, timeout=10)
+    client.query("7.0.0.127.bl.test")
+    wait_for(lambda: dropped() == 7, timeout=10)
+    assert server.stop() == 0
+    said = [line for line in "".join(server.log).splitlines() if "query log /dev/full" in line]
+    assert len(said) == 1 and "No space left on device" in said[0]  # once, not per batch
