@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from dnsbl.server import Server, StartupError, listeners, run
+    from dnsbl.server import Server, StartupError, listeners, metrics_sockets, run
     from dnsbl.workers import Supervisor, fail, report, worker_seat
 
     seat = worker_seat()  # set when a supervisor started this process
@@ -190,6 +190,7 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     logging.basicConfig(level=config.log_level.upper(), handlers=[handler])
     workers = config.workers or os.cpu_count() or 1
     sockets: list | None = None
+    metrics: list | None = None
     origin = "the supervisor"
     if seat is None:
         # What can be checked at once is, before anything is logged or started,
@@ -204,6 +205,7 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 supervisor.bind()
             else:
                 sockets, origin = listeners(config)
+                metrics = metrics_sockets(config)
         except StartupError as exc:
             log.error("%s", exc)
             return STARTUP_FAILURE
@@ -257,7 +259,7 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
             log.warning("zone %s: not loaded, answering SERVFAIL until it loads", zone.name)
     log.info("loaded %d zone(s) in %.2fs", len(zoneset.zones), time.monotonic() - started)
     try:
-        run(config, zoneset, sockets, alongside, origin)
+        run(config, zoneset, sockets, alongside, origin, metrics)
     except StartupError as exc:
         return cannot_start(str(exc))
     return 0

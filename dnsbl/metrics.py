@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
@@ -222,6 +223,38 @@ def build_registry(source: Source, loop_name: str) -> CollectorRegistry:
     return registry
 
 
+def bind_sockets(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on every address ``host`` names (as asyncio's
+    start_server binds them), bound now: a port clash is found before
+    anything loads.
+
+    :raises OSError: when one cannot be bound (the others are closed).
+    """
+    bound: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+            sock = socket.socket(family, kind, proto)
+            bound.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(100)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in bound:
+            sock.close()
+        raise
+    return bound
+
+
+#: Connections the endpoint holds at once (ServerConfig.metrics_max_connections).
+MAX_CONNECTIONS = 32
+_OVER_CAP = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+             b"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n")
+
+
 class MetricsServer:
     """``/metrics``, ``/healthz`` and ``/readyz`` over plain HTTP/1.1, on the event loop.
 
@@ -229,26 +262,44 @@ class MetricsServer:
     ``health()``, when given, names other loops that do not (a supervisor's
     workers). ``readiness()`` returns the reasons the node is not ready (none:
     ready). A HEAD request gets the headers of the GET, without the body.
+    Past ``max_connections`` open at once a connection is answered 503 and
+    closed: each holds a file descriptor, and DNS over TCP needs them.
     """
 
     def __init__(self, registry: CollectorRegistry, readiness: Callable[[], list[str]],
                  refresh: Callable[[], Awaitable[None]] | None = None,
-                 health: Callable[[], list[str]] | None = None) -> None:
+                 health: Callable[[], list[str]] | None = None,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
         self._registry = registry
         self._readiness = readiness
         self._refresh = refresh  # gathers what the registry and readiness read
         self._health = health
-        self._server: asyncio.AbstractServer | None = None
+        self._max_connections = max_connections
+        self._open = 0
+        self._servers: list[asyncio.AbstractServer] = []
 
-    async def start(self, host: str, port: int) -> int:
-        self._server = await asyncio.start_server(self._handle, host, port)
-        return self._server.sockets[0].getsockname()[1]
+    async def start(self, host: str, port: int,
+                    sockets: list[socket.socket] | None = None) -> int:
+        """Serve on ``sockets`` (from :func:`bind_sockets`), or on ``host:port``; the port.
+
+        :raises OSError: when ``host:port`` cannot be bound.
+        """
+        if sockets is None:
+            sockets = bind_sockets(host, port)
+        for sock in sockets:
+            self._servers.append(await asyncio.start_server(self._handle, sock=sock))
+        return int(sockets[0].getsockname()[1])
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._open >= self._max_connections:
+            writer.write(_OVER_CAP)
+            writer.close()  # its descriptor is free once the 503 is sent
+            return
+        self._open += 1
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             request_line, *header_lines = head.decode("latin-1").split("\r\n")
@@ -270,6 +321,7 @@ class MetricsServer:
                 ConnectionError, UnicodeDecodeError):
             pass
         finally:
+            self._open -= 1
             writer.close()
 
     def _route(self, method: str, path: str, headers: dict[str, str]

@@ -15,7 +15,7 @@ from typing import Any
 from dnsbl import batch, systemd
 from dnsbl.answer import Edns
 from dnsbl.config import Listen, ServerConfig
-from dnsbl.metrics import MetricsServer, build_registry
+from dnsbl.metrics import MetricsServer, bind_sockets, build_registry
 from dnsbl.protocols import Shared, TCPLimits, TCPProtocol, UDPProtocol
 from dnsbl.querylog import QueryLog
 from dnsbl.registry import DatasetKey, Registry, ZoneSet
@@ -51,10 +51,12 @@ class Server:
     """Serves a registry's zones on the configured listeners, UDP and TCP."""
 
     def __init__(self, config: ServerConfig, zoneset: ZoneSet,
-                 sockets: list[socket.socket] | None = None, origin: str = "") -> None:
+                 sockets: list[socket.socket] | None = None, origin: str = "",
+                 metrics_sockets: list[socket.socket] | None = None) -> None:
         self.config = config
         self._given = sockets  # bound already: by the caller, a supervisor or systemd
         self._origin = origin  # who bound them, for the log
+        self._metrics_sockets = metrics_sockets  # the same, for the metrics endpoint
         self.registry = Registry(zoneset)
         self.stats = Stats()
         self.tcp_limits = TCPLimits(config.tcp_idle_timeout, config.tcp_max_connections,
@@ -153,10 +155,11 @@ class Server:
             log.info("listening on %s %s%s", what, bound,
                      f" (from {self._origin})" if self._origin else "")
         if self.config.metrics is not None:
-            self._metrics = MetricsServer(build_registry(self, self.loop_name), self.readiness)
+            self._metrics = MetricsServer(build_registry(self, self.loop_name), self.readiness,
+                                          max_connections=self.config.metrics_max_connections)
             try:
                 self.metrics_port = await self._metrics.start(
-                    self.config.metrics.host, self.config.metrics.port)
+                    self.config.metrics.host, self.config.metrics.port, self._metrics_sockets)
             except OSError as exc:
                 self.close()
                 raise StartupError(f"cannot serve metrics on {self.config.metrics}: "
@@ -310,6 +313,21 @@ def listener_sets(config: ServerConfig, copies: int) -> tuple[list[list[socket.s
     return sets, ""
 
 
+def metrics_sockets(config: ServerConfig) -> list[socket.socket] | None:
+    """The metrics endpoint's sockets (None when it is off), bound before
+    anything loads so that a port clash stops start-up at once.
+
+    :raises StartupError: naming the address that cannot be bound.
+    """
+    if config.metrics is None:
+        return None
+    try:
+        return bind_sockets(config.metrics.host, config.metrics.port)
+    except OSError as exc:
+        raise StartupError(f"cannot serve metrics on {config.metrics}: "
+                           f"{exc.strerror or exc}") from None
+
+
 def _paired(sockets: list[socket.socket]
             ) -> list[tuple[socket.socket | None, socket.socket | None]]:
     """(UDP, TCP) per address, either None where only the other is there."""
@@ -337,15 +355,16 @@ def bind_pair(listen: Listen, reuse_port: bool = False) -> tuple[socket.socket, 
 
 def run(config: ServerConfig, zoneset: ZoneSet, sockets: list[socket.socket] | None = None,
         alongside: Callable[[Server], Coroutine[Any, Any, None]] | None = None,
-        origin: str = "") -> None:
-    """Serve until SIGTERM/SIGINT, on ``sockets`` if given (bound by ``origin``);
-    ``alongside(server)`` runs as a task while serving.
+        origin: str = "", metrics_sockets: list[socket.socket] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, on ``sockets`` if given (bound by ``origin``)
+    and the metrics on ``metrics_sockets`` if given; ``alongside(server)``
+    runs as a task while serving.
 
     :raises StartupError: when a listener cannot be bound.
     """
 
     async def main() -> None:
-        server = Server(config, zoneset, sockets, origin)
+        server = Server(config, zoneset, sockets, origin, metrics_sockets)
         await server.start()
         if alongside is not None:
             task = asyncio.create_task(alongside(server))

@@ -37,7 +37,7 @@ from prometheus_client.core import Metric
 from dnsbl import systemd
 from dnsbl.config import Listen, ServerConfig
 from dnsbl.metrics import MetricsServer, metric_family
-from dnsbl.server import listener_sets, new_event_loop
+from dnsbl.server import listener_sets, metrics_sockets, new_event_loop
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +204,7 @@ class Supervisor:
         self._reloading = asyncio.Lock()
         self._hangups: set[asyncio.Task] = set()
         self._bound: list[Listen] = []
+        self._metrics_sockets: list[socket.socket] | None = None
 
     def run(self) -> int:
         """Start the workers and supervise them until SIGTERM; the exit status.
@@ -222,6 +223,7 @@ class Supervisor:
         per_worker, _origin = listener_sets(self.config, self.count)
         self._workers = [_Worker(i + 1, s) for i, s in enumerate(per_worker)]
         self._bound = list(dict.fromkeys(Listen(*s.getsockname()[:2]) for s in per_worker[0]))
+        self._metrics_sockets = metrics_sockets(self.config)
 
     async def _main(self) -> int:
         loop = asyncio.get_running_loop()
@@ -236,9 +238,11 @@ class Supervisor:
             registry = CollectorRegistry(auto_describe=False)
             registry.register(_Merged(self._workers))  # type: ignore[arg-type]
             metrics = MetricsServer(registry, self.readiness, refresh=self._refresh,
-                                    health=self.health)
+                                    health=self.health,
+                                    max_connections=self.config.metrics_max_connections)
             try:
-                port = await metrics.start(self.config.metrics.host, self.config.metrics.port)
+                port = await metrics.start(self.config.metrics.host, self.config.metrics.port,
+                                           self._metrics_sockets)
             except OSError as exc:
                 log.error("cannot serve metrics on %s: %s", self.config.metrics,
                           exc.strerror or exc)

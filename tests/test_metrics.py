@@ -301,3 +301,86 @@ def test_head_gets_the_headers_without_a_body(metered):
         assert length > 0
         if target != "/metrics":  # the only one that changes from one request to the next
             assert length == len(fetch(port, target)[2].encode())
+
+
+def test_metrics_connections_are_capped_so_dns_over_tcp_keeps_answering(process, zone_file):
+    """With the metrics port flooded past the server's file limit, DNS over TCP
+    still answers: connections past the cap get a 503 and are closed at once."""
+    import os
+    import resource
+    import socket
+    import sys
+
+    from dnsbl.metrics import MAX_CONNECTIONS
+
+    limit = 256  # the server's open-file limit; the flood is past it
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < limit + 100:
+        pytest.skip(f"this test needs {limit + 100} open files; the hard limit is {hard}")
+    shim = ("import os, resource, sys; "
+            f"resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit})); "
+            "os.execv(sys.argv[1], sys.argv[1:])")
+    server = process("--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
+                     "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
+                     command=[sys.executable, "-c", shim])
+    client = server.wait_listening()
+    held: list[socket.socket] = []
+    closed: set[int] = set()
+    refused = 0
+
+    def still_open() -> int:
+        nonlocal refused
+        for i, sock in enumerate(held):
+            if i in closed:
+                continue
+            try:
+                data = sock.recv(4096)
+            except BlockingIOError:
+                continue
+            if data.startswith(b"HTTP/1.1 503"):
+                refused += 1
+            closed.add(i)
+        return len(held) - len(closed)
+
+    try:
+        for _ in range(limit + 44):
+            sock = socket.create_connection(("127.0.0.1", server.metrics_port), timeout=10)
+            sock.setblocking(False)
+            held.append(sock)
+        # DNS over TCP gets a descriptor while the flood is held.
+        reply = client.query("2.0.0.127.bl.test", tcp=True, timeout=5)
+        assert [rd.address for rrset in reply.answer for rd in rrset] == ["127.0.0.2"]
+        # Those under the cap wait for a request (up to the header timeout);
+        # the rest were told why (a slow machine may let a few more in).
+        wait_for(lambda: still_open() <= MAX_CONNECTIONS, timeout=30)
+        assert refused >= len(held) - 2 * MAX_CONNECTIONS
+        assert len(os.listdir(f"/proc/{server.proc.pid}/fd")) < limit // 2
+        reply = client.query("2.0.0.127.bl.test", tcp=True, timeout=5)
+        assert [rd.address for rrset in reply.answer for rd in rrset] == ["127.0.0.2"]
+    finally:
+        for sock in held:
+            sock.close()
+    wait_for(lambda: fetch(server.metrics_port, "/healthz")[0] == 200, timeout=30)
+    assert server.stop() == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_metrics_port_clash_stops_start_up_before_the_zones_load(tmp_path, workers):
+    """The README's promise: the addresses are bound before the data loads."""
+    import socket
+
+    from tests.conftest import run_cli
+
+    zone = tmp_path / "big.zone"
+    # Long enough to load that a clash found after it would show "loaded" lines.
+    zone.write_text("".join(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n"
+                            for i in range(200_000)))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--zone", f"bl.test:ip4set:{zone}", "--listen", "127.0.0.1:0",
+                         "--metrics", f"127.0.0.1:{port}", "--workers", workers)
+    assert result.returncode == 3
+    [line] = result.stderr.splitlines()  # nothing loaded, no worker started
+    assert line.endswith(f"cannot serve metrics on 127.0.0.1:{port}: Address already in use")
