@@ -121,8 +121,11 @@ class Reloader:
             # Wait for the next check itself, not a tick that may land a hair
             # before it: that would put the check off by a whole tick.
             timeout = max(0.0, min(TICK, next_check - time.monotonic()))
+            # Not wait_for(): on Python 3.11 it swallows a cancel that comes as
+            # the wait ends (SIGTERM just after SIGHUP), and the stop hung.
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             woken = self._wake.is_set()

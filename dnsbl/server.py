@@ -9,7 +9,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from dnsbl import batch, systemd
@@ -206,10 +206,12 @@ class Server:
         try:
             await self._stop.wait()
         finally:
+            if handle_signals:
+                ignore_reloads(loop)
+            # A reload under way ends (READY=1) before STOPPING=1, never after.
+            await cancel(self._hangups)
             systemd.notify("STOPPING=1")
-            for task in (*tasks, *self._hangups):
-                task.cancel()
-            await asyncio.gather(*tasks, *self._hangups, return_exceptions=True)
+            await cancel(tasks)
             self.reloader.close()
             self.close()
             await self.tcp_limits.close_all(STOP_GRACE)
@@ -235,6 +237,23 @@ class Server:
         if self.query_log is not None:
             self.query_log.reopen()
         await self.reloader.check_soon()
+
+
+def ignore_reloads(loop: asyncio.AbstractEventLoop) -> None:
+    """Stopping: SIGHUP and SIGUSR1 start no reload (systemd would hear
+    RELOADING=1 after STOPPING=1), nor end the process by their default action."""
+    for sig in (signal.SIGHUP, signal.SIGUSR1):
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
+
+
+async def cancel(tasks: Iterable[asyncio.Task]) -> None:
+    """Cancel ``tasks`` and wait until each has ended: one left pending when
+    the loop closes is "Task was destroyed but it is pending!"."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def watchdog(interval: float) -> None:
@@ -370,7 +389,7 @@ def run(config: ServerConfig, zoneset: ZoneSet, sockets: list[socket.socket] | N
             task = asyncio.create_task(alongside(server))
         await server.serve_forever()
         if alongside is not None:
-            task.cancel()
+            await cancel([task])
 
     # A reload parses in a thread; with the default 5 ms GIL switch interval each
     # query waiting behind it could wait that long. Hand the GIL over sooner.

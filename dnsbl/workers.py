@@ -37,7 +37,7 @@ from prometheus_client.core import Metric
 from dnsbl import systemd
 from dnsbl.config import Listen, ServerConfig
 from dnsbl.metrics import MetricsServer, metric_family
-from dnsbl.server import listener_sets, metrics_sockets, new_event_loop
+from dnsbl.server import cancel, ignore_reloads, listener_sets, metrics_sockets, new_event_loop
 
 log = logging.getLogger(__name__)
 
@@ -261,13 +261,16 @@ class Supervisor:
             tasks = [asyncio.create_task(self._keep(w)) for w in self._workers]
             tasks.append(asyncio.create_task(self._heartbeat(systemd.watchdog_interval())))
             await self._stopping.wait()
+            ignore_reloads(loop)
+            # A reload under way ends (READY=1) before STOPPING=1, never after.
+            await cancel(self._hangups)
             systemd.notify("STOPPING=1")
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel(tasks)
             return 0
         finally:
+            await cancel(self._hangups)  # stopped while starting: none left pending
             await self._stop_all()
+            await cancel(w.listener for w in self._workers if w.listener is not None)
             if metrics is not None:
                 metrics.close()
             if started:

@@ -210,3 +210,41 @@ def test_sighup_with_nothing_changed_still_says_reloading_then_ready(process, tm
             assert seen.index(states[0]) < len(seen) - 1  # READY=1 came after it
         assert client.txt("2.0.0.127.bl.test") == ["one"]
         assert server.stop() == 0
+
+
+def drain(sock: socket.socket) -> list[str]:
+    """Every notification still queued on ``sock``."""
+    sock.setblocking(False)
+    seen = []
+    while True:
+        try:
+            seen.append(sock.recv(4096).decode())
+        except BlockingIOError:
+            return seen
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("order", ["reload-then-stop", "stop-then-reload"])
+def test_a_stop_meeting_a_reload_ends_cleanly_with_stopping_last(process, tmp_path, workers,
+                                                                 order):
+    """systemctl stop and reload at once: a reload under way ends (READY=1)
+    before STOPPING=1, none starts after it, no task is left pending and
+    every worker stops (Python 3.11's wait_for swallowed the stop's cancel)."""
+    with notified(process, tmp_path, "--workers", workers) as (notify, server, _client, _):
+        receive(notify, "READY=1")
+        seen: list[str] = []
+        if order == "reload-then-stop":
+            server.proc.send_signal(signal.SIGHUP)
+            server.proc.send_signal(signal.SIGTERM)
+        else:
+            server.proc.send_signal(signal.SIGTERM)
+            seen = receive(notify, "STOPPING=1")
+            server.proc.send_signal(signal.SIGHUP)  # ignored now, not fatal
+        assert server.proc.wait(timeout=60) == 0
+        seen += drain(notify)
+    said = [line for m in seen for line in m.split("\n") if line.endswith("=1")]
+    assert said[-1] == "STOPPING=1" and said.count("STOPPING=1") == 1, said
+    if "RELOADING=1" in said:
+        assert said.index("READY=1", said.index("RELOADING=1")) < said.index("STOPPING=1")
+    log = "".join(server.log) + server.proc.stderr.read()
+    assert "Task was destroyed" not in log and "did not stop" not in log, log
