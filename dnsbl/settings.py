@@ -68,11 +68,19 @@ def count(value: Any, what: str, low: int, high: int | None = None) -> int:
     number = value
     if isinstance(value, str) and value.isascii() and value.strip().isdigit():
         number = int(value)
-    if (not isinstance(number, int) or isinstance(number, bool) or number < low
-            or (high is not None and number > high)):
-        bounds = f"from {low} up" if high is None else f"from {low} to {high}"
-        raise _refuse(what, f"a whole number {bounds}", value)
+    if not _whole(number, low, high):
+        raise _refuse(what, f"a whole number {_bounds(low, high)}", value)
     return number
+
+
+def _whole(number: Any, low: int, high: int | None) -> bool:
+    """``number`` is an int (not a bool) from ``low`` to ``high``."""
+    return (isinstance(number, int) and not isinstance(number, bool) and number >= low
+            and (high is None or number <= high))
+
+
+def _bounds(low: int, high: int | None) -> str:
+    return f"from {low} up" if high is None else f"from {low} to {high}"
 
 
 def interval(value: Any, what: str) -> float:
@@ -127,10 +135,9 @@ def size(value: Any, what: str, low: int, high: int | None = None) -> int:
         digits = text[:-1] if text[-1:] in _SIZE_UNITS else text
         if digits.isdigit():
             number = int(digits) * unit
-    if (not isinstance(number, int) or isinstance(number, bool) or number < low
-            or (high is not None and number > high)):
-        bounds = f"at least {low}" if high is None else f"from {low} to {high}"
-        raise _refuse(what, f"a size in bytes (or with a unit: 512K, 4M), {bounds}", value)
+    if not _whole(number, low, high):
+        raise _refuse(what, f"a size in bytes (or with a unit: 512K, 4M) {_bounds(low, high)}",
+                      value)
     return number
 
 
