@@ -177,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from dnsbl.portlock import PortLock
     from dnsbl.server import Server, StartupError, listeners, run
     from dnsbl.workers import Supervisor, fail, report, worker_seat
 
@@ -199,11 +200,12 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
             log.error("%s", problem)
             return STARTUP_FAILURE
         supervisor = Supervisor(config, workers, argv) if workers > 1 else None
+        lock = PortLock()  # held until this process ends: the addresses are ours
         try:
             if supervisor is not None:
                 supervisor.bind()
             else:
-                sockets, origin = listeners(config)
+                sockets, origin = listeners(config, lock)
         except StartupError as exc:
             log.error("%s", exc)
             return STARTUP_FAILURE

@@ -16,6 +16,7 @@ from dnsbl import batch, systemd
 from dnsbl.answer import Edns
 from dnsbl.config import Listen, ServerConfig
 from dnsbl.metrics import MetricsServer, build_registry
+from dnsbl.portlock import Held, PortLock
 from dnsbl.protocols import Shared, TCPLimits, TCPProtocol, UDPProtocol
 from dnsbl.querylog import QueryLog
 from dnsbl.registry import DatasetKey, Registry, ZoneSet
@@ -54,6 +55,7 @@ class Server:
                  sockets: list[socket.socket] | None = None, origin: str = "") -> None:
         self.config = config
         self._given = sockets  # bound already: by the caller, a supervisor or systemd
+        self._lock = PortLock()  # the addresses claimed when we bind them ourselves
         self._origin = origin  # who bound them, for the log
         self.registry = Registry(zoneset)
         self.stats = Stats()
@@ -127,7 +129,7 @@ class Server:
                 raise StartupError(f"cannot open query log {self.config.query_log}: "
                                    f"{exc.strerror or exc}") from None
         if self._given is None:
-            self._given, self._origin = listeners(self.config)
+            self._given, self._origin = listeners(self.config, self._lock)
         pairs = _paired(self._given)
         shared = Shared(self.registry, self.stats,
                         Edns(self.config.edns_payload, self.config.nsid.encode()),
@@ -179,6 +181,7 @@ class Server:
         self._servers.clear()
         self._transports.clear()
         self._batched.clear()
+        self._lock.release()
 
     async def serve_forever(self, handle_signals: bool = True) -> None:
         loop = asyncio.get_running_loop()
@@ -271,42 +274,55 @@ def _bound_socket(listen: Listen, kind: int, partner: socket.socket | None = Non
     return sock
 
 
-def listeners(config: ServerConfig) -> tuple[list[socket.socket], str]:
+def listeners(config: ServerConfig, lock: PortLock) -> tuple[list[socket.socket], str]:
     """The sockets to answer on, and who bound them: systemd's (socket
-    activation), else ours, bound to every listen address.
+    activation), else ours, bound to every listen address, each claimed in
+    ``lock`` first.
 
-    :raises StartupError: naming the address that cannot be bound.
+    :raises StartupError: naming the address that cannot be bound or that
+        another instance serves.
     """
-    [sockets], origin = listener_sets(config, 1)
+    [sockets], origin = listener_sets(config, 1, lock)
     return sockets, origin
 
 
-def listener_sets(config: ServerConfig, copies: int) -> tuple[list[list[socket.socket]], str]:
+def listener_sets(config: ServerConfig, copies: int, lock: PortLock
+                  ) -> tuple[list[list[socket.socket]], str]:
     """``copies`` sets of sockets on every listen address, the port of each
     the same in all (SO_REUSEPORT when more than one, for workers), and who
     bound them; systemd's sockets, every set the same, under socket activation.
+    Each address is claimed in ``lock`` before it is bound (port 0 once bound),
+    so a second instance cannot join our SO_REUSEPORT group.
 
-    :raises StartupError: naming the address that cannot be bound.
+    :raises StartupError: naming the address that cannot be bound or that
+        another instance serves.
     """
     try:
         inherited = systemd.listen_sockets()
     except OSError as exc:
         raise StartupError(exc.strerror) from None
-    if inherited:
-        return [inherited] * copies, "systemd"
     sets: list[list[socket.socket]] = [[] for _ in range(copies)]
-    for listen in config.listen:
-        try:
-            first = bind_pair(listen, reuse_port=copies > 1)
-            sets[0].extend(first)
-            same_port = Listen(listen.host, first[0].getsockname()[1])
-            for sockets in sets[1:]:
-                sockets.extend(bind_pair(same_port, reuse_port=True))
-        except OSError as exc:
-            for sockets in sets:
-                for sock in sockets:
-                    sock.close()
-            raise StartupError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    try:
+        if inherited:
+            for sock in inherited:
+                lock.take(*sock.getsockname()[:2])
+            return [inherited] * copies, "systemd"
+        for listen in config.listen:
+            try:
+                lock.take(listen.host, listen.port)
+                first = bind_pair(listen, reuse_port=copies > 1)
+                sets[0].extend(first)
+                same_port = Listen(listen.host, first[0].getsockname()[1])
+                lock.take(same_port.host, same_port.port)
+                for sockets in sets[1:]:
+                    sockets.extend(bind_pair(same_port, reuse_port=True))
+            except OSError as exc:
+                raise StartupError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    except (StartupError, Held) as exc:
+        for sock in {s for sockets in (*sets, inherited) for s in sockets}:
+            sock.close()
+        lock.release()
+        raise StartupError(str(exc)) from None
     return sets, ""
 
 

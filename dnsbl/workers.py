@@ -37,6 +37,7 @@ from prometheus_client.core import Metric
 from dnsbl import systemd
 from dnsbl.config import Listen, ServerConfig
 from dnsbl.metrics import MetricsServer, metric_family
+from dnsbl.portlock import PortLock
 from dnsbl.server import listener_sets, new_event_loop
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,7 @@ class Supervisor:
         self._reloading = asyncio.Lock()
         self._hangups: set[asyncio.Task] = set()
         self._bound: list[Listen] = []
+        self._lock = PortLock()  # our listen addresses, claimed until we exit
 
     def run(self) -> int:
         """Start the workers and supervise them until SIGTERM; the exit status.
@@ -219,7 +221,7 @@ class Supervisor:
 
         :raises StartupError: naming the address that cannot be bound.
         """
-        per_worker, _origin = listener_sets(self.config, self.count)
+        per_worker, _origin = listener_sets(self.config, self.count, self._lock)
         self._workers = [_Worker(i + 1, s) for i, s in enumerate(per_worker)]
         self._bound = list(dict.fromkeys(Listen(*s.getsockname()[:2]) for s in per_worker[0]))
 

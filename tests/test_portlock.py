@@ -1,0 +1,72 @@
+"""Port ownership: a second instance on an address one of ours serves refuses
+to start, whatever the number of workers on either side."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, free_port
+
+
+def second_instance(zone: str, listen: str, workers: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dnsbl", "serve", "--zone", f"bl.test:ip4set:{zone}",
+         "--listen", listen, "--metrics", "none", "--workers", workers],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("first", "second"), [("1", "1"), ("2", "2"), ("1", "2"), ("2", "1")])
+def test_second_instance_on_our_port_exits_3_with_one_line(process, zone_file, first, second):
+    zone = zone_file(["127.0.0.2"])
+    port = free_port()
+    server = process("--zone", f"bl.test:ip4set:{zone}", "--listen", f"127.0.0.1:{port}",
+                     "--workers", first)
+    client = server.wait_listening()
+    result = second_instance(zone, f"127.0.0.1:{port}", second)
+    assert result.returncode == 3, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: another dnsbl (pid {server.proc.pid}" in lines[0]
+    # The first one still answers every query, alone.
+    for _ in range(20):
+        assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]
+    assert server.proc.poll() is None
+
+
+def test_the_wildcard_address_covers_a_specific_one(process, zone_file):
+    zone = zone_file(["127.0.0.2"])
+    port = free_port()
+    server = process("--zone", f"bl.test:ip4set:{zone}", "--listen", f"127.0.0.1:{port}",
+                     "--workers", "2")
+    server.wait_listening()
+    result = second_instance(zone, f"0.0.0.0:{port}", "2")
+    assert result.returncode == 3
+    assert f"serves 127.0.0.1:{port} (the same port" in result.stderr
+
+
+def test_the_claim_ends_with_the_process_even_after_kill_9(process, zone_file):
+    zone = zone_file(["127.0.0.2"])
+    port = free_port()
+    first = process("--zone", f"bl.test:ip4set:{zone}", "--listen", f"127.0.0.1:{port}")
+    first.wait_listening()
+    first.proc.send_signal(signal.SIGKILL)  # a process this test started
+    first.proc.wait(10)
+    again = process("--zone", f"bl.test:ip4set:{zone}", "--listen", f"127.0.0.1:{port}",
+                    "--workers", "2")
+    assert again.wait_listening().a("2.0.0.127.bl.test") == ["127.0.0.2"]
+
+
+def test_the_claim_ends_when_a_supervisor_stops(process, zone_file):
+    zone = zone_file(["127.0.0.2"])
+    port = free_port()
+    first = process("--zone", f"bl.test:ip4set:{zone}", "--listen", f"127.0.0.1:{port}",
+                    "--workers", "2")
+    first.wait_listening()
+    assert first.stop() == 0
+    again = process("--zone", f"bl.test:ip4set:{zone}", "--listen", f"127.0.0.1:{port}",
+                    "--workers", "2")
+    assert again.wait_listening().a("2.0.0.127.bl.test") == ["127.0.0.2"]
