@@ -12,15 +12,17 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from dnsbl import batch, systemd
+from dnsbl import batch, commands, systemd
 from dnsbl.answer import Edns
+from dnsbl.commands import Statistics
 from dnsbl.config import Listen, ServerConfig
+from dnsbl.control import ControlServer
 from dnsbl.metrics import MetricsServer, build_registry
 from dnsbl.portlock import Held, PortLock
 from dnsbl.protocols import Shared, TCPLimits, TCPProtocol, UDPProtocol
 from dnsbl.querylog import QueryLog
 from dnsbl.registry import DatasetKey, Registry, ZoneSet
-from dnsbl.reload import DatasetStatus, Reloader
+from dnsbl.reload import CheckResult, DatasetStatus, Reloader
 from dnsbl.rrl import RateLimiter
 from dnsbl.stats import Stats
 
@@ -52,8 +54,13 @@ class Server:
     """Serves a registry's zones on the configured listeners, UDP and TCP."""
 
     def __init__(self, config: ServerConfig, zoneset: ZoneSet,
-                 sockets: list[socket.socket] | None = None, origin: str = "") -> None:
+                 sockets: list[socket.socket] | None = None, origin: str = "",
+                 control: socket.socket | None = None) -> None:
         self.config = config
+        self._started = time.monotonic()
+        self._control_socket = control  # bound already, served once running (dnsbl ctl)
+        self._control: ControlServer | None = None
+        self.statistics = Statistics()  # what SIGUSR1 and SIGUSR2 log
         self._given = sockets  # bound already: by the caller, a supervisor or systemd
         self._lock = PortLock()  # the addresses claimed when we bind them ourselves
         self._origin = origin  # who bound them, for the log
@@ -89,6 +96,14 @@ class Server:
 
     def query_log_dropped(self) -> int:
         return self.query_log.dropped if self.query_log else 0
+
+    def uptime(self) -> float:
+        return time.monotonic() - self._started
+
+    def log_statistics(self, reset: bool = False) -> None:
+        """SIGUSR1 (and SIGUSR2, ``reset``): the counts since start or the
+        last reset, as rbldnsd logs them; nothing else changes."""
+        self.statistics.log(self.registry.current, self.stats, self.uptime(), reset)
 
     def reload_status(self) -> dict[DatasetKey, DatasetStatus]:
         return self.reloader.status if self.reloader else {}
@@ -192,9 +207,15 @@ class Server:
                 loop.add_signal_handler(sig, self.stop)
             # SIGHUP: check the zone files now (systemctl reload).
             loop.add_signal_handler(signal.SIGHUP, self._hangup)
-            # SIGUSR1: the same, accepting data that shrinks a zone past its guard.
-            loop.add_signal_handler(signal.SIGUSR1, self.reloader.request, True)
+            # SIGUSR1 and SIGUSR2 mean what they mean to rbldnsd: log the
+            # statistics, and log and reset them.
+            loop.add_signal_handler(signal.SIGUSR1, self.log_statistics)
+            loop.add_signal_handler(signal.SIGUSR2, self.log_statistics, True)
         tasks = [asyncio.create_task(self.reloader.run())]
+        if self._control_socket is not None:
+            self._control = ControlServer(self._control_socket,
+                                          lambda request: commands.handle(self, request))
+            await self._control.start()
         if self.query_log is not None:
             self.query_log.start()
         interval = systemd.watchdog_interval()
@@ -210,6 +231,8 @@ class Server:
             for task in (*tasks, *self._hangups):
                 task.cancel()
             await asyncio.gather(*tasks, *self._hangups, return_exceptions=True)
+            if self._control is not None:
+                self._control.close()
             self.reloader.close()
             self.close()
             await self.tcp_limits.close_all(STOP_GRACE)
@@ -227,14 +250,16 @@ class Server:
         changed: Type=notify-reload waits for READY=1 after every SIGHUP."""
         async with self._reloading:
             with systemd.reloading():
-                await self.hangup()
+                result = await self.hangup()
+        if not result.changed:
+            log.info("SIGHUP: no zone file changed")
 
-    async def hangup(self) -> None:
-        """What SIGHUP does, returning once the zone files have been checked."""
+    async def hangup(self) -> CheckResult:
+        """What SIGHUP does, returning what the check of the zone files did."""
         assert self.reloader is not None
         if self.query_log is not None:
             self.query_log.reopen()
-        await self.reloader.check_soon()
+        return await self.reloader.check_soon()
 
 
 async def watchdog(interval: float) -> None:
@@ -353,15 +378,16 @@ def bind_pair(listen: Listen, reuse_port: bool = False) -> tuple[socket.socket, 
 
 def run(config: ServerConfig, zoneset: ZoneSet, sockets: list[socket.socket] | None = None,
         alongside: Callable[[Server], Coroutine[Any, Any, None]] | None = None,
-        origin: str = "") -> None:
+        origin: str = "", control: socket.socket | None = None) -> None:
     """Serve until SIGTERM/SIGINT, on ``sockets`` if given (bound by ``origin``);
-    ``alongside(server)`` runs as a task while serving.
+    ``alongside(server)`` runs as a task while serving; ``control``: the bound
+    control socket to serve.
 
     :raises StartupError: when a listener cannot be bound.
     """
 
     async def main() -> None:
-        server = Server(config, zoneset, sockets, origin)
+        server = Server(config, zoneset, sockets, origin, control)
         await server.start()
         if alongside is not None:
             task = asyncio.create_task(alongside(server))

@@ -15,7 +15,7 @@ from tests.conftest import ROOT, free_port
 def second_instance(zone: str, listen: str, workers: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dnsbl", "serve", "--zone", f"bl.test:ip4set:{zone}",
-         "--listen", listen, "--metrics", "none", "--workers", workers],
+         "--listen", listen, "--metrics", "none", "--control", "none", "--workers", workers],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
