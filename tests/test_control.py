@@ -28,22 +28,27 @@ def ctl(control: Path | None, *args: str, env: dict[str, str] | None = None,
         env={**os.environ, **(env or {})})
 
 
-def read_log_until(server, needle: str, timeout: float = 30) -> str:
-    """The first line of the server's log holding ``needle``; fails (and ends
-    the server) after ``timeout`` seconds without one."""
-    for line in server.log:
-        if needle in line:
-            return line
+def read_log_until(server, needle: str, count: int = 1, start: int = 0,
+                   timeout: float = 30) -> list[str]:
+    """The lines of the server's log from line ``start`` on that hold ``needle``,
+    once there are ``count``; fails (and ends the server) after ``timeout``
+    seconds without them."""
+
+    def found() -> list[str]:
+        return [line for line in server.log[start:] if needle in line]
+
+    if len(found()) >= count:
+        return found()
     timer = threading.Timer(timeout, server.proc.kill)
     timer.start()
     try:
         for line in server.proc.stderr:
             server.log.append(line)
-            if needle in line:
-                return line
+            if len(found()) >= count:
+                return found()
     finally:
         timer.cancel()
-    raise AssertionError(f"no {needle!r} in the log:\n" + "".join(server.log))
+    raise AssertionError(f"not {count} {needle!r} in the log:\n" + "".join(server.log))
 
 
 @pytest.fixture
