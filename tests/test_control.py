@@ -219,3 +219,11 @@ def test_other_users_are_refused(process, zone_file):
         assert ctl(control, "status").returncode == 0  # root may
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_the_unit_gives_the_default_place():
+    """Under systemd the default control socket is /run/dnsbl/control, which
+    `dnsbl ctl` run as root finds without options."""
+    unit = (ROOT / "systemd" / "dnsbl.service").read_text().splitlines()
+    assert "RuntimeDirectory=dnsbl" in unit
+    assert "RuntimeDirectoryMode=0700" in unit
