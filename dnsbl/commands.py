@@ -156,21 +156,20 @@ def merge_status(own: dict[str, Any], replies: Sequence[dict[str, Any] | None],
             "loop": answered[0]["loop"] if answered else "", "workers": workers, "zones": zones}
 
 
-def merge_reloads(replies: Sequence[dict[str, Any] | None], zone: str | None
+def merge_reloads(replies: Sequence[dict[str, Any]], zone: str | None
                   ) -> dict[str, Any]:
     """One reply for a reload every worker did: what any worker reloaded or
     failed, ok only if every one was."""
     result = CheckResult()
     for reply in replies:
-        if reply is None:
-            continue
-        result.reloaded += [z for z in reply["reloaded"] if z not in result.reloaded]
-        result.failed.update(reply["failed"])
-        result.lapsed += [z for z in reply["lapsed"] if z not in result.lapsed]
+        result.reloaded += [z for z in reply.get("reloaded", ()) if z not in result.reloaded]
+        result.failed.update(reply.get("failed", {}))
+        result.lapsed += [z for z in reply.get("lapsed", ()) if z not in result.lapsed]
     merged = reload_reply(result, zone)
-    if any(r is None for r in replies):
+    unanswered = [r["error"] for r in replies if "reloaded" not in r]
+    if unanswered:
         merged["ok"] = False
-        merged["error"] = "a worker ended before it answered"
+        merged["error"] = "; ".join(unanswered)
     return merged
 
 
@@ -230,39 +229,34 @@ class Statistics:
     def __init__(self) -> None:
         self._since = time.monotonic()
         self._reset = False  # whether a reset started this period
-        self._base: dict[str, tuple[int, ...]] = {}
+        self._base: dict[str, tuple[int, ...]] = {}  # by zone; "": no zone, drops
 
     def log(self, zoneset: ZoneSet, stats: Stats, uptime: float, reset: bool = False) -> None:
-        period = _duration(time.monotonic() - self._since)
-        since = "the last reset" if self._reset else "start"
-        counted = [(z.name, z.stats, z.entries) for z in zoneset.zones.values()]
-        for name, zone_stats, entries in counted:
-            counts = self._delta(name, zone_stats)
-            queries, listed, not_listed, rcodes = counts[0], counts[1], counts[2], counts[3:]
-            log.info("statistics for %s (since %s): zone %s: %d queries (%s), %d listed, "
-                     "%d not listed; %d entries", period, since, name, queries,
-                     _rcodes(rcodes), listed, not_listed, entries)
-        counts = self._delta("", stats.unzoned)
-        drops = self._delta(" dropped", None, (sum(stats.dropped), sum(stats.malformed)))
-        log.info("statistics for %s (since %s): %d queries in no zone (%s), %d dropped, "
-                 "%d malformed; up %s", period, since, counts[0], _rcodes(counts[3:]),
-                 drops[0], drops[1], _duration(uptime))
+        now = {zone.name: _counts(zone.stats) for zone in zoneset.zones.values()}
+        now[""] = (*_counts(stats.unzoned), sum(stats.dropped), sum(stats.malformed))
+        delta = {name: tuple(n - b for n, b in zip(counts, self._base.get(name, counts),
+                                                   strict=True))
+                 if name in self._base else counts for name, counts in now.items()}
+        period = (f"statistics for {_duration(time.monotonic() - self._since)} (since "
+                  f"{'the last reset' if self._reset else 'start'})")
+        for zone in zoneset.zones.values():
+            queries, listed, not_listed, *rcodes = delta[zone.name]
+            log.info("%s: zone %s: %d queries (%s), %d listed, %d not listed; %d entries",
+                     period, zone.name, queries, _rcodes(rcodes), listed, not_listed,
+                     zone.entries)
+        queries, _listed, _not_listed, *rest = delta[""]
+        *rcodes, dropped, malformed = rest
+        log.info("%s: %d queries in no zone (%s), %d dropped, %d malformed; up %s", period,
+                 queries, _rcodes(rcodes), dropped, malformed, _duration(uptime))
         if reset:
-            self._base = {name: _counts(s) for name, s, _ in counted}
-            self._base[""] = _counts(stats.unzoned)
-            self._base[" dropped"] = (sum(stats.dropped), sum(stats.malformed))
+            self._base = now
             self._since = time.monotonic()
             self._reset = True
             log.info("statistics reset")
 
-    def _delta(self, name: str, zone_stats: ZoneStats | None,
-               counts: tuple[int, ...] = ()) -> tuple[int, ...]:
-        now = _counts(zone_stats) if zone_stats is not None else counts
-        base = self._base.get(name, (0,) * len(now))
-        return tuple(n - b for n, b in zip(now, base, strict=True))
-
 
 def _counts(stats: ZoneStats) -> tuple[int, ...]:
+    """Queries, listed, not listed, then answers by rcode."""
     return (sum(stats.requests), *stats.lookups, *stats.rcodes)
 
 

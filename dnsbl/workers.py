@@ -118,7 +118,12 @@ async def report(seat: WorkerSeat, registry: CollectorRegistry,
         _write(writer, {"reloaded": True, "changed": result.changed})
 
     async def controlled(number: int, request: Any) -> None:
-        _write(writer, {"control": number, "reply": await control(request)})
+        try:
+            reply = await control(request)
+        except Exception as exc:  # the supervisor waits for an answer: always give one
+            log.exception("control request %r failed", request)
+            reply = {"ok": False, "error": f"internal error: {exc}"}
+        _write(writer, {"control": number, "reply": reply})
 
     def later(coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
@@ -502,11 +507,10 @@ class Supervisor:
         now = time.monotonic()
         answering = [w for w in self._workers if w.answering(now) and w.writer is not None]
         command = request["command"]
-        if command == "query" or not answering:
-            if not answering:
-                return {"ok": False, "error": "no worker is answering"}
-            return await self._forward(answering[0], request) or {
-                "ok": False, "error": f"worker {answering[0].index} ended before it answered"}
+        if not answering:
+            return {"ok": False, "error": "no worker is answering"}
+        if command == "query":
+            return await self._forward(answering[0], request)
         replies = await asyncio.gather(*(self._forward(w, request) for w in answering))
         if command == "reload":
             return commands.merge_reloads(replies, request.get("zone"))
@@ -523,8 +527,8 @@ class Supervisor:
             own, [replies[answering.index(w)] if w in answering else None
                   for w in self._workers], states)
 
-    async def _forward(self, worker: _Worker, request: Any) -> dict[str, Any] | None:
-        """Pass ``request`` on to ``worker``; its reply, None if it ended first."""
+    async def _forward(self, worker: _Worker, request: Any) -> dict[str, Any]:
+        """Pass ``request`` on to ``worker``; its reply, or why there is none."""
         assert worker.writer is not None
         self._requests += 1
         number = self._requests
@@ -532,12 +536,19 @@ class Supervisor:
         worker.controls[number] = answered
         data = pickle.dumps({"control": number, "request": request},
                             protocol=pickle.HIGHEST_PROTOCOL)
+        # A reload waits for the files to load, as READY=1 after SIGHUP does.
+        wait = _RELOAD_WAIT if request["command"] == "reload" else _KILL_AFTER
         try:
             worker.writer.write(_CONTROL + _HEADER.pack(len(data)) + data)
-        except (ConnectionError, RuntimeError):
+            reply = await asyncio.wait_for(answered, wait)
+        except (ConnectionError, RuntimeError, TimeoutError) as exc:
+            reply = None
+            why = f"did not answer in {wait:.0f}s" if isinstance(exc, TimeoutError) else "ended"
+        else:
+            why = "ended before it answered"
+        finally:
             worker.controls.pop(number, None)
-            return None
-        return await answered
+        return reply or {"ok": False, "error": f"worker {worker.index} {why}"}
 
     async def _refresh(self) -> None:
         """Ask every ready worker for its metric families and readiness."""
