@@ -19,13 +19,24 @@ def second_instance(zone: str, listen: str, workers: str) -> subprocess.Complete
         cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize(("first", "second"), [("1", "1"), ("2", "2"), ("1", "2"), ("2", "1")])
-def test_second_instance_on_our_port_exits_3_with_one_line(process, zone_file, first, second):
+@pytest.fixture
+def serving(process, zone_file):
+    """serving(workers, port=None) -> (server, client, zone file, port): an
+    instance on 127.0.0.1:port (a free one by default)."""
     zone = zone_file(["127.0.0.2"])
-    port = free_port()
-    server = process("--zone", f"bl.test:ip4set:{zone}", "--listen", f"127.0.0.1:{port}",
-                     "--workers", first)
-    client = server.wait_listening()
+
+    def _start(workers: str, port: int | None = None):
+        port = port or free_port()
+        server = process("--zone", f"bl.test:ip4set:{zone}", "--listen", f"127.0.0.1:{port}",
+                         "--workers", workers)
+        return server, server.wait_listening(), zone, port
+
+    return _start
+
+
+@pytest.mark.parametrize(("first", "second"), [("1", "1"), ("2", "2"), ("1", "2"), ("2", "1")])
+def test_second_instance_on_our_port_exits_3_with_one_line(serving, first, second):
+    server, client, zone, port = serving(first)
     result = second_instance(zone, f"127.0.0.1:{port}", second)
     assert result.returncode == 3, result.stderr
     lines = result.stderr.splitlines()
@@ -37,36 +48,23 @@ def test_second_instance_on_our_port_exits_3_with_one_line(process, zone_file, f
     assert server.proc.poll() is None
 
 
-def test_the_wildcard_address_covers_a_specific_one(process, zone_file):
-    zone = zone_file(["127.0.0.2"])
-    port = free_port()
-    server = process("--zone", f"bl.test:ip4set:{zone}", "--listen", f"127.0.0.1:{port}",
-                     "--workers", "2")
-    server.wait_listening()
+def test_the_wildcard_address_covers_a_specific_one(serving):
+    _server, _client, zone, port = serving("2")
     result = second_instance(zone, f"0.0.0.0:{port}", "2")
     assert result.returncode == 3
     assert f"serves 127.0.0.1:{port} (the same port" in result.stderr
 
 
-def test_the_claim_ends_with_the_process_even_after_kill_9(process, zone_file):
-    zone = zone_file(["127.0.0.2"])
-    port = free_port()
-    first = process("--zone", f"bl.test:ip4set:{zone}", "--listen", f"127.0.0.1:{port}")
-    first.wait_listening()
+def test_the_claim_ends_with_the_process_even_after_kill_9(serving):
+    first, _client, _zone, port = serving("1")
     first.proc.send_signal(signal.SIGKILL)  # a process this test started
     first.proc.wait(10)
-    again = process("--zone", f"bl.test:ip4set:{zone}", "--listen", f"127.0.0.1:{port}",
-                    "--workers", "2")
-    assert again.wait_listening().a("2.0.0.127.bl.test") == ["127.0.0.2"]
+    _again, client, _zone, _port = serving("2", port)
+    assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]
 
 
-def test_the_claim_ends_when_a_supervisor_stops(process, zone_file):
-    zone = zone_file(["127.0.0.2"])
-    port = free_port()
-    first = process("--zone", f"bl.test:ip4set:{zone}", "--listen", f"127.0.0.1:{port}",
-                    "--workers", "2")
-    first.wait_listening()
+def test_the_claim_ends_when_a_supervisor_stops(serving):
+    first, _client, _zone, port = serving("2")
     assert first.stop() == 0
-    again = process("--zone", f"bl.test:ip4set:{zone}", "--listen", f"127.0.0.1:{port}",
-                    "--workers", "2")
-    assert again.wait_listening().a("2.0.0.127.bl.test") == ["127.0.0.2"]
+    _again, client, _zone, _port = serving("2", port)
+    assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]
