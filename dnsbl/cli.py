@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from dnsbl.config import (
     load_config,
     with_overrides,
 )
-from dnsbl.control import ControlError, default_path, open_socket
+from dnsbl.control import ControlError, default_path, discard, open_socket
 from dnsbl.registry import LoadError, Zone, ZoneSet, load_zoneset
 from dnsbl.spawn import Forker
 from dnsbl.zonefile import DATASET_TYPES
@@ -188,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
+
     from dnsbl import commands
     from dnsbl.portlock import PortLock
     from dnsbl.server import Server, StartupError, listeners, run
@@ -298,7 +300,7 @@ def _control_socket(config: ServerConfig) -> socket.socket | None:
                  "--control PATH gives one")
         return None
     try:
-        return open_socket(path)
+        sock = open_socket(path)
     except ControlError as exc:
         if config.control:
             raise
@@ -306,6 +308,10 @@ def _control_socket(config: ServerConfig) -> socket.socket | None:
         # addresses, say): this one serves without; `--control PATH` names one.
         log.warning("%s; serving without one", exc)
         return None
+    # Removed at exit when start-up fails before it is served (once served,
+    # the server removes it).
+    atexit.register(discard, sock)
+    return sock
 
 
 def _load_failed(errors: Sequence[Exception]) -> str:

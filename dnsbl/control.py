@@ -93,6 +93,18 @@ def open_socket(path: str) -> socket.socket:
     return sock
 
 
+def discard(sock: socket.socket) -> None:
+    """Close a control socket that was never served (start-up failed) and
+    remove its path; one a :class:`ControlServer` took is closed by it."""
+    if sock.fileno() == -1:
+        return
+    try:
+        os.unlink(sock.getsockname())
+    except OSError:
+        pass
+    sock.close()
+
+
 def _holder(path: str) -> int | None:
     """The pid serving the socket at ``path``; None when nobody does."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
