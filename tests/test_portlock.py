@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, udp_tcp_sockets
 
 
 def second_instance(zone: str, listen: str, workers: str) -> subprocess.CompletedProcess[str]:
@@ -68,3 +68,29 @@ def test_the_claim_ends_when_a_supervisor_stops(serving):
     assert first.stop() == 0
     _again, client, _zone, _port = serving("2", port)
     assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]
+
+
+def test_sockets_from_systemd_are_claimed_too(process, zone_file):
+    udp, tcp = udp_tcp_sockets()
+    port = udp.getsockname()[1]
+    tcp.listen(16)
+    try:
+        zone = zone_file(["127.0.0.2"])
+        # As systemd does: the sockets at fds 3 and 4, LISTEN_PID the server's own pid.
+        shim = (f"import os, sys; u, t = os.dup({udp.fileno()}), os.dup({tcp.fileno()}); "
+                "os.dup2(u, 3); os.dup2(t, 4); os.set_inheritable(3, True); "
+                "os.set_inheritable(4, True); "
+                "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='2'); "
+                "os.execv(sys.argv[1], sys.argv[1:])")
+        server = process("--zone", f"bl.test:ip4set:{zone}", "--workers", "2",
+                         command=[sys.executable, "-c", shim],
+                         pass_fds=(udp.fileno(), tcp.fileno()))
+        udp.close()
+        tcp.close()
+        assert server.wait_listening().a("2.0.0.127.bl.test") == ["127.0.0.2"]
+        result = second_instance(zone, f"127.0.0.1:{port}", "2")
+        assert result.returncode == 3
+        assert f"another dnsbl (pid {server.proc.pid}" in result.stderr
+    finally:
+        udp.close()
+        tcp.close()
