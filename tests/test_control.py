@@ -227,3 +227,14 @@ def test_the_unit_gives_the_default_place():
     unit = (ROOT / "systemd" / "dnsbl.service").read_text().splitlines()
     assert "RuntimeDirectory=dnsbl" in unit
     assert "RuntimeDirectoryMode=0700" in unit
+
+
+def test_help_names_the_commands_and_exit_codes():
+    from tests.conftest import run_cli
+
+    text = " ".join(run_cli("ctl", "--help").stdout.split())
+    for word in ("status", "reload", "query", "0 done", "1 the server said no", "2 usage",
+                 "3 the server cannot be reached"):
+        assert word in text, word
+    assert "--accept-shrink" in run_cli("ctl", "reload", "--help").stdout
+    assert "--control" in run_cli("serve", "--help").stdout
