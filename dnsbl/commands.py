@@ -56,6 +56,12 @@ def invalid(config: ServerConfig, request: Any) -> str | None:
     return None
 
 
+def zone_of(request: dict[str, Any]) -> str | None:
+    """The zone a valid request names, as the configuration spells it."""
+    zone = request.get("zone")
+    return zone.rstrip(".").lower() if zone else None
+
+
 def _zone_names(config: ServerConfig) -> list[str]:
     return [z.name for z in config.zones]
 
@@ -73,8 +79,7 @@ async def handle(server: Server, request: Any) -> dict[str, Any]:
         return status(server)
     if request["command"] == "reload":
         assert server.reloader is not None
-        zone = request.get("zone")
-        zone = zone.rstrip(".").lower() if zone else None
+        zone = zone_of(request)
         result = await server.reloader.check_soon(zone, bool(request.get("accept_shrink")))
         return reload_reply(result, zone)
     from dnsbl.explain import replies, report

@@ -191,7 +191,8 @@ def call(path: str, request: dict[str, Any], timeout: float) -> dict[str, Any]:
                     break
                 data += chunk
     except TimeoutError:
-        raise ControlError(f"{path}: no answer in {timeout:.0f}s") from None
+        raise ControlError(f"{path}: no answer in {timeout:.0f}s (a server still loading "
+                           "its zones answers once it is ready)") from None
     except OSError as exc:
         hint = (" (is dnsbl serve running, with this --control?)"
                 if exc.errno in (errno.ENOENT, errno.ECONNREFUSED) else "")

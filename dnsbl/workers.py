@@ -513,7 +513,7 @@ class Supervisor:
             return await self._forward(answering[0], request)
         replies = await asyncio.gather(*(self._forward(w, request) for w in answering))
         if command == "reload":
-            return commands.merge_reloads(replies, request.get("zone"))
+            return commands.merge_reloads(replies, commands.zone_of(request))
         states = []
         for worker in self._workers:
             state = ("answering" if worker.answering(now) else "not answering"
