@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
+import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from dnsbl import __version__
+from dnsbl import __version__, logs
 from dnsbl.config import (
     LOG_FORMATS,
     LOG_LEVELS,
@@ -20,6 +23,7 @@ from dnsbl.config import (
     load_config,
     with_overrides,
 )
+from dnsbl.control import ControlError, default_path, discard, open_socket
 from dnsbl.registry import LoadError, Zone, ZoneSet, load_zoneset
 from dnsbl.spawn import Forker
 from dnsbl.zonefile import DATASET_TYPES
@@ -28,6 +32,8 @@ from dnsbl.zonefile import DATASET_TYPES
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 STARTUP_FAILURE = 3
+#: `dnsbl ctl`: the server cannot be reached (1: it said no, 2: usage).
+UNREACHABLE = 3
 
 #: RFC 5782 section 5, per kind of data: (MUST NOT be listed, MUST be listed).
 _TEST_POINTS = {"ip4": ("127.0.0.1", "127.0.0.2"), "ip6": ("::ffff:7f00:1", "::ffff:7f00:2"),
@@ -37,33 +43,6 @@ _TEST_POINTS = {"ip4": ("127.0.0.1", "127.0.0.2"), "ip6": ("::ffff:7f00:1", "::f
 _MAX_LOGGED_WARNINGS = 20
 
 log = logging.getLogger("dnsbl")
-
-
-class JSONFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-class _Prefix(logging.Filter):
-    """Puts ``prefix`` before each message (a worker's number)."""
-
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self._prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self._prefix + str(record.msg)
-        return True
 
 
 class _Parser(argparse.ArgumentParser):
@@ -125,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="server processes sharing the listen addresses (SO_REUSEPORT), each with the "
              "data; default 0: one per CPU")
     serve.add_argument(
+        "--control", metavar="PATH",
+        help="the control socket for `dnsbl ctl` (default: control in $RUNTIME_DIRECTORY, "
+             "else /run/dnsbl for root, else $XDG_RUNTIME_DIR/dnsbl; 'none' turns it off)")
+    serve.add_argument(
         "--udp-batch", metavar="N",
         help="UDP datagrams read and answered per system call (recvmmsg; default 32; "
              "0: one at a time)")
@@ -142,6 +125,33 @@ def build_parser() -> argparse.ArgumentParser:
     _zone_options(query)
     query.add_argument("target", metavar="IP-or-NAME",
                        help="e.g. 127.0.0.2 or 2.0.0.127.bl.example.org")
+
+    ctl = sub.add_parser(
+        "ctl", help="ask the running server: status, reload, query",
+        description="Talk to a running `dnsbl serve` over its control socket. Exit status: "
+                    "0 done, 1 the server said no (or the query is listed nowhere), "
+                    "2 usage, 3 the server cannot be reached.")
+    ctl.add_argument("--control", metavar="PATH",
+                     help="the server's control socket (default: as `serve` places it)")
+    ctl.add_argument("--config", metavar="FILE",
+                     help="the server's configuration, to find its control socket there")
+    actions = ctl.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    status = actions.add_parser(
+        "status", help="zones, serials, entries, data age, last reload, failures, workers")
+    status.add_argument("--json", action="store_true", help="the reply as one JSON object")
+    reload = actions.add_parser(
+        "reload", help="check the zone files now, and retry what failed",
+        description="Check the files of every zone (or of ZONE) now and load what changed; "
+                    "exit 1 when a zone asked for did not load.")
+    reload.add_argument("zone", metavar="ZONE", nargs="?", help="only retry this zone's files")
+    reload.add_argument("--accept-shrink", action="store_true",
+                        help="load ZONE's new data even if it shrinks past min_entries_ratio "
+                             "(once; the guard is on again for the next reload)")
+    ask = actions.add_parser(
+        "query", help="what the running server answers, and the data line behind it",
+        description="Exit 0 when listed in some zone, 1 when listed nowhere.")
+    ask.add_argument("target", metavar="IP-or-NAME",
+                     help="e.g. 127.0.0.2 or 2.0.0.127.bl.example.org")
     return parser
 
 
@@ -155,7 +165,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         log_format=getattr(args, "log_format", None), query_log=getattr(args, "query_log", None),
         query_log_sample=getattr(args, "query_log_sample", None),
         rrl_rate=getattr(args, "rrl_rate", None), udp_batch=getattr(args, "udp_batch", None),
-        workers=getattr(args, "workers", None))
+        workers=getattr(args, "workers", None), control=getattr(args, "control", None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args, sys.argv[1:] if argv is None else argv)
+        if args.command == "ctl":
+            return _ctl(args)
         status = _check(args) if args.command == "check" else _query(args)
         sys.stdout.flush()  # here, where a closed pipe can still be caught
         return status
@@ -177,20 +189,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
+
+    from dnsbl import commands
+    from dnsbl.portlock import PortLock
     from dnsbl.server import Server, StartupError, listeners, metrics_sockets, run
     from dnsbl.workers import Supervisor, fail, report, worker_seat
 
+    # Until the event loop handles them, signals that mean "reload" or "log
+    # statistics" must not end the process by their default action.
+    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_IGN)
     seat = worker_seat()  # set when a supervisor started this process
     config = _config(args)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JSONFormatter() if config.log_format == "json" else logging.Formatter(
-        "%(asctime)s %(levelname)s %(message)s"))
-    if seat is not None:
-        handler.addFilter(_Prefix(f"worker {seat.index}: "))
-    logging.basicConfig(level=config.log_level.upper(), handlers=[handler])
+    logging.basicConfig(level=config.log_level.upper(), handlers=[logs.handler(
+        config.log_format, f"worker {seat.index}: " if seat is not None else "")])
     workers = config.workers or os.cpu_count() or 1
     sockets: list | None = None
     metrics: list | None = None
+    control = None
     origin = "the supervisor"
     if seat is None:
         # What can be checked at once is, before anything is logged or started,
@@ -199,12 +215,18 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if problem:
             log.error("%s", problem)
             return STARTUP_FAILURE
-        supervisor = Supervisor(config, workers, argv) if workers > 1 else None
+        lock = PortLock()  # held until this process ends: the addresses are ours
+        try:
+            control = _control_socket(config)
+        except ControlError as exc:
+            log.error("%s", exc)
+            return STARTUP_FAILURE
+        supervisor = Supervisor(config, workers, argv, control) if workers > 1 else None
         try:
             if supervisor is not None:
                 supervisor.bind()
             else:
-                sockets, origin = listeners(config)
+                sockets, origin = listeners(config, lock)
                 metrics = metrics_sockets(config)
         except StartupError as exc:
             log.error("%s", exc)
@@ -230,7 +252,8 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
             from dnsbl.metrics import build_registry
 
             await report(seat, build_registry(server, server.loop_name), server.readiness,
-                         server.stop, server.hangup)
+                         server.stop, server.hangup,
+                         lambda request: commands.handle(server, request))
     started = time.monotonic()
     # Parse in child processes, in parallel: the parsing garbage never becomes
     # part of the server's memory. Forked: no thread runs yet.
@@ -259,10 +282,38 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
             log.warning("zone %s: not loaded, answering SERVFAIL until it loads", zone.name)
     log.info("loaded %d zone(s) in %.2fs", len(zoneset.zones), time.monotonic() - started)
     try:
-        run(config, zoneset, sockets, alongside, origin, metrics)
+        run(config, zoneset, sockets, alongside, origin, metrics, control)
     except StartupError as exc:
         return cannot_start(str(exc))
     return 0
+
+
+def _control_socket(config: ServerConfig) -> socket.socket | None:
+    """The control socket, bound, where the configuration says; None when it
+    says none, or when the default place is missing or another server's.
+
+    :raises ControlError: when a path given cannot be had.
+    """
+    if config.control is None:
+        return None
+    path = config.control or default_path()
+    if path is None:
+        log.info("no control socket: no runtime directory ($XDG_RUNTIME_DIR); "
+                 "--control PATH gives one")
+        return None
+    try:
+        sock = open_socket(path)
+    except ControlError as exc:
+        if config.control:
+            raise
+        # Another server has the default place (a second instance on other
+        # addresses, say): this one serves without; `--control PATH` names one.
+        log.warning("%s; serving without one", exc)
+        return None
+    # Removed at exit when start-up fails before it is served (once served,
+    # the server removes it).
+    atexit.register(discard, sock)
+    return sock
 
 
 def _load_failed(errors: Sequence[Exception]) -> str:
@@ -285,6 +336,56 @@ def _unstartable(config: ServerConfig) -> str | None:
         except OSError as exc:
             return f"cannot open query log {config.query_log}: {exc.strerror or exc}"
     return None
+
+
+def _ctl(args: argparse.Namespace) -> int:
+    """`dnsbl ctl`: one request to the running server, its answer on stdout."""
+    from dnsbl import commands
+    from dnsbl.config import parse_control
+    from dnsbl.control import call
+
+    if args.action == "reload" and args.accept_shrink and not args.zone:
+        print("dnsbl ctl: reload --accept-shrink needs the ZONE whose shrink to accept",
+              file=sys.stderr)
+        return EXIT_USAGE
+    path: str | None = ""  # "": where `serve` puts it by default
+    if args.control:
+        path = parse_control(args.control)
+    elif args.config:
+        path = load_config(args.config).control
+    if path == "":
+        path = default_path()
+    if path is None:
+        print("dnsbl ctl: no control socket: give --control PATH (or --config FILE)",
+              file=sys.stderr)
+        return UNREACHABLE
+    request: dict = {"command": args.action}
+    if args.action == "reload":
+        request.update(zone=args.zone, accept_shrink=args.accept_shrink)
+    elif args.action == "query":
+        request["target"] = args.target
+    try:
+        # A reload waits for the files to load: a big zone takes seconds, and
+        # with workers every one loads its copy.
+        reply = call(path, request, timeout=300 if args.action == "reload" else 30)
+    except ControlError as exc:
+        print(f"dnsbl ctl: {exc}", file=sys.stderr)
+        return UNREACHABLE
+    if args.action == "status" and args.json:
+        print(json.dumps(reply, indent=2))
+        return 0 if reply["ok"] else EXIT_PROBLEMS
+    if args.action == "reload":
+        lines = list(commands.render_reload(reply))
+    elif reply["ok"] and args.action == "status":
+        lines = list(commands.render_status(reply))
+    else:
+        lines = reply.get("lines", [])
+    for line in lines:
+        print(line)
+    if not reply["ok"]:
+        print(f"dnsbl ctl: {reply.get('error', 'refused')}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    return 0 if args.action != "query" or reply["listed"] else EXIT_PROBLEMS
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -99,6 +99,9 @@ class ServerConfig:
     udp_batch: int = 32
     #: Server processes sharing the listen addresses (SO_REUSEPORT); 0: one per CPU.
     workers: int = 0
+    #: The control socket of `dnsbl ctl`: "" for the default place under the
+    #: runtime directory (dnsbl.control.default_path), None for none.
+    control: str | None = ""
     sources: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -128,6 +131,11 @@ def parse_metrics(text: str) -> Listen | None:
     if text.strip().lower() == "none":
         return None
     return parse_listen(text)
+
+
+def parse_control(text: str, base: str = "") -> str | None:
+    """The control socket's path (relative to ``base``); ``"none"`` -> None."""
+    return None if text == "none" else os.path.join(base, text)
 
 
 def normalize_zone_name(name: str) -> str:
@@ -179,7 +187,7 @@ def merge_zones(zones: list[ZoneConfig]) -> tuple[ZoneConfig, ...]:
 _TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metrics", "acl",
              "log_level", "log_format", "query_log", "query_log_sample", "rrl",
              "tcp_idle_timeout", "tcp_max_connections", "tcp_max_per_client", "edns_payload",
-             "nsid", "udp_batch", "workers", "metrics_max_connections"}
+             "nsid", "udp_batch", "workers", "metrics_max_connections", "control"}
 _ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age", "soa",
               "ns"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -241,6 +249,11 @@ def load_config(path: str) -> ServerConfig:
     if "query_log" in data:
         query_log = settings.text(data["query_log"], f"{path}: 'query_log'", "a file name")
         config = replace(config, query_log=os.path.join(base, query_log))
+    if "control" in data:
+        control = settings.text(data["control"], f"{path}: 'control'", 'a path, or "none"')
+        if not control:
+            raise ConfigError(f"{path}: 'control' must be a path, or \"none\"")
+        config = replace(config, control=parse_control(control, base))
     for key, choices in (("log_level", LOG_LEVELS), ("log_format", LOG_FORMATS)):
         if key in data:
             if data[key] not in choices:
@@ -372,7 +385,8 @@ def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
                    metrics: str | None = None, log_level: str | None = None,
                    log_format: str | None = None, query_log: str | None = None,
                    query_log_sample: str | None = None, rrl_rate: str | None = None,
-                   udp_batch: str | None = None, workers: str | None = None) -> ServerConfig:
+                   udp_batch: str | None = None, workers: str | None = None,
+                   control: str | None = None) -> ServerConfig:
     """Command-line values over the file: listeners replace, zones replace by name."""
     if listen:
         config = replace(config, listen=tuple(parse_listen(x) for x in listen))
@@ -399,6 +413,8 @@ def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
         config = replace(config, log_format=cast(Any, log_format))
     if query_log is not None:
         config = replace(config, query_log=query_log)
+    if control is not None:
+        config = replace(config, control=parse_control(control))
     if rrl_rate is not None:
         rate = settings.rate(rrl_rate, "--rrl-rate", zero="off")
         config = replace(config, rrl=replace(config.rrl or RRLConfig(), rate=rate)

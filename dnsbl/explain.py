@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from dnsbl.answer import Stats, answer, ipv6_text
 from dnsbl.dataset import Dataset
 from dnsbl.registry import Zone, ZoneSet
-from dnsbl.zonefile import BOTH, EXACT, SUBDOMAINS, DatasetReader, Value
+from dnsbl.stats import ZoneStats
+from dnsbl.zonefile import BOTH, EXACT, SUBDOMAINS, DatasetReader, Value, file_signature
 
 if TYPE_CHECKING:
     # Imported in ask() only: the server imports this module for its query
@@ -174,3 +175,61 @@ def _entry(key: Address | str, entry: object, bits: int) -> str:
     network = (ipaddress.IPv4Network((entry, bits)) if key.version == 4
                else ipaddress.IPv6Network((entry, bits)))
     return str(network)
+
+
+
+Replies = list[tuple[str, dict[str, "dnslib.DNSRecord | None"]]]
+
+
+def replies(target: str, zoneset: ZoneSet) -> Replies:
+    """The A and TXT answers for ``target``, per name asked (see :func:`query_name`),
+    counted nowhere: asking a running server's zones must not show in its
+    metrics. On the event loop of that server, so no query of its interleaves."""
+    names = query_name(target, zoneset)
+    counters = [(zone, zone.stats) for zone in zoneset.zones.values()]
+    try:
+        for zone, _ in counters:
+            zone.stats = ZoneStats()
+        return [(name, {qtype: ask(name, qtype, zoneset) for qtype in ("A", "TXT")})
+                for name in names]
+    finally:
+        for zone, stats in counters:
+            zone.stats = stats
+
+
+def report(answers: Replies, zoneset: ZoneSet) -> tuple[list[str], bool]:
+    """What ``dnsbl query`` prints for these answers, as lines, and whether an
+    A was answered under some zone (listed). The data lines come from the
+    files, unless they changed since ``zoneset`` loaded them (a refused
+    reload, say): then none is shown, since it would not be the one that
+    answers. Reads whole files: not on an event loop."""
+    import dnslib
+
+    lines: list[str] = []
+    listed = False
+    for name, by_type in answers:
+        lines.append(f";; {name}")
+        for qtype, reply in by_type.items():
+            if reply is None:
+                lines.append(f"{qtype}: no reply")
+                continue
+            lines.append(f"{qtype}: {dnslib.RCODE.get(reply.header.rcode)}")
+            lines.extend(f"  {rr.toZone()}" for rr in reply.rr)
+            listed = listed or (qtype == "A" and bool(reply.rr))
+        located = find_zone(name, zoneset)
+        if located is None:
+            lines.append("  not under any served zone")
+            continue
+        zone, prefix = located
+        if not prefix:
+            lines.append(f"  the apex of zone {zone.name}")
+            continue
+        unchanged = [d.signature == tuple(file_signature(p) for p in d.paths)
+                     for d in zone.datasets]
+        found = matches(zone, key_of(prefix)) if all(unchanged) else [None] * len(unchanged)
+        for dataset, match, same in zip(zone.datasets, found, unchanged, strict=True):
+            files = ",".join(dataset.paths)
+            what = (match.describe() if match else f"{files}: no entry") if same else (
+                f"{files}: changed since this data loaded; the line behind it is not shown")
+            lines.append(f"  {dataset.kind} {what}")
+    return lines, listed

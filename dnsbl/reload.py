@@ -45,6 +45,23 @@ class DatasetStatus:
     failures: dict[str, int] = field(default_factory=dict)  # by reason
     last_success: float = 0.0  # wall-clock time
     last_duration: float = 0.0  # seconds
+    last_attempt: float = 0.0  # wall-clock time of the last load tried, good or not
+    last_error: str = ""  # why the last load tried failed; "" when it loaded
+    failing: int = 0  # loads failed in a row since the last good one
+
+
+@dataclass
+class CheckResult:
+    """What one check of the files did, by zone, for whoever asked for it."""
+
+    reloaded: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # zone -> why
+    #: Zones whose shrink was to be accepted but had nothing to rebuild.
+    lapsed: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.reloaded or self.failed)
 
 
 class Reloader:
@@ -64,9 +81,13 @@ class Reloader:
         self._attempted: dict[DatasetKey, tuple[Signature | None, ...]] = {}
         self._unopened: set[DatasetKey] = set()  # last failed: a file would not open
         self._wake = asyncio.Event()
-        self._waiting: list[asyncio.Future[None]] = []  # check_soon() callers
+        self._waiting: list[asyncio.Future[CheckResult]] = []  # check_soon() callers
         self._lock = asyncio.Lock()
-        self._override_shrink = False
+        self._accept_shrink: set[str] = set()  # zones whose next rebuild may shrink
+        self._failed_now: dict[DatasetKey, str] = {}  # failures of the check running
+        self._tried_now: set[DatasetKey] = set()  # datasets the check running loaded
+        #: What the last check did.
+        self.last_check = CheckResult()
         self._pool: Spawner | None = None
         now = time.time()
         self.status = {key: DatasetStatus() for key in self._specs}
@@ -85,24 +106,35 @@ class Reloader:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
-    def request(self, override_shrink: bool = False) -> None:
-        """Check now, and try again what failed before (SIGHUP: the operator may
-        have fixed what polling cannot see, or the build died of a passing
-        cause); with ``override_shrink`` (SIGUSR1), a shrinking rebuild found
-        by this check is accepted."""
-        if override_shrink:
-            self._override_shrink = True
-            log.warning("SIGUSR1: the next check accepts a rebuild whatever its size")
-        self._attempted.clear()
+    def request(self, zone: str | None = None) -> None:
+        """Check now, and try again what failed before, of every zone or of
+        ``zone`` alone (SIGHUP: the operator may have fixed what polling cannot
+        see, or the build died of a passing cause)."""
+        if zone is None:
+            self._attempted.clear()
+        else:
+            for key in self.zone_keys(zone):
+                self._attempted.pop(key, None)
         self._wake.set()
 
-    async def check_soon(self) -> None:
-        """Ask for a check, as :meth:`request` does; return once it has run.
-        The caller tells systemd RELOADING=1 and READY=1 around it."""
-        done = asyncio.get_running_loop().create_future()
+    async def check_soon(self, zone: str | None = None,
+                         accept_shrink: bool = False) -> CheckResult:
+        """Ask for a check, as :meth:`request` does; return what it did once
+        it has run. ``accept_shrink``: the rebuild of ``zone`` this check
+        finds is accepted whatever its size (``dnsbl ctl reload
+        --accept-shrink``); with nothing to rebuild that lapses. The caller
+        tells systemd RELOADING=1 and READY=1 around it."""
+        done: asyncio.Future[CheckResult] = asyncio.get_running_loop().create_future()
         self._waiting.append(done)
-        self.request()
-        await done
+        if accept_shrink and zone is not None:
+            self._accept_shrink.add(zone)
+        self.request(zone)
+        return await done
+
+    def zone_keys(self, zone: str) -> list[DatasetKey]:
+        """The datasets of the configured zone ``zone``; [] for no such zone."""
+        return [dataset_key(d) for z in self.config.zones if z.name == zone
+                for d in z.datasets]
 
     async def run(self) -> None:
         watch = FileWatch((f for spec in self._specs.values() for f in spec.files),
@@ -140,7 +172,7 @@ class Reloader:
                 next_check = time.monotonic() + interval
             for done in waiting:
                 if not done.done():
-                    done.set_result(None)
+                    done.set_result(self.last_check)
 
     def _check_expiry(self) -> None:
         now = time.time()
@@ -183,25 +215,44 @@ class Reloader:
         """Rebuild what changed; True when new zones were swapped in.
         ``announce``: tell systemd RELOADING=1 and READY=1 around a rebuild."""
         async with self._lock:
+            # Taken now: an accept asked for while this check runs is for the next.
+            accept, self._accept_shrink = self._accept_shrink, set()
+            self._failed_now = {}
+            self._tried_now = set()
+            self.last_check = result = CheckResult()
             changed = self.changed()
-            if not changed:
-                if self._override_shrink:  # it lapses: a later shrink is guarded again
-                    self._override_shrink = False
-                    log.warning("SIGUSR1: nothing to rebuild; the shrink guard stays on")
-                return False
-            if not announce:
-                return await self._reload(changed)
-            with reloading(self._notify):
-                return await self._reload(changed)
+            try:
+                if not changed:
+                    return False
+                if not announce:
+                    return await self._reload(changed, accept)
+                with reloading(self._notify):
+                    return await self._reload(changed, accept)
+            finally:
+                self._summarize(result, accept)
 
-    async def _reload(self, changed: dict[DatasetKey, tuple[Signature | None, ...]]) -> bool:
+    def _summarize(self, result: CheckResult, accept: set[str]) -> None:
+        """Fill ``result`` by zone from what the check just run did."""
+        for zone_config in self.config.zones:
+            keys = [dataset_key(d) for d in zone_config.datasets]
+            errors = [self._failed_now[k] for k in keys if k in self._failed_now]
+            if errors:
+                result.failed[zone_config.name] = "; ".join(errors)
+            if zone_config.name in accept and not any(
+                    k in self._tried_now for k in keys):
+                # It lapses: a later shrink is guarded again.
+                result.lapsed.append(zone_config.name)
+                log.warning("zone %s: nothing to rebuild, so no shrink to accept; the shrink "
+                            "guard stays on", zone_config.name)
+
+    async def _reload(self, changed: dict[DatasetKey, tuple[Signature | None, ...]],
+                      accept: set[str]) -> bool:
         loaded: dict[DatasetKey, Dataset] = {}
         for key, signature in changed.items():
             dataset = await self._load(key, signature)
             if dataset is not None:
                 loaded[key] = dataset
-        self._refuse_shrinking(loaded, changed)
-        self._override_shrink = False
+        self._refuse_shrinking(loaded, changed, accept)
         if not loaded:
             return False
         current = self.registry.current
@@ -209,19 +260,24 @@ class Reloader:
         self.registry.swap(zoneset)
         self.reloads += 1
         now = time.time()
+        recovered = {key: self.status[key].failing for key in loaded}
         for key in loaded:
             self._attempted.pop(key, None)
             self._unopened.discard(key)
             status = self.status[key]
             status.loads += 1
             status.last_success = now
-        self._log_reloaded(zoneset, loaded)
+            status.last_error = ""
+            status.failing = 0
+        self._log_reloaded(zoneset, loaded, recovered)
         return True
 
     async def _load(self, key: DatasetKey,
                     signature: tuple[Signature | None, ...]) -> Dataset | None:
         kind, files = key
         started = time.monotonic()
+        self._tried_now.add(key)
+        self.status[key].last_attempt = time.time()
         loop = asyncio.get_running_loop()
         try:
             # Parsing a big file takes seconds of CPU. In another process it takes
@@ -254,13 +310,15 @@ class Reloader:
             self._unopened.discard(key)
         status = self.status[key]
         status.failures[reason] = status.failures.get(reason, 0) + 1
+        status.failing += 1
+        status.last_error = f"{reason}: {message}"
+        self._failed_now[key] = message
         log.error("reload of %s %s failed, still serving the previous data: %s",
                   key[0], ",".join(key[1]), message)
 
     def _refuse_shrinking(self, loaded: dict[DatasetKey, Dataset],
-                          changed: dict[DatasetKey, tuple[Signature | None, ...]]) -> None:
-        if self._override_shrink:
-            return
+                          changed: dict[DatasetKey, tuple[Signature | None, ...]],
+                          accept: set[str]) -> None:
         current = self.registry.current
         for zone_config in self.config.zones:
             keys = [dataset_key(d) for d in zone_config.datasets]
@@ -274,16 +332,21 @@ class Reloader:
                 for k in keys if k in loaded or k in current.datasets)
             if new_entries >= zone_config.min_entries_ratio * old.entries:
                 continue
+            if zone_config.name in accept:
+                log.warning("zone %s: accepting a shrink from %d to %d entries, as asked",
+                            zone_config.name, old.entries, new_entries)
+                continue
             for key in keys:
                 if key in loaded:
                     del loaded[key]
                     self._fail(key, changed[key], "shrink",
                                f"zone {zone_config.name} would shrink from {old.entries} to "
                                f"{new_entries} entries, below min_entries_ratio "
-                               f"{zone_config.min_entries_ratio}; if that is intended, send "
-                               "SIGUSR1 (systemctl kill -s USR1 dnsbl) to accept it")
+                               f"{zone_config.min_entries_ratio}; if that is intended, accept "
+                               f"it with: dnsbl ctl reload --accept-shrink {zone_config.name}")
 
-    def _log_reloaded(self, zoneset: ZoneSet, loaded: dict[DatasetKey, Dataset]) -> None:
+    def _log_reloaded(self, zoneset: ZoneSet, loaded: dict[DatasetKey, Dataset],
+                      recovered: dict[DatasetKey, int]) -> None:
         for zone_config in self.config.zones:
             keys = [dataset_key(d) for d in zone_config.datasets]
             changed = [k for k in keys if k in loaded]
@@ -293,6 +356,10 @@ class Reloader:
             assert zone is not None
             files = ",".join(f for k in changed for f in k[1])
             seconds = sum(self.status[k].last_duration for k in changed)
-            log.info("reloaded zone %s: %d entries, files %s, %.2fs, serial %d%s",
+            failed = sum(recovered[k] for k in changed)
+            self.last_check.reloaded.append(zone.name)
+            log.info("reloaded zone %s: %d entries, files %s, %.2fs, serial %d%s%s",
                      zone.name, zone.entries, files, seconds, zone.serial,
+                     f", recovered after {failed} failed load{'s' if failed > 1 else ''}"
+                     if failed else "",
                      "" if zone.loaded else " (still missing datasets: SERVFAIL)")

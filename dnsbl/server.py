@@ -12,14 +12,17 @@ import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
-from dnsbl import batch, systemd
+from dnsbl import batch, commands, systemd
 from dnsbl.answer import Edns
+from dnsbl.commands import Statistics
 from dnsbl.config import Listen, ServerConfig
+from dnsbl.control import ControlServer
 from dnsbl.metrics import MetricsServer, bind_sockets, build_registry
+from dnsbl.portlock import Held, PortLock
 from dnsbl.protocols import Shared, TCPLimits, TCPProtocol, UDPProtocol
 from dnsbl.querylog import QueryLog
 from dnsbl.registry import DatasetKey, Registry, ZoneSet
-from dnsbl.reload import DatasetStatus, Reloader
+from dnsbl.reload import CheckResult, DatasetStatus, Reloader
 from dnsbl.rrl import RateLimiter
 from dnsbl.stats import Stats
 
@@ -52,9 +55,15 @@ class Server:
 
     def __init__(self, config: ServerConfig, zoneset: ZoneSet,
                  sockets: list[socket.socket] | None = None, origin: str = "",
-                 metrics_sockets: list[socket.socket] | None = None) -> None:
+                 metrics_sockets: list[socket.socket] | None = None,
+                 control: socket.socket | None = None) -> None:
         self.config = config
+        self._started = time.monotonic()
+        self._control_socket = control  # bound already, served once running (dnsbl ctl)
+        self._control: ControlServer | None = None
+        self.statistics = Statistics()  # what SIGUSR1 and SIGUSR2 log
         self._given = sockets  # bound already: by the caller, a supervisor or systemd
+        self._lock = PortLock()  # the addresses claimed when we bind them ourselves
         self._origin = origin  # who bound them, for the log
         self._metrics_sockets = metrics_sockets  # the same, for the metrics endpoint
         self.registry = Registry(zoneset)
@@ -89,6 +98,14 @@ class Server:
 
     def query_log_dropped(self) -> int:
         return self.query_log.dropped if self.query_log else 0
+
+    def uptime(self) -> float:
+        return time.monotonic() - self._started
+
+    def log_statistics(self, reset: bool = False) -> None:
+        """SIGUSR1 (and SIGUSR2, ``reset``): the counts since start or the
+        last reset, as rbldnsd logs them; nothing else changes."""
+        self.statistics.log(self.registry.current, self.stats, self.uptime(), reset)
 
     def reload_status(self) -> dict[DatasetKey, DatasetStatus]:
         return self.reloader.status if self.reloader else {}
@@ -129,7 +146,7 @@ class Server:
                 raise StartupError(f"cannot open query log {self.config.query_log}: "
                                    f"{exc.strerror or exc}") from None
         if self._given is None:
-            self._given, self._origin = listeners(self.config)
+            self._given, self._origin = listeners(self.config, self._lock)
         pairs = _paired(self._given)
         shared = Shared(self.registry, self.stats,
                         Edns(self.config.edns_payload, self.config.nsid.encode()),
@@ -182,6 +199,7 @@ class Server:
         self._servers.clear()
         self._transports.clear()
         self._batched.clear()
+        self._lock.release()
 
     async def serve_forever(self, handle_signals: bool = True) -> None:
         loop = asyncio.get_running_loop()
@@ -192,9 +210,15 @@ class Server:
                 loop.add_signal_handler(sig, self.stop)
             # SIGHUP: check the zone files now (systemctl reload).
             loop.add_signal_handler(signal.SIGHUP, self._hangup)
-            # SIGUSR1: the same, accepting data that shrinks a zone past its guard.
-            loop.add_signal_handler(signal.SIGUSR1, self.reloader.request, True)
+            # SIGUSR1 and SIGUSR2 mean what they mean to rbldnsd: log the
+            # statistics, and log and reset them.
+            loop.add_signal_handler(signal.SIGUSR1, self.log_statistics)
+            loop.add_signal_handler(signal.SIGUSR2, self.log_statistics, True)
         tasks = [asyncio.create_task(self.reloader.run())]
+        if self._control_socket is not None:
+            self._control = ControlServer(self._control_socket,
+                                          lambda request: commands.handle(self, request))
+            await self._control.start()
         if self.query_log is not None:
             self.query_log.start()
         interval = systemd.watchdog_interval()
@@ -212,6 +236,8 @@ class Server:
             await cancel(self._hangups)
             systemd.notify("STOPPING=1")
             await cancel(tasks)
+            if self._control is not None:
+                self._control.close()
             self.reloader.close()
             self.close()
             await self.tcp_limits.close_all(STOP_GRACE)
@@ -229,14 +255,16 @@ class Server:
         changed: Type=notify-reload waits for READY=1 after every SIGHUP."""
         async with self._reloading:
             with systemd.reloading():
-                await self.hangup()
+                result = await self.hangup()
+        if not result.changed:
+            log.info("SIGHUP: no zone file changed")
 
-    async def hangup(self) -> None:
-        """What SIGHUP does, returning once the zone files have been checked."""
+    async def hangup(self) -> CheckResult:
+        """What SIGHUP does, returning what the check of the zone files did."""
         assert self.reloader is not None
         if self.query_log is not None:
             self.query_log.reopen()
-        await self.reloader.check_soon()
+        return await self.reloader.check_soon()
 
 
 def ignore_reloads(loop: asyncio.AbstractEventLoop) -> None:
@@ -293,42 +321,55 @@ def _bound_socket(listen: Listen, kind: int, partner: socket.socket | None = Non
     return sock
 
 
-def listeners(config: ServerConfig) -> tuple[list[socket.socket], str]:
+def listeners(config: ServerConfig, lock: PortLock) -> tuple[list[socket.socket], str]:
     """The sockets to answer on, and who bound them: systemd's (socket
-    activation), else ours, bound to every listen address.
+    activation), else ours, bound to every listen address, each claimed in
+    ``lock`` first.
 
-    :raises StartupError: naming the address that cannot be bound.
+    :raises StartupError: naming the address that cannot be bound or that
+        another instance serves.
     """
-    [sockets], origin = listener_sets(config, 1)
+    [sockets], origin = listener_sets(config, 1, lock)
     return sockets, origin
 
 
-def listener_sets(config: ServerConfig, copies: int) -> tuple[list[list[socket.socket]], str]:
+def listener_sets(config: ServerConfig, copies: int, lock: PortLock
+                  ) -> tuple[list[list[socket.socket]], str]:
     """``copies`` sets of sockets on every listen address, the port of each
     the same in all (SO_REUSEPORT when more than one, for workers), and who
     bound them; systemd's sockets, every set the same, under socket activation.
+    Each address is claimed in ``lock`` before it is bound (port 0 once bound),
+    so a second instance cannot join our SO_REUSEPORT group.
 
-    :raises StartupError: naming the address that cannot be bound.
+    :raises StartupError: naming the address that cannot be bound or that
+        another instance serves.
     """
     try:
         inherited = systemd.listen_sockets()
     except OSError as exc:
         raise StartupError(exc.strerror) from None
-    if inherited:
-        return [inherited] * copies, "systemd"
     sets: list[list[socket.socket]] = [[] for _ in range(copies)]
-    for listen in config.listen:
-        try:
-            first = bind_pair(listen, reuse_port=copies > 1)
-            sets[0].extend(first)
-            same_port = Listen(listen.host, first[0].getsockname()[1])
-            for sockets in sets[1:]:
-                sockets.extend(bind_pair(same_port, reuse_port=True))
-        except OSError as exc:
-            for sockets in sets:
-                for sock in sockets:
-                    sock.close()
-            raise StartupError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    try:
+        if inherited:
+            for sock in inherited:
+                lock.take(*sock.getsockname()[:2])
+            return [inherited] * copies, "systemd"
+        for listen in config.listen:
+            try:
+                lock.take(listen.host, listen.port)
+                first = bind_pair(listen, reuse_port=copies > 1)
+                sets[0].extend(first)
+                same_port = Listen(listen.host, first[0].getsockname()[1])
+                lock.take(same_port.host, same_port.port)
+                for sockets in sets[1:]:
+                    sockets.extend(bind_pair(same_port, reuse_port=True))
+            except OSError as exc:
+                raise StartupError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    except (StartupError, Held) as exc:
+        for sock in {s for sockets in (*sets, inherited) for s in sockets}:
+            sock.close()
+        lock.release()
+        raise StartupError(str(exc)) from None
     return sets, ""
 
 
@@ -374,16 +415,17 @@ def bind_pair(listen: Listen, reuse_port: bool = False) -> tuple[socket.socket, 
 
 def run(config: ServerConfig, zoneset: ZoneSet, sockets: list[socket.socket] | None = None,
         alongside: Callable[[Server], Coroutine[Any, Any, None]] | None = None,
-        origin: str = "", metrics_sockets: list[socket.socket] | None = None) -> None:
+        origin: str = "", metrics_sockets: list[socket.socket] | None = None,
+        control: socket.socket | None = None) -> None:
     """Serve until SIGTERM/SIGINT, on ``sockets`` if given (bound by ``origin``)
     and the metrics on ``metrics_sockets`` if given; ``alongside(server)``
-    runs as a task while serving.
+    runs as a task while serving; ``control``: the bound control socket to serve.
 
     :raises StartupError: when a listener cannot be bound.
     """
 
     async def main() -> None:
-        server = Server(config, zoneset, sockets, origin, metrics_sockets)
+        server = Server(config, zoneset, sockets, origin, metrics_sockets, control)
         await server.start()
         if alongside is not None:
             task = asyncio.create_task(alongside(server))

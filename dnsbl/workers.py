@@ -27,16 +27,19 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 
-from dnsbl import systemd
+from dnsbl import commands, systemd
 from dnsbl.config import Listen, ServerConfig
+from dnsbl.control import ControlServer
 from dnsbl.metrics import MetricsServer, metric_family
+from dnsbl.portlock import PortLock
+from dnsbl.reload import CheckResult
 from dnsbl.server import cancel, ignore_reloads, listener_sets, metrics_sockets, new_event_loop
 
 log = logging.getLogger(__name__)
@@ -96,28 +99,46 @@ def worker_seat() -> WorkerSeat | None:
 _SCRAPE = b"?"  # answered with the metric families and readiness problems
 _PING = b"p"  # answered at once: the worker's loop runs
 _HANGUP = b"h"  # check the files now (SIGHUP), answered once checked
+_CONTROL = b"c"  # a dnsbl ctl request follows (id and request, framed); answered when done
 
 
 async def report(seat: WorkerSeat, registry: CollectorRegistry,
                  readiness: Callable[[], list[str]], stop: Callable[[], None],
-                 hangup: Callable[[], Awaitable[None]]) -> None:
-    """In a worker: say ready, answer each request (a scrape, or SIGHUP passed
-    on), and stop the server when the supervisor goes away."""
+                 hangup: Callable[[], Awaitable[CheckResult]],
+                 control: Callable[[Any], Awaitable[dict[str, Any]]]) -> None:
+    """In a worker: say ready, answer each request (a scrape, SIGHUP or a
+    dnsbl ctl request passed on), and stop the server when the supervisor
+    goes away."""
     reader, writer = await asyncio.open_connection(sock=seat.control)
     _write(writer, {"ready": True})
     reloads: set[asyncio.Task] = set()  # held so they are not collected
 
     async def reload() -> None:
-        await hangup()
-        _write(writer, {"reloaded": True})
+        result = await hangup()
+        _write(writer, {"reloaded": True, "changed": result.changed})
+
+    async def controlled(number: int, request: Any) -> None:
+        try:
+            reply = await control(request)
+        except Exception as exc:  # the supervisor waits for an answer: always give one
+            log.exception("control request %r failed", request)
+            reply = {"ok": False, "error": f"internal error: {exc}"}
+        _write(writer, {"control": number, "reply": reply})
+
+    def later(coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
 
     try:
         while True:
             request = await reader.readexactly(1)
             if request == _HANGUP:
-                task = asyncio.create_task(reload())
-                reloads.add(task)
-                task.add_done_callback(reloads.discard)
+                later(reload())
+                continue
+            if request == _CONTROL:
+                message = await _read(reader)
+                later(controlled(message["control"], message["request"]))
                 continue
             if request == _PING:
                 _write(writer, {"alive": True})
@@ -168,7 +189,9 @@ class _Worker:
     listener: asyncio.Task | None = None  # reads its messages; held so it is not collected
     fatal: str | None = None  # why it could not start, in its words
     reply: asyncio.Future[dict | None] | None = None  # to the scrape asked last
-    reloaded: asyncio.Future[None] | None = None  # to the SIGHUP passed on last
+    reloaded: asyncio.Future[bool] | None = None  # to the SIGHUP passed on last: changed?
+    #: dnsbl ctl requests passed on and not yet answered, by number.
+    controls: dict[int, asyncio.Future[dict | None]] = field(default_factory=dict)
     families: list[Metric] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     # When each scrape or ping not yet answered was sent, oldest first: the
@@ -194,10 +217,14 @@ class Supervisor:
     """Runs ``count`` workers and stands for them: one log, one /metrics, one pid
     for signals and systemd."""
 
-    def __init__(self, config: ServerConfig, count: int, argv: Sequence[str]) -> None:
+    def __init__(self, config: ServerConfig, count: int, argv: Sequence[str],
+                 control: socket.socket | None = None) -> None:
         self.config = config
         self.count = count
         self.argv = list(argv)
+        self._control_socket = control  # bound already; served once the workers are ready
+        self._started = time.monotonic()
+        self._requests = 0  # dnsbl ctl requests passed on, to number them
         self._workers: list[_Worker] = []
         self._stopping = asyncio.Event()
         self._scrape = asyncio.Lock()
@@ -205,6 +232,7 @@ class Supervisor:
         self._hangups: set[asyncio.Task] = set()
         self._bound: list[Listen] = []
         self._metrics_sockets: list[socket.socket] | None = None
+        self._lock = PortLock()  # our listen addresses, claimed until we exit
 
     def run(self) -> int:
         """Start the workers and supervise them until SIGTERM; the exit status.
@@ -220,7 +248,7 @@ class Supervisor:
 
         :raises StartupError: naming the address that cannot be bound.
         """
-        per_worker, _origin = listener_sets(self.config, self.count)
+        per_worker, _origin = listener_sets(self.config, self.count, self._lock)
         self._workers = [_Worker(i + 1, s) for i, s in enumerate(per_worker)]
         self._bound = list(dict.fromkeys(Listen(*s.getsockname()[:2]) for s in per_worker[0]))
         self._metrics_sockets = metrics_sockets(self.config)
@@ -231,9 +259,12 @@ class Supervisor:
             loop.add_signal_handler(sig, self._stopping.set)
         # SIGHUP: every worker checks its files (systemctl reload).
         loop.add_signal_handler(signal.SIGHUP, self._hangup)
-        # SIGUSR1: the same, accepting data that shrinks a zone past its guard.
-        loop.add_signal_handler(signal.SIGUSR1, self._pass_on, signal.SIGUSR1)
+        # SIGUSR1 and SIGUSR2 (log statistics, and reset them): each worker
+        # logs its own counts.
+        for sig in (signal.SIGUSR1, signal.SIGUSR2):
+            loop.add_signal_handler(sig, self._pass_on, sig)
         metrics = None
+        control = None
         if self.config.metrics is not None:
             registry = CollectorRegistry(auto_describe=False)
             registry.register(_Merged(self._workers))  # type: ignore[arg-type]
@@ -254,6 +285,9 @@ class Supervisor:
             if code is not None:
                 return code
             started = True
+            if self._control_socket is not None:
+                control = ControlServer(self._control_socket, self._control)
+                await control.start()
             for bound in self._bound:
                 log.info("listening on udp+tcp %s (%d workers)", bound, self.count)
             systemd.notify("READY=1\nSTATUS=serving")
@@ -269,6 +303,10 @@ class Supervisor:
             return 0
         finally:
             await cancel(self._hangups)  # stopped while starting: none left pending
+            if control is not None:
+                control.close()
+            elif self._control_socket is not None:
+                self._control_socket.close()
             await self._stop_all()
             await cancel(w.listener for w in self._workers if w.listener is not None)
             if metrics is not None:
@@ -332,7 +370,11 @@ class Supervisor:
                     worker.fatal = message["fatal"]
                 elif "reloaded" in message:
                     if worker.reloaded is not None and not worker.reloaded.done():
-                        worker.reloaded.set_result(None)
+                        worker.reloaded.set_result(message["changed"])
+                elif "control" in message:
+                    answered = worker.controls.pop(message["control"], None)
+                    if answered is not None and not answered.done():
+                        answered.set_result(message["reply"])
                 else:  # the answer to a scrape or a ping, in the order asked
                     if worker.asked:
                         worker.asked.popleft()
@@ -345,9 +387,13 @@ class Supervisor:
             # Nobody waits for an answer from a worker that has gone: one
             # restarted in its place loads the files as they are now.
             if worker.reloaded is not None and not worker.reloaded.done():
-                worker.reloaded.set_result(None)
+                worker.reloaded.set_result(True)
             if worker.reply is not None and not worker.reply.done():
                 worker.reply.set_result(None)
+            for answered in worker.controls.values():
+                if not answered.done():
+                    answered.set_result(None)
+            worker.controls.clear()
 
     async def _keep(self, worker: _Worker) -> None:
         """Restart the worker whenever it ends, waiting longer each time it ends
@@ -452,10 +498,64 @@ class Supervisor:
                         worker.writer.write(_HANGUP)
                         waiting.append(worker.reloaded)
                 if waiting:
-                    _done, late = await asyncio.wait(waiting, timeout=_RELOAD_WAIT)
+                    done, late = await asyncio.wait(waiting, timeout=_RELOAD_WAIT)
                     if late:
                         log.warning("%d worker(s) still checking files %.0f s after SIGHUP; "
                                     "ready without them", len(late), _RELOAD_WAIT)
+                    elif not any(future.result() for future in done):
+                        log.info("SIGHUP: no zone file changed")
+
+    async def _control(self, request: Any) -> dict[str, Any]:
+        """A dnsbl ctl request: status and reload go to every worker, folded
+        into one reply; a query to one (each holds the same data)."""
+        problem = commands.invalid(self.config, request)
+        if problem:
+            return {"ok": False, "error": problem}
+        now = time.monotonic()
+        answering = [w for w in self._workers if w.answering(now) and w.writer is not None]
+        command = request["command"]
+        if not answering:
+            return {"ok": False, "error": "no worker is answering"}
+        if command == "query":
+            return await self._forward(answering[0], request)
+        replies = await asyncio.gather(*(self._forward(w, request) for w in answering))
+        if command == "reload":
+            return commands.merge_reloads(replies, commands.zone_of(request))
+        states = []
+        for worker in self._workers:
+            state = ("answering" if worker.answering(now) else "not answering"
+                     if worker.ready.is_set() else "starting"
+                     if worker.process is not None and worker.process.returncode is None
+                     else "not running")
+            states.append({"index": worker.index, "pid": worker.process.pid if worker.process
+                           else None, "state": state, "restarts": worker.restarts})
+        own = {"pid": os.getpid(), "uptime": round(now - self._started, 1)}
+        return commands.merge_status(
+            own, [replies[answering.index(w)] if w in answering else None
+                  for w in self._workers], states)
+
+    async def _forward(self, worker: _Worker, request: Any) -> dict[str, Any]:
+        """Pass ``request`` on to ``worker``; its reply, or why there is none."""
+        assert worker.writer is not None
+        self._requests += 1
+        number = self._requests
+        answered: asyncio.Future[dict | None] = asyncio.get_running_loop().create_future()
+        worker.controls[number] = answered
+        data = pickle.dumps({"control": number, "request": request},
+                            protocol=pickle.HIGHEST_PROTOCOL)
+        # A reload waits for the files to load, as READY=1 after SIGHUP does.
+        wait = _RELOAD_WAIT if request["command"] == "reload" else _KILL_AFTER
+        try:
+            worker.writer.write(_CONTROL + _HEADER.pack(len(data)) + data)
+            reply = await asyncio.wait_for(answered, wait)
+        except (ConnectionError, RuntimeError, TimeoutError) as exc:
+            reply = None
+            why = f"did not answer in {wait:.0f}s" if isinstance(exc, TimeoutError) else "ended"
+        else:
+            why = "ended before it answered"
+        finally:
+            worker.controls.pop(number, None)
+        return reply or {"ok": False, "error": f"worker {worker.index} {why}"}
 
     async def _refresh(self) -> None:
         """Ask every ready worker for its metric families and readiness."""

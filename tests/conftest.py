@@ -201,6 +201,10 @@ class Process:
                  command: list[str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
         if "--metrics" not in args:
             args = (*args, "--metrics", "none")  # the default port is shared
+        if "--control" not in args and "RUNTIME_DIRECTORY" not in (env or {}):
+            # The default path is shared too; a test that sets RUNTIME_DIRECTORY
+            # wants the default place, there.
+            args = (*args, "--control", "none")
         if "--workers" not in args:
             # One process unless a test is about workers: the default (one per
             # CPU) would make each test's cost grow with the machine.

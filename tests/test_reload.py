@@ -180,8 +180,10 @@ def test_shrink_guard_can_be_overridden_or_turned_off(watched):
     key = next(iter(thread.server.reloader.status))
     wait_for(lambda: thread.server.reloader.status[key].failures.get("shrink", 0) == 1)
     assert client.txt(LISTED) == ["big"]
-    thread.server.reloader.request(override_shrink=True)  # what SIGUSR1 does
-    wait_for(lambda: client.txt(LISTED) == ["small"])
+    # What `dnsbl ctl reload --accept-shrink bl.test` does.
+    result = thread.call(lambda: thread.server.reloader.check_soon("bl.test", True))
+    assert result.reloaded == ["bl.test"]
+    assert client.txt(LISTED) == ["small"]
 
     thread2, client2, path2 = watched(data("big", 100), ratio=0.0)
     write(path2, data("empty", 1))
@@ -246,29 +248,6 @@ def test_sighup_tries_again_what_failed_before(process, tmp_path):
     assert wait_for(lambda: client.txt(LISTED) == ["after"]) < 2.0
     assert server.stop() == 0
     assert any("$TIMESTAMP is in the future" in line for line in server.log)
-
-
-def test_sigusr1_accepts_a_refused_shrink_and_then_lapses(process, tmp_path):
-    path = tmp_path / "bl.zone"
-    write(path, data("full", 100))
-    server = process("--zone", f"bl.test:ip4set:{path}", "--listen", "127.0.0.1:0",
-                     "--check-interval", "0.1")
-    client = server.wait_listening()
-    server.proc.send_signal(signal.SIGUSR1)  # nothing to accept yet: it lapses
-    time.sleep(0.5)
-    write(path, data("shrunk", 5))
-    time.sleep(0.5)
-    assert client.txt(LISTED) == ["full"]  # the guard held
-    server.proc.send_signal(signal.SIGUSR1)
-    assert wait_for(lambda: client.txt(LISTED) == ["shrunk"]) < 2.0
-    write(path, data("full again", 100))
-    assert wait_for(lambda: client.txt(LISTED) == ["full again"]) < 2.0
-    write(path, data("shrunk again", 5))
-    time.sleep(0.5)
-    assert client.txt(LISTED) == ["full again"]  # guarded again after the accepted one
-    assert server.stop() == 0
-    log = "".join(server.log)
-    assert "nothing to rebuild; the shrink guard stays on" in log
 
 
 def test_missing_zone_at_start_with_allow_missing(process, tmp_path, zone_file):
