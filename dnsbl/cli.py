@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from dnsbl import __version__, logs
 from dnsbl.config import (
@@ -24,9 +25,13 @@ from dnsbl.config import (
     with_overrides,
 )
 from dnsbl.control import ControlError, default_path, discard, open_socket
+from dnsbl.ledger import cli as ledger_cli
 from dnsbl.registry import LoadError, Zone, ZoneSet, load_zoneset
 from dnsbl.spawn import Forker
 from dnsbl.zonefile import DATASET_TYPES
+
+if TYPE_CHECKING:
+    from dnsbl.ledger.timer import PublishTimer
 
 #: Exit codes: 1 for problems found by `check`, 2 for usage, 3 when serving cannot start.
 EXIT_PROBLEMS = 1
@@ -152,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exit 0 when listed in some zone, 1 when listed nowhere.")
     ask.add_argument("target", metavar="IP-or-NAME",
                      help="e.g. 127.0.0.2 or 2.0.0.127.bl.example.org")
+    ledger = sub.add_parser(
+        "ledger", help="the reputation ledger: list, remove, import, publish",
+        description="Keep listings with their sources, reasons and expiry, and publish "
+                    "them as zones. Exit status: 0 done, 1 nothing to do, 2 bad input, "
+                    "3 the ledger cannot be used now; nothing is changed unless 0.")
+    ledger_cli.add_arguments(ledger)
     return parser
 
 
@@ -175,6 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args, sys.argv[1:] if argv is None else argv)
         if args.command == "ctl":
             return _ctl(args)
+        if args.command == "ledger":
+            path = getattr(args, "config", None)
+            status = ledger_cli.run(args, load_config(path).ledger if path else None)
+            sys.stdout.flush()
+            return status
         status = _check(args) if args.command == "check" else _query(args)
         sys.stdout.flush()  # here, where a closed pipe can still be caught
         return status
@@ -208,6 +224,13 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     metrics: list | None = None
     control = None
     origin = "the supervisor"
+    timer: PublishTimer | None = None
+    if seat is None and config.ledger is not None:
+        publisher = _ledger_publisher(config)
+        if isinstance(publisher, str):
+            log.error("%s", publisher)
+            return STARTUP_FAILURE
+        timer = publisher
     if seat is None:
         # What can be checked at once is, before anything is logged or started,
         # so a missing file or a busy port is one line on stderr in every mode.
@@ -234,7 +257,13 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
         log.info("dnsbl %s starting (pid %d%s)", __version__, os.getpid(),
                  f", {workers} workers" if supervisor is not None else "")
         if supervisor is not None:
-            return supervisor.run()
+            if timer is not None:
+                timer.start()
+            try:
+                return supervisor.run()
+            finally:
+                if timer is not None:
+                    timer.stop()
     else:
         sockets = seat.sockets
         config = replace(config, metrics=None)  # the supervisor serves the sum
@@ -281,10 +310,15 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
         else:
             log.warning("zone %s: not loaded, answering SERVFAIL until it loads", zone.name)
     log.info("loaded %d zone(s) in %.2fs", len(zoneset.zones), time.monotonic() - started)
+    if timer is not None:
+        timer.start()  # after the forked parsers: no thread may run while forking
     try:
         run(config, zoneset, sockets, alongside, origin, metrics, control)
     except StartupError as exc:
         return cannot_start(str(exc))
+    finally:
+        if timer is not None:
+            timer.stop()
     return 0
 
 
@@ -314,6 +348,20 @@ def _control_socket(config: ServerConfig) -> socket.socket | None:
     # the server removes it).
     atexit.register(discard, sock)
     return sock
+
+
+def _ledger_publisher(config: ServerConfig) -> PublishTimer | str | None:
+    """Publish the ledger once now (its zone files must exist before they are
+    served) and return the timer that keeps publishing; or why it cannot."""
+    from dnsbl.ledger.timer import PublishTimer, publish_now
+
+    assert config.ledger is not None
+    problem = publish_now(config.ledger)
+    if problem is not None:
+        return f"cannot start: {problem}"
+    if not config.ledger.publish_interval or not config.sources:
+        return None
+    return PublishTimer(config.sources[0], config.ledger.publish_interval)
 
 
 def _load_failed(errors: Sequence[Exception]) -> str:
@@ -391,6 +439,15 @@ def _ctl(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     config = _config(args)
     problems = 0
+    if config.ledger is not None:
+        # The ledger's zones exist once published (by `dnsbl ledger` or `serve`).
+        unpublished = {zone for zone in config.ledger.zones()
+                       if not os.path.exists(config.ledger.zone_file(zone))}
+        for zone in sorted(unpublished):
+            print(f"{zone}: not published yet (`dnsbl ledger publish` or `dnsbl serve` "
+                  "writes it)")
+        config = replace(config, zones=tuple(z for z in config.zones
+                                             if z.name not in unpublished))
     try:
         zoneset = load_zoneset(config)
     except LoadError as exc:

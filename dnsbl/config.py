@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar, cast
 
 from dnsbl import settings
+from dnsbl.ledger.config import LedgerConfig, parse_ledger
+from dnsbl.ledger.model import LedgerError
 from dnsbl.settings import ConfigError as ConfigError
 from dnsbl.zonefile import DATASET_TYPES, NS, SOA, parse_ns, parse_soa
 
@@ -102,6 +104,8 @@ class ServerConfig:
     #: The control socket of `dnsbl ctl`: "" for the default place under the
     #: runtime directory (dnsbl.control.default_path), None for none.
     control: str | None = ""
+    #: The reputation ledger whose zones this server publishes and serves; None: none.
+    ledger: LedgerConfig | None = None
     sources: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -187,7 +191,8 @@ def merge_zones(zones: list[ZoneConfig]) -> tuple[ZoneConfig, ...]:
 _TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metrics", "acl",
              "log_level", "log_format", "query_log", "query_log_sample", "rrl",
              "tcp_idle_timeout", "tcp_max_connections", "tcp_max_per_client", "edns_payload",
-             "nsid", "udp_batch", "workers", "metrics_max_connections", "control"}
+             "nsid", "udp_batch", "workers", "metrics_max_connections", "control",
+             "ledger"}
 _ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age", "soa",
               "ns"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -263,7 +268,23 @@ def load_config(path: str) -> ServerConfig:
     if not isinstance(tables, list):
         raise ConfigError(f"{path}: 'zone' must be [[zone]] tables")
     zones = [_zone(table, f"{path}: zone #{i}", base) for i, table in enumerate(tables, 1)]
+    if "ledger" in data:
+        try:
+            ledger = parse_ledger(data["ledger"], base)
+        except LedgerError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        config = replace(config, ledger=ledger)
+        zones.extend(_ledger_zones(ledger, {z.name for z in zones}))
     return replace(config, zones=merge_zones(zones))
+
+
+def _ledger_zones(ledger: LedgerConfig, declared: set[str]) -> list[ZoneConfig]:
+    """The zones the ledger publishes, served unless declared as [[zone]] too.
+    No shrink guard: the ledger writes whole files by rename, and a mass
+    removal in it is meant."""
+    return [ZoneConfig(zone, (DatasetConfig("combined", (ledger.zone_file(zone),)),),
+                       min_entries_ratio=0.0)
+            for zone in ledger.zones() if zone not in declared]
 
 
 def _within(where: str, parse: Callable[[str], _T], text: str) -> _T:

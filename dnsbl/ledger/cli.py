@@ -1,0 +1,398 @@
+"""``dnsbl ledger ...``: the analyst's commands over the store.
+
+Exit codes: 0 done; 1 nothing to do (remove of a key not listed, show of one
+never listed); 2 bad input or configuration (nothing changed); 3 the ledger or
+the zone directory cannot be used now (locked, read-only, full disk; nothing
+changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+from dnsbl.ledger.config import LedgerConfig
+from dnsbl.ledger.formats import EXPORT_FORMATS, FORMATS, Defaults, read, write_export
+from dnsbl.ledger.guard import Guard
+from dnsbl.ledger.model import (
+    LedgerError,
+    Report,
+    iso,
+    now,
+    parse_confidence,
+    parse_duration,
+    parse_expiry,
+    parse_key,
+    parse_reason,
+    parse_when,
+)
+from dnsbl.ledger.publish import Published, publish
+from dnsbl.ledger.store import Store, open_store
+
+EXIT_NOTHING = 1
+EXIT_INPUT = 2
+EXIT_UNAVAILABLE = 3
+#: Bad lines printed by a failed import; the rest are counted.
+_SHOWN_ERRORS = 20
+
+
+class _Unavailable(Exception):
+    """The ledger or the zone files cannot be used now; the message says why."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``ledger`` subcommands, on the ``dnsbl ledger`` parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="the server's TOML configuration, with a [ledger] table")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print the result as JSON")
+    common.add_argument("--by", metavar="NAME", default=argparse.SUPPRESS,
+                        help="who makes the change, for the audit (default: the login name)")
+    for action in common._actions:
+        parser._add_action(action)
+    sub = parser.add_subparsers(dest="ledger_command", required=True,
+                                parser_class=type(parser))
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, parents=[common])
+
+    def no_publish(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--no-publish", action="store_true",
+                       help="do not publish the zones after the change")
+
+    add = command("add", "list KEY (an address or CIDR), or extend the listing of the same "
+                         "key, category and source")
+    add.add_argument("key", metavar="KEY")
+    add.add_argument("--category", required=True)
+    add.add_argument("--source", required=True, help="the team or feed that reported it")
+    add.add_argument("--reason", required=True, help="published in the TXT; at most 255 bytes")
+    add.add_argument("--expires", metavar="7d|DATE",
+                     help="default: the category's lifetime from now")
+    add.add_argument("--ref", default="", help="a ticket or URL")
+    add.add_argument("--confidence", default="100", help="0-100 (default 100)")
+    add.add_argument("--force", action="store_true",
+                     help="publish it even where the guard would hold it back (recorded)")
+    no_publish(add)
+
+    remove = command("remove", "end the listings of exactly KEY; older evidence imported "
+                               "later does not list it again")
+    remove.add_argument("key", metavar="KEY")
+    remove.add_argument("--category")
+    remove.add_argument("--source")
+    remove.add_argument("--reason", required=True)
+    no_publish(remove)
+
+    show = command("show", "every listing, live or not, that covers KEY, with its history")
+    show.add_argument("key", metavar="KEY")
+
+    listing = command("list", "listings, live ones unless --all")
+    listing.add_argument("--category")
+    listing.add_argument("--source")
+    listing.add_argument("--expiring-within", metavar="DURATION", help="e.g. 2d")
+    listing.add_argument("--added-since", metavar="TIME", help="a date or a duration ago")
+    listing.add_argument("--all", action="store_true", help="removed and expired ones too")
+
+    history = command("history", "the audit: every change, oldest first")
+    history.add_argument("key", metavar="KEY", nargs="?")
+    history.add_argument("--since", metavar="TIME", help="a date or a duration ago")
+    history.add_argument("--limit", type=int, metavar="N", help="only the last N")
+
+    imp = command("import", "list every address of FILE ('-': standard input) in one "
+                            "transaction, or nothing when a line is bad")
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--format", choices=FORMATS, required=True)
+    imp.add_argument("--source", help="the source of lines that name none")
+    imp.add_argument("--category", help="the category of lines that name none")
+    imp.add_argument("--expires", metavar="7d|DATE",
+                     help="default: each line's time plus its category's lifetime")
+    imp.add_argument("--reason", help="the reason of lines that give none "
+                                      "(default: 'imported from FILE')")
+    imp.add_argument("--seen", metavar="TIME",
+                     help="when the evidence of lines without a time is from (default: now)")
+    imp.add_argument("--skip-bad", action="store_true",
+                     help="import the good lines and report the bad ones")
+    no_publish(imp)
+
+    export = command("export", "the live listings with their sources, to import elsewhere")
+    export.add_argument("--format", choices=EXPORT_FORMATS, required=True)
+    export.add_argument("--since", metavar="TIME", help="reported since (a date or a "
+                                                        "duration ago)")
+    export.add_argument("--output", metavar="FILE", help="default: standard output")
+
+    command("publish", "write the zone files from the live, guarded listings")
+
+
+def run(args: argparse.Namespace, config: LedgerConfig | None) -> int:
+    """Run one ``dnsbl ledger`` command; returns the exit code."""
+    if config is None:
+        return _fail("no ledger: give --config FILE with a [ledger] table", EXIT_INPUT)
+    as_json = getattr(args, "json", False)
+    who = getattr(args, "by", None) or _login()
+    try:
+        store = open_store(config.database, config.lock_timeout)
+    except LedgerError as exc:
+        return _fail(str(exc), EXIT_UNAVAILABLE)
+    except Exception as exc:  # the driver's, for a database that cannot be opened
+        return _fail(f"{config.database}: {exc}", EXIT_UNAVAILABLE)
+    try:
+        handler = _COMMANDS[args.ledger_command]
+        result, status, changed = handler(args, config, store, who)
+        if changed and not getattr(args, "no_publish", False):
+            result["published"] = _publish(store, config, who).as_dict()
+        _print(result, as_json)
+        return status
+    except LedgerError as exc:
+        return _fail(str(exc), EXIT_INPUT)
+    except _Unavailable as exc:
+        return _fail(str(exc), EXIT_UNAVAILABLE)
+    except store.errors as exc:
+        return _fail(store.explain(exc), EXIT_UNAVAILABLE)
+    finally:
+        store.close()
+
+
+def _publish(store: Store, config: LedgerConfig, who: str) -> Published:
+    try:
+        return publish(store, config, now(), who)
+    except OSError as exc:
+        raise _Unavailable(f"cannot write the zones in {config.publish_dir}: "
+                           f"{exc.strerror or exc}; the old files stay") from None
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"dnsbl ledger: {message}", file=sys.stderr)
+    return status
+
+
+Outcome = tuple[dict[str, Any], int, bool]  # what to print, exit code, changed
+
+
+def _add(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str) -> Outcome:
+    at = now()
+    category = config.category(args.category)
+    key = parse_key(args.key)
+    expires = parse_expiry(args.expires, at) if args.expires else at + category.lifetime
+    report = Report(key, category.name, args.source, parse_reason(args.reason), at, expires,
+                    args.ref, parse_confidence(args.confidence), None, args.force, who)
+    result: dict[str, Any] = {"key": key.text, "category": category.name,
+                              "source": args.source, "expires": iso(expires)}
+    why = Guard(config).check(key.family, key.start, key.end, key.prefixlen, category,
+                              args.force)
+    if why is not None:
+        result["warning"] = f"{key.text} will not be published: {why}" + (
+            "" if key.text == "127.0.0.1" else " (--force publishes it anyway)")
+    store.stage([report])
+    result.update(store.merge(at, who, "add").as_dict())
+    return result, 0, True
+
+
+def _remove(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str) -> Outcome:
+    key = parse_key(args.key)
+    category = config.category(args.category).name if args.category else None
+    ended = store.remove(key, category, args.source, parse_reason(args.reason), who, now())
+    if not ended:
+        return {"key": key.text, "removed": [],
+                "message": f"{key.text}: no live listing to remove"}, EXIT_NOTHING, False
+    return {"key": key.text, "removed": [e.as_dict() for e in ended]}, 0, True
+
+
+def _show(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str) -> Outcome:
+    key = parse_key(args.key)
+    at = now()
+    listings = store.covering(key)
+    keys = sorted({listing.key for listing in listings} | {key.text})
+    history = store.history(keys)
+    result = {"key": key.text,
+              "listings": [dict(listing.as_dict(), active=listing.active(at))
+                           for listing in listings],
+              "history": [entry.as_dict() for entry in history]}
+    return result, 0 if listings or history else EXIT_NOTHING, False
+
+
+def _list(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str) -> Outcome:
+    at = now()
+    expiring = at + parse_duration(args.expiring_within) if args.expiring_within else None
+    rows = store.listings(
+        at, category=config.category(args.category).name if args.category else None,
+        source=args.source, expiring_before=expiring,
+        since=_moment(args.added_since, at) if args.added_since else None,
+        active=not args.all)
+    return {"listings": _Lazy(dict(r.as_dict(), active=r.active(at)) for r in rows)}, 0, False
+
+
+def _history(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str) -> Outcome:
+    keys = [parse_key(args.key).text] if args.key else []
+    since = _moment(args.since, now()) if args.since else None
+    entries = store.history(keys, since, args.limit)
+    return {"history": [e.as_dict() for e in entries]}, 0, False
+
+
+def _import(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str) -> Outcome:
+    at = now()
+    name = "<stdin>" if args.file == "-" else args.file
+    defaults = Defaults(
+        config, at, source=args.source,
+        category=config.category(args.category).name if args.category else None,
+        expires=parse_expiry(args.expires, at) if args.expires else None,
+        reason=parse_reason(args.reason if args.reason is not None
+                            else f"imported from {os.path.basename(name)}"),
+        entered_by=who, seen=parse_when(args.seen) if args.seen else None)
+    bad: list[str] = []
+    counts = {"bad": 0, "read": 0}
+
+    def reports(stream: IO[str]) -> Iterator[Report]:
+        for lineno, item in read(args.format, stream, defaults):
+            if isinstance(item, str):
+                counts["bad"] += 1
+                if len(bad) < 1000:
+                    bad.append(f"{name}:{lineno}: {item}")
+            else:
+                counts["read"] += 1
+                yield item
+
+    try:
+        stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8",
+                                                         errors="replace", newline="")
+    except OSError as exc:
+        raise LedgerError(f"{args.file}: cannot read: {exc.strerror or exc}") from None
+    with stream:
+        store.stage(reports(stream))
+    if counts["bad"] and not args.skip_bad:
+        store.discard()
+        shown = "\n".join(bad[:_SHOWN_ERRORS])
+        more = counts["bad"] - min(len(bad), _SHOWN_ERRORS)
+        raise LedgerError(
+            f"{shown}\n{counts['bad']} bad line(s){f' ({more} not shown)' if more else ''}; "
+            "nothing imported (--skip-bad imports the good ones)")
+    merged = store.merge(at, who, f"import {os.path.basename(name)} ({args.format})")
+    result = {"file": name, "records": counts["read"], "skipped": counts["bad"],
+              **merged.as_dict()}
+    if bad:
+        result["bad"] = bad
+    return result, 0, merged.added + merged.extended + merged.relisted > 0
+
+
+def _export(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str) -> Outcome:
+    at = now()
+    rows = store.listings(at, seen_since=_moment(args.since, at) if args.since else None)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8", newline="") as out:
+                count = write_export(args.format, rows, out)
+        except OSError as exc:
+            raise _Unavailable(f"{args.output}: cannot write: {exc.strerror or exc}") from None
+        return {"exported": count, "file": args.output}, 0, False
+    write_export(args.format, rows, sys.stdout)
+    return {}, 0, False
+
+
+def _publish_command(args: argparse.Namespace, config: LedgerConfig, store: Store,
+                     who: str) -> Outcome:
+    return {"published": _publish(store, config, who).as_dict()}, 0, False
+
+
+_COMMANDS = {"add": _add, "remove": _remove, "show": _show, "list": _list,
+             "history": _history, "import": _import, "export": _export,
+             "publish": _publish_command}
+
+
+def _moment(text: str, at: int) -> int:
+    """A date, or a duration before ``at`` (``2d``: two days ago)."""
+    try:
+        return at - parse_duration(text)
+    except LedgerError:
+        return parse_when(text)
+
+
+class _Lazy:
+    """Rows the printers stream through instead of holding them all."""
+
+    def __init__(self, items: Iterator[dict[str, Any]]) -> None:
+        self.items = items
+
+
+def _print(result: dict[str, Any], as_json: bool) -> None:
+    if not result:
+        return
+    if as_json:
+        lazy = [k for k, v in result.items() if isinstance(v, _Lazy)]
+        if lazy:  # stream a long list: one element at a time
+            name = lazy[0]
+            sys.stdout.write("{" + json.dumps(name) + ": [")
+            for i, item in enumerate(result[name].items):
+                sys.stdout.write(("," if i else "") + "\n" + json.dumps(item))
+            sys.stdout.write("\n]}\n")
+            return
+        print(json.dumps(result, indent=1, ensure_ascii=False))
+        return
+    for line in _text(result):
+        print(line)
+
+
+def _text(result: dict[str, Any]) -> Iterator[str]:
+    if "warning" in result:
+        print(f"warning: {result['warning']}", file=sys.stderr)
+    if "message" in result:
+        yield result["message"]
+    if "added" in result:
+        what = ", ".join(f"{result[k]} {k.replace('_', ' ')}"
+                         for k in ("added", "extended", "relisted", "held_by_removal"))
+        where = f"{result['file']}: {result['records']} record(s), " if "file" in result else (
+            f"{result['key']} {result['category']} from {result['source']} until "
+            f"{result['expires']}: ")
+        yield where + what + (f", {result['skipped']} bad line(s) skipped"
+                              if result.get("skipped") else "")
+        for line in result.get("bad", [])[:_SHOWN_ERRORS]:
+            yield f"  skipped {line}"
+    for listing in result.get("removed", []):
+        yield (f"removed {listing['key']} {listing['category']} from {listing['source']}")
+    listings = result.get("listings")
+    if listings is not None:
+        items = listings.items if isinstance(listings, _Lazy) else listings
+        count = 0
+        for item in items:
+            count += 1
+            state = "live" if item["active"] else (
+                f"removed {item['removed_at']}" if item["removed_at"] else "expired")
+            yield (f"{item['key']}  {item['category']}  {item['source']}  {state}  "
+                   f"first {item['first_seen']}  last {item['last_seen']}  expires "
+                   f"{item['expires']}  confidence {item['confidence']}"
+                   f"{'  forced' if item['forced'] else ''}  {item['reason']}"
+                   + (f"  ref {item['ref']}" if item["ref"] else ""))
+        if not count and "key" in result:
+            yield f"{result['key']}: never listed"
+    if result.get("history"):
+        if "key" in result:
+            yield "history:"
+        for entry in result["history"]:
+            target = " ".join(x for x in (entry["key"], entry["category"], entry["source"]) if x)
+            yield (f"{entry['at']}  {entry['action']}  by {entry['who'] or '-'}  {target}"
+                   + (f": {entry['why']}" if entry["why"] else "")
+                   + (f"  [{entry['details']}]" if entry["details"] else ""))
+    published = result.get("published")
+    if published is not None:
+        for zone, count in published["entries"].items():
+            state = "written" if zone in published["changed"] else "unchanged"
+            yield f"published {zone}: {count} entries ({state})"
+        held = published["held"]
+        if held:
+            yield f"held back {len(held)} listing(s):"
+            for item in held[:_SHOWN_ERRORS]:
+                yield f"  {item['key']} {item['category']}: {item['why']}"
+            if len(held) > _SHOWN_ERRORS:
+                yield f"  ... and {len(held) - _SHOWN_ERRORS} more (--json lists them all)"
+    if "exported" in result:
+        yield f"exported {result['exported']} listing(s) to {result['file']}"

@@ -1,0 +1,215 @@
+"""Compile the live, guarded listings into rbldnsd zone files, atomically.
+
+Each published zone is one ``combined`` file with a ``$DATASET`` section per
+category and address family attached to the zone itself (``@``), so an
+address listed in two categories answers with both A records (ZEN style).
+The file is written beside its final name, fsynced and renamed over it: a
+server watching it reads the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from dnsbl.ledger.config import Category, LedgerConfig
+from dnsbl.ledger.guard import Guard
+from dnsbl.ledger.model import AuditEntry
+from dnsbl.ledger.store import Store
+
+#: The longest address ``$`` can stand for in a TXT (a full IPv6 address).
+_ADDRESS_ROOM = 39
+_MAX_TXT = 255
+
+
+@dataclass
+class Held:
+    """A listing the guard kept out, and why."""
+
+    key: str
+    category: str
+    why: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"key": self.key, "category": self.category, "why": self.why}
+
+
+@dataclass
+class Published:
+    """What one publish did."""
+
+    entries: dict[str, int] = field(default_factory=dict)  # per zone
+    changed: list[str] = field(default_factory=list)  # zones whose file was replaced
+    held: list[Held] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"entries": self.entries, "changed": self.changed,
+                "held": [h.as_dict() for h in self.held]}
+
+
+def publish(store: Store, config: LedgerConfig, now: int, who: str = "") -> Published:
+    """Write every zone of the ledger from its live listings; returns the counts and
+    what the guard held back. A zone whose content is unchanged is left alone (no
+    reload in the server). One audit row per publish that changed something.
+
+    :raises LedgerError: when the guard's files cannot be read.
+    :raises OSError: when a zone file cannot be written; the old one stays.
+    """
+    guard = Guard(config)
+    os.makedirs(config.publish_dir, exist_ok=True)
+    result = Published()
+    writers = {zone: _ZoneWriter(config, zone) for zone in config.zones()}
+    try:
+        for category, rows in _groups(store, now):
+            try:
+                settings = config.category(category)
+            except Exception:
+                result.held.append(Held(rows[0][1], category, "category not in the "
+                                        "configuration"))
+                continue
+            key, family, prefixlen, start, end = rows[0][1:6]
+            why = guard.check(family, start, end, prefixlen, settings,
+                              any(row[10] for row in rows))
+            if why is not None:
+                result.held.append(Held(key, category, why))
+                continue
+            line = _line(config, settings, rows)
+            for zone in settings.zones or (config.zone,):
+                writers[zone].write(settings, family, line)
+        for zone, writer in writers.items():
+            result.entries[zone] = writer.count
+            if writer.commit():
+                result.changed.append(zone)
+    finally:
+        for writer in writers.values():
+            writer.abandon()
+    if result.changed:
+        store.record(AuditEntry(now, who, "publish", "", "", "", "", json.dumps({
+            "zones": result.changed, "entries": result.entries, "held": len(result.held)})))
+    return result
+
+
+def _groups(store: Store, now: int) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    """The live listings, one group per category and key (one row a source)."""
+    group: list[tuple[Any, ...]] = []
+    for row in store.published(now):
+        if group and (row[0] != group[0][0] or row[1] != group[0][1]):
+            yield group[0][0], group
+            group = []
+        group.append(row)
+    if group:
+        yield group[0][0], group
+
+
+def _line(config: LedgerConfig, category: Category, rows: list[tuple[Any, ...]]) -> str:
+    """``10.0.0.0/24 :127.0.0.3:botnet-cc: C2 of ... (source cert-a, since 2026-12-01) URL``"""
+    newest = max(rows, key=lambda row: row[9])
+    since = datetime.fromtimestamp(min(row[8] for row in rows), UTC).strftime("%Y-%m-%d")
+    sources = [row[6] for row in rows if row[6] not in config.private_sources]
+    attribution = f"source {', '.join(sources)}, " if category.public and sources else ""
+    tail = f" ({attribution}since {since})"
+    head = f"{category.name}: "
+    # The lookup URL goes in as written: its $ is the queried address.
+    url = " " + config.lookup_url if config.lookup_url else ""
+    room = (_MAX_TXT - len(head.encode()) - len(tail.encode()) - len(url.encode())
+            - url.count("$") * _ADDRESS_ROOM)
+    text = (head + _cut(newest[7], max(room, 0)) + tail).replace("$", "$$") + url
+    key = rows[0][1]
+    cidr = key if "/" in key else f"{key}/{rows[0][3]}"
+    return f"{cidr} :{category.a}:{text}\n"
+
+
+def _cut(text: str, size: int) -> str:
+    """At most ``size`` bytes of UTF-8, cut between characters."""
+    data = text.encode()
+    if len(data) <= size:
+        return text
+    return data[:size].decode("utf-8", "ignore")
+
+
+class _ZoneWriter:
+    """One zone file being written: a temporary file until :meth:`commit`."""
+
+    def __init__(self, config: LedgerConfig, zone: str) -> None:
+        self.path = config.zone_file(zone)
+        folder = os.path.dirname(self.path) or "."
+        base = os.path.basename(self.path)
+        for stale in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(base)}.*.tmp")):
+            os.unlink(stale)  # left by a publish that was killed
+        fd, self._temp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=folder)
+        self._file: IO[bytes] | None = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self._section: tuple[str, int] | None = None
+        self._zone_categories = config.zones()[zone]
+        self._categories = {c.name for c in self._zone_categories}  # without a v4 section
+        self.count = 0
+        self._write(f"# {zone}: written by `dnsbl ledger publish`; change the ledger, "
+                    "not this file.\n$TTL {ttl}\n".replace("{ttl}", str(config.ttl)))
+
+    def _write(self, text: str) -> None:
+        data = text.encode()
+        assert self._file is not None
+        self._file.write(data)
+        self._hash.update(data)
+
+    def write(self, category: Category, family: int, line: str) -> None:
+        if self._section != (category.name, family):
+            self._open(category, family)
+        self._write(line)
+        self.count += 1
+
+    def _open(self, category: Category, family: int) -> None:
+        kind = "ip4trie" if family == 4 else "ip6trie"
+        self._write(f"$DATASET {kind}:{category.name}-v{family} @\n")
+        self._section = (category.name, family)
+        if family == 4:
+            # RFC 5782 section 5: 127.0.0.2 is always listed, as a test point
+            # (IPv6 clients ask ::ffff:7f00:2, answered from these sections).
+            self._write(f"127.0.0.2/32 :{category.a}:{category.name}: test entry (RFC 5782)\n")
+            self._categories.discard(category.name)
+
+    def commit(self) -> bool:
+        """Put the new file in place unless it is the same; True when replaced."""
+        assert self._file is not None
+        for category in self._zone_categories:
+            if category.name in self._categories:  # nothing listed: the test point alone
+                self._open(category, 4)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        if _digest(self.path) == self._hash.digest():
+            return False
+        os.chmod(self._temp, 0o644)  # mkstemp's 0600 would keep a server user out
+        os.replace(self._temp, self.path)
+        folder = os.open(os.path.dirname(self.path) or ".", os.O_RDONLY)
+        try:
+            os.fsync(folder)  # the rename itself survives a crash
+        finally:
+            os.close(folder)
+        return True
+
+    def abandon(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if os.path.exists(self._temp):
+            os.unlink(self._temp)
+
+
+def _digest(path: str) -> bytes | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except FileNotFoundError:
+        return None
+    return digest.digest()

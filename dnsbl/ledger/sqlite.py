@@ -1,0 +1,92 @@
+"""The SQLite backend: one file, created on first use, written in WAL mode."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from dnsbl.ledger.model import LedgerError
+from dnsbl.ledger.store import Store
+
+_APPEND_ONLY = """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END"""
+
+
+class SQLiteStore(Store):
+    types = {"serial": "INTEGER", "blob": "BLOB", "bigint": "INTEGER",
+             "append_only": _APPEND_ONLY}
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+
+    def __init__(self, path: str, lock_timeout: float = 30.0) -> None:
+        super().__init__(path)
+        self.lock_timeout = lock_timeout
+        folder = os.path.dirname(path) or "."
+        if not os.path.isdir(folder):
+            raise LedgerError(f"{path}: cannot create the ledger: no folder {folder}")
+        try:
+            # isolation_level=None: no implicit transactions; BEGIN is ours.
+            self._db = sqlite3.connect(path, timeout=lock_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise LedgerError(self.explain(exc)) from None
+        try:
+            if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                # Readers (publish, show) never wait for a writer, nor it for them.
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # a commit is on disk
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise LedgerError(self.explain(exc)) from None
+
+    def explain(self, exc: BaseException) -> str:
+        """An sqlite3 error as one line that says what to do."""
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return (f"{self.url}: the ledger is locked by another process (waited "
+                    f"{self.lock_timeout:g} s); try again when it has finished")
+        if "readonly" in text or "read-only" in text:
+            return f"{self.url}: the ledger is read-only here; nothing was changed"
+        if "full" in text:
+            return f"{self.url}: the disk is full; nothing was changed"
+        if "unable to open" in text:
+            return f"{self.url}: cannot open the ledger (check the path and permissions)"
+        if "not a database" in text:
+            return f"{self.url}: is not an SQLite ledger"
+        return f"{self.url}: {text}"
+
+    def _execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        return self._db.execute(sql, params or {})
+
+    def _executemany(self, sql: str, rows: Sequence[dict[str, Any]]) -> None:
+        self._db.executemany(sql, rows)
+
+    def _begin(self) -> None:
+        self._db.execute("BEGIN")
+
+    def _begin_write(self) -> None:
+        # IMMEDIATE: the write lock now (waiting up to lock_timeout), not at
+        # the first write, where a second writer would fail instead of waiting.
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def _stream(self, sql: str, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+        yield from self._db.execute(sql, params)
+
+    def _commit(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    def _schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _set_schema_version(self, version: int) -> None:
+        self._db.execute(f"PRAGMA user_version = {int(version)}")
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,406 @@
+"""The ledger's storage: one SQL schema and every query, over a backend's connection.
+
+:mod:`dnsbl.ledger.sqlite` and :mod:`dnsbl.ledger.postgres` supply the
+connection, the column types, the placeholders and the writers' lock; the
+statements here are written once for both (``:name`` placeholders,
+``INSERT ... ON CONFLICT``, ``CASE`` instead of ``max()``/``GREATEST()``).
+
+Every change is one transaction. Reports (from ``add`` and every import) are
+first staged into a temporary table, then merged in one statement per step,
+so a million-line import is as atomic as a single ``add``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dnsbl.ledger.model import AuditEntry, Key, LedgerError, Listing, Report, parse_key
+
+#: Reports staged per executemany: memory stays flat whatever the file size.
+BATCH = 5000
+
+#: The schema, one list of statements per version; a database is brought
+#: forward by running the versions after its own, each in its transaction.
+#: ``{serial}``, ``{blob}`` and ``{bigint}`` are the backend's types.
+#: Later versions are appended here, never edited (#16 adds tokens,
+#: sightings and removal requests, each keyed by listing key and source).
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE listings (
+            id {serial} PRIMARY KEY,
+            key TEXT NOT NULL, family INTEGER NOT NULL, prefixlen INTEGER NOT NULL,
+            start_addr {blob} NOT NULL, end_addr {blob} NOT NULL,
+            category TEXT NOT NULL, source TEXT NOT NULL,
+            reason TEXT NOT NULL, ref TEXT NOT NULL, confidence INTEGER NOT NULL,
+            first_seen {bigint} NOT NULL, last_seen {bigint} NOT NULL,
+            expires {bigint} NOT NULL, entered_by TEXT NOT NULL,
+            removed_at {bigint}, forced INTEGER NOT NULL,
+            UNIQUE (key, category, source))""",
+        "CREATE INDEX listings_range ON listings (family, start_addr)",
+        "CREATE INDEX listings_expires ON listings (expires)",
+        # A removal: the key (in one category, or from one source, or all)
+        # stays off against evidence from before it.
+        """CREATE TABLE removals (
+            id {serial} PRIMARY KEY, key TEXT NOT NULL, category TEXT, source TEXT,
+            removed_at {bigint} NOT NULL, who TEXT NOT NULL, why TEXT NOT NULL)""",
+        "CREATE INDEX removals_key ON removals (key)",
+        """CREATE TABLE audit (
+            id {serial} PRIMARY KEY, at {bigint} NOT NULL, who TEXT NOT NULL,
+            action TEXT NOT NULL, key TEXT NOT NULL, category TEXT NOT NULL,
+            source TEXT NOT NULL, why TEXT NOT NULL, details TEXT NOT NULL)""",
+        "CREATE INDEX audit_key ON audit (key)",
+        "CREATE INDEX audit_at ON audit (at)",
+        "{append_only}",
+    ),
+)
+
+_STAGED_COLUMNS = ("key", "family", "prefixlen", "start_addr", "end_addr", "category", "source",
+                   "reason", "ref", "confidence", "seen", "first_seen", "expires", "forced",
+                   "entered_by")
+_STAGED = """CREATE TEMPORARY TABLE IF NOT EXISTS staged (
+    key TEXT NOT NULL, family INTEGER NOT NULL, prefixlen INTEGER NOT NULL,
+    start_addr {blob} NOT NULL, end_addr {blob} NOT NULL, category TEXT NOT NULL,
+    source TEXT NOT NULL, reason TEXT NOT NULL, ref TEXT NOT NULL,
+    confidence INTEGER NOT NULL, seen {bigint} NOT NULL, first_seen {bigint},
+    expires {bigint} NOT NULL, forced INTEGER NOT NULL, entered_by TEXT NOT NULL,
+    PRIMARY KEY (key, category, source))"""
+# The same key, category and source twice in one import: the newest report counts.
+_STAGE = (f"INSERT INTO staged ({', '.join(_STAGED_COLUMNS)}) VALUES "
+          f"({', '.join(':' + c for c in _STAGED_COLUMNS)}) "
+          "ON CONFLICT (key, category, source) DO UPDATE SET seen = excluded.seen, "
+          "reason = excluded.reason, ref = excluded.ref, confidence = excluded.confidence, "
+          "expires = excluded.expires, forced = excluded.forced "
+          "WHERE excluded.seen >= staged.seen")
+# A listing is live when not removed and not expired; ACTIVE is that, in SQL.
+_ACTIVE = "(listings.removed_at IS NULL AND listings.expires > :now)"
+_HELD = """DELETE FROM staged WHERE EXISTS (
+    SELECT 1 FROM removals r WHERE r.key = staged.key
+    AND (r.category IS NULL OR r.category = staged.category)
+    AND (r.source IS NULL OR r.source = staged.source) AND r.removed_at >= staged.seen)"""
+# What each staged report will do: a new listing, a repeat, or a relisting.
+_ACTION = f"""CASE WHEN listings.id IS NULL THEN 'add' WHEN {_ACTIVE} THEN 'extend'
+    WHEN listings.removed_at IS NOT NULL THEN 'relist' ELSE 'add' END"""
+_JOINED = """FROM staged LEFT JOIN listings ON listings.key = staged.key
+    AND listings.category = staged.category AND listings.source = staged.source"""
+_COUNT = f"SELECT {_ACTION} AS action, COUNT(*) {_JOINED} GROUP BY 1"
+_AUDIT_STAGED = f"""INSERT INTO audit (at, who, action, key, category, source, why, details)
+    SELECT :now, :who, {_ACTION}, staged.key, staged.category, staged.source,
+    staged.reason, :details {_JOINED}"""
+_AUDIT_FORCED = """INSERT INTO audit (at, who, action, key, category, source, why, details)
+    SELECT :now, :who, 'force', key, category, source, reason, :details
+    FROM staged WHERE forced = 1"""
+_NEWER = "excluded.last_seen >= listings.last_seen"
+_MERGE = f"""INSERT INTO listings (key, family, prefixlen, start_addr, end_addr, category, source,
+        reason, ref, confidence, first_seen, last_seen, expires, entered_by, removed_at, forced)
+    SELECT key, family, prefixlen, start_addr, end_addr, category, source, reason, ref,
+        confidence, COALESCE(first_seen, seen), seen, expires, entered_by, NULL, forced
+    FROM staged WHERE 1 = 1
+    ON CONFLICT (key, category, source) DO UPDATE SET
+    first_seen = CASE WHEN NOT {_ACTIVE} OR excluded.first_seen < listings.first_seen
+        THEN excluded.first_seen ELSE listings.first_seen END,
+    last_seen = CASE WHEN NOT {_ACTIVE} OR {_NEWER}
+        THEN excluded.last_seen ELSE listings.last_seen END,
+    expires = CASE WHEN {_ACTIVE} AND listings.expires > excluded.expires
+        THEN listings.expires ELSE excluded.expires END,
+    reason = CASE WHEN NOT {_ACTIVE} OR {_NEWER} THEN excluded.reason ELSE listings.reason END,
+    ref = CASE WHEN NOT {_ACTIVE} OR {_NEWER} THEN excluded.ref ELSE listings.ref END,
+    confidence = CASE WHEN NOT {_ACTIVE} OR {_NEWER}
+        THEN excluded.confidence ELSE listings.confidence END,
+    entered_by = CASE WHEN {_ACTIVE} THEN listings.entered_by ELSE excluded.entered_by END,
+    forced = CASE WHEN excluded.forced = 1 OR ({_ACTIVE} AND listings.forced = 1)
+        THEN 1 ELSE 0 END,
+    removed_at = NULL"""
+_LISTING_COLUMNS = ("key, category, source, reason, ref, confidence, first_seen, last_seen, "
+                    "expires, entered_by, removed_at, forced")
+_AUDIT_COLUMNS = "at, who, action, key, category, source, why, details"
+
+
+@dataclass
+class Merged:
+    """What one merge did, by count."""
+
+    added: int = 0
+    extended: int = 0
+    relisted: int = 0
+    held: int = 0  # older than a removal of the key: not relisted
+
+    def as_dict(self) -> dict[str, int]:
+        return {"added": self.added, "extended": self.extended, "relisted": self.relisted,
+                "held_by_removal": self.held}
+
+
+class Store:
+    """The ledger on one connection. Subclasses connect and supply the dialect."""
+
+    #: Column types and the statement that makes ``audit`` append-only.
+    types: dict[str, str] = {}
+    #: Python's sqlite3 takes ``:name``; psycopg takes ``%(name)s``.
+    named_style = True
+    #: The driver's exceptions, which :meth:`explain` turns into one line.
+    errors: tuple[type[Exception], ...] = ()
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    # -- what a backend supplies ---------------------------------------------------
+
+    def _execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        raise NotImplementedError
+
+    def _executemany(self, sql: str, rows: Sequence[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def _begin(self) -> None:
+        """Start a transaction (autocommit otherwise)."""
+        raise NotImplementedError
+
+    def _begin_write(self) -> None:
+        """Start a transaction that holds the writers' lock (one writer at a time:
+        two imports at once then lose no update)."""
+        raise NotImplementedError
+
+    def _stream(self, sql: str, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+        """Rows of a query without holding them all in memory."""
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+    def _schema_version(self) -> int:
+        raise NotImplementedError
+
+    def _set_schema_version(self, version: int) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def explain(self, exc: BaseException) -> str:
+        """A driver error as one line that says what to do."""
+        return f"{self.url}: {exc}"
+
+    # -- shared ----------------------------------------------------------------------
+
+    def sql(self, text: str) -> str:
+        text = text.format(**self.types) if "{" in text else text
+        if not self.named_style:
+            text = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", text)
+        return text
+
+    def migrate(self) -> int:
+        """Bring the schema forward to the newest version; returns the version.
+
+        :raises LedgerError: for a database newer than this program.
+        """
+        version = self._schema_version()
+        if version > len(MIGRATIONS):
+            raise LedgerError(f"{self.url}: schema version {version} is newer than this dnsbl "
+                              f"knows ({len(MIGRATIONS)}); upgrade dnsbl")
+        for number, statements in enumerate(MIGRATIONS[version:], version + 1):
+            self._begin_write()
+            try:
+                if self._schema_version() >= number:  # another process did it meanwhile
+                    self._rollback()
+                    continue
+                for statement in statements:
+                    for part in self.sql(statement).split(";;"):
+                        if part.strip():
+                            self._execute(part)
+                self._set_schema_version(number)
+                self._commit()
+            except BaseException:
+                self._rollback()
+                raise
+        return len(MIGRATIONS)
+
+    def stage(self, reports: Iterable[Report]) -> int:
+        """Put reports aside for :meth:`merge` (nothing is changed yet)."""
+        self._execute(self.sql(_STAGED))
+        self._execute("DELETE FROM staged")
+        staged = 0
+        batch: list[dict[str, Any]] = []
+        for report in reports:
+            key = report.key
+            batch.append({
+                "key": key.text, "family": key.family, "prefixlen": key.prefixlen,
+                "start_addr": key.start, "end_addr": key.end, "category": report.category,
+                "source": report.source, "reason": report.reason, "ref": report.ref,
+                "confidence": report.confidence, "seen": report.seen,
+                "first_seen": report.first_seen, "expires": report.expires,
+                "forced": int(report.forced), "entered_by": report.entered_by})
+            if len(batch) >= BATCH:
+                staged += self._stage_batch(batch)
+        return staged + self._stage_batch(batch)
+
+    def _stage_batch(self, batch: list[dict[str, Any]]) -> int:
+        count = len(batch)
+        if count:
+            self._begin()
+            self._executemany(self.sql(_STAGE), batch)
+            self._commit()
+            batch.clear()
+        return count
+
+    def discard(self) -> None:
+        """Forget what was staged."""
+        self._execute("DELETE FROM staged")
+        self._commit()
+
+    def merge(self, now: int, who: str, details: str) -> Merged:
+        """Apply the staged reports in one transaction: new keys are listed, repeats
+        extend last seen and expiry, removed ones come back only on newer evidence."""
+        params = {"now": now, "who": who, "details": details}
+        self._begin_write()
+        try:
+            merged = Merged(held=self._execute(self.sql(_HELD)).rowcount)
+            for action, count in self._execute(self.sql(_COUNT), params).fetchall():
+                setattr(merged, {"add": "added", "extend": "extended",
+                                 "relist": "relisted"}[action], count)
+            self._execute(self.sql(_AUDIT_STAGED), params)
+            self._execute(self.sql(_AUDIT_FORCED), params)
+            self._execute(self.sql(_MERGE), params)
+            self._execute("DELETE FROM staged")
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return merged
+
+    def remove(self, key: Key, category: str | None, source: str | None, why: str, who: str,
+               now: int) -> list[Listing]:
+        """End the listings of exactly ``key`` (in one category, from one source, or
+        all) and remember the removal; returns what was ended, [] (and nothing
+        changed) when nothing was listed."""
+        params = {"key": key.text, "category": category, "source": source, "now": now,
+                  "who": who, "why": why}
+        where = ("key = :key AND removed_at IS NULL"
+                 + (" AND category = :category" if category is not None else "")
+                 + (" AND source = :source" if source is not None else ""))
+        self._begin_write()
+        try:
+            ended = [_listing(row) for row in self._execute(
+                self.sql(f"SELECT {_LISTING_COLUMNS} FROM listings WHERE {where}"),
+                params).fetchall()]
+            if not ended:
+                self._rollback()
+                return []
+            self._execute(self.sql(f"UPDATE listings SET removed_at = :now WHERE {where}"),
+                          params)
+            self._execute(self.sql(
+                "INSERT INTO removals (key, category, source, removed_at, who, why) "
+                "VALUES (:key, :category, :source, :now, :who, :why)"), params)
+            self._executemany(self.sql(
+                f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:now, :who, 'remove', :key, "
+                ":category, :source, :why, '')"),
+                [{**params, "category": e.category, "source": e.source} for e in ended])
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return ended
+
+    def record(self, entry: AuditEntry) -> None:
+        """Add one audit row on its own (a publish, say)."""
+        self._execute(self.sql(
+            f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:at, :who, :action, :key, "
+            ":category, :source, :why, :details)"), {
+                "at": entry.at, "who": entry.who, "action": entry.action, "key": entry.key,
+                "category": entry.category, "source": entry.source, "why": entry.why,
+                "details": entry.details})
+        self._commit()
+
+    def covering(self, key: Key) -> list[Listing]:
+        """Every listing, live or not, whose network overlaps ``key``'s: the
+        networks around an address and, for a network, those inside it."""
+        rows = self._execute(self.sql(
+            f"SELECT {_LISTING_COLUMNS} FROM listings WHERE family = :family "
+            "AND start_addr <= :end AND end_addr >= :start "
+            "ORDER BY prefixlen, key, category, source"),
+            {"family": key.family, "start": key.start, "end": key.end}).fetchall()
+        return [_listing(row) for row in rows]
+
+    def history(self, keys: Sequence[str] = (), since: int | None = None,
+                limit: int | None = None) -> list[AuditEntry]:
+        """Audit rows, oldest first: of these keys (all when none), from ``since``."""
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        if keys:
+            names = [f":k{i}" for i in range(len(keys))]
+            clauses.append(f"key IN ({', '.join(names)})")
+            params.update({f"k{i}": k for i, k in enumerate(keys)})
+        if since is not None:
+            clauses.append("at >= :since")
+            params["since"] = since
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "ORDER BY id DESC LIMIT :limit" if limit else "ORDER BY id"
+        if limit:
+            params["limit"] = limit
+        rows = self._execute(self.sql(f"SELECT {_AUDIT_COLUMNS} FROM audit {where} {order}"),
+                             params).fetchall()
+        entries = [AuditEntry(*row) for row in rows]
+        return entries[::-1] if limit else entries
+
+    def listings(self, now: int, *, category: str | None = None, source: str | None = None,
+                 expiring_before: int | None = None, since: int | None = None,
+                 seen_since: int | None = None, active: bool = True) -> Iterator[Listing]:
+        """Listings by filter, in key order, streamed."""
+        clauses = [_ACTIVE.replace("listings.", "")] if active else ["1 = 1"]
+        params: dict[str, Any] = {"now": now}
+        for column, value, test in (("category", category, "="), ("source", source, "="),
+                                    ("expires", expiring_before, "<"),
+                                    ("first_seen", since, ">="),
+                                    ("last_seen", seen_since, ">=")):
+            if value is not None:
+                clauses.append(f"{column} {test} :{column}")
+                params[column] = value
+        sql = (f"SELECT {_LISTING_COLUMNS} FROM listings WHERE {' AND '.join(clauses)} "
+               "ORDER BY family, start_addr, prefixlen, category, source")
+        return (_listing(row) for row in self._stream(self.sql(sql), params))
+
+    def published(self, now: int) -> Iterator[tuple[Any, ...]]:
+        """Live listings for publish, grouped by category then address:
+        (category, key, family, prefixlen, start, end, source, reason, first_seen,
+        last_seen, forced)."""
+        return self._stream(self.sql(
+            "SELECT category, key, family, prefixlen, start_addr, end_addr, source, reason, "
+            "first_seen, last_seen, forced FROM listings "
+            "WHERE removed_at IS NULL AND expires > :now "
+            "ORDER BY category, family, start_addr, prefixlen, source"), {"now": now})
+
+
+def _listing(row: Sequence[Any]) -> Listing:
+    (key, category, source, reason, ref, confidence, first_seen, last_seen, expires,
+     entered_by, removed_at, forced) = row
+    return Listing(key, category, source, reason, ref, confidence, first_seen, last_seen,
+                   expires, entered_by, removed_at, bool(forced))
+
+
+def open_store(url: str, lock_timeout: float = 30.0) -> Store:
+    """The ledger at ``url`` (a file name: SQLite; ``postgresql://``: PostgreSQL),
+    its schema brought up to date.
+
+    :raises LedgerError: when it cannot be opened or migrated; the message says why.
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        from dnsbl.ledger.postgres import PostgresStore
+
+        store: Store = PostgresStore(url, lock_timeout)
+    else:
+        from dnsbl.ledger.sqlite import SQLiteStore
+
+        store = SQLiteStore(url, lock_timeout)
+    try:
+        store.migrate()
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+__all__ = ["Store", "Merged", "open_store", "parse_key"]
