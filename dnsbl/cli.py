@@ -441,10 +441,10 @@ def _check(args: argparse.Namespace) -> int:
     problems = 0
     if config.ledger is not None:
         # The ledger's zones exist once published (by `dnsbl ledger` or `serve`).
-        unpublished = {zone for zone in config.ledger.zones()
-                       if not os.path.exists(config.ledger.zone_file(zone))}
-        for zone in sorted(unpublished):
-            print(f"{zone}: not published yet (`dnsbl ledger publish` or `dnsbl serve` "
+        unpublished = {name for name in config.ledger.zones()
+                       if not os.path.exists(config.ledger.zone_file(name))}
+        for name in sorted(unpublished):
+            print(f"{name}: not published yet (`dnsbl ledger publish` or `dnsbl serve` "
                   "writes it)")
         config = replace(config, zones=tuple(z for z in config.zones
                                              if z.name not in unpublished))
