@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import dns.rcode
 import pytest
 
 from dnsbl.config import load_config
-from tests.conftest import ServerThread, free_port
+from tests.conftest import ROOT, ServerThread, free_port
 from tests.ledger_helpers import Ledger, PostgresServer, postgres_bin, wait_for
 
 NAME = "rep.example.org"
@@ -496,3 +501,49 @@ def test_the_audit_table_is_append_only(tmp_path):
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         db.close()
+
+
+def test_a_read_only_ledger_is_one_message_and_exit_3():
+    folder = Path(tempfile.mkdtemp(prefix="dnsbl-ro-"))  # not under root's 0700 tmp_path
+    try:
+        os.chmod(folder, 0o755)
+        ledger = Ledger(folder / "l", str(folder / "l" / "ledger.sqlite"))
+        ledger.ok("add", "203.0.114.90", "--category", "spam", "--source", "a",
+                  "--reason", "r")
+        before, zone = ledger.export(), ledger.zone_text()
+        command = [sys.executable, "-m", "dnsbl", "ledger", "--config", str(ledger.config),
+                   "add", "203.0.114.91", "--category", "spam", "--source", "a",
+                   "--reason", "r"]
+        if os.geteuid() == 0:  # root writes anything: ask as nobody instead
+            if shutil.which("setpriv") is None:
+                pytest.skip("running as root without setpriv (Debian: util-linux)")
+            command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                       *command]
+        else:
+            for path in (folder / "l" / "ledger.sqlite", folder / "l"):
+                os.chmod(path, 0o555 if path.is_dir() else 0o444)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                                cwd=ROOT)
+        assert result.returncode == 3, result
+        assert result.stderr.strip().endswith(
+            "the ledger is read-only here; nothing was changed")
+        assert len(result.stderr.strip().splitlines()) == 1
+        os.chmod(folder / "l", 0o755)
+        assert ledger.export() == before and ledger.zone_text() == zone
+    finally:
+        os.chmod(folder / "l", 0o755)
+        shutil.rmtree(folder)
+
+
+def test_a_long_reason_is_cut_to_fit_one_txt_string(ledger, served):
+    ledger.ok("add", "203.0.114.95", "--category", "spam", "--source", "s" * 60,
+              "--reason", "é" * 127)
+    status, out, _ = ledger("publish")
+    assert status == 0
+    _, client = served(ledger)
+    [txt] = client.txt(name("203.0.114.95"))
+    assert len(txt.encode("latin-1")) <= 255
+    assert txt.endswith("https://rep.example.org/lookup?ip=203.0.114.95")
+    check = subprocess.run([sys.executable, "-m", "dnsbl", "check", "--config",
+                            str(ledger.config)], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and "0 problem(s)" in check.stdout, check.stdout

@@ -66,23 +66,24 @@ def publish(store: Store, config: LedgerConfig, now: int, who: str = "") -> Publ
     os.makedirs(config.publish_dir, exist_ok=True)
     result = Published()
     writers = {zone: _ZoneWriter(config, zone) for zone in config.zones()}
+    lines = _Lines(config)
+    categories = {c.name: (c, [writers[z] for z in c.zones or (config.zone,)])
+                  for c in config.categories}
     try:
-        for category, rows in _groups(store, now):
-            try:
-                settings = config.category(category)
-            except Exception:
-                result.held.append(Held(rows[0][1], category, "category not in the "
-                                        "configuration"))
+        for rows in _groups(store, now):
+            category, key, family, prefixlen, start, end = rows[0][:6]
+            if category not in categories:
+                result.held.append(Held(key, category, "category not in the configuration"))
                 continue
-            key, family, prefixlen, start, end = rows[0][1:6]
+            settings, targets = categories[category]
             why = guard.check(family, start, end, prefixlen, settings,
                               any(row[10] for row in rows))
             if why is not None:
                 result.held.append(Held(key, category, why))
                 continue
-            line = _line(config, settings, rows)
-            for zone in settings.zones or (config.zone,):
-                writers[zone].write(settings, family, line)
+            line = lines.line(settings, rows)
+            for writer in targets:
+                writer.write(settings, family, line)
         for zone, writer in writers.items():
             result.entries[zone] = writer.count
             if writer.commit():
@@ -96,34 +97,65 @@ def publish(store: Store, config: LedgerConfig, now: int, who: str = "") -> Publ
     return result
 
 
-def _groups(store: Store, now: int) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+def _groups(store: Store, now: int) -> Iterator[list[tuple[Any, ...]]]:
     """The live listings, one group per category and key (one row a source)."""
     group: list[tuple[Any, ...]] = []
+    category = key = None
     for row in store.published(now):
-        if group and (row[0] != group[0][0] or row[1] != group[0][1]):
-            yield group[0][0], group
-            group = []
-        group.append(row)
+        if row[1] != key or row[0] != category:
+            if group:
+                yield group
+            group = [row]
+            category, key = row[0], row[1]
+        else:
+            group.append(row)
     if group:
-        yield group[0][0], group
+        yield group
 
 
-def _line(config: LedgerConfig, category: Category, rows: list[tuple[Any, ...]]) -> str:
-    """``10.0.0.0/24 :127.0.0.3:botnet-cc: C2 of ... (source cert-a, since 2026-12-01) URL``"""
-    newest = max(rows, key=lambda row: row[9])
-    since = datetime.fromtimestamp(min(row[8] for row in rows), UTC).strftime("%Y-%m-%d")
-    sources = [row[6] for row in rows if row[6] not in config.private_sources]
-    attribution = f"source {', '.join(sources)}, " if category.public and sources else ""
-    tail = f" ({attribution}since {since})"
-    head = f"{category.name}: "
-    # The lookup URL goes in as written: its $ is the queried address.
-    url = " " + config.lookup_url if config.lookup_url else ""
-    room = (_MAX_TXT - len(head.encode()) - len(tail.encode()) - len(url.encode())
-            - url.count("$") * _ADDRESS_ROOM)
-    text = (head + _cut(newest[7], max(room, 0)) + tail).replace("$", "$$") + url
-    key = rows[0][1]
-    cidr = key if "/" in key else f"{key}/{rows[0][3]}"
-    return f"{cidr} :{category.a}:{text}\n"
+class _Lines:
+    """Zone lines of listings: ``10.0.0.0/24 :127.0.0.3:botnet-cc: C2 of ...
+    (source cert-a, since 2026-12-01) URL``. Run a million times a publish,
+    so what repeats (days, the URL) is worked out once."""
+
+    def __init__(self, config: LedgerConfig) -> None:
+        self._private = set(config.private_sources)
+        # The lookup URL goes in as written: its $ is the queried address.
+        self._url = " " + config.lookup_url if config.lookup_url else ""
+        self._room = (_MAX_TXT - len(self._url.encode())
+                      - self._url.count("$") * _ADDRESS_ROOM)
+        self._days: dict[int, str] = {}
+
+    def _day(self, seconds: int) -> str:
+        day = seconds // 86400
+        text = self._days.get(day)
+        if text is None:
+            text = self._days[day] = datetime.fromtimestamp(day * 86400, UTC).strftime(
+                "%Y-%m-%d")
+        return text
+
+    def line(self, category: Category, rows: list[tuple[Any, ...]]) -> str:
+        if len(rows) == 1:
+            newest = rows[0]
+            first_seen = newest[8]
+            sources = [newest[6]] if newest[6] not in self._private else []
+        else:
+            newest = max(rows, key=lambda row: row[9])
+            first_seen = min(row[8] for row in rows)
+            sources = [row[6] for row in rows if row[6] not in self._private]
+        attribution = f"source {', '.join(sources)}, " if category.public and sources else ""
+        head = f"{category.name}: "
+        tail = f" ({attribution}since {self._day(first_seen)})"
+        reason = newest[7]
+        room = self._room - len(head.encode()) - len(tail.encode())
+        if len(reason) * 4 > room:  # possibly too long in UTF-8: measure it
+            reason = _cut(reason, max(room, 0))
+        text = head + reason + tail
+        if "$" in text:
+            text = text.replace("$", "$$")
+        key = newest[1]
+        cidr = key if "/" in key else f"{key}/{newest[3]}"
+        return f"{cidr} :{category.a}:{text}{self._url}\n"
 
 
 def _cut(text: str, size: int) -> str:
@@ -147,6 +179,7 @@ class _ZoneWriter:
         self._file: IO[bytes] | None = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self._section: tuple[str, int] | None = None
+        self._pending: list[str] = []  # lines not yet written: written in batches
         self._zone_categories = config.zones()[zone]
         self._categories = {c.name for c in self._zone_categories}  # without a v4 section
         self.count = 0
@@ -154,6 +187,8 @@ class _ZoneWriter:
                     "not this file.\n$TTL {ttl}\n".replace("{ttl}", str(config.ttl)))
 
     def _write(self, text: str) -> None:
+        if self._pending:
+            self._flush()
         data = text.encode()
         assert self._file is not None
         self._file.write(data)
@@ -162,8 +197,16 @@ class _ZoneWriter:
     def write(self, category: Category, family: int, line: str) -> None:
         if self._section != (category.name, family):
             self._open(category, family)
-        self._write(line)
+        self._pending.append(line)
         self.count += 1
+        if len(self._pending) >= 4096:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            pending = "".join(self._pending)
+            self._pending.clear()
+            self._write(pending)
 
     def _open(self, category: Category, family: int) -> None:
         kind = "ip4trie" if family == 4 else "ip6trie"
@@ -181,6 +224,7 @@ class _ZoneWriter:
         for category in self._zone_categories:
             if category.name in self._categories:  # nothing listed: the test point alone
                 self._open(category, 4)
+        self._flush()
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
