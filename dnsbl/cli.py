@@ -442,7 +442,7 @@ def _check(args: argparse.Namespace) -> int:
     if config.ledger is not None:
         # The ledger's zones exist once published (by `dnsbl ledger` or `serve`).
         unpublished = {name for name in config.ledger.zones()
-                       if not os.path.exists(config.ledger.zone_file(name))}
+                       if not all(map(os.path.exists, config.ledger.zone_files(name)))}
         for name in sorted(unpublished):
             print(f"{name}: not published yet (`dnsbl ledger publish` or `dnsbl serve` "
                   "writes it)")

@@ -282,7 +282,8 @@ def _ledger_zones(ledger: LedgerConfig, declared: set[str]) -> list[ZoneConfig]:
     """The zones the ledger publishes, served unless declared as [[zone]] too.
     No shrink guard: the ledger writes whole files by rename, and a mass
     removal in it is meant."""
-    return [ZoneConfig(zone, (DatasetConfig("combined", (ledger.zone_file(zone),)),),
+    return [ZoneConfig(zone, tuple(DatasetConfig("combined", (path,))
+                                   for path in ledger.zone_files(zone)),
                        min_entries_ratio=0.0)
             for zone in ledger.zones() if zone not in declared]
 

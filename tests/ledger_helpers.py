@@ -41,7 +41,7 @@ class Ledger:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "dnsbl.toml"
-        self.zone = folder / "published" / "rep.example.org.zone"
+        self.zone = folder / "published" / "rep.example.org.00.zone"
         self.config.write_text(
             'listen = ["127.0.0.1:0"]\n'
             "[ledger]\n"
@@ -76,7 +76,8 @@ class Ledger:
         return self.ok("export", "--format", "json")
 
     def zone_text(self) -> str:
-        return self.zone.read_text() if self.zone.exists() else ""
+        """Every published file of the zone, one after the other."""
+        return "".join(path.read_text() for path in sorted(self.zone.parent.glob("*.zone")))
 
     def write(self, name: str, text: str) -> str:
         path = self.folder / name

@@ -143,8 +143,8 @@ def run(args: argparse.Namespace, config: LedgerConfig | None) -> int:
     try:
         handler = _COMMANDS[args.ledger_command]
         result, status, changed = handler(args, config, store, who)
-        if changed and not getattr(args, "no_publish", False):
-            result["published"] = _publish(store, config, who).as_dict()
+        if changed is not None and not getattr(args, "no_publish", False):
+            result["published"] = _publish(store, config, who, changed or None).as_dict()
         _print(result, as_json)
         return status
     except LedgerError as exc:
@@ -157,9 +157,11 @@ def run(args: argparse.Namespace, config: LedgerConfig | None) -> int:
         store.close()
 
 
-def _publish(store: Store, config: LedgerConfig, who: str) -> Published:
+def _publish(store: Store, config: LedgerConfig, who: str,
+             changed: list[bytes] | None = None) -> Published:
+    """Publish every file, or those the keys starting at ``changed`` fall in."""
     try:
-        return publish(store, config, now(), who)
+        return publish(store, config, now(), who, changed)
     except OSError as exc:
         raise _Unavailable(f"cannot write the zones in {config.publish_dir}: "
                            f"{exc.strerror or exc}; the old files stay") from None
@@ -177,7 +179,9 @@ def _fail(message: str, status: int) -> int:
     return status
 
 
-Outcome = tuple[dict[str, Any], int, bool]  # what to print, exit code, changed
+#: What to print, the exit code, and what changed: None nothing, [] anything
+#: (publish every file), else the first addresses of the keys changed.
+Outcome = tuple[dict[str, Any], int, list[bytes] | None]
 
 
 def _add(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str) -> Outcome:
@@ -196,7 +200,7 @@ def _add(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str)
             "" if key.text == "127.0.0.1" else " (--force publishes it anyway)")
     store.stage([report])
     result.update(store.merge(at, who, "add").as_dict())
-    return result, 0, True
+    return result, 0, [key.start]
 
 
 def _remove(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str) -> Outcome:
@@ -205,8 +209,8 @@ def _remove(args: argparse.Namespace, config: LedgerConfig, store: Store, who: s
     ended = store.remove(key, category, args.source, parse_reason(args.reason), who, now())
     if not ended:
         return {"key": key.text, "removed": [],
-                "message": f"{key.text}: no live listing to remove"}, EXIT_NOTHING, False
-    return {"key": key.text, "removed": [e.as_dict() for e in ended]}, 0, True
+                "message": f"{key.text}: no live listing to remove"}, EXIT_NOTHING, None
+    return {"key": key.text, "removed": [e.as_dict() for e in ended]}, 0, [key.start]
 
 
 def _show(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str) -> Outcome:
@@ -219,7 +223,7 @@ def _show(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str
               "listings": [dict(listing.as_dict(), active=listing.active(at))
                            for listing in listings],
               "history": [entry.as_dict() for entry in history]}
-    return result, 0 if listings or history else EXIT_NOTHING, False
+    return result, 0 if listings or history else EXIT_NOTHING, None
 
 
 def _list(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str) -> Outcome:
@@ -230,14 +234,14 @@ def _list(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str
         source=args.source, expiring_before=expiring,
         since=_moment(args.added_since, at) if args.added_since else None,
         active=not args.all)
-    return {"listings": _Lazy(dict(r.as_dict(), active=r.active(at)) for r in rows)}, 0, False
+    return {"listings": _Lazy(dict(r.as_dict(), active=r.active(at)) for r in rows)}, 0, None
 
 
 def _history(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str) -> Outcome:
     keys = [parse_key(args.key).text] if args.key else []
     since = _moment(args.since, now()) if args.since else None
     entries = store.history(keys, since, args.limit)
-    return {"history": [e.as_dict() for e in entries]}, 0, False
+    return {"history": [e.as_dict() for e in entries]}, 0, None
 
 
 def _import(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str) -> Outcome:
@@ -282,7 +286,7 @@ def _import(args: argparse.Namespace, config: LedgerConfig, store: Store, who: s
               **merged.as_dict()}
     if bad:
         result["bad"] = bad
-    return result, 0, merged.added + merged.extended + merged.relisted > 0
+    return result, 0, [] if merged.added + merged.extended + merged.relisted else None
 
 
 def _export(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str) -> Outcome:
@@ -294,14 +298,14 @@ def _export(args: argparse.Namespace, config: LedgerConfig, store: Store, who: s
                 count = write_export(args.format, rows, out)
         except OSError as exc:
             raise _Unavailable(f"{args.output}: cannot write: {exc.strerror or exc}") from None
-        return {"exported": count, "file": args.output}, 0, False
+        return {"exported": count, "file": args.output}, 0, None
     write_export(args.format, rows, sys.stdout)
-    return {}, 0, False
+    return {}, 0, None
 
 
 def _publish_command(args: argparse.Namespace, config: LedgerConfig, store: Store,
                      who: str) -> Outcome:
-    return {"published": _publish(store, config, who).as_dict()}, 0, False
+    return {"published": _publish(store, config, who).as_dict()}, 0, None
 
 
 _COMMANDS = {"add": _add, "remove": _remove, "show": _show, "list": _list,
@@ -386,7 +390,8 @@ def _text(result: dict[str, Any]) -> Iterator[str]:
     if published is not None:
         for zone, count in published["entries"].items():
             state = "written" if zone in published["changed"] else "unchanged"
-            yield f"published {zone}: {count} entries ({state})"
+            part = " in the file the change fell in" if published["partial"] else ""
+            yield f"published {zone}: {count} entries{part} ({state})"
         held = published["held"]
         if held:
             yield f"held back {len(held)} listing(s):"

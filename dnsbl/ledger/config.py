@@ -49,6 +49,9 @@ class LedgerConfig:
     ttl: int = 300
     #: Seconds a change waits for another writer to finish before giving up.
     lock_timeout: float = 30.0
+    #: Files each zone is split into (by the first byte of the address): a
+    #: change rewrites, and the server reloads, the one file it falls in.
+    shards: int = 16
 
     def category(self, name: str) -> Category:
         """The category called ``name`` or aliased so.
@@ -72,13 +75,24 @@ class LedgerConfig:
                 zones.setdefault(zone, []).append(category)
         return {zone: tuple(categories) for zone, categories in zones.items()}
 
-    def zone_file(self, zone: str) -> str:
-        return os.path.join(self.publish_dir, f"{zone}.zone")
+    def zone_file(self, zone: str, shard: int) -> str:
+        """``published/rep.example.org.zone``, or ``...org.07.zone`` for shard 7 of several."""
+        name = f"{zone}.zone" if self.shards == 1 else f"{zone}.{shard:02d}.zone"
+        return os.path.join(self.publish_dir, name)
+
+    def zone_files(self, zone: str) -> tuple[str, ...]:
+        return tuple(self.zone_file(zone, shard) for shard in range(self.shards))
+
+    def shard_of(self, start: bytes) -> int:
+        """The shard of a network by its first address. Networks inside one
+        another share their first byte (at /8 and longer), so they share a
+        file, where the longest prefix wins as in one list."""
+        return start[0] % self.shards
 
 
 _KEYS = {"database", "publish_dir", "zone", "categories", "category", "lookup_url",
          "allowlist", "warninglists", "publish_interval", "private_sources", "ttl",
-         "lock_timeout"}
+         "lock_timeout", "shards"}
 _CATEGORY_KEYS = {"name", "a", "lifetime", "widest_v4", "widest_v6", "zones", "public",
                   "aliases"}
 
@@ -114,8 +128,11 @@ def parse_ledger(table: Any, base: str) -> LedgerConfig:
         interval = float(table.get("publish_interval", LedgerConfig.publish_interval))
         ttl = int(str(table.get("ttl", LedgerConfig.ttl)))
         lock_timeout = float(table.get("lock_timeout", LedgerConfig.lock_timeout))
+        shards = int(str(table.get("shards", LedgerConfig.shards)))
     except ValueError as exc:
         raise LedgerError(f"[ledger]: {exc}") from None
+    if not 1 <= shards <= 256:
+        raise LedgerError("[ledger]: shards must be from 1 to 256")
     if interval < 0 or ttl < 0 or lock_timeout < 0:
         raise LedgerError("[ledger]: publish_interval, ttl and lock_timeout must not be "
                           "negative")
@@ -126,7 +143,7 @@ def parse_ledger(table: Any, base: str) -> LedgerConfig:
         allowlist=_files(table, "allowlist", base), warninglists=_files(table, "warninglists",
                                                                          base),
         publish_interval=interval, private_sources=_strings(table, "private_sources", "[ledger]"),
-        ttl=ttl, lock_timeout=lock_timeout)
+        ttl=ttl, lock_timeout=lock_timeout, shards=shards)
 
 
 def _category(name: str, spec: Any) -> Category:

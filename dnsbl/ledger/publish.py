@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -45,63 +45,81 @@ class Held:
 class Published:
     """What one publish did."""
 
-    entries: dict[str, int] = field(default_factory=dict)  # per zone
-    changed: list[str] = field(default_factory=list)  # zones whose file was replaced
+    entries: dict[str, int] = field(default_factory=dict)  # per zone, in the files compiled
+    changed: list[str] = field(default_factory=list)  # zones with a file replaced
     held: list[Held] = field(default_factory=list)
+    files: int = 0  # compiled: all of them, or those a change fell in
+    partial: bool = False  # only the files a change fell in
 
     def as_dict(self) -> dict[str, Any]:
         return {"entries": self.entries, "changed": self.changed,
-                "held": [h.as_dict() for h in self.held]}
+                "held": [h.as_dict() for h in self.held], "files": self.files,
+                "partial": self.partial}
 
 
-def publish(store: Store, config: LedgerConfig, now: int, who: str = "") -> Published:
-    """Write every zone of the ledger from its live listings; returns the counts and
-    what the guard held back. A zone whose content is unchanged is left alone (no
-    reload in the server). One audit row per publish that changed something.
+def publish(store: Store, config: LedgerConfig, now: int, who: str = "",
+            changed: Sequence[bytes] | None = None) -> Published:
+    """Write the zone files of the ledger from its live listings; returns the counts
+    and what the guard held back. With ``changed`` (the first addresses of the keys
+    a change touched) only the files those fall in are compiled. A file whose
+    content is unchanged is left alone (no reload in the server). One audit row
+    per publish that changed something.
 
     :raises LedgerError: when the guard's files cannot be read.
     :raises OSError: when a zone file cannot be written; the old one stays.
     """
     guard = Guard(config)
     os.makedirs(config.publish_dir, exist_ok=True)
-    result = Published()
-    writers = {zone: _ZoneWriter(config, zone) for zone in config.zones()}
+    if changed is not None and not all(os.path.exists(path) for zone in config.zones()
+                                       for path in config.zone_files(zone)):
+        changed = None  # the first publish, or a file gone: write them all
+    result = Published(partial=changed is not None)
+    shards = sorted({config.shard_of(start) for start in changed}) if changed is not None \
+        else list(range(config.shards))
+    result.files = len(shards) * len(config.zones())
+    test_shard = config.shard_of(b"\x7f")
+    writers = {(zone, shard): _ZoneWriter(config, zone, shard, shard == test_shard)
+               for zone in config.zones() for shard in shards}
     lines = _Lines(config)
-    categories = {c.name: (c, [writers[z] for z in c.zones or (config.zone,)])
-                  for c in config.categories}
+    targets = {c.name: (c, [z for z in c.zones or (config.zone,)]) for c in config.categories}
+    first_bytes = None if changed is None else \
+        [b for b in range(256) if b % config.shards in shards]
     try:
-        for rows in _groups(store, now):
+        for rows in _groups(store, now, first_bytes):
             category, key, family, prefixlen, start, end = rows[0][:6]
-            if category not in categories:
+            if category not in targets:
                 result.held.append(Held(key, category, "category not in the configuration"))
                 continue
-            settings, targets = categories[category]
+            settings, zones = targets[category]
             why = guard.check(family, start, end, prefixlen, settings,
                               any(row[10] for row in rows))
             if why is not None:
                 result.held.append(Held(key, category, why))
                 continue
             line = lines.line(settings, rows)
-            for writer in targets:
-                writer.write(settings, family, line)
-        for zone, writer in writers.items():
-            result.entries[zone] = writer.count
-            if writer.commit():
+            shard = config.shard_of(start)
+            for zone in zones:
+                writers[zone, shard].write(settings, family, line)
+        for (zone, _shard), writer in writers.items():
+            result.entries[zone] = result.entries.get(zone, 0) + writer.count
+            if writer.commit() and zone not in result.changed:
                 result.changed.append(zone)
     finally:
         for writer in writers.values():
             writer.abandon()
     if result.changed:
         store.record(AuditEntry(now, who, "publish", "", "", "", "", json.dumps({
-            "zones": result.changed, "entries": result.entries, "held": len(result.held)})))
+            "zones": result.changed, "entries": result.entries, "held": len(result.held),
+            "files": result.files})))
     return result
 
 
-def _groups(store: Store, now: int) -> Iterator[list[tuple[Any, ...]]]:
+def _groups(store: Store, now: int, first_bytes: Sequence[int] | None
+            ) -> Iterator[list[tuple[Any, ...]]]:
     """The live listings, one group per category and key (one row a source)."""
     group: list[tuple[Any, ...]] = []
     category = key = None
-    for row in store.published(now):
+    for row in store.published(now, first_bytes):
         if row[1] != key or row[0] != category:
             if group:
                 yield group
@@ -169,8 +187,8 @@ def _cut(text: str, size: int) -> str:
 class _ZoneWriter:
     """One zone file being written: a temporary file until :meth:`commit`."""
 
-    def __init__(self, config: LedgerConfig, zone: str) -> None:
-        self.path = config.zone_file(zone)
+    def __init__(self, config: LedgerConfig, zone: str, shard: int, test_points: bool) -> None:
+        self.path = config.zone_file(zone, shard)
         folder = os.path.dirname(self.path) or "."
         base = os.path.basename(self.path)
         for stale in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(base)}.*.tmp")):
@@ -180,7 +198,8 @@ class _ZoneWriter:
         self._hash = hashlib.sha256()
         self._section: tuple[str, int] | None = None
         self._pending: list[str] = []  # lines not yet written: written in batches
-        self._zone_categories = config.zones()[zone]
+        self._test_points = test_points  # this file holds 127.0.0.2
+        self._zone_categories = config.zones()[zone] if test_points else ()
         self._categories = {c.name for c in self._zone_categories}  # without a v4 section
         self.count = 0
         self._write(f"# {zone}: written by `dnsbl ledger publish`; change the ledger, "
@@ -212,7 +231,7 @@ class _ZoneWriter:
         kind = "ip4trie" if family == 4 else "ip6trie"
         self._write(f"$DATASET {kind}:{category.name}-v{family} @\n")
         self._section = (category.name, family)
-        if family == 4:
+        if family == 4 and self._test_points:
             # RFC 5782 section 5: 127.0.0.2 is always listed, as a test point
             # (IPv6 clients ask ::ffff:7f00:2, answered from these sections).
             self._write(f"127.0.0.2/32 :{category.a}:{category.name}: test entry (RFC 5782)\n")

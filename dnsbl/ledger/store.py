@@ -363,15 +363,26 @@ class Store:
                "ORDER BY family, start_addr, prefixlen, category, source")
         return (_listing(row) for row in self._stream(self.sql(sql), params))
 
-    def published(self, now: int) -> Iterator[tuple[Any, ...]]:
+    def published(self, now: int, first_bytes: Sequence[int] | None = None
+                  ) -> Iterator[tuple[Any, ...]]:
         """Live listings for publish, grouped by category then address:
         (category, key, family, prefixlen, start, end, source, reason, first_seen,
-        last_seen, forced)."""
+        last_seen, forced); only those whose address starts with one of
+        ``first_bytes`` when given."""
+        params: dict[str, Any] = {"now": now}
+        where = ""
+        if first_bytes is not None:
+            ranges = []
+            for i, byte in enumerate(first_bytes):
+                ranges.append(f"start_addr BETWEEN :lo{i} AND :hi{i}")
+                params[f"lo{i}"] = bytes([byte])
+                params[f"hi{i}"] = bytes([byte]) + b"\xff" * 16
+            where = f"AND ({' OR '.join(ranges) or '1 = 0'})"
         return self._stream(self.sql(
             "SELECT category, key, family, prefixlen, start_addr, end_addr, source, reason, "
             "first_seen, last_seen, forced FROM listings "
-            "WHERE removed_at IS NULL AND expires > :now "
-            "ORDER BY category, family, start_addr, prefixlen, source"), {"now": now})
+            f"WHERE removed_at IS NULL AND expires > :now {where} "
+            "ORDER BY category, family, start_addr, prefixlen, source"), params)
 
 
 def _listing(row: Sequence[Any]) -> Listing:
