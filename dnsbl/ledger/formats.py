@@ -68,15 +68,19 @@ class Defaults:
         if not name:
             raise LedgerError("no category: give --category or map the feed's to ours "
                               "(aliases of a [ledger] category)")
-        settings = self.config.category(name)
+        settings = self._categories.get(name) or self.config.category(name)
         source = source or self.source
         if not source:
             raise LedgerError("no source: give --source")
         when = seen if seen is not None else self.seen if self.seen is not None else self.now
         return Report(parse_key(key), settings.name, source,
-                      parse_reason(reason if reason is not None else self.reason), when,
+                      self.reason if reason is None else parse_reason(reason), when,
                       expires or self.expires or when + settings.lifetime, ref, confidence,
                       first_seen, forced, entered_by or self.entered_by)
+
+    def __post_init__(self) -> None:
+        self.reason = parse_reason(self.reason)
+        self._categories = {c.name: c for c in self.config.categories}
 
     def mapped(self, names: Iterable[str]) -> str | None:
         """The first of a feed's category names (or tags) that is ours or aliased."""

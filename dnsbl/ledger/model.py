@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,6 +44,8 @@ def parse_key(text: str) -> Key:
         '10.0.0.1/24' (the network is 10.0.0.0/24)`` - never masked silently.
     """
     text = text.strip()
+    if ":" not in text:  # IPv4, the bulk of every feed: without ipaddress objects
+        return _parse_ip4(text)
     try:
         if "/" not in text:
             address = ipaddress.ip_address(text)
@@ -61,6 +64,28 @@ def parse_key(text: str) -> Key:
                    address.packed)
     return Key(str(network), network.version, network.prefixlen,
                network.network_address.packed, network.broadcast_address.packed)
+
+
+def _parse_ip4(text: str) -> Key:
+    address, slash, length = text.partition("/")
+    try:
+        # inet_pton takes dotted quads only: no "10.1", no leading zeros.
+        packed = socket.inet_pton(socket.AF_INET, address)
+    except OSError:
+        raise LedgerError(f"bad address {text!r}") from None
+    if not slash:
+        return Key(address, 4, 32, packed, packed)
+    if not length.isdigit() or int(length) > 32 or (length[0] == "0" and length != "0"):
+        raise LedgerError(f"bad address {text!r}")
+    prefixlen = int(length)
+    value = int.from_bytes(packed, "big")
+    host = (1 << (32 - prefixlen)) - 1
+    if value & host:
+        network = socket.inet_ntop(socket.AF_INET, (value & ~host).to_bytes(4, "big"))
+        raise LedgerError(f"host bits set in {text!r} (the network is {network}/{prefixlen})")
+    if prefixlen == 32:
+        return Key(address, 4, 32, packed, packed)
+    return Key(f"{address}/{prefixlen}", 4, prefixlen, packed, (value | host).to_bytes(4, "big"))
 
 
 def parse_reason(text: str) -> str:
