@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from dnsbl.ledger.model import LedgerError
-from dnsbl.ledger.store import Store
+from dnsbl.ledger.model import LedgerError, Report
+from dnsbl.ledger.store import STAGED, STAGED_COLUMNS, Store, staged_rows
 
 try:
     import psycopg
@@ -60,6 +60,26 @@ class PostgresStore(Store):
     def _executemany(self, sql: str, rows: Sequence[dict[str, Any]]) -> None:
         with self._db.cursor() as cursor:
             cursor.executemany(sql, rows)
+
+    def stage(self, reports: Iterable[Report]) -> int:
+        """COPY into a plain table, then keep the newest report of each key,
+        category and source: many times faster than row-by-row upserts."""
+        self._execute(self.sql(STAGED))
+        self._execute("CREATE TEMPORARY TABLE IF NOT EXISTS staged_raw "
+                      "(LIKE staged INCLUDING DEFAULTS)")
+        self._execute("TRUNCATE staged, staged_raw")
+        columns = ", ".join(STAGED_COLUMNS)
+        count = 0
+        with self._db.cursor() as cursor:
+            with cursor.copy(f"COPY staged_raw ({columns}) FROM STDIN") as copy:
+                for row in staged_rows(reports):
+                    copy.write_row(row)
+                    count += 1
+        self._execute(f"INSERT INTO staged ({columns}) SELECT DISTINCT ON "
+                      f"(key, category, source) {columns} FROM staged_raw "
+                      "ORDER BY key, category, source, seen DESC")
+        self._execute("TRUNCATE staged_raw")
+        return count
 
     def _begin(self) -> None:
         self._db.execute("BEGIN")

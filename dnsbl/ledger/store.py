@@ -57,10 +57,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 
-_STAGED_COLUMNS = ("key", "family", "prefixlen", "start_addr", "end_addr", "category", "source",
+STAGED_COLUMNS = ("key", "family", "prefixlen", "start_addr", "end_addr", "category", "source",
                    "reason", "ref", "confidence", "seen", "first_seen", "expires", "forced",
                    "entered_by")
-_STAGED = """CREATE TEMPORARY TABLE IF NOT EXISTS staged (
+STAGED = """CREATE TEMPORARY TABLE IF NOT EXISTS staged (
     key TEXT NOT NULL, family INTEGER NOT NULL, prefixlen INTEGER NOT NULL,
     start_addr {blob} NOT NULL, end_addr {blob} NOT NULL, category TEXT NOT NULL,
     source TEXT NOT NULL, reason TEXT NOT NULL, ref TEXT NOT NULL,
@@ -68,8 +68,8 @@ _STAGED = """CREATE TEMPORARY TABLE IF NOT EXISTS staged (
     expires {bigint} NOT NULL, forced INTEGER NOT NULL, entered_by TEXT NOT NULL,
     PRIMARY KEY (key, category, source))"""
 # The same key, category and source twice in one import: the newest report counts.
-_STAGE = (f"INSERT INTO staged ({', '.join(_STAGED_COLUMNS)}) VALUES "
-          f"({', '.join(':' + c for c in _STAGED_COLUMNS)}) "
+_STAGE = (f"INSERT INTO staged ({', '.join(STAGED_COLUMNS)}) VALUES "
+          f"({', '.join(':' + c for c in STAGED_COLUMNS)}) "
           "ON CONFLICT (key, category, source) DO UPDATE SET seen = excluded.seen, "
           "reason = excluded.reason, ref = excluded.ref, confidence = excluded.confidence, "
           "expires = excluded.expires, forced = excluded.forced "
@@ -221,19 +221,12 @@ class Store:
 
     def stage(self, reports: Iterable[Report]) -> int:
         """Put reports aside for :meth:`merge` (nothing is changed yet)."""
-        self._execute(self.sql(_STAGED))
+        self._execute(self.sql(STAGED))
         self._execute("DELETE FROM staged")
         staged = 0
         batch: list[dict[str, Any]] = []
-        for report in reports:
-            key = report.key
-            batch.append({
-                "key": key.text, "family": key.family, "prefixlen": key.prefixlen,
-                "start_addr": key.start, "end_addr": key.end, "category": report.category,
-                "source": report.source, "reason": report.reason, "ref": report.ref,
-                "confidence": report.confidence, "seen": report.seen,
-                "first_seen": report.first_seen, "expires": report.expires,
-                "forced": int(report.forced), "entered_by": report.entered_by})
+        for row in staged_rows(reports):
+            batch.append(dict(zip(STAGED_COLUMNS, row, strict=True)))
             if len(batch) >= BATCH:
                 staged += self._stage_batch(batch)
         return staged + self._stage_batch(batch)
@@ -383,6 +376,15 @@ class Store:
             "first_seen, last_seen, forced FROM listings "
             f"WHERE removed_at IS NULL AND expires > :now {where} "
             "ORDER BY category, family, start_addr, prefixlen, source"), params)
+
+
+def staged_rows(reports: Iterable[Report]) -> Iterator[tuple[Any, ...]]:
+    """Reports as rows of the staging table, in STAGED_COLUMNS order."""
+    for report in reports:
+        key = report.key
+        yield (key.text, key.family, key.prefixlen, key.start, key.end, report.category,
+               report.source, report.reason, report.ref, report.confidence, report.seen,
+               report.first_seen, report.expires, int(report.forced), report.entered_by)
 
 
 def _listing(row: Sequence[Any]) -> Listing:
