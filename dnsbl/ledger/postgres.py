@@ -94,8 +94,7 @@ class PostgresStore(Store):
             with self._db.cursor(name="dnsbl_stream") as cursor:
                 cursor.itersize = 10000
                 cursor.execute(sql, params)
-                for row in cursor:
-                    yield tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                yield from cursor  # bytea comes back as bytes
 
     def _commit(self) -> None:
         if self._db.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:

@@ -91,8 +91,8 @@ def publish(store: Store, config: LedgerConfig, now: int, who: str = "",
                 result.held.append(Held(key, category, "category not in the configuration"))
                 continue
             settings, zones = targets[category]
-            why = guard.check(family, start, end, prefixlen, settings,
-                              any(row[10] for row in rows))
+            forced = rows[0][10] if len(rows) == 1 else any(row[10] for row in rows)
+            why = guard.check(family, start, end, prefixlen, settings, forced)
             if why is not None:
                 result.held.append(Held(key, category, why))
                 continue
