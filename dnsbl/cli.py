@@ -358,7 +358,11 @@ def _ledger_publisher(config: ServerConfig) -> PublishTimer | str | None:
     assert config.ledger is not None
     problem = publish_now(config.ledger)
     if problem is not None:
-        return f"cannot start: {problem}"
+        ledger = config.ledger
+        if not all(os.path.exists(path) for zone in ledger.zones()
+                   for path in ledger.zone_files(zone)):
+            return f"cannot start: {problem}"
+        log.warning("%s; serving the zones published before", problem)
     if not config.ledger.publish_interval or not config.sources:
         return None
     return PublishTimer(config.sources[0], config.ledger.publish_interval)

@@ -547,3 +547,13 @@ def test_a_long_reason_is_cut_to_fit_one_txt_string(ledger, served):
     check = subprocess.run([sys.executable, "-m", "dnsbl", "check", "--config",
                             str(ledger.config)], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0 and "0 problem(s)" in check.stdout, check.stdout
+
+
+def test_serve_with_a_ledger_it_cannot_open_and_nothing_published_says_so(tmp_path):
+    ledger = Ledger(tmp_path / "l", str(tmp_path / "nowhere" / "ledger.sqlite"))
+    command = [sys.executable, "-m", "dnsbl", "serve", "--config", str(ledger.config),
+               "--metrics", "none", "--workers", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3
+    [line] = result.stderr.strip().splitlines()
+    assert "cannot start:" in line and "cannot create the ledger: no folder" in line

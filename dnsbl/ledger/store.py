@@ -410,6 +410,9 @@ def open_store(url: str, lock_timeout: float = 30.0) -> Store:
         store = SQLiteStore(url, lock_timeout)
     try:
         store.migrate()
+    except store.errors as exc:
+        store.close()
+        raise LedgerError(store.explain(exc)) from None
     except BaseException:
         store.close()
         raise
