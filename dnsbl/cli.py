@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dnsbl import __version__, logs
 from dnsbl.config import (
@@ -51,6 +51,12 @@ log = logging.getLogger("dnsbl")
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No abbreviations: `--list` must not quietly mean `--listen`, and a
+        # flag added later must not change what an old abbreviation meant.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
 
@@ -65,8 +71,10 @@ def _zone_options(parser: argparse.ArgumentParser) -> None:
              "FILEs (repeat it; one NAME given several times is one zone of all those "
              "datasets; :acl:FILE is the global ACL)")
     parser.add_argument(
-        "--ttl", metavar="SECONDS",
-        help="TTL of answers when the data has no $TTL (units s/m/h/d/w allowed; default 35m)")
+        "--ttl", metavar="DEF[:MIN[:MAX]]",
+        help="TTL of answers when the data has no $TTL (units s/m/h/d/w allowed; default "
+             "35m; not 0), and as in rbldnsd's -t the bounds the data's TTLs are clamped "
+             "into (e.g. 35m:1m:1d; an empty part is left as it was, a bound of 0 is none)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     _zone_options(serve)
     serve.add_argument(
         "--listen", action="append", metavar="HOST:PORT",
-        help="address to answer on, e.g. 127.0.0.1:5300 or [::1]:5300 (repeat it; "
-             "default 127.0.0.1:5300; no port means 53; port 0 picks a free port)")
+        help="address to answer on, e.g. 127.0.0.1:5300 or [::1]:5300, or as rbldnsd's -b "
+             "127.0.0.1/5300 or ::1/5300 (repeat it; default 127.0.0.1:5300; no port means "
+             "53; port 0 picks a free port)")
     serve.add_argument(
         "--check-interval", metavar="SECONDS",
         help="how often to look for changed zone files (default 1; 0: only on SIGHUP)")
@@ -506,49 +515,67 @@ def _check_test_points(zone: Zone, zoneset: ZoneSet) -> None:
 
 
 def _query(args: argparse.Namespace) -> int:
+    """Exit 0 when the target is listed in some zone, 1 when in none, 2 when it
+    cannot be asked (not an address or a name, under no zone) or some data did
+    not load (as grep: an error outweighs a miss)."""
     import dnslib
 
-    from dnsbl.explain import ask, find_zone, query_name
+    from dnsbl.explain import ask, find_zone, query_name, target_problem
 
+    problem = target_problem(args.target)
+    if problem:
+        print(f"dnsbl: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     config = _config(args)
+    status = EXIT_PROBLEMS  # until an answer lists it
     try:
         zoneset = load_zoneset(config)
     except LoadError as exc:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)
-        zoneset = exc.partial
-        status = EXIT_PROBLEMS  # the answers below are what a server missing that data gives
+        zoneset = exc.partial  # what a server missing that data answers, shown below
+        failed = True
     else:
-        status = 0
+        failed = False
+    out: list[str] = []  # printed at the end, so a closed pipe cannot change the status
     for name in query_name(args.target, zoneset):
-        print(f";; {name}")
+        out.append(f";; {name}")
         located = find_zone(name, zoneset)
         for qtype in ("A", "TXT"):
             reply = ask(name, qtype, zoneset)
             if reply is None:
-                print(f"{qtype}: no reply")
+                out.append(f"{qtype}: no reply")
                 continue
             rcode = dnslib.RCODE.get(reply.header.rcode)
-            print(f"{qtype}: {rcode}")
+            out.append(f"{qtype}: {rcode}")
             for rr in reply.rr:
-                print(f"  {rr.toZone()}")
+                out.append(f"  {rr.toZone()}")
+                if rr.rtype == dnslib.QTYPE.A:
+                    status = 0
         if located is None:
-            print("  not under any served zone")
-            status = EXIT_PROBLEMS
+            out.append("  not under any served zone")
+            failed = True
             continue
-        _explain(located, zoneset)
+        out.extend(_explain(located, zoneset))
+    status = EXIT_USAGE if failed else status
+    try:
+        print("\n".join(out))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `dnsbl query ... | head -1`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
     return status
 
 
-def _explain(located: tuple, zoneset: ZoneSet) -> None:
+def _explain(located: tuple, zoneset: ZoneSet) -> list[str]:
     from dnsbl.explain import key_of, matches
 
     zone, prefix = located
     key = key_of(prefix)
     if not prefix:
-        print(f"  the apex of zone {zone.name}")
-        return
+        return [f"  the apex of zone {zone.name}"]
+    lines = []
     for dataset, match in zip(zone.datasets, matches(zone, key), strict=True):
         what = match.describe() if match else f"{','.join(dataset.paths)}: no entry"
-        print(f"  {dataset.kind} {what}")
+        lines.append(f"  {dataset.kind} {what}")
+    return lines
 

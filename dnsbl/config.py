@@ -69,6 +69,10 @@ class ServerConfig:
     zones: tuple[ZoneConfig, ...] = ()
     #: Default TTL of answers when a dataset has no $TTL (rbldnsd's default: 35m).
     ttl: int = 2100
+    #: rbldnsd's ``-t def:min:max``: TTLs read from the data ($TTL, generic
+    #: records, $SOA and $NS) are clamped into [ttl_min, ttl_max]; 0: no bound.
+    ttl_min: int = 0
+    ttl_max: int = 0
     #: Seconds between checks of the zone files for changes; 0: only on SIGHUP.
     check_interval: float = 1.0
     #: Start even when a zone cannot load; it answers SERVFAIL until it does.
@@ -108,17 +112,31 @@ class ServerConfig:
     ledger: LedgerConfig | None = None
     sources: tuple[str, ...] = field(default=(), compare=False)
 
+    @property
+    def ttl_bounds(self) -> tuple[int, int]:
+        """(min, max) for the data's TTLs; 0 means no bound on that side."""
+        return self.ttl_min, self.ttl_max
+
 
 def parse_listen(text: str) -> Listen:
-    """``"127.0.0.1:5300"`` / ``"[::1]:5300"`` / ``"::1"`` -> Listen.
+    """``"127.0.0.1:5300"`` / ``"[::1]:5300"`` / ``"::1"`` -> Listen; rbldnsd's
+    ``-b`` forms too: ``"127.0.0.1/5300"``, ``"::1/5300"``, ``"[::1]/5300"``.
+
+    Something that looks like an address must be one: ``999.1.1.1`` is an
+    error here, not a host name to look up when binding.
 
     :raises ConfigError: for a bad address or port.
     """
     host, port = text, str(DEFAULT_PORT)
-    if text.startswith("["):
+    if "/" in text:  # rbldnsd: the slash, never a colon, ends the address
+        host, port = text.rsplit("/", 1)
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+    elif text.startswith("["):
         host, sep, rest = text[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
-            raise ConfigError(f"bad listen address {text!r}: expected [ADDRESS]:PORT")
+            raise ConfigError(f"bad listen address {text!r}: expected [ADDRESS]:PORT "
+                              "or ADDRESS/PORT")
         if rest:
             port = rest[1:]
     elif text.count(":") == 1:
@@ -127,7 +145,18 @@ def parse_listen(text: str) -> Listen:
         raise ConfigError(f"bad listen address {text!r}: port must be 0-65535")
     if not host:
         raise ConfigError(f"bad listen address {text!r}: no host")
+    if _looks_like_address(host):
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ConfigError(f"bad listen address {text!r}: {host!r} is not an IP "
+                              "address") from None
     return Listen(host, int(port))
+
+
+def _looks_like_address(text: str) -> bool:
+    """Digits and dots, or a colon: meant as an IP address, never a host name."""
+    return ":" in text or all(c.isdigit() or c == "." for c in text)
 
 
 def parse_metrics(text: str) -> Listen | None:
@@ -219,7 +248,7 @@ def load_config(path: str) -> ServerConfig:
             raise ConfigError(f"{path}: 'listen' must be a list of HOST:PORT strings")
         config = replace(config, listen=tuple(_within(path, parse_listen, x) for x in listen))
     if "ttl" in data:
-        config = replace(config, ttl=settings.ttl(data["ttl"], f"{path}: 'ttl'"))
+        config = _with_ttl(config, data["ttl"], f"{path}: 'ttl'")
     if "check_interval" in data:
         config = replace(config, check_interval=settings.interval(
             data["check_interval"], f"{path}: 'check_interval'"))
@@ -369,6 +398,34 @@ def _apex(table: dict[str, Any], where: str) -> tuple[SOA | None, NS | None]:
 _MAX_AGE = float(0xFFFFFFFF)
 
 
+def _with_ttl(config: ServerConfig, value: Any, where: str) -> ServerConfig:
+    """``35m``, or rbldnsd's ``DEF:MIN:MAX`` (``35m:1m:1d``, ``::1d``): the
+    default TTL and the bounds the data's TTLs are clamped into. An empty part
+    leaves that value as it was (the configuration file's, or the default); a
+    bound of 0 means none. A default of 0 is refused, as rbldnsd does: answers
+    that cannot be cached would bring every question back to the server.
+
+    :raises ConfigError: naming ``where`` and what is wrong.
+    """
+    parts = value.split(":") if isinstance(value, str) else [value]
+    if len(parts) > 3:
+        raise ConfigError(f"{where} must be DEFAULT[:MIN[:MAX]] (e.g. 35m or 35m:1m:1d), "
+                          f"not {settings.shown(value)}")
+    parts += [""] * (3 - len(parts))
+    numbers = [config.ttl, config.ttl_min, config.ttl_max]
+    for i, part in enumerate(parts):
+        if part != "":
+            numbers[i] = settings.ttl(part, where)
+    default, low, high = numbers
+    if parts[0] != "" and default == 0:
+        raise ConfigError(f"{where} must have a default TTL over 0 (nothing could be cached; "
+                          f"rbldnsd refuses 0 too), not {settings.shown(value)}")
+    if (low and high and low > high) or (low and default < low) or (high and default > high):
+        raise ConfigError(f"{where} must have MIN <= DEFAULT <= MAX (a bound of 0 is none), "
+                          f"not {settings.shown(value)} ({default}:{low}:{high})")
+    return replace(config, ttl=default, ttl_min=low, ttl_max=high)
+
+
 def _rrl(table: Any, where: str) -> RRLConfig:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: [rrl] must be a table")
@@ -421,7 +478,7 @@ def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
         kept = tuple(z for z in config.zones if z.name not in names)
         config = replace(config, zones=kept + given)
     if ttl is not None:
-        config = replace(config, ttl=settings.ttl(ttl, "--ttl"))
+        config = _with_ttl(config, ttl, "--ttl")
     if check_interval is not None:
         config = replace(config, check_interval=settings.interval(check_interval,
                                                                   "--check-interval"))

@@ -15,7 +15,7 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import compress, islice, repeat
 from operator import eq
@@ -73,12 +73,49 @@ class Parsed:
     sections: list[tuple[tuple[str, ...], str, Parsed]] = field(default_factory=list)
 
 
-def parse_dataset(kind: str, paths: Sequence[str], default_ttl: int) -> Parsed:
-    """Read one dataset's files.
+def parse_dataset(kind: str, paths: Sequence[str], default_ttl: int,
+                  ttl_bounds: tuple[int, int] = (0, 0)) -> Parsed:
+    """Read one dataset's files; the TTLs they give are clamped into
+    ``ttl_bounds`` (rbldnsd's ``-t def:min:max``).
 
     :raises ZoneFileError: when a file cannot be loaded at all; bad lines are
         in the result's ``warnings`` instead.
     """
+    parsed = _parse_files(kind, paths, default_ttl)
+    if ttl_bounds != (0, 0):
+        _clamp(parsed, ttl_bounds)
+    return parsed
+
+
+def _clamp(parsed: Parsed, bounds: tuple[int, int]) -> None:
+    """Clamp what rbldnsd clamps: $TTL, generic records' TTLs, the $SOA and
+    $NS TTLs (not the SOA's minimum field, the negative TTL). The default TTL
+    lies within the bounds already (the configuration checks it)."""
+    parsed.ttl = clamp_ttl(parsed.ttl, bounds)
+    parsed.records = [(name, rtype, clamp_ttl(ttl, bounds), rdata)
+                      for name, rtype, ttl, rdata in parsed.records]
+    if parsed.soa is not None:
+        parsed.soa = replace(parsed.soa, ttl=clamp_ttl(parsed.soa.ttl, bounds))
+    if parsed.ns is not None:
+        parsed.ns = replace(parsed.ns, ttl=clamp_ttl(parsed.ns.ttl, bounds))
+    for _subzones, _name, section in parsed.sections:
+        _clamp(section, bounds)
+
+
+def clamp_ttl(ttl: int, bounds: tuple[int, int]) -> int:
+    """A TTL from the data within ``(min, max)`` (0: no bound), as rbldnsd's
+    ``-t``; 0 stays 0, which means "the default" wherever the data says it."""
+    low, high = bounds
+    if not ttl:
+        return ttl
+    if low and ttl < low:
+        return low
+    if high and ttl > high:
+        return high
+    return ttl
+
+
+def _parse_files(kind: str, paths: Sequence[str], default_ttl: int) -> Parsed:
     reader = DatasetReader(kind, paths)
     if kind in COMBINED_TYPES:
         sections = reader.sections()
@@ -326,12 +363,13 @@ def index_dataset(parsed: Parsed) -> Dataset:
     return IP4Dataset(parsed)
 
 
-def load_dataset(kind: str, paths: Sequence[str], default_ttl: int) -> Dataset:
+def load_dataset(kind: str, paths: Sequence[str], default_ttl: int,
+                 ttl_bounds: tuple[int, int] = (0, 0)) -> Dataset:
     """Read and index one dataset in this process.
 
     :raises ZoneFileError: when a file cannot be loaded at all.
     """
-    return index_dataset(parse_dataset(kind, paths, default_ttl))
+    return index_dataset(parse_dataset(kind, paths, default_ttl, ttl_bounds))
 
 
 class Dataset:

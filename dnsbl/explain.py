@@ -39,6 +39,33 @@ class Match:
         return f"{where}: {self.entry} -> A {ipaddress.IPv4Address(self.value.a)}{txt}"
 
 
+def target_problem(target: str) -> str | None:
+    """Why ``target`` cannot be asked about, or None for an address or a name.
+
+    What looks like an address or a network must be a valid address:
+    ``999.1.1.1``, ``1.2.3`` and ``10.0.0.0/8`` are mistakes, not domain names
+    (no top-level domain is all digits, and names hold neither ``/`` nor ``:``).
+    """
+    try:
+        ipaddress.ip_address(target)
+        return None
+    except ValueError:
+        pass
+    if "/" in target:
+        try:
+            network = ipaddress.ip_network(target, strict=False)
+        except ValueError:
+            return f"{target!r} is neither an IP address nor a domain name"
+        return (f"{target!r} is a network; ask about one address in it, "
+                f"e.g. {network.network_address}")
+    if ":" in target or all(c.isdigit() or c == "." for c in target):
+        return f"{target!r} is not a valid IP address"
+    labels = target.rstrip(".").split(".")
+    if len(target.encode()) > 253 or any(not 0 < len(label.encode()) < 64 for label in labels):
+        return f"{target!r} is not a valid domain name"
+    return None
+
+
 def query_name(target: str, zoneset: ZoneSet) -> list[str]:
     """The names to ask for ``target``: an address (IPv4 or IPv6) reversed under
     every zone; a name as given when it is under a zone, else under every zone

@@ -243,11 +243,12 @@ def _expand(members: list[Dataset]) -> tuple[tuple[Dataset, ...], dict[str, tupl
     return tuple(own), {prefix: tuple(ds) for prefix, ds in subzones.items()}
 
 
-def _parse_timed(kind: str, files: tuple[str, ...], ttl: int) -> tuple[Parsed, float]:
+def _parse_timed(kind: str, files: tuple[str, ...], ttl: int,
+                 ttl_bounds: tuple[int, int]) -> tuple[Parsed, float]:
     # Timed where it runs: the results are read in order, so a clock in the
     # caller would charge one dataset with the wait for those before it.
     started = time.monotonic()
-    return parse_dataset(kind, files, ttl), time.monotonic() - started
+    return parse_dataset(kind, files, ttl, ttl_bounds), time.monotonic() - started
 
 
 def load_zoneset(config: ServerConfig, pool: Executor | None = None) -> ZoneSet:
@@ -266,13 +267,15 @@ def load_zoneset(config: ServerConfig, pool: Executor | None = None) -> ZoneSet:
         for key, spec in specs.items():
             started = time.monotonic()
             try:
-                datasets[key] = load_dataset(spec.type, spec.files, config.ttl)
+                datasets[key] = load_dataset(spec.type, spec.files, config.ttl,
+                                             config.ttl_bounds)
             except ZoneFileError as exc:
                 errors.append(exc)
                 continue
             datasets[key].load_seconds = time.monotonic() - started
     else:
-        futures = {key: pool.submit(_parse_timed, spec.type, spec.files, config.ttl)
+        futures = {key: pool.submit(_parse_timed, spec.type, spec.files, config.ttl,
+                                   config.ttl_bounds)
                    for key, spec in specs.items()}
         for key, future in futures.items():
             try:

@@ -284,7 +284,7 @@ class Reloader:
             # none of this one's GIL, so queries keep their latency, and the
             # garbage of parsing goes back to the system when that process ends.
             parsed = await loop.run_in_executor(self._executor(), parse_dataset, kind, files,
-                                                self.config.ttl)
+                                                self.config.ttl, self.config.ttl_bounds)
             # Indexing the compact result is quick, and interleaves with queries.
             dataset = await asyncio.to_thread(index_dataset, parsed)
         except ZoneFileError as exc:
