@@ -11,7 +11,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,8 @@ from dnsbl.config import (
 )
 from dnsbl.control import ControlError, default_path, discard, open_socket
 from dnsbl.ledger import cli as ledger_cli
-from dnsbl.registry import LoadError, Zone, ZoneSet, load_zoneset
+from dnsbl.lint import DEFAULT_MAX_WIDTH4, DEFAULT_MAX_WIDTH6, lists_loopback
+from dnsbl.registry import LoadError, Zone, ZoneSet, dataset_specs, load_zoneset
 from dnsbl.spawn import Forker
 from dnsbl.zonefile import DATASET_TYPES
 
@@ -75,6 +76,17 @@ def _zone_options(parser: argparse.ArgumentParser) -> None:
         help="TTL of answers when the data has no $TTL (units s/m/h/d/w allowed; default "
              "35m; not 0), and as in rbldnsd's -t the bounds the data's TTLs are clamped "
              "into (e.g. 35m:1m:1d; an empty part is left as it was, a bound of 0 is none)")
+
+
+def _width(longest: int) -> Callable[[str], int]:
+    """An argparse type: ``/8`` or ``8``, from 0 to ``longest``."""
+    def parse(text: str) -> int:
+        bits = text.removeprefix("/")
+        if not (bits.isascii() and bits.isdigit()) or int(bits) > longest:
+            raise argparse.ArgumentTypeError(f"expected a prefix length /0 to /{longest}, "
+                                             f"got {text!r}")
+        return int(bits)
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Parse every zone file, print entry counts and every problem as "
                     "file:line: reason. Exit status 1 when there are problems.")
     _zone_options(check)
+    check.add_argument(
+        "--strict", action="store_true",
+        help="also fail on what a list should never publish: an RFC 5782 never-listed "
+             "test point (127.0.0.1), the whole Internet (0/0), an entry wider than "
+             "--max-width4/--max-width6")
+    check.add_argument(
+        "--max-width4", metavar="/N", type=_width(32), default=DEFAULT_MAX_WIDTH4,
+        help=f"with --strict: the widest IPv4 entry allowed (default /{DEFAULT_MAX_WIDTH4})")
+    check.add_argument(
+        "--max-width6", metavar="/N", type=_width(128), default=DEFAULT_MAX_WIDTH6,
+        help=f"with --strict: the widest IPv6 entry allowed (default /{DEFAULT_MAX_WIDTH6})")
 
     query = sub.add_parser(
         "query", help="show what the server would answer, and why",
@@ -313,6 +336,10 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
         log.warning("%d more warnings not shown; `dnsbl check` lists them all",
                     len(warnings) - _MAX_LOGGED_WARNINGS)
     for zone in zoneset.zones.values():
+        if lists_loopback(zone):
+            log.warning("zone %s lists 127.0.0.1, which RFC 5782 says must never be listed: "
+                        "mail servers test a list with it (`dnsbl check --strict` fails on it)",
+                        zone.name)
         if zone.loaded:
             log.info("zone %s: %d entries from %d dataset(s), serial %d",
                      zone.name, zone.entries, len(zone.datasets), zone.serial)
@@ -471,6 +498,13 @@ def _check(args: argparse.Namespace) -> int:
     for warning in zoneset.warnings():
         print(f"error: {warning}")
         problems += 1
+    if args.strict:
+        from dnsbl.lint import wide_entries
+
+        for spec in dataset_specs(config).values():
+            for wide in wide_entries(spec.type, spec.files, args.max_width4, args.max_width6):
+                print(f"error: {wide}")
+                problems += 1
     for zone_config in config.zones:
         zone = zoneset.by_name(zone_config.name)
         if zone is None or not zone.loaded:
@@ -490,16 +524,18 @@ def _check(args: argparse.Namespace) -> int:
                     continue  # listed with the zone itself
                 print(f"{indent}{dataset.kind} {','.join(dataset.paths)}: {dataset.entries} "
                       f"entries, {dataset.exclusions} exclusions, ttl {dataset.ttl}")
-            _check_test_points(served, zoneset)
+            problems += _check_test_points(served, zoneset, args.strict)
     print(f"{problems} problem(s)")
     return EXIT_PROBLEMS if problems else 0
 
 
-def _check_test_points(zone: Zone, zoneset: ZoneSet) -> None:
+def _check_test_points(zone: Zone, zoneset: ZoneSet, strict: bool) -> int:
     """Say where a zone lists what RFC 5782 says it must never, or does not
-    list its test entries, for each kind of data it has."""
+    list its test entries, for each kind of data it has; with ``strict`` the
+    former are problems (their count is returned), else warnings."""
     from dnsbl.explain import ask, name_under
 
+    problems = 0
     families = {d.family for d in zone.datasets}
     for family, (never, always) in _TEST_POINTS.items():
         if family not in families:
@@ -508,10 +544,13 @@ def _check_test_points(zone: Zone, zoneset: ZoneSet) -> None:
             reply = ask(name_under(key, zone.name), "A", zoneset)
             listed = reply is not None and bool(reply.rr)
             if listed and not must:
-                print(f"warning: {zone.name}: {key} is listed; RFC 5782 says it must never be")
+                print(f"{'error' if strict else 'warning'}: {zone.name}: {key} is listed; "
+                      "RFC 5782 says it must never be")
+                problems += strict
             elif must and not listed:
                 print(f"note: {zone.name}: {key} is not listed; RFC 5782 asks lists to list "
                       "it as a test entry")
+    return problems
 
 
 def _query(args: argparse.Namespace) -> int:

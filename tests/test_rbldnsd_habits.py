@@ -197,3 +197,52 @@ def test_query_with_data_that_did_not_load_is_exit_2_even_if_listed_elsewhere(zo
     assert result.returncode == 2
     assert "cannot open" in result.stderr
     assert "127.0.0.2" in result.stdout  # still shown
+
+
+# dnsbl check --strict, and the warning at start-up.
+
+def test_check_strict_fails_on_loopback_whole_internet_and_wide_entries(zone_file):
+    v4 = zone_file(["127.0.0.2", "127.0.0.1", "10.0.0.0/7", "!0.0.0.0/6",
+                    "0.0.0.0-255.255.255.255", "11.0.0.0/8"], "v4.zone")
+    v6 = zone_file(["::ffff:7f00:2", "::/0", "2001:db8::/31", "2001:db9::/32"], "v6.zone")
+    zones = ("--zone", f"bl.test:ip4set:{v4}", "--zone", f"six.test:ip6trie:{v6}")
+    lenient = run_cli("check", *zones)
+    assert lenient.returncode == 0, lenient.stdout
+    assert "warning: bl.test: 127.0.0.1 is listed; RFC 5782 says it must never be" \
+        in lenient.stdout
+    strict = run_cli("check", "--strict", *zones)
+    assert strict.returncode == 1
+    out = strict.stdout
+    assert "error: bl.test: 127.0.0.1 is listed; RFC 5782 says it must never be" in out
+    assert f"error: {v4}:3: 10.0.0.0/7 is wider than /8 (--max-width4 allows wider)" in out
+    assert f"error: {v4}:5: 0.0.0.0/0 lists the whole IPv4 Internet" in out
+    assert f"error: {v6}:2: ::/0 lists the whole IPv6 Internet" in out
+    assert f"error: {v6}:3: 2001:db8::/31 is wider than /32 (--max-width6 allows wider)" in out
+    assert "11.0.0.0/8" not in out and "2001:db9::/32" not in out  # at the limit: fine
+    assert "0.0.0.0/6" not in out  # an exclusion, however wide, lists nothing
+    assert "6 problem(s)" in out
+    wider = run_cli("check", "--strict", "--max-width4", "/6", "--max-width6", "16", *zones)
+    assert "10.0.0.0/7" not in wider.stdout and "2001:db8::/31" not in wider.stdout
+    assert "lists the whole IPv4 Internet" in wider.stdout  # 0/0 fails whatever the width
+
+
+def test_check_strict_passes_the_bundled_zones_and_refuses_bad_widths():
+    result = run_cli("check", "--strict", "--config", "zones/dnsbl.toml")
+    assert result.returncode == 0, result.stdout
+    assert "0 problem(s)" in result.stdout
+    for width in ("/33", "x", "-1"):
+        bad = run_cli("check", "--strict", "--max-width4", width, "--config", "zones/dnsbl.toml")
+        assert bad.returncode == 2
+        assert "expected a prefix length /0 to /32" in bad.stderr
+
+
+def test_serve_warns_at_load_when_127_0_0_1_is_listed(process, zone_file):
+    server = process("--zone", f"bad.test:ip4trie:{zone_file(['127.0.0.0/8'])}",
+                     "--zone", f"good.test:ip4set:{zone_file(LISTED)}",
+                     "--listen", "127.0.0.1:0")
+    c = server.wait_listening()
+    assert c.a("1.0.0.127.bad.test") == ["127.0.0.2"]  # served all the same
+    warned = [line for line in server.log if "lists 127.0.0.1" in line]
+    assert len(warned) == 1, server.log
+    assert " WARNING zone bad.test lists 127.0.0.1, which RFC 5782 says must never be" \
+        in warned[0]
