@@ -195,6 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "them as zones. Exit status: 0 done, 1 nothing to do, 2 bad input, "
                     "3 the ledger cannot be used now; nothing is changed unless 0.")
     ledger_cli.add_arguments(ledger)
+
+    migrate = sub.add_parser(
+        "from-rbldnsd", help="print the configuration equivalent to an rbldnsd command line",
+        description="Print the dnsbl TOML configuration that serves what `rbldnsd ARGS...` "
+                    "serves, with a comment for each rbldnsd option that has no setting "
+                    "here.")
+    migrate.add_argument("rbldnsd_args", nargs=argparse.REMAINDER, metavar="ARGS",
+                         help="rbldnsd's options and zones, e.g. -b 127.0.0.1/53 -t 35m "
+                              "bl.example.org:ip4set:bl.zone")
     return parser
 
 
@@ -212,6 +221,10 @@ def _config(args: argparse.Namespace) -> ServerConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else list(argv)
+    if given[:1] == ["from-rbldnsd"] and given[1:] not in (["-h"], ["--help"]):
+        # rbldnsd's options are its own (-b, -t ...): argparse must not see them.
+        return _from_rbldnsd(given[1:])
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
@@ -234,6 +247,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `dnsbl query ... | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return EXIT_PROBLEMS
+
+
+def _from_rbldnsd(argv: list[str]) -> int:
+    from dnsbl.migrate import rbldnsd_to_toml
+
+    try:
+        print(rbldnsd_to_toml(argv[1:] if argv[:1] == ["--"] else argv), end="")
+    except ConfigError as exc:
+        print(f"dnsbl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
 
 
 def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -248,7 +248,7 @@ def load_config(path: str) -> ServerConfig:
             raise ConfigError(f"{path}: 'listen' must be a list of HOST:PORT strings")
         config = replace(config, listen=tuple(_within(path, parse_listen, x) for x in listen))
     if "ttl" in data:
-        config = _with_ttl(config, data["ttl"], f"{path}: 'ttl'")
+        config = with_ttl(config, data["ttl"], f"{path}: 'ttl'")
     if "check_interval" in data:
         config = replace(config, check_interval=settings.interval(
             data["check_interval"], f"{path}: 'check_interval'"))
@@ -398,7 +398,7 @@ def _apex(table: dict[str, Any], where: str) -> tuple[SOA | None, NS | None]:
 _MAX_AGE = float(0xFFFFFFFF)
 
 
-def _with_ttl(config: ServerConfig, value: Any, where: str) -> ServerConfig:
+def with_ttl(config: ServerConfig, value: Any, where: str) -> ServerConfig:
     """``35m``, or rbldnsd's ``DEF:MIN:MAX`` (``35m:1m:1d``, ``::1d``): the
     default TTL and the bounds the data's TTLs are clamped into. An empty part
     leaves that value as it was (the configuration file's, or the default); a
@@ -478,7 +478,7 @@ def with_overrides(config: ServerConfig, *, listen: list[str] | None = None,
         kept = tuple(z for z in config.zones if z.name not in names)
         config = replace(config, zones=kept + given)
     if ttl is not None:
-        config = _with_ttl(config, ttl, "--ttl")
+        config = with_ttl(config, ttl, "--ttl")
     if check_interval is not None:
         config = replace(config, check_interval=settings.interval(check_interval,
                                                                   "--check-interval"))

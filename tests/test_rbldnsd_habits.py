@@ -246,3 +246,44 @@ def test_serve_warns_at_load_when_127_0_0_1_is_listed(process, zone_file):
     assert len(warned) == 1, server.log
     assert " WARNING zone bad.test lists 127.0.0.1, which RFC 5782 says must never be" \
         in warned[0]
+
+
+# dnsbl from-rbldnsd: an rbldnsd command line as TOML that dnsbl serves.
+
+def test_from_rbldnsd_prints_a_configuration_that_serves_the_same(process, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "bl.zone").write_text("\n".join(LISTED) + "\n")
+    (data / "xbl.zone").write_text("192.0.2.128/25 :4:XBL\n")
+    (data / "acl.zone").write_text("0/0 :pass\n")
+    result = run_cli("from-rbldnsd", "-n", "-u", "rbldns", "-r", str(tmp_path), "-w", "data",
+                     "-b", "127.0.0.1/0", "-t", "35m:1m:1d", "-c", "2m", "-e",
+                     "bl.test:ip4set:bl.zone", "zen.test:ip4set:bl.zone",
+                     "zen.test:ip4trie:xbl.zone", ":acl:acl.zone")
+    assert result.returncode == 0, result.stderr
+    toml = result.stdout
+    assert "# -u rbldns: dnsbl never switches user" in toml
+    assert "# -e: a CIDR with host bits set is always skipped" in toml
+    assert 'ttl = "35m:1m:1d"' in toml and "check_interval = 120" in toml
+    config = tmp_path / "dnsbl.toml"
+    config.write_text(toml)
+    assert run_cli("check", "--strict", "--config", str(config)).returncode == 0
+    c = process("--config", str(config)).wait_listening()
+    assert c.a("2.0.0.127.bl.test") == ["127.0.0.2"]
+    assert c.a("200.2.0.192.zen.test") == ["127.0.0.3", "127.0.0.4"]  # both datasets
+    assert c.query("2.0.0.127.bl.test").answer[0].ttl == 60  # $TTL 10 clamped to -t's min
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["-b", "127.0.0.1/53"], "no zones"),
+    (["-Z", "x.test:ip4set:a"], "option -Z not recognized"),
+    (["-t", "0", "x.test:ip4set:a"], "-t must have a default TTL over 0"),
+    (["-b", "999.1.1.1/53", "x.test:ip4set:a"], "'999.1.1.1' is not an IP address"),
+    (["x.test:nosuch:a"], "unknown dataset type 'nosuch'"),
+])
+def test_from_rbldnsd_refuses_what_rbldnsd_or_dnsbl_would(args, needle):
+    result = run_cli("from-rbldnsd", *args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert needle in line
