@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -162,10 +163,16 @@ def test_unit_files_verify(tmp_path):
     for name in ("dnsbl.service", "dnsbl.socket"):
         text = (ROOT / "systemd" / name).read_text()
         # The unit names an installed path; verify it against this installation.
-        (tmp_path / name).write_text(text.replace("/usr/local/bin/dnsbl", str(script)))
+        (tmp_path / name).write_text(text.replace("/opt/dnsbl/bin/dnsbl", str(script)))
+    # Documentation= names our man pages: let man(1) find them where make install puts them.
+    for page, section in (("dnsbl.8", "man8"), ("dnsbl.toml.5", "man5")):
+        (tmp_path / "man" / section).mkdir(parents=True)
+        shutil.copy(ROOT / "docs" / page, tmp_path / "man" / section / page)
     result = subprocess.run(
-        [SYSTEMD_ANALYZE, "verify", str(tmp_path / "dnsbl.service"),
-         str(tmp_path / "dnsbl.socket")], capture_output=True, text=True, timeout=60)
+        [SYSTEMD_ANALYZE, "verify", *([] if shutil.which("man") else ["--man=no"]),
+         str(tmp_path / "dnsbl.service"), str(tmp_path / "dnsbl.socket")],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "MANPATH": str(tmp_path / "man")})
     assert result.returncode == 0, result.stderr
     assert "dnsbl" not in result.stderr, result.stderr  # no warnings about our units
 
