@@ -16,7 +16,7 @@ _OPTIONS = "u:r:b:w:t:c:p:nel:qs:h46dvaAfF:Cx:X:"
 #: What has no setting here, and why, for the comments of the output.
 _DROPPED = {
     "-u": "dnsbl never switches user: the systemd unit runs it as a dynamic user",
-    "-p": "no pid file: systemd tracks the main process",
+    "-p": "no pid file: systemd tracks the main process, and `dnsbl ctl status` gives it",
     "-n": "dnsbl always stays in the foreground",
     "-q": "addresses are bound first, then the data loads (allow_missing = true to start "
           "without a zone that cannot load)",
@@ -29,11 +29,11 @@ _DROPPED = {
     "-a": "positive answers never carry NS records (as -a)",
     "-A": "positive answers never carry NS records (as -a)",
     "-C": "gzip files are always detected by their first bytes",
-    "-F": "logs go to standard error (the journal under systemd), not syslog",
+    "-F": "logs go to standard error (the journal under systemd, with syslog priorities)",
     "-x": "no extensions",
     "-X": "no extensions",
     "-s": "no stats file: the Prometheus metrics (metrics = \"HOST:PORT\") count queries "
-          "by zone and rcode",
+          "by zone and rcode, and SIGUSR1 logs the statistics",
     "-d": "no dump to BIND format",
 }
 

@@ -125,6 +125,15 @@ def test_the_man_page_documents_every_command_and_flag():
             assert flag.replace("-", "\\-") in page, f"{command} {flag}"
 
 
+def test_the_configuration_page_documents_every_setting():
+    from dnsbl.config import _TOP_KEYS, _ZONE_KEYS
+
+    page = (ROOT / "docs/dnsbl.toml.5").read_text().replace("\\-", "-")
+    for key in sorted(_TOP_KEYS | _ZONE_KEYS):
+        written = "[[zone]]" if key == "zone" else "[rrl]" if key == "rrl" else key
+        assert re.search(rf"^\.(B|BR) .*{re.escape(written)}", page, re.M), key
+
+
 RBLDNSD_FLAGS = ("-b", "-4", "-6", "-t", "-c", "-e", "-r", "-w", "-u", "-p", "-n", "-q", "-f",
                  "-l", "-s", "-v", "-a", "-C", "-d", "-x", "-F")
 
