@@ -130,7 +130,7 @@ def test_the_configuration_page_documents_every_setting():
 
     page = (ROOT / "docs/dnsbl.toml.5").read_text().replace("\\-", "-")
     for key in sorted(_TOP_KEYS | _ZONE_KEYS):
-        written = "[[zone]]" if key == "zone" else "[rrl]" if key == "rrl" else key
+        written = "[[zone]]" if key == "zone" else f"[{key}]" if key in ("rrl", "ledger") else key
         assert re.search(rf"^\.(B|BR) .*{re.escape(written)}", page, re.M), key
 
 
