@@ -36,9 +36,11 @@ from dnsbl.zonefile import (
     SOA,
     SUBDOMAINS,
     DatasetReader,
+    Limits,
     Run,
     Signature,
     Value,
+    Warnings,
     ZoneFileError,
 )
 
@@ -61,7 +63,7 @@ class Parsed:
     expires: int | None
     mtime: float
     signature: tuple[Signature, ...]
-    warnings: list[ZoneFileError]
+    warnings: Warnings
     values: list[Value | None]
     singles: bytes = b""  # sorted IPv4 addresses, array("I") bytes
     numbers: bytes = b""  # their value numbers, array("I") bytes
@@ -74,14 +76,14 @@ class Parsed:
 
 
 def parse_dataset(kind: str, paths: Sequence[str], default_ttl: int,
-                  ttl_bounds: tuple[int, int] = (0, 0)) -> Parsed:
+                  ttl_bounds: tuple[int, int] = (0, 0), limits: Limits | None = None) -> Parsed:
     """Read one dataset's files; the TTLs they give are clamped into
     ``ttl_bounds`` (rbldnsd's ``-t def:min:max``).
 
-    :raises ZoneFileError: when a file cannot be loaded at all; bad lines are
-        in the result's ``warnings`` instead.
+    :raises ZoneFileError: when a file cannot be loaded at all, or is past
+        one of ``limits``; bad lines are in the result's ``warnings`` instead.
     """
-    parsed = _parse_files(kind, paths, default_ttl)
+    parsed = _parse_files(kind, paths, default_ttl, limits)
     if ttl_bounds != (0, 0):
         _clamp(parsed, ttl_bounds)
     return parsed
@@ -115,8 +117,9 @@ def clamp_ttl(ttl: int, bounds: tuple[int, int]) -> int:
     return ttl
 
 
-def _parse_files(kind: str, paths: Sequence[str], default_ttl: int) -> Parsed:
-    reader = DatasetReader(kind, paths)
+def _parse_files(kind: str, paths: Sequence[str], default_ttl: int,
+                 limits: Limits | None) -> Parsed:
+    reader = DatasetReader(kind, paths, limits)
     if kind in COMBINED_TYPES:
         sections = reader.sections()
         common_ttl = reader.ttl if reader.ttl is not None else default_ttl
@@ -124,7 +127,9 @@ def _parse_files(kind: str, paths: Sequence[str], default_ttl: int) -> Parsed:
         # own "$TTL 0" means the server's default, not the common one.
         parsed_sections = [(s.subzones, s.name, _parse(s.reader, s.kind, default_ttl))
                            for s in sections]
-        warnings = reader.warnings + [w for _z, _n, p in parsed_sections for w in p.warnings]
+        warnings = reader.warnings
+        for _z, _n, section in parsed_sections:
+            warnings.merge(section.warnings)
         return Parsed(
             kind, reader.paths, common_ttl, reader.soa, reader.ns, reader.timestamp,
             min((e for e in [reader.expires, *(p.expires for _z, _n, p in parsed_sections)]
@@ -134,9 +139,11 @@ def _parse_files(kind: str, paths: Sequence[str], default_ttl: int) -> Parsed:
 
 
 def _parse(reader: DatasetReader, kind: str, default_ttl: int) -> Parsed:
+    count = _Counter(reader)
     if kind in ACL_TYPES:
         rules: dict[tuple[bytes, int], Any] = {}
-        for key, bits, action, _path, _line in reader.entries():
+        for key, bits, action, path, lineno in reader.entries():
+            count.one(path, lineno)
             rules[(key, bits)] = action  # the later line for the same network
         reader.finish_values()
         return Parsed(
@@ -148,7 +155,8 @@ def _parse(reader: DatasetReader, kind: str, default_ttl: int) -> Parsed:
         # A generic entry carries (ttl, rdata) where others carry a Value;
         # its ttl is None where no $TTL came before it.
         records = []
-        for name, rtype, record, _path, _line in reader.entries():
+        for name, rtype, record, path, lineno in reader.entries():
+            count.one(path, lineno)
             ttl, rdata = record  # type: ignore[misc]
             records.append((name, rtype, default_ttl if ttl is None else ttl, rdata))
         return Parsed(
@@ -171,9 +179,11 @@ def _parse(reader: DatasetReader, kind: str, default_ttl: int) -> Parsed:
                 number = numbers[value] = len(values)
                 values.append(value)
         if isinstance(item, Run):
+            count.run(item)
             singles.add_run(item.addresses, number, item.path, item.first_line)
             continue
         key, bits, _value, path, lineno = item
+        count.one(path, lineno)
         if names is not None:
             # rbldnsd answers every value a name is listed with; an
             # exclusion of the name wins over all of them, in any order.
@@ -218,6 +228,29 @@ def _parse(reader: DatasetReader, kind: str, default_ttl: int) -> Parsed:
     return parsed
 
 
+class _Counter:
+    """Counts the entries read, and stops the parse past ``max_entries``."""
+
+    __slots__ = ("left", "limit")
+
+    def __init__(self, reader: DatasetReader) -> None:
+        self.limit = self.left = reader.limits.max_entries
+
+    def one(self, path: str, lineno: int) -> None:
+        self.left -= 1
+        if self.left < 0:
+            self._over(path, lineno)
+
+    def run(self, run: Run) -> None:
+        self.left -= len(run.addresses)
+        if self.left < 0:
+            self._over(run.path, run.first_line + len(run.addresses) + self.left)
+
+    def _over(self, path: str, lineno: int) -> None:
+        raise ZoneFileError(path, lineno, f"more than {self.limit} entries "
+                            "([limits] max_entries)", "entries")
+
+
 class _Singles:
     """IPv4 single addresses with their value numbers, resolved at the end by
     the rules of the blocks: the later value wins (with a warning), and an
@@ -243,7 +276,7 @@ class _Singles:
         self.keys.extend(addresses)
         self.numbers.extend(array("I", [number]) * len(addresses))
 
-    def resolve(self, kind: str, warnings: list[ZoneFileError]) -> tuple[array, array, int]:
+    def resolve(self, kind: str, warnings: Warnings) -> tuple[array, array, int]:
         """The addresses sorted and unique, their value numbers, and how many
         of those are exclusions (0)."""
         keys, numbers, loose = self.keys, self.numbers, self._loose
@@ -277,6 +310,11 @@ class _Singles:
                 found.append(origins[order[i]])
             elif not numbers[i - 1]:
                 numbers[i] = 0  # an exclusion of exactly this address wins
+        # Only as many as are kept: five million repeats of one line cost no
+        # five million warnings (origins ascend in file order, loose lines last).
+        if len(found) > warnings.room():
+            warnings.dropped += len(found) - warnings.room()
+            found = sorted(found)[:warnings.room()]
         for where in sorted(map(self._where, found)):
             warnings.append(_duplicate(kind, *where))
         numbers = array("I", compress(numbers, keep))
@@ -364,12 +402,12 @@ def index_dataset(parsed: Parsed) -> Dataset:
 
 
 def load_dataset(kind: str, paths: Sequence[str], default_ttl: int,
-                 ttl_bounds: tuple[int, int] = (0, 0)) -> Dataset:
+                 ttl_bounds: tuple[int, int] = (0, 0), limits: Limits | None = None) -> Dataset:
     """Read and index one dataset in this process.
 
     :raises ZoneFileError: when a file cannot be loaded at all.
     """
-    return index_dataset(parse_dataset(kind, paths, default_ttl, ttl_bounds))
+    return index_dataset(parse_dataset(kind, paths, default_ttl, ttl_bounds, limits))
 
 
 class Dataset:

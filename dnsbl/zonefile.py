@@ -12,6 +12,7 @@ import gzip
 import ipaddress
 import os
 import re
+import stat
 import sys
 import time
 import zlib
@@ -53,7 +54,7 @@ _LOOPBACK_PREFIX = b"\x7f\x00\x00"
 DEFAULT_A = b"\x7f\x00\x00\x02"
 
 # A key: dotted octets, then an optional /bits or -upper bound.
-_KEY = re.compile(r"(\d+(?:\.\d+)*)(?:/(\d+)|-(\d+(?:\.\d+)*))?")
+_KEY = re.compile(r"([0-9]+(?:\.[0-9]+)*)(?:/([0-9]+)|-([0-9]+(?:\.[0-9]+)*))?")
 _KEY_END = frozenset(" \t#;:")
 _BITS = {str(bits): bits for bits in range(1, 33)}  # a prefix length as written in full
 # Most lines of a big list are one bare dotted quad, read a run at a time.
@@ -101,6 +102,62 @@ def _bounded(reason: str) -> str:
     return f"{reason[:MAX_REASON]}... ({len(reason)} characters)"
 
 
+#: Warnings kept per dataset; past it they are only counted (``dropped``): a
+#: file of a million bad or repeated lines must not cost a million objects.
+MAX_WARNINGS = 1000
+
+
+class Warnings(list[ZoneFileError]):
+    """A dataset's warnings, the first :data:`MAX_WARNINGS` kept, the rest counted."""
+
+    dropped = 0
+
+    def append(self, warning: ZoneFileError) -> None:
+        if len(self) < MAX_WARNINGS:
+            super().append(warning)
+        else:
+            self.dropped += 1
+
+    def room(self) -> int:
+        """How many more would be kept."""
+        return max(0, MAX_WARNINGS - len(self))
+
+    def merge(self, other: list[ZoneFileError]) -> None:
+        for warning in other:
+            self.append(warning)
+        self.dropped += getattr(other, "dropped", 0)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What loading one dataset may cost; past any of these the load fails,
+    and the data served before stays. The defaults take a 10M-entry zone."""
+
+    #: Bytes read from each file, counted after gzip inflation.
+    max_file_size: int = 4 << 30
+    #: Entries in the dataset (a range counts once per CIDR block it covers).
+    max_entries: int = 50_000_000
+    #: Bytes of memory the parsing process may add to what it started with;
+    #: 0: max(1 GiB, 64 times the size of the files).
+    parse_memory: int = 0
+    #: Seconds a parse may run before its process is killed.
+    parse_timeout: float = 300.0
+
+    def memory_for(self, paths: Sequence[str]) -> int:
+        """The memory a parse of ``paths`` may add, in bytes."""
+        if self.parse_memory:
+            return self.parse_memory
+        size = 0
+        for path in paths:
+            try:
+                st = os.stat(path)  # stat() opens nothing: a FIFO is only looked at
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                size += st.st_size
+        return max(1 << 30, 64 * size)
+
+
 @dataclass
 class Section:
     """One ``$DATASET`` section of a combined file."""
@@ -122,7 +179,7 @@ def parse_time(text: str) -> int:
     if number and number[-1].lower() in _TIME_UNITS:
         unit = _TIME_UNITS[number[-1].lower()]
         number = number[:-1]
-    if not number.isdigit():
+    if not _digits(number):
         raise ValueError(f"bad time value {text!r}")
     seconds = int(number) * unit
     if seconds > _MAX_TIME:
@@ -210,12 +267,60 @@ def _stat_key(st: os.stat_result) -> Signature:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
+_FILE_TYPES = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISDIR, "directory"),
+               (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+               (stat.S_ISSOCK, "socket"))
+
+
+def _not_regular(path: str, mode: int) -> ZoneFileError:
+    what = next((name for test, name in _FILE_TYPES if test(mode)), "not a file")
+    return ZoneFileError(path, 0, f"not a regular file ({what})", "not_regular")
+
+
+def open_regular(path: str, max_size: int = 0) -> tuple[int, os.stat_result]:
+    """Open a data file to read, never blocking: a FIFO renamed over a zone
+    would block a plain open() until a writer comes, and a read of a device
+    may never end. What was opened is checked, not the name (which may be
+    replaced in between). Returns the descriptor and its fstat().
+
+    :raises ZoneFileError: ``open`` when it cannot be opened, ``not_regular``
+        for anything but a regular file, ``size`` past ``max_size`` bytes.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        try:  # a socket file cannot be opened at all (ENXIO): say what it is
+            mode = os.stat(path).st_mode
+        except OSError:
+            mode = stat.S_IFREG
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode) from None
+        raise ZoneFileError(path, 0, f"cannot open: {exc.strerror or exc}", "open") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(path, st.st_mode)
+        if max_size and st.st_size > max_size:
+            raise ZoneFileError(path, 0, f"{st.st_size} bytes, over the limit of {max_size} "
+                                "([limits] max_file_size)", "size")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
 def file_signature(path: str) -> Signature | None:
     """The file's (mtime, size, inode), or None when it cannot be stat()ed."""
     try:
         return _stat_key(os.stat(path))
     except OSError:
         return None
+
+
+def _digits(text: str) -> bool:
+    """ASCII decimal digits only: str.isdigit() also takes "¹" (Latin-1 0xB9),
+    which int() then refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def _octets(text: str) -> list[int] | None:
@@ -259,7 +364,7 @@ def _range_to_cidrs(first: int, last: int) -> list[tuple[int, int]]:
 _TSET_TYPES = ("ip4tset", "ip6tset")
 # No dotted quads (::ffff:1.2.3.4): rbldnsd rejects them, so a file that
 # loads here loads there.
-_IP6_KEY = re.compile(r"[0-9A-Fa-f:]+(?:/\d+)?")
+_IP6_KEY = re.compile(r"[0-9A-Fa-f:]+(?:/[0-9]+)?")
 # rbldnsd takes a name up to the first blank: "x.test;note" is one name.
 _NAME_KEY = re.compile(r"\S+")
 
@@ -293,7 +398,7 @@ def _parse_ip6_key(kind: str, text: str, excluded: bool
     except ValueError:
         return None, rest
     if slash:
-        if not bits_text.isdigit() or int(bits_text) > 128:
+        if not _digits(bits_text) or int(bits_text) > 128:
             return None, rest
         bits = int(bits_text)
     if kind == "ip6tset":
@@ -396,11 +501,12 @@ class DatasetReader:
         future.
     """
 
-    def __init__(self, kind: str, paths: Sequence[str]) -> None:
+    def __init__(self, kind: str, paths: Sequence[str], limits: Limits | None = None) -> None:
         if kind not in DATASET_TYPES:
             raise ValueError(f"unknown dataset type {kind!r}")
         self.kind = kind
         self.paths = tuple(paths)
+        self.limits = limits or Limits()
         self.ttl: int | None = None
         self.soa: SOA | None = None
         self.ns: NS | None = None
@@ -408,7 +514,7 @@ class DatasetReader:
         self.expires: int | None = None
         self.mtime = 0.0
         self.signatures: list[Signature] = []  # of each file as it was read
-        self.warnings: list[ZoneFileError] = []
+        self.warnings = Warnings()
         self._vars: dict[str, str] = {}
         self._base: str | None = None
         self._maxrange = 0  # addresses; 0 = no limit
@@ -495,7 +601,18 @@ class DatasetReader:
             yield from self.feed(path, number, line)
 
     def feed(self, path: str, lineno: int, line: str) -> Iterator[Entry]:
-        """One non-blank, stripped line: a special, a comment, or an entry."""
+        """One non-blank, stripped line: a special, a comment, or an entry. A
+        line the parser fails on in a way not foreseen is skipped with a
+        warning, as a bad line is: one line never costs the whole file."""
+        try:
+            yield from self._feed(path, lineno, line)
+        except (ZoneFileError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported as the line's warning
+            self._warn(path, lineno, f"line skipped, cannot be read ({type(exc).__name__}: "
+                       f"{exc})")
+
+    def _feed(self, path: str, lineno: int, line: str) -> Iterator[Entry]:
         first = line[0]
         if first == "$" or (first in "#:;" and line[1:2] == "$"):
             self._special(path, lineno, line[1:] if first == "$" else line[2:])
@@ -518,13 +635,12 @@ class DatasetReader:
     def _read_blocks(self, path: str) -> Iterator[tuple[int, bytes]]:
         """(number of the first line, whole lines) a block at a time; checks
         at the end that the file did not change while it was read."""
-        try:
-            before = os.stat(path)
-            raw_file = open(path, "rb")
-        except OSError as exc:
-            raise ZoneFileError(path, 0, f"cannot open: {exc.strerror or exc}", "open") from None
+        limit = self.limits.max_file_size
+        fd, before = open_regular(path, limit)
+        raw_file = os.fdopen(fd, "rb")
         self.mtime = max(self.mtime, before.st_mtime)
         lineno = 1
+        left = limit  # bytes, inflated: a small gzip file may inflate to any size
         try:
             with raw_file:
                 compressed = raw_file.read(2) == b"\x1f\x8b"
@@ -532,11 +648,17 @@ class DatasetReader:
                 stream: IO[bytes] = (
                     gzip.GzipFile(fileobj=raw_file) if compressed else raw_file)  # type: ignore[assignment]
                 while True:
-                    data = stream.read(_BLOCK)
+                    data = stream.read(min(_BLOCK, left + 1))
                     if not data:
                         break
                     if data[-1:] != b"\n":
-                        data += stream.readline()
+                        data += stream.readline(max(0, left + 1 - len(data)))
+                    left -= len(data)
+                    if left < 0:
+                        raise ZoneFileError(
+                            path, lineno, f"over the limit of {limit} bytes"
+                            f"{' inflated' if compressed else ''} ([limits] max_file_size)",
+                            "size")
                     yield lineno, data
                     lineno += data.count(b"\n")
         except (OSError, EOFError, zlib.error) as exc:
@@ -593,7 +715,7 @@ class DatasetReader:
         subzones = tuple("" if z == "@" else z.lower().rstrip(".") for z in words[1:])
         if not subzones:
             self._warn(path, lineno, "no subzones given for this $DATASET: its data is ignored")
-        reader = DatasetReader(kind, self.paths)
+        reader = DatasetReader(kind, self.paths, self.limits)
         reader._given = []
         # The common section's $TTL and $n apply inside (a common $n wins, as
         # the first definition always does); its $SOA and $NS are the zone's.
@@ -670,7 +792,7 @@ class DatasetReader:
             if name and any(not 0 < len(label) < 64 for label in name.split(".")):
                 raise ValueError(f"bad name {owner!r}")
             ttl = None
-            if rest[:1].isdigit():
+            if _digits(rest[:1]):
                 ttl_text, rest = rest.split(None, 1)
                 ttl = parse_time(ttl_text)
             # No TTL, or 0: the $TTL in force at this line (rbldnsd's $TTL is
@@ -809,7 +931,7 @@ class DatasetReader:
                     piece.append("$")
                     i += 2
                     continue
-                if nxt.isdigit():
+                if _digits(nxt):
                     # An undefined variable stays as written, as in rbldnsd.
                     piece.append(self._vars.get(nxt, "$" + nxt))
                     i += 2
@@ -847,7 +969,7 @@ class DatasetReader:
                 self._timestamp(path, lineno, rest)
             elif key == "MAXRANGE4":
                 self._set_maxrange(rest)
-            elif len(word) == 1 and word.isdigit():
+            elif len(word) == 1 and _digits(word):
                 if not rest:
                     raise ValueError("empty substitution variable")
                 self._vars.setdefault(word, rest)
@@ -909,7 +1031,7 @@ def _generic_rdata(rtype: int, text: str) -> bytes:
         raw = text.encode("latin-1")[:_MAX_TXT]
         return bytes((len(raw),)) + raw
     preference, _, host = text.partition(" ")
-    if not preference.isdigit() or int(preference) > 65535 or not host.strip():
+    if not _digits(preference) or int(preference) > 65535 or not host.strip():
         raise ValueError(f"bad MX value {text!r}: expected preference and host")
     return int(preference).to_bytes(2, "big") + _name_wire(host.strip())
 
@@ -956,7 +1078,7 @@ def _concat(left: tuple[bytes, ...], right: tuple[bytes, ...]) -> tuple[bytes, .
 def _a_value(text: str) -> bytes | None:
     """``2`` -> 127.0.0.2; ``1.2`` / ``1.2.3`` / ``1.2.3.4`` as inet_aton reads them."""
     octets = text.split(".")
-    if not text or len(octets) > 4 or not all(o.isdigit() for o in octets):
+    if not text or len(octets) > 4 or not all(_digits(o) for o in octets):
         return None
     values = [int(o) for o in octets]
     if any(v > 255 for v in values):
@@ -976,7 +1098,7 @@ def _parse_stamp(text: str) -> int | None:
     if text in ("0", "-"):
         return None
     digits = text.replace(":", "").replace("-", "")
-    if not digits.isdigit() or len(digits) not in (8, 10, 12, 14):
+    if not _digits(digits) or len(digits) not in (8, 10, 12, 14):
         raise ValueError(f"bad timestamp {text!r}")
     digits = digits.ljust(14, "0")
     fields = [int(digits[0:4])] + [int(digits[i:i + 2]) for i in range(4, 14, 2)]
@@ -1002,7 +1124,7 @@ def parse_soa(text: str) -> SOA:
     if len(fields) != 8:
         raise ValueError("expected $SOA ttl origin person serial refresh retry expire minttl")
     ttl = parse_time(fields[0])
-    if not fields[3].isdigit() or int(fields[3]) > 0xFFFFFFFF:
+    if not _digits(fields[3]) or int(fields[3]) > 0xFFFFFFFF:
         raise ValueError(f"bad serial {fields[3]!r}")
     return SOA(
         ttl, _name(fields[1]), _name(fields[2]), int(fields[3]),
