@@ -10,16 +10,26 @@ per call share no state that could race.
 :class:`Spawner` starts a fresh interpreter, safe at any time. :class:`Forker`
 forks, which is only safe while the process has one thread: at start-up, where
 it saves the new interpreter's start and imports (a tenth of a second).
+
+Either child dies with its parent (``PR_SET_PDEATHSIG``), keeps none of its
+listening sockets, and is killed past the executor's ``timeout``; run in it
+through :func:`limited`, a call gets a memory limit too. So a file that makes
+a parse hang or grow costs one failed load, never the server or its port.
 """
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import pickle
+import resource
+import select
 import signal
+import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import IO, Any
@@ -29,8 +39,72 @@ class ProcessDied(Exception):
     """The child ended without handing back a result (killed, out of memory)."""
 
 
+class ProcessTimeout(ProcessDied):
+    """The child ran past its time and was killed."""
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> None:
+    """Have the kernel send ``sig`` to this process when the thread that
+    started it ends; exit at once if its parent (pid ``parent``) is gone
+    already. Nothing to do where there is no prctl (not Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent:  # it went before the prctl took effect
+        os._exit(1)
+
+
+def _drop_sockets(keep: int) -> None:
+    """In a forked child: /dev/null in place of every inherited socket, so a
+    child never holds the server's port. (Closing would free the numbers for
+    a file opened later, which the parent's socket objects still name.)"""
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd in (keep, null):
+                continue
+            try:
+                if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    os.dup2(null, fd)
+            except OSError:  # the listing's own descriptor, closed by now
+                pass
+    except OSError:  # pragma: no cover - no /proc
+        pass
+    finally:
+        os.close(null)
+
+
+def _address_space() -> int:
+    """Bytes of address space this process has mapped now."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):  # pragma: no cover - no /proc
+        return 0
+
+
+def limited(memory: int, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` allowed ``memory`` more bytes of address space
+    than the process has now (RLIMIT_AS), past which allocations fail with
+    MemoryError. Only in a child process of its own: the limit stays."""
+    if memory > 0:
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = _address_space() + memory
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    return fn(*args, **kwargs)
+
+
 def _child() -> None:
     """In the child: read (fn, args, kwargs) from stdin, write (ok, value) to stdout."""
+    die_with_parent(int(sys.argv[1]))
     try:
         fn, args, kwargs = pickle.load(sys.stdin.buffer)
     except EOFError:  # the parent went away before asking: nothing to do
@@ -66,11 +140,16 @@ def _outcome(stream: IO[bytes], wait: Callable[[], int]) -> tuple[bool, Any]:
 _COMMAND = [sys.executable, "-c", "from dnsbl.spawn import _child; _child()"]
 
 
+def _timed_out(timeout: float | None) -> ProcessTimeout:
+    return ProcessTimeout(f"it ran for more than {timeout:g}s and was killed")
+
+
 class Spawner(Executor):
     """An executor running each call in a fresh spawned process, at most
-    ``workers`` at a time."""
+    ``workers`` at a time, each killed after ``timeout`` seconds."""
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, timeout: float | None = None) -> None:
+        self._timeout = timeout
         self._slots = threading.BoundedSemaphore(max(1, workers))
         self._lock = threading.Lock()
         self._children: set[Any] = set()
@@ -110,17 +189,29 @@ class Spawner(Executor):
         with self._lock:
             if self._closed:
                 raise ProcessDied("shut down before it started")
-            child = subprocess.Popen(_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            # The thread that starts it waits for it: PR_SET_PDEATHSIG holds.
+            child = subprocess.Popen([*_COMMAND, str(os.getpid())], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE)
             self._children.add(child)
+        timer = threading.Timer(self._timeout, child.kill) if self._timeout else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
             assert child.stdin is not None and child.stdout is not None
             try:
                 pickle.dump((fn, args, kwargs), child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
                 child.stdin.close()
-            except BrokenPipeError:
+                return _outcome(child.stdout, child.wait)
+            except (BrokenPipeError, ProcessDied) as exc:
+                if timer is not None and timer.finished.is_set():
+                    raise _timed_out(self._timeout) from None
+                if isinstance(exc, ProcessDied):
+                    raise
                 raise ProcessDied(f"it ended with exit code {child.wait()}") from None
-            return _outcome(child.stdout, child.wait)
         finally:
+            if timer is not None:
+                timer.cancel()
             child.stdout.close()  # type: ignore[union-attr]
             child.wait()
             with self._lock:
@@ -146,8 +237,9 @@ class Forker(Executor):
     with one thread (at start-up): a fork copies the calling thread alone, and a
     lock that another thread held would stay held in the child."""
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, timeout: float | None = None) -> None:
         self._workers = max(1, workers)
+        self._timeout = timeout
         self._calls: list[_Forked] = []
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
@@ -159,10 +251,17 @@ class Forker(Executor):
         for call in self._calls[:max(0, len(self._calls) - self._workers + 1)]:  # oldest first
             call.collect()
         read, write = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: answer, then leave without running the parent's exit code
             code = 0
             try:
+                die_with_parent(parent)
+                # Default signal actions: a SIGTERM meant for the parent's
+                # process group ends the child too.
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                _drop_sockets(write)
                 # What the parent built is never garbage here: the collector
                 # need not walk it (nor touch, and so copy, its pages).
                 gc.freeze()
@@ -174,7 +273,7 @@ class Forker(Executor):
             finally:
                 os._exit(code)
         os.close(write)
-        call = _Forked(pid, os.fdopen(read, "rb"))
+        call = _Forked(pid, os.fdopen(read, "rb"), self._timeout)
         self._calls.append(call)
         return call
 
@@ -188,11 +287,13 @@ class Forker(Executor):
 class _Forked(Future):
     """A call running in a forked child."""
 
-    def __init__(self, pid: int, stream: IO[bytes]) -> None:
+    def __init__(self, pid: int, stream: IO[bytes], timeout: float | None) -> None:
         super().__init__()
         self.set_running_or_notify_cancel()
         self._pid = pid
         self._stream = stream
+        self._timeout = timeout
+        self._deadline = None if timeout is None else time.monotonic() + timeout
         self._exit_code: int | None = None
 
     def result(self, timeout: float | None = None) -> Any:
@@ -207,6 +308,13 @@ class _Forked(Future):
     def collect(self) -> None:
         """Wait for the child and read what it wrote."""
         if self.done():
+            return
+        if self._deadline is not None and not select.select(
+                [self._stream], [], [], max(0.0, self._deadline - time.monotonic()))[0]:
+            os.kill(self._pid, signal.SIGKILL)
+            self._stream.close()
+            self._wait()
+            self.set_exception(_timed_out(self._timeout))
             return
         try:
             ok, value = _outcome(self._stream, self._wait)
