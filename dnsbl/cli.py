@@ -342,7 +342,8 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     started = time.monotonic()
     # Parse in child processes, in parallel: the parsing garbage never becomes
     # part of the server's memory. Forked: no thread runs yet.
-    pool = Forker(min(len(config.zones) or 1, os.cpu_count() or 1))
+    pool = Forker(min(len(config.zones) or 1, os.cpu_count() or 1),
+                  timeout=config.limits.parse_timeout)
     try:
         zoneset = load_zoneset(config, pool)
     except LoadError as exc:
@@ -356,9 +357,9 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     warnings = zoneset.warnings()
     for warning in warnings[:_MAX_LOGGED_WARNINGS]:
         log.warning("%s", warning)
-    if len(warnings) > _MAX_LOGGED_WARNINGS:
-        log.warning("%d more warnings not shown; `dnsbl check` lists them all",
-                    len(warnings) - _MAX_LOGGED_WARNINGS)
+    more = len(warnings) + zoneset.warnings_not_kept() - _MAX_LOGGED_WARNINGS
+    if more > 0:
+        log.warning("%d more warnings not shown; `dnsbl check` lists them", more)
     for zone in zoneset.zones.values():
         if lists_loopback(zone):
             log.warning("zone %s lists 127.0.0.1, which RFC 5782 says must never be listed: "
@@ -522,6 +523,10 @@ def _check(args: argparse.Namespace) -> int:
     for warning in zoneset.warnings():
         print(f"error: {warning}")
         problems += 1
+    not_kept = zoneset.warnings_not_kept()
+    if not_kept:  # past MAX_WARNINGS a dataset, bad lines are counted, not kept
+        print(f"error: {not_kept} more problem(s) like those, not listed")
+        problems += not_kept
     if args.strict:
         from dnsbl.lint import wide_entries
 

@@ -14,7 +14,7 @@ from dnsbl import settings
 from dnsbl.ledger.config import LedgerConfig, parse_ledger
 from dnsbl.ledger.model import LedgerError
 from dnsbl.settings import ConfigError as ConfigError
-from dnsbl.zonefile import DATASET_TYPES, NS, SOA, parse_ns, parse_soa
+from dnsbl.zonefile import DATASET_TYPES, NS, SOA, Limits, parse_ns, parse_soa
 
 DEFAULT_PORT = 53
 _T = TypeVar("_T")
@@ -110,6 +110,8 @@ class ServerConfig:
     control: str | None = ""
     #: The reputation ledger whose zones this server publishes and serves; None: none.
     ledger: LedgerConfig | None = None
+    #: What loading one dataset may cost (the [limits] table).
+    limits: Limits = Limits()
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -221,7 +223,7 @@ _TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metric
              "log_level", "log_format", "query_log", "query_log_sample", "rrl",
              "tcp_idle_timeout", "tcp_max_connections", "tcp_max_per_client", "edns_payload",
              "nsid", "udp_batch", "workers", "metrics_max_connections", "control",
-             "ledger"}
+             "ledger", "limits"}
 _ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age", "soa",
               "ns"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -263,6 +265,8 @@ def load_config(path: str) -> ServerConfig:
         config = replace(config, global_acl=_dataset("acl", data["acl"], base, f"{path}: acl"))
     if "rrl" in data:
         config = replace(config, rrl=_rrl(data["rrl"], path))
+    if "limits" in data:
+        config = replace(config, limits=_limits(data["limits"], f"{path}: [limits]"))
     if "tcp_idle_timeout" in data:
         config = replace(config, tcp_idle_timeout=settings.duration(
             data["tcp_idle_timeout"], f"{path}: 'tcp_idle_timeout'"))
@@ -449,6 +453,30 @@ def _rrl(table: Any, where: str) -> RRLConfig:
         ipv6_prefix=settings.count(table.get("ipv6_prefix", defaults.ipv6_prefix),
                                    f"{where} 'ipv6_prefix'", 1, 128),
         exempt=networks)
+
+
+def _limits(table: Any, where: str) -> Limits:
+    """The [limits] table: max_file_size and parse_memory in bytes (a whole
+    number, or with a unit: "512M", "4G"), max_entries, parse_timeout in seconds."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(table) - {"max_file_size", "max_entries", "parse_memory", "parse_timeout"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s): {', '.join(sorted(unknown))}")
+    limits = Limits()
+    if "max_file_size" in table:
+        limits = replace(limits, max_file_size=settings.size(
+            table["max_file_size"], f"{where} 'max_file_size'", 1))
+    if "parse_memory" in table:  # 0: the default, relative to the files' size
+        limits = replace(limits, parse_memory=settings.size(
+            table["parse_memory"], f"{where} 'parse_memory'", 0))
+    if "max_entries" in table:
+        limits = replace(limits, max_entries=settings.count(
+            table["max_entries"], f"{where} 'max_entries'", 1))
+    if "parse_timeout" in table:
+        limits = replace(limits, parse_timeout=settings.duration(
+            table["parse_timeout"], f"{where} 'parse_timeout'"))
+    return limits
 
 
 #: Settings that are whole numbers, with their bounds (None: no upper bound).

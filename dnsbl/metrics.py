@@ -88,7 +88,8 @@ SERIES: dict[str, tuple[str, str]] = {
 }
 
 #: Reasons a reload fails (dnsbl_dataset_reload_failures_total), created at 0.
-FAILURE_REASONS = ("open", "read", "changed", "timestamp", "shrink", "build")
+FAILURE_REASONS = ("open", "not_regular", "size", "entries", "read", "changed", "timestamp",
+                   "parse", "memory", "timeout", "died", "shrink")
 
 
 class Source(Protocol):

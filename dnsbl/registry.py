@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -21,10 +22,10 @@ from dnsbl.dataset import (
     load_dataset,
     parse_dataset,
 )
-from dnsbl.spawn import ProcessDied
+from dnsbl.spawn import ProcessDied, ProcessTimeout, limited
 from dnsbl.stats import ZoneStats
 from dnsbl.wire import TYPE_NS, TYPE_SOA, name_to_wire, rr_tail, soa_rdata
-from dnsbl.zonefile import NS, SOA, Value, ZoneFileError
+from dnsbl.zonefile import NS, SOA, Limits, Value, ZoneFileError, open_regular
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,10 @@ class ZoneSet:
     def warnings(self) -> list[ZoneFileError]:
         return [w for d in self.datasets.values() for w in d.warnings]
 
+    def warnings_not_kept(self) -> int:
+        """Warnings past the first :data:`~dnsbl.zonefile.MAX_WARNINGS` of a dataset."""
+        return sum(getattr(d.warnings, "dropped", 0) for d in self.datasets.values())
+
 
 class LoadError(Exception):
     """Some datasets could not be loaded at all; ``errors`` says which and why."""
@@ -187,12 +192,28 @@ def unopenable(config: ServerConfig) -> list[ZoneFileError]:
     for spec in dataset_specs(config).values():
         for path in spec.files:
             try:
-                with open(path, "rb"):
-                    pass
-            except OSError as exc:
-                errors.append(ZoneFileError(path, 0, f"cannot open: {exc.strerror or exc}",
-                                            "open"))
+                os.close(open_regular(path)[0])
+            except ZoneFileError as exc:
+                errors.append(exc)
     return errors
+
+
+def load_failure(key: DatasetKey, exc: BaseException) -> ZoneFileError:
+    """What ended a load of a dataset, as one error with its reason in
+    ``kind``: the file's own (open, not_regular, size, entries, read, ...),
+    or memory, timeout, died, or parse for anything else."""
+    if isinstance(exc, ZoneFileError):
+        return exc
+    where = ",".join(key[1])
+    if isinstance(exc, MemoryError):
+        return ZoneFileError(where, 0, "parsing ran out of memory ([limits] parse_memory)",
+                             "memory")
+    if isinstance(exc, ProcessTimeout):
+        return ZoneFileError(where, 0, f"parsing took too long: {exc} ([limits] parse_timeout)",
+                             "timeout")
+    if isinstance(exc, ProcessDied):
+        return ZoneFileError(where, 0, f"the parsing process died: {exc}", "died")
+    return ZoneFileError(where, 0, f"cannot be loaded: {type(exc).__name__}: {exc}", "parse")
 
 
 def build_zoneset(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) -> ZoneSet:
@@ -244,18 +265,20 @@ def _expand(members: list[Dataset]) -> tuple[tuple[Dataset, ...], dict[str, tupl
 
 
 def _parse_timed(kind: str, files: tuple[str, ...], ttl: int,
-                 ttl_bounds: tuple[int, int]) -> tuple[Parsed, float]:
+                 ttl_bounds: tuple[int, int], limits: Limits) -> tuple[Parsed, float]:
     # Timed where it runs: the results are read in order, so a clock in the
     # caller would charge one dataset with the wait for those before it.
     started = time.monotonic()
-    return parse_dataset(kind, files, ttl, ttl_bounds), time.monotonic() - started
+    return parse_dataset(kind, files, ttl, ttl_bounds, limits), time.monotonic() - started
 
 
 def load_zoneset(config: ServerConfig, pool: Executor | None = None) -> ZoneSet:
     """Load every dataset once (shared datasets too) and assemble the zones.
 
-    With a ``pool`` (:class:`~dnsbl.spawn.Spawner`) the files are parsed in
-    other processes, in parallel, and only the compact result comes back.
+    With a ``pool`` (:class:`~dnsbl.spawn.Forker` or ``Spawner``) the files
+    are parsed in other processes, in parallel, each with its memory limit,
+    and only the compact result comes back. Whatever ends a dataset's load
+    (see :func:`load_failure`) is that dataset's error, never the others'.
 
     :raises LoadError: if any dataset failed; ``partial`` holds the zoneset with
         the zones that could not load answering SERVFAIL.
@@ -263,19 +286,21 @@ def load_zoneset(config: ServerConfig, pool: Executor | None = None) -> ZoneSet:
     datasets: dict[DatasetKey, Dataset] = {}
     errors: list[ZoneFileError] = []
     specs = dataset_specs(config)
+    limits = config.limits
     if pool is None:
         for key, spec in specs.items():
             started = time.monotonic()
             try:
                 datasets[key] = load_dataset(spec.type, spec.files, config.ttl,
-                                             config.ttl_bounds)
-            except ZoneFileError as exc:
-                errors.append(exc)
+                                             config.ttl_bounds, limits)
+            except Exception as exc:  # noqa: BLE001 - one dataset's failure, reported
+                errors.append(load_failure(key, exc))
                 continue
             datasets[key].load_seconds = time.monotonic() - started
     else:
-        futures = {key: pool.submit(_parse_timed, spec.type, spec.files, config.ttl,
-                                   config.ttl_bounds)
+        futures = {key: pool.submit(limited, limits.memory_for(spec.files), _parse_timed,
+                                    spec.type, spec.files, config.ttl, config.ttl_bounds,
+                                    limits)
                    for key, spec in specs.items()}
         for key, future in futures.items():
             try:
@@ -283,11 +308,8 @@ def load_zoneset(config: ServerConfig, pool: Executor | None = None) -> ZoneSet:
                 started = time.monotonic()
                 datasets[key] = index_dataset(parsed)
                 datasets[key].load_seconds = seconds + time.monotonic() - started
-            except ZoneFileError as exc:
-                errors.append(exc)
-            except ProcessDied as exc:
-                errors.append(ZoneFileError(",".join(key[1]), 0,
-                                            f"the parsing process died: {exc}", "build"))
+            except Exception as exc:  # noqa: BLE001 - one dataset's failure, reported
+                errors.append(load_failure(key, exc))
     zoneset = build_zoneset(config, datasets)
     if errors:
         raise LoadError(errors, zoneset)

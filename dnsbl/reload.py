@@ -1,8 +1,12 @@
 """Reloading: notice changed zone files, rebuild them off the event loop, swap whole.
 
-The last good data always serves: a file that is missing, unreadable, changed
-while being read, not valid gzip, stamped in the future, or that would shrink
-a zone below its ``min_entries_ratio`` leaves the previous data in place.
+The last good data always serves: a file that is missing, unreadable, not a
+regular file, changed while being read, not valid gzip, stamped in the future,
+past a [limits] bound, whose parse fails in any way (out of memory, too slow,
+killed), or that would shrink a zone below its ``min_entries_ratio`` leaves
+the previous data in place. That is one failed load of that dataset, counted
+by reason and tried again when its files change (or on SIGHUP); every other
+dataset reloads as usual.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,11 +28,12 @@ from dnsbl.registry import (
     build_zoneset,
     dataset_key,
     dataset_specs,
+    load_failure,
 )
-from dnsbl.spawn import ProcessDied, Spawner
+from dnsbl.spawn import Spawner, limited
 from dnsbl.systemd import reloading
 from dnsbl.watch import FileWatch
-from dnsbl.zonefile import Signature, ZoneFileError, file_signature
+from dnsbl.zonefile import Signature, ZoneFileError, file_signature, open_regular
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,15 @@ class CheckResult:
         return bool(self.reloaded or self.failed)
 
 
+def status_line(result: CheckResult) -> str:
+    """systemd's STATUS= after a check: serving, and which zones failed to reload."""
+    if not result.failed:
+        return "serving"
+    zone, why = next(iter(result.failed.items()))
+    return f"serving; {len(result.failed)} zone(s) failed to reload, the previous data kept: " \
+        f"{zone}: {why}"
+
+
 class Reloader:
     """Watches every dataset's files (mtime, size, inode) and swaps in new zones.
 
@@ -98,7 +113,7 @@ class Reloader:
 
     def _executor(self) -> Spawner:
         if self._pool is None:
-            self._pool = Spawner()
+            self._pool = Spawner(timeout=self.config.limits.parse_timeout)
         return self._pool
 
     def close(self) -> None:
@@ -203,13 +218,26 @@ class Reloader:
         all open now: a chmod or a remount changes nothing that is compared."""
         if key not in self._unopened:
             return False
-        try:
-            for path in files:
-                with open(path, "rb"):
-                    pass
-        except OSError:
-            return False
-        return True
+        for path in files:
+            try:
+                os.close(open_regular(path)[0])  # never blocks, on a FIFO neither
+            except ZoneFileError as exc:
+                if exc.kind == "open":
+                    return False
+        return True  # (a file that opens but is no regular one fails once more, for that)
+
+    def failed_datasets(self) -> list[str]:
+        """Why each dataset whose last load failed did, for /readyz and systemd."""
+        return [f"dataset {key[0]}:{','.join(key[1])}: last load failed ({status.last_error}); "
+                "serving the previous data"
+                for key, status in self.status.items() if status.last_error]
+
+    def summary(self) -> str:
+        """One line for systemd's STATUS= after a check."""
+        failing = self.failed_datasets()
+        if not failing:
+            return "serving"
+        return f"serving; {len(failing)} dataset(s) failed to load: {failing[0]}"
 
     async def check_once(self, announce: bool = True) -> bool:
         """Rebuild what changed; True when new zones were swapped in.
@@ -226,7 +254,7 @@ class Reloader:
                     return False
                 if not announce:
                     return await self._reload(changed, accept)
-                with reloading(self._notify):
+                with reloading(self._notify, self.summary):
                     return await self._reload(changed, accept)
             finally:
                 self._summarize(result, accept)
@@ -279,19 +307,20 @@ class Reloader:
         self._tried_now.add(key)
         self.status[key].last_attempt = time.time()
         loop = asyncio.get_running_loop()
+        limits = self.config.limits
         try:
             # Parsing a big file takes seconds of CPU. In another process it takes
-            # none of this one's GIL, so queries keep their latency, and the
-            # garbage of parsing goes back to the system when that process ends.
-            parsed = await loop.run_in_executor(self._executor(), parse_dataset, kind, files,
-                                                self.config.ttl, self.config.ttl_bounds)
+            # none of this one's GIL, so queries keep their latency, the garbage
+            # of parsing goes back to the system when that process ends, and
+            # whatever a file does to the parse (memory, time, a crash) ends there.
+            parsed = await loop.run_in_executor(
+                self._executor(), limited, limits.memory_for(files), parse_dataset, kind,
+                files, self.config.ttl, self.config.ttl_bounds, limits)
             # Indexing the compact result is quick, and interleaves with queries.
             dataset = await asyncio.to_thread(index_dataset, parsed)
-        except ZoneFileError as exc:
-            self._fail(key, signature, exc.kind, str(exc))
-            return None
-        except ProcessDied as exc:
-            self._fail(key, signature, "build", f"the build process died: {exc}")
+        except Exception as exc:  # noqa: BLE001 - one failed load of this dataset
+            error = load_failure(key, exc)
+            self._fail(key, signature, error.kind, str(error))
             return None
         self.status[key].last_duration = time.monotonic() - started
         for warning in dataset.warnings[:MAX_LOGGED_WARNINGS]:

@@ -22,7 +22,7 @@ from dnsbl.portlock import Held, PortLock
 from dnsbl.protocols import Shared, TCPLimits, TCPProtocol, UDPProtocol
 from dnsbl.querylog import QueryLog
 from dnsbl.registry import DatasetKey, Registry, ZoneSet
-from dnsbl.reload import CheckResult, DatasetStatus, Reloader
+from dnsbl.reload import CheckResult, DatasetStatus, Reloader, status_line
 from dnsbl.rrl import RateLimiter
 from dnsbl.stats import Stats
 
@@ -126,6 +126,8 @@ class Server:
                 if age > zone_config.max_data_age:
                     problems.append(f"zone {zone.name}: data is {age:.0f}s old, over "
                                     f"max_data_age {zone_config.max_data_age:.0f}s")
+        if self.reloader is not None:
+            problems.extend(self.reloader.failed_datasets())
         return problems
 
     # -- lifecycle -----------------------------------------------------------------
@@ -253,8 +255,9 @@ class Server:
     async def _announced_hangup(self) -> None:
         """SIGHUP: RELOADING=1, check the files, READY=1, whether or not any
         changed: Type=notify-reload waits for READY=1 after every SIGHUP."""
+        result = CheckResult()
         async with self._reloading:
-            with systemd.reloading():
+            with systemd.reloading(status=lambda: status_line(result)):
                 result = await self.hangup()
         if not result.changed:
             log.info("SIGHUP: no zone file changed")

@@ -44,13 +44,19 @@ def notify(state: str) -> bool:
 
 
 @contextmanager
-def reloading(send: Callable[[str], object] = notify) -> Iterator[None]:
-    """``RELOADING=1`` now, and ``READY=1`` when the block ends, however it ends."""
+def reloading(send: Callable[[str], object] = notify,
+              status: Callable[[], str] = lambda: "serving") -> Iterator[None]:
+    """``RELOADING=1`` now, and ``READY=1`` when the block ends, however it
+    ends, with ``STATUS=`` what ``status()`` says then (a failed load)."""
     send("RELOADING=1")
     try:
         yield
     finally:
-        send("READY=1\nSTATUS=serving")
+        try:
+            line = " ".join(status().split())  # one line, as STATUS= is
+        except Exception:  # noqa: BLE001 - READY=1 must be sent whatever happens
+            line = "serving"
+        send(f"READY=1\nSTATUS={line}")
 
 
 def watchdog_interval() -> float | None:

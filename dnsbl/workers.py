@@ -39,13 +39,16 @@ from dnsbl.config import Listen, ServerConfig
 from dnsbl.control import ControlServer
 from dnsbl.metrics import MetricsServer, metric_family
 from dnsbl.portlock import PortLock
-from dnsbl.reload import CheckResult
+from dnsbl.reload import CheckResult, status_line
 from dnsbl.server import cancel, ignore_reloads, listener_sets, metrics_sockets, new_event_loop
+from dnsbl.spawn import die_with_parent
 
 log = logging.getLogger(__name__)
 
 #: Set in a worker's environment: "INDEX:CONTROL_FD:FD,FD,...".
 WORKER_ENV = "DNSBL_WORKER"
+#: Set in a worker's environment: the supervisor's pid, for the worker to end with it.
+PARENT_ENV = "DNSBL_SUPERVISOR"
 STARTUP_FAILURE = 3
 #: Seconds a worker may owe an answer before it counts as not answering: not
 #: ready, not healthy, no WATCHDOG=1, and scrapes stop waiting for it.
@@ -86,8 +89,12 @@ class WorkerSeat:
 def worker_seat() -> WorkerSeat | None:
     """This process's seat when a supervisor started it, else None."""
     spec = os.environ.pop(WORKER_ENV, None)
+    parent = os.environ.pop(PARENT_ENV, "")
     if not spec:
         return None
+    if parent.isascii() and parent.isdigit():
+        # SIGTERM, not SIGKILL: once serving, it stops as when told to.
+        die_with_parent(int(parent), signal.SIGTERM)
     index, control, fds = spec.split(":")
     sockets = [socket.socket(fileno=int(fd)) for fd in fds.split(",") if fd]
     for sock in sockets:
@@ -115,7 +122,8 @@ async def report(seat: WorkerSeat, registry: CollectorRegistry,
 
     async def reload() -> None:
         result = await hangup()
-        _write(writer, {"reloaded": True, "changed": result.changed})
+        _write(writer, {"reloaded": True, "changed": result.changed,
+                        "status": status_line(result)})
 
     async def controlled(number: int, request: Any) -> None:
         try:
@@ -198,6 +206,7 @@ class _Worker:
     # worker answers them in order, so the oldest tells how long it is silent.
     asked: collections.deque[float] = field(default_factory=collections.deque)
     silent: bool = False  # said so in the log
+    reload_status: str = "serving"  # its STATUS= line after the SIGHUP passed on last
 
     def silent_for(self, now: float) -> float:
         """Seconds this worker has owed an answer; 0 when it owes none."""
@@ -344,6 +353,7 @@ class Supervisor:
         env = {k: v for k, v in os.environ.items()
                if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
         env[WORKER_ENV] = f"{worker.index}:{theirs.fileno()}:{','.join(map(str, fds))}"
+        env[PARENT_ENV] = str(os.getpid())
         worker.ready.clear()
         worker.asked.clear()
         worker.silent = False
@@ -370,6 +380,7 @@ class Supervisor:
                     worker.fatal = message["fatal"]
                 elif "reloaded" in message:
                     if worker.reloaded is not None and not worker.reloaded.done():
+                        worker.reload_status = message.get("status", "serving")
                         worker.reloaded.set_result(message["changed"])
                 elif "control" in message:
                     answered = worker.controls.pop(message["control"], None)
@@ -485,23 +496,34 @@ class Supervisor:
         """Have every ready worker check its files; tell systemd RELOADING=1
         now and READY=1 once all have (a worker still starting loads the files
         as they are anyway)."""
+        said: list[str] = []  # what went wrong, for STATUS= with READY=1
+
+        def status() -> str:
+            return "serving" if not said else "; ".join(said)
+
         async with self._reloading:
-            with systemd.reloading():
+            with systemd.reloading(status=status):
                 loop = asyncio.get_running_loop()
-                waiting = []
+                waiting: list[asyncio.Future[bool]] = []
                 now = time.monotonic()
                 for worker in self._workers:
                     # Not one that does not answer: READY=1 would wait for it until
                     # it is killed, and the one started in its place loads anyway.
                     if worker.answering(now) and worker.writer is not None:
                         worker.reloaded = loop.create_future()
+                        worker.reload_status = "serving"
                         worker.writer.write(_HANGUP)
                         waiting.append(worker.reloaded)
                 if waiting:
                     done, late = await asyncio.wait(waiting, timeout=_RELOAD_WAIT)
+                    # The workers read the same files: one failure said is enough.
+                    said.extend(list(dict.fromkeys(
+                        w.reload_status for w in self._workers
+                        if w.reloaded in done and w.reload_status != "serving"))[:1])
                     if late:
                         log.warning("%d worker(s) still checking files %.0f s after SIGHUP; "
                                     "ready without them", len(late), _RELOAD_WAIT)
+                        said.append(f"{len(late)} worker(s) still checking files")
                     elif not any(future.result() for future in done):
                         log.info("SIGHUP: no zone file changed")
 
@@ -582,10 +604,15 @@ class Supervisor:
         worker.problems = reply["problems"]
 
     def health(self) -> list[str]:
-        """Workers whose event loop does not answer; [] when every running one does."""
+        """Workers that cannot answer queries: not started yet or still loading
+        (its sockets queue queries nobody reads), or whose loop does not
+        answer; [] when every one answers."""
         now = time.monotonic()
         return [f"worker {w.index}: has not answered for {w.silent_for(now):.1f}s"
-                for w in self._workers if w.ready.is_set() and not w.answering(now)]
+                if w.ready.is_set() else
+                f"worker {w.index}: not answering yet, started {now - w.started:.1f}s ago "
+                "(loading its zones)"
+                for w in self._workers if not w.answering(now)]
 
     def readiness(self) -> list[str]:
         problems = []
