@@ -9,6 +9,7 @@ process; :func:`index_dataset` turns that into a :class:`Dataset`, whose
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import struct
 import sys
@@ -299,22 +300,23 @@ class _Singles:
         order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: file order kept
         keys = array("I", map(keys.__getitem__, order))
         numbers = array("I", map(numbers.__getitem__, order))
-        repeats = list(compress(range(1, len(keys)), map(eq, keys, islice(keys, 1, None))))
-        if not repeats:
-            return keys, numbers, numbers.count(0)
+        # Walked, not listed: a file of one line repeated has a repeat per line.
+        repeats = compress(range(1, len(keys)), map(eq, keys, islice(keys, 1, None)))
         keep = bytearray(b"\1") * len(keys)
-        found = []
+        found = array("I")
         for i in repeats:  # entry i repeats entry i - 1, later in the files: it decides
             keep[i - 1] = 0
             if numbers[i] and numbers[i - 1]:
                 found.append(origins[order[i]])
             elif not numbers[i - 1]:
                 numbers[i] = 0  # an exclusion of exactly this address wins
+        if len(keep) == keep.count(1):
+            return keys, numbers, numbers.count(0)
         # Only as many as are kept: five million repeats of one line cost no
         # five million warnings (origins ascend in file order, loose lines last).
         if len(found) > warnings.room():
             warnings.dropped += len(found) - warnings.room()
-            found = sorted(found)[:warnings.room()]
+            found = array("I", heapq.nsmallest(warnings.room(), found))
         for where in sorted(map(self._where, found)):
             warnings.append(_duplicate(kind, *where))
         numbers = array("I", compress(numbers, keep))
