@@ -301,7 +301,7 @@ def open_regular(path: str, max_size: int = 0) -> tuple[int, os.stat_result]:
         if not stat.S_ISREG(st.st_mode):
             raise _not_regular(path, st.st_mode)
         if max_size and st.st_size > max_size:
-            raise ZoneFileError(path, 0, f"{st.st_size} bytes, over the limit of {max_size} "
+            raise ZoneFileError(path, 0, f"{st.st_size} bytes, over the limit of {max_size} bytes "
                                 "([limits] max_file_size)", "size")
     except BaseException:
         os.close(fd)
