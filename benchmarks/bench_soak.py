@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import socket
 import struct
 import subprocess
@@ -32,7 +31,12 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from bench_load import stop  # noqa: E402
+
 ZONE = "soak.test"
 LOST_AFTER = 2.0  # seconds without a reply: lost
 BATCH = 64
@@ -209,12 +213,7 @@ def main() -> None:
         finally:
             load.stop.set()
             load.join(LOST_AFTER * 2)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
         if not rows:
             raise SystemExit("no samples")
         rss = [r[3] for r in rows]

@@ -16,7 +16,6 @@ import gzip
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ import pytest
 from tests.conftest import ROOT, free_port, run_cli
 from tests.test_metrics import fetch, samples, value
 from tests.test_reload import data, wait_for, write
-from tests.test_systemd import fields, receive
+from tests.test_systemd import fields, notified, receive
 from tests.test_workers import ask_from_new_sockets
 
 HOOKS = ROOT / "tests" / "hooks"
@@ -360,21 +359,14 @@ def test_a_worker_hung_in_loading_is_unhealthy(process, tmp_path):
 
 
 def test_ready_follows_reloading_with_the_failure_in_status(process, tmp_path):
-    notify_path = str(tmp_path / "notify")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(notify_path)
-        a = tmp_path / "a.zone"
-        write(a, data("a-one"))
-        server = process("--zone", f"a.test:ip4set:{a}", "--listen", "127.0.0.1:0",
-                         "--check-interval", "0", env={"NOTIFY_SOCKET": notify_path})
-        client = server.wait_listening(timeout=SLOW)
+    with notified(process, tmp_path, "--check-interval", "0") as (notify, server, client, zone):
         receive(notify, "READY=1", timeout=SLOW)
-        replace_with_fifo(a)
+        replace_with_fifo(zone)
         server.proc.send_signal(signal.SIGHUP)
         receive(notify, "RELOADING=1", timeout=SLOW)
         ready = receive(notify, "READY=1", timeout=SLOW)[-1]
         assert "not a regular file (FIFO)" in fields(ready)["STATUS"]
-        assert client.txt(A_LISTED) == ["a-one"]
+        assert client.txt("2.0.0.127.bl.test") == ["one"]
 
 
 # -- children die with their parent ------------------------------------------------------------
