@@ -69,8 +69,11 @@ def still_serving(server, client, a_txt: str, b_txt: str) -> None:
 
 
 def b_keeps_reloading(client, b: Path, text: str) -> None:
+    """b.test serves ``text`` from every worker (queries from 20 source ports)."""
     write(b, data(text))
-    wait_for(lambda: client.txt(B_LISTED) == [text], timeout=SLOW)
+    wait_for(lambda: {b"".join(r.answer[0][0].strings)
+                      for r in ask_from_new_sockets(client, B_LISTED, 20)} == {text.encode()},
+             timeout=SLOW)
 
 
 def replace_with_fifo(path: Path, mode: int = 0o644) -> None:

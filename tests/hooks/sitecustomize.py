@@ -31,8 +31,10 @@ def _install(action: str, marker: str) -> None:
             if action == "raise":
                 raise RuntimeError("injected fault")
             if action == "hang":
-                with open(f"{marker}.{os.getpid()}", "w") as f:
+                # Written whole, then renamed: a reader never sees it empty.
+                with open(f"{marker}-tmp{os.getpid()}", "w") as f:
                     f.write(str(os.getpid()))
+                os.replace(f"{marker}-tmp{os.getpid()}", f"{marker}.{os.getpid()}")
                 time.sleep(600)
         return real(reader, kind, default_ttl)
 
