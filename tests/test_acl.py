@@ -7,7 +7,8 @@ import dns.rcode
 import pytest
 
 from tests.conftest import needs_ipv6
-from tests.test_reload import wait_for, write
+from tests.helpers import wait_for
+from tests.test_reload import write
 
 DATA = ["$SOA 0 ns1.bl.test admin.bl.test 1 2h 2h 1w 1h", ":2:Listed $", "127.0.0.2"]
 GENERIC = ["www A 127.0.0.8"]

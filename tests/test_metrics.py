@@ -18,7 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from dnsbl.config import Listen, ServerConfig, ZoneConfig, parse_zone_spec
 from dnsbl.metrics import FAILURE_REASONS, SERIES
 from tests.conftest import ROOT, ServerThread
-from tests.test_reload import data, wait_for, write
+from tests.helpers import wait_for
+from tests.test_reload import data, write
 
 
 def fetch(port: int, path: str, accept: str = "") -> tuple[int, str, str]:

@@ -20,8 +20,8 @@ from dnsbl.protocols import MAX_BUFFERED
 from dnsbl.server import UDP_RECEIVE_BUFFER
 from dnsbl.stats import TCP_CLOSE_REASONS
 from tests.conftest import Client, ServerThread, needs_ipv6
+from tests.helpers import wait_for
 from tests.test_metrics import samples, value
-from tests.test_reload import wait_for
 
 
 def start(zone_file, **settings) -> tuple[ServerThread, object]:

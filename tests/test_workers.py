@@ -15,8 +15,9 @@ import dns.message
 import dns.rcode
 import pytest
 
+from tests.helpers import wait_for
 from tests.test_metrics import fetch, samples, value
-from tests.test_reload import data, wait_for, write
+from tests.test_reload import data, write
 
 
 def ask_from_new_sockets(client, name: str, count: int) -> list[dns.message.Message]:
