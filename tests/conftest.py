@@ -288,11 +288,21 @@ class Process:
         self._reader = threading.Thread(target=read, daemon=True)
         self._reader.start()
 
-    def wait_log(self, text: str, count: int = 1, timeout: float = 10) -> None:
-        """Wait until ``text`` is in ``count`` lines of the log (``timeout``:
-        reference seconds, scaled)."""
-        wait_for(lambda: sum(text in line for line in list(self.log)) >= count, timeout,
-                 what=f"{count} log line(s) with {text!r}")
+    def wait_log(self, text: str, count: int = 1, start: int = 0,
+                 timeout: float = 10) -> list[str]:
+        """The lines of the log from line ``start`` on that hold ``text``, once
+        there are ``count``; fails, showing the log, after ``timeout``
+        (reference seconds, scaled). The log is read as it comes once the
+        server is listening."""
+        def found() -> list[str]:
+            return [line for line in self.log[start:] if text in line]
+
+        try:
+            wait_for(lambda: len(found()) >= count, timeout,
+                     what=f"{count} log line(s) with {text!r}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the log:\n{''.join(self.log)}") from None
+        return found()
 
     def stop(self) -> int:
         """SIGTERM (then SIGKILL if it hangs), and the rest of the log; the
