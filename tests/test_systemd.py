@@ -14,14 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Client, udp_tcp_sockets
+from tests.conftest import ROOT, udp_tcp_sockets
+from tests.helpers import scaled
 from tests.test_reload import data, write
 from tests.test_workers import ask_from_new_sockets
 
 
 def receive(sock: socket.socket, wanted: str, timeout: float = 10) -> list[str]:
-    """Notification datagrams until one contains ``wanted``."""
-    sock.settimeout(timeout)
+    """Notification datagrams until one contains ``wanted``; each awaited for
+    ``timeout`` seconds at most (scaled to the host)."""
+    sock.settimeout(scaled(timeout))
     seen = []
     while True:
         message = sock.recv(4096).decode()
@@ -82,7 +84,7 @@ def test_watchdog_pings_while_serving(process, tmp_path, workers):
             pings += [m for m in receive(notify, "WATCHDOG=1", timeout=2)
                       if "WATCHDOG=1" in m.split("\n")]
         # Every half of WatchdogSec (0.1 s here), not once.
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < scaled(5)
         assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]
         assert server.stop() == 0
 
@@ -98,7 +100,7 @@ def test_notify_never_waits_for_a_reader_that_fell_behind(tmp_path, monkeypatch)
         monkeypatch.setenv("NOTIFY_SOCKET", path)
         started = time.monotonic()
         sent = [systemd.notify("WATCHDOG=1") for _ in range(5000)]  # bounded
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < scaled(10)
         assert sent[0] and not sent[-1]  # the first went, the queue filled
         assert listener.recv(64) == b"WATCHDOG=1"
 
@@ -121,13 +123,9 @@ def test_socket_activation_uses_the_sockets_it_is_given(process, tmp_path, zone_
             command=[sys.executable, "-c", shim], pass_fds=(udp.fileno(), tcp.fileno()))
         udp.close()
         tcp.close()
-        assert server.proc.stderr is not None
-        for line in server.proc.stderr:
-            server.log.append(line)
-            if line.rstrip().endswith(" INFO ready"):
-                break
+        client = server.wait_listening()
         assert any("(from systemd)" in line for line in server.log), "".join(server.log)
-        client = Client("127.0.0.1", port)
+        assert (client.host, client.port) == ("127.0.0.1", port)
         assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]
         assert client.query("2.0.0.127.bl.test", tcp=True).answer
     finally:
@@ -183,8 +181,8 @@ def test_sigterm_stops_within_a_second(process, zone_file):
     server.wait_listening()
     started = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
-    assert server.proc.wait(5) == 0
-    assert time.monotonic() - started < 1.0
+    assert server.proc.wait(scaled(5)) == 0
+    assert time.monotonic() - started < scaled(1.0)
 
 
 def test_notify_with_workers_comes_from_the_supervisor_once_all_are_ready(process, tmp_path):
