@@ -73,6 +73,10 @@ def free_port(host: str = "127.0.0.1") -> int:
     return port
 
 
+#: The address sentinel questions come from: in no test's ACL.
+SENTINEL_SOURCE = "127.0.99.1"
+
+
 class Client:
     """Asks one server over real sockets with dnspython (an independent DNS stack)."""
 
@@ -94,6 +98,44 @@ class Client:
             return dns.query.udp(q, self.host, port=self.port, timeout=timeout, source=source)
         return retry(lambda: dns.query.udp(q, self.host, port=self.port, timeout=scaled(2),
                                            source=source), (dns.exception.Timeout,))
+
+    def reply_or_silence(self, wire: bytes, source: str | None = None) -> bytes | None:
+        """The server's reply to ``wire`` sent from ``source``, or None when it
+        sends none: told apart from a slow reply without guessing a time.
+
+        A sentinel question follows it from another address (one no test's
+        ACL names) to the same server socket; a server reads one socket in
+        order, so once the sentinel is answered, any reply to ``wire`` has
+        been sent before it, and over loopback has arrived."""
+        v6 = ":" in self.host
+        family = socket.AF_INET6 if v6 else socket.AF_INET
+        sentinel = dns.message.make_query("sentinel.invalid", "A")
+        with socket.socket(family, socket.SOCK_DGRAM) as probe, \
+                socket.socket(family, socket.SOCK_DGRAM) as guard:
+            probe.bind((source or ("::1" if v6 else "127.0.0.1"), 0))
+            guard.bind(("::1" if v6 else SENTINEL_SOURCE, 0))
+            probe.sendto(wire, (self.host, self.port))
+            guard.settimeout(scaled(2))
+
+            def answered() -> None:
+                guard.sendto(sentinel.to_wire(), (self.host, self.port))
+                while dns.message.from_wire(guard.recv(65535)).id != sentinel.id:
+                    pass  # a late reply to an earlier try
+
+            retry(answered, (TimeoutError,))
+            # The two replies left in order; the short wait only covers
+            # their taking different CPUs' queues inside the kernel.
+            probe.settimeout(0.05)
+            try:
+                return probe.recv(65535)
+            except TimeoutError:
+                return None
+
+    def ask_or_silence(self, name: str, rdtype: str = "A",
+                       source: str | None = None) -> dns.message.Message | None:
+        """The answer to one UDP question from ``source``, or None for none."""
+        reply = self.reply_or_silence(dns.message.make_query(name, rdtype).to_wire(), source)
+        return None if reply is None else dns.message.from_wire(reply)
 
     def a(self, name: str) -> list[str]:
         """The A addresses answered for ``name``, sorted; [] for none."""
