@@ -226,7 +226,8 @@ def cleanup() -> Iterator[ExitStack]:
 
 
 def stop_all(stoppers: list) -> None:
-    """Call every ``stop`` in turn, even when one raises (then raise the first)."""
+    """Call every ``stop`` (the last started first); one that raises does not
+    keep the others from running, and its error is raised after them."""
     with ExitStack() as stack:
         for stop in stoppers:
             stack.callback(stop)
