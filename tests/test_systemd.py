@@ -70,6 +70,9 @@ def test_notify_ready_reloading_stopping(process, tmp_path, workers):
         assert {b"".join(r.answer[0][0].strings) for r in replies} == {b"two"}
         server.proc.send_signal(signal.SIGTERM)
         receive(notify, "STOPPING=1")
+        # That one SIGTERM ends it: stop() now sends none of its own, which a
+        # slow host would deliver in the middle of the shutdown.
+        assert server.proc.wait(scaled(20)) == 0
         assert server.stop() == 0
 
 
@@ -191,6 +194,7 @@ def test_notify_with_workers_comes_from_the_supervisor_once_all_are_ready(proces
         assert client.txt("2.0.0.127.bl.test") == ["one"]
         server.proc.send_signal(signal.SIGTERM)
         seen += receive(notify, "STOPPING=1")
+        assert server.proc.wait(scaled(20)) == 0  # that SIGTERM ends it (stop() sends none)
         assert server.stop() == 0
     # One READY (the workers do not speak to systemd), and it came after both loaded.
     assert sum("READY=1" in m.split("\n") for m in seen) == 1
