@@ -216,6 +216,15 @@ class ServerThread:
                 raise AssertionError("the server thread did not stop")
 
 
+@pytest.fixture(autouse=True)
+def own_runtime_directory(tmp_path_factory, monkeypatch) -> None:
+    """A runtime directory of each test's own: a server it starts without
+    --control puts its control socket there, not in /run/dnsbl (root) or
+    $XDG_RUNTIME_DIR, where another suite or a real server on this host may
+    hold it (and `serve` then says so, or stops)."""
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(tmp_path_factory.mktemp("run")))
+
+
 @pytest.fixture
 def cleanup() -> Iterator[ExitStack]:
     """An ExitStack closed after the test whatever its outcome: sockets, threads
