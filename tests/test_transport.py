@@ -388,6 +388,8 @@ def test_client_that_does_not_read_answers_is_not_read_from(start, cleanup):
             sent += greedy.send(chunk)
     except TimeoutError:
         pass
+    except ConnectionResetError:
+        pass  # stalled past the idle timeout (a slow host) and reset: not read either
     # Without backpressure the server would read (and answer into memory)
     # all 200 MB; with it, sends stall once the socket buffers are full.
     assert sent < 50_000_000, sent
