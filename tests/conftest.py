@@ -10,9 +10,12 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rdatatype
@@ -21,6 +24,7 @@ import pytest
 from dnsbl.config import Listen, ServerConfig, with_overrides
 from dnsbl.registry import load_zoneset
 from dnsbl.server import Server, new_event_loop
+from tests.helpers import retry, scaled, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,6 +73,10 @@ def free_port(host: str = "127.0.0.1") -> int:
     return port
 
 
+#: The address sentinel questions come from: in no test's ACL.
+SENTINEL_SOURCE = "127.0.99.1"
+
+
 class Client:
     """Asks one server over real sockets with dnspython (an independent DNS stack)."""
 
@@ -77,11 +85,57 @@ class Client:
         self.port = port
 
     def query(self, name: str, rdtype: str = "A", tcp: bool = False, source: str | None = None,
-              timeout: float = 3, **make_query: object) -> dns.message.Message:
+              timeout: float | None = None, **make_query: object) -> dns.message.Message:
+        """The answer to one question. Without ``timeout`` a UDP question is
+        asked again while no answer comes (a datagram lost on a loaded host),
+        for 10 s scaled to the host; with one, it is asked once and
+        dns.exception.Timeout means silence, for tests about silence."""
         q = dns.message.make_query(name, rdtype, **make_query)  # type: ignore[arg-type]
         if tcp:
-            return dns.query.tcp(q, self.host, port=self.port, timeout=timeout, source=source)
-        return dns.query.udp(q, self.host, port=self.port, timeout=timeout, source=source)
+            return dns.query.tcp(q, self.host, port=self.port, source=source,
+                                 timeout=scaled(10) if timeout is None else timeout)
+        if timeout is not None:
+            return dns.query.udp(q, self.host, port=self.port, timeout=timeout, source=source)
+        return retry(lambda: dns.query.udp(q, self.host, port=self.port, timeout=scaled(2),
+                                           source=source), (dns.exception.Timeout,))
+
+    def reply_or_silence(self, wire: bytes, source: str | None = None) -> bytes | None:
+        """The server's reply to ``wire`` sent from ``source``, or None when it
+        sends none: told apart from a slow reply without guessing a time.
+
+        A sentinel question follows it from another address (one no test's
+        ACL names) to the same server socket; a server reads one socket in
+        order, so once the sentinel is answered, any reply to ``wire`` has
+        been sent before it, and over loopback has arrived."""
+        v6 = ":" in self.host
+        family = socket.AF_INET6 if v6 else socket.AF_INET
+        sentinel = dns.message.make_query("sentinel.invalid", "A")
+        with socket.socket(family, socket.SOCK_DGRAM) as probe, \
+                socket.socket(family, socket.SOCK_DGRAM) as guard:
+            probe.bind((source or ("::1" if v6 else "127.0.0.1"), 0))
+            guard.bind(("::1" if v6 else SENTINEL_SOURCE, 0))
+            probe.sendto(wire, (self.host, self.port))
+            guard.settimeout(scaled(2))
+
+            def answered() -> None:
+                guard.sendto(sentinel.to_wire(), (self.host, self.port))
+                while dns.message.from_wire(guard.recv(65535)).id != sentinel.id:
+                    pass  # a late reply to an earlier try
+
+            retry(answered, (TimeoutError,))
+            # The two replies left in order; the short wait only covers
+            # their taking different CPUs' queues inside the kernel.
+            probe.settimeout(0.05)
+            try:
+                return probe.recv(65535)
+            except TimeoutError:
+                return None
+
+    def ask_or_silence(self, name: str, rdtype: str = "A",
+                       source: str | None = None) -> dns.message.Message | None:
+        """The answer to one UDP question from ``source``, or None for none."""
+        reply = self.reply_or_silence(dns.message.make_query(name, rdtype).to_wire(), source)
+        return None if reply is None else dns.message.from_wire(reply)
 
     def a(self, name: str) -> list[str]:
         """The A addresses answered for ``name``, sorted; [] for none."""
@@ -139,8 +193,9 @@ class ServerThread:
 
     def start(self) -> Client:
         self._thread.start()
-        if not self._ready.wait(10):
-            raise TimeoutError("server did not start within 10 s")
+        if not self._ready.wait(scaled(30)):
+            self.stop()
+            raise TimeoutError(f"server did not start within {scaled(30):.0f} s")
         if self._error is not None:
             raise self._error
         assert self.server is not None
@@ -148,9 +203,43 @@ class ServerThread:
         return Client(bound.host, bound.port)
 
     def stop(self) -> None:
+        """Stop the server and wait for its thread; a server that does not stop
+        fails the test that started it, not a later one its sockets leak into."""
         if self._loop is not None and self.server is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self.server.stop)
-        self._thread.join(10)
+            try:
+                self._loop.call_soon_threadsafe(self.server.stop)
+            except RuntimeError:  # the loop closed meanwhile: it has stopped
+                pass
+        if self._thread.ident is not None:
+            self._thread.join(scaled(30))
+            if self._thread.is_alive():
+                raise AssertionError("the server thread did not stop")
+
+
+@pytest.fixture(autouse=True)
+def own_runtime_directory(tmp_path_factory, monkeypatch) -> None:
+    """A runtime directory of each test's own: a server it starts without
+    --control puts its control socket there, not in /run/dnsbl (root) or
+    $XDG_RUNTIME_DIR, where another suite or a real server on this host may
+    hold it (and `serve` then says so, or stops)."""
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(tmp_path_factory.mktemp("run")))
+
+
+@pytest.fixture
+def cleanup() -> Iterator[ExitStack]:
+    """An ExitStack closed after the test whatever its outcome: sockets, threads
+    and servers a test opens go in it (``cleanup.enter_context(sock)``,
+    ``cleanup.callback(thread.stop)``), so none leaks into the next test."""
+    with ExitStack() as stack:
+        yield stack
+
+
+def stop_all(stoppers: list) -> None:
+    """Call every ``stop`` (the last started first); one that raises does not
+    keep the others from running, and its error is raised after them."""
+    with ExitStack() as stack:
+        for stop in stoppers:
+            stack.callback(stop)
 
 
 @pytest.fixture
@@ -166,8 +255,7 @@ def serve():
         return thread.start()
 
     yield _serve
-    for thread in started:
-        thread.stop()
+    stop_all([thread.stop for thread in started])
 
 
 @pytest.fixture
@@ -217,10 +305,13 @@ class Process:
         self.log: list[str] = []
         self.port = 0
         self.metrics_port = 0
+        self._reader: threading.Thread | None = None
 
-    def wait_listening(self, timeout: float = 15) -> Client:
+    def wait_listening(self, timeout: float | None = None) -> Client:
+        """Read the log until the server is ready; killed after ``timeout``
+        (30 s scaled to the host) without it."""
         assert self.proc.stderr is not None
-        timer = threading.Timer(timeout, self.proc.kill)
+        timer = threading.Timer(scaled(30) if timeout is None else timeout, self.proc.kill)
         timer.start()
         try:
             for line in self.proc.stderr:
@@ -232,20 +323,55 @@ class Process:
                 if m and not self.port:
                     host, self.port = m.group(1).strip("[]"), int(m.group(2))
                 if line.rstrip().endswith(" INFO ready") and self.port:
+                    self._read_on()
                     return Client(host, self.port)
         finally:
             timer.cancel()
         raise AssertionError("server exited before listening:\n" + "".join(self.log))
 
+    def _read_on(self) -> None:
+        """Keep reading the log as it comes, so a test can wait for a line and
+        a talkative server never blocks on a full pipe."""
+        def read() -> None:
+            assert self.proc.stderr is not None
+            for line in self.proc.stderr:
+                self.log.append(line)
+
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
+
+    def wait_log(self, text: str, count: int = 1, start: int = 0,
+                 timeout: float = 10) -> list[str]:
+        """The lines of the log from line ``start`` on that hold ``text``, once
+        there are ``count``; fails, showing the log, after ``timeout``
+        (reference seconds, scaled). The log is read as it comes once the
+        server is listening."""
+        def found() -> list[str]:
+            return [line for line in self.log[start:] if text in line]
+
+        try:
+            wait_for(lambda: len(found()) >= count, timeout,
+                     what=f"{count} log line(s) with {text!r}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the log:\n{''.join(self.log)}") from None
+        return found()
+
     def stop(self) -> int:
+        """SIGTERM (then SIGKILL if it hangs), and the rest of the log; the
+        exit code. Stopping twice does no harm."""
+        if self._reader is None and self.proc.stderr is not None and not self.proc.stderr.closed:
+            self._read_on()  # the last lines, without a full pipe holding up the exit
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            _, err = self.proc.communicate(timeout=10)
+            self.proc.wait(timeout=scaled(20))
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, err = self.proc.communicate()
-        self.log.append(err or "")
+            self.proc.wait()
+        if self._reader is not None:  # it reads stderr to the end
+            self._reader.join(scaled(20))
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
         return self.proc.returncode
 
 
@@ -260,10 +386,9 @@ def process():
         return p
 
     yield _start
-    for p in started:
-        p.stop()
+    stop_all([p.stop for p in started])
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "dnsbl", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=scaled(60))

@@ -7,7 +7,8 @@ import dns.rcode
 import pytest
 
 from tests.conftest import needs_ipv6
-from tests.test_reload import wait_for, write
+from tests.helpers import wait_for
+from tests.test_reload import write
 
 DATA = ["$SOA 0 ns1.bl.test admin.bl.test 1 2h 2h 1w 1h", ":2:Listed $", "127.0.0.2"]
 GENERIC = ["www A 127.0.0.8"]
@@ -28,9 +29,8 @@ LISTED, UNLISTED = "2.0.0.127.bl.test", "3.0.0.127.bl.test"
 
 def seen_from(client, source: str, name: str, rdtype: str = "A"):
     """What ``source`` gets: "silence", an rcode name, or (rcode, answers)."""
-    try:
-        r = client.query(name, rdtype, source=source, timeout=0.5)
-    except dns.exception.Timeout:
+    r = client.ask_or_silence(name, rdtype, source)
+    if r is None:
         return "silence"
     values = sorted(rd.to_text() for rrset in r.answer for rd in rrset)
     return (dns.rcode.to_text(r.rcode()), values) if values else dns.rcode.to_text(r.rcode())
@@ -104,7 +104,7 @@ def test_global_and_zone_acl_precedence(serve, zone_file, source, in_zone, elsew
     assert seen_from(c, source, UNLISTED.replace("bl", "other")) == elsewhere
 
 
-def test_acl_reloads_like_any_zone_file(tmp_path):
+def test_acl_reloads_like_any_zone_file(tmp_path, cleanup):
     from dnsbl.config import Listen, ServerConfig, with_overrides
     from tests.conftest import ServerThread
 
@@ -116,12 +116,10 @@ def test_acl_reloads_like_any_zone_file(tmp_path):
         zones=[f"bl.test:ip4set:{data}", f"bl.test:acl:{acl}"])
     thread = ServerThread(config)
     client = thread.start()
-    try:
-        assert seen_from(client, "127.0.0.5", LISTED) == ("NOERROR", ["127.0.0.2"])
-        write(acl, ["127.0.0.5 :refuse"])
-        wait_for(lambda: seen_from(client, "127.0.0.5", LISTED) == "REFUSED")
-    finally:
-        thread.stop()
+    cleanup.callback(thread.stop)
+    assert seen_from(client, "127.0.0.5", LISTED) == ("NOERROR", ["127.0.0.2"])
+    write(acl, ["127.0.0.5 :refuse"])
+    wait_for(lambda: seen_from(client, "127.0.0.5", LISTED) == "REFUSED")
 
 
 def test_acl_bad_lines_are_warned(zone_file):

@@ -16,6 +16,7 @@ import pytest
 
 from dnsbl import __version__
 from tests.conftest import ROOT, needs_ipv6, run_cli
+from tests.helpers import scaled
 
 
 def test_help_documents_every_subcommand_and_flag():
@@ -261,7 +262,7 @@ def test_stdlib_loop_serves_when_uvloop_cannot_be_imported(process, zone_file, t
     assert c.a("2.0.0.127.bl.test") == ["127.0.0.2"]
     assert c.query("2.0.0.127.bl.test", tcp=True).answer
     scrape = urllib.request.urlopen(
-        f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode()
+        f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=scaled(5)).read().decode()
     assert 'loop="asyncio"' in scrape
 
 
@@ -361,7 +362,7 @@ def test_sigint_stops_gracefully(process, zone_file, workers):
     client = server.wait_listening()
     assert client.a("2.0.0.127.bl.test") == ["127.0.0.2"]
     server.proc.send_signal(signal.SIGINT)  # Ctrl-C
-    assert server.proc.wait(timeout=10) == 0
+    assert server.proc.wait(timeout=scaled(10)) == 0
     server.stop()
     assert "".join(server.log).rstrip().endswith(" INFO stopped")
     assert "Traceback" not in "".join(server.log)

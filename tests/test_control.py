@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -31,24 +30,9 @@ def ctl(control: Path | None, *args: str, env: dict[str, str] | None = None,
 def read_log_until(server, needle: str, count: int = 1, start: int = 0,
                    timeout: float = 30) -> list[str]:
     """The lines of the server's log from line ``start`` on that hold ``needle``,
-    once there are ``count``; fails (and ends the server) after ``timeout``
-    seconds without them."""
-
-    def found() -> list[str]:
-        return [line for line in server.log[start:] if needle in line]
-
-    if len(found()) >= count:
-        return found()
-    timer = threading.Timer(timeout, server.proc.kill)
-    timer.start()
-    try:
-        for line in server.proc.stderr:
-            server.log.append(line)
-            if len(found()) >= count:
-                return found()
-    finally:
-        timer.cancel()
-    raise AssertionError(f"not {count} {needle!r} in the log:\n" + "".join(server.log))
+    once there are ``count``; fails after ``timeout`` seconds (scaled to the
+    host) without them."""
+    return server.wait_log(needle, count, start, timeout)
 
 
 @pytest.fixture

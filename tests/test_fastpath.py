@@ -22,6 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import scaled
+
 ZONE = [
     ":127.0.0.2:Listed, see https://bl.example.org/?ip=$",
     "192.0.2.1",
@@ -61,12 +63,12 @@ def servers(tmp_path_factory):
 
 def _exchange(client, wire: bytes, tcp: bool) -> bytes:
     if tcp:
-        with socket.create_connection((client.host, client.port), timeout=3) as conn:
+        with socket.create_connection((client.host, client.port), timeout=scaled(3)) as conn:
             conn.sendall(struct.pack(">H", len(wire)) + wire)
             size = struct.unpack(">H", conn.recv(2, socket.MSG_WAITALL))[0]
             return conn.recv(size, socket.MSG_WAITALL)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(3)
+        sock.settimeout(scaled(3))
         sock.sendto(wire, (client.host, client.port))
         return sock.recv(65535)
 

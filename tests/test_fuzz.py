@@ -40,6 +40,7 @@ from hypothesis import strategies as st
 from dnsbl.answer import answer
 from dnsbl.config import Listen, ServerConfig, merge_zones, parse_zone_spec
 from tests.conftest import ServerThread
+from tests.helpers import scaled
 
 UDP_EXAMPLES = 2500
 UDP_SECONDS = 30.0
@@ -201,7 +202,7 @@ def test_fuzz_udp_server(server, record_property):
     sent = [0]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.connect((client.host, client.port))
-        sock.settimeout(2.0)
+        sock.settimeout(scaled(2.0))
         sentinel_query = dns.message.make_query("2.0.0.127.bl.test", "A")
 
         def exchange(packet: bytes) -> bytes | None:

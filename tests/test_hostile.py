@@ -23,6 +23,7 @@ import pytest
 
 from dnsbl.config import Listen, ServerConfig, with_overrides
 from tests.conftest import ServerThread
+from tests.helpers import scaled
 from tests.test_metrics import samples
 
 ZONE_DATA = [
@@ -259,7 +260,7 @@ def _udp_socket() -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    s.settimeout(2.0)
+    s.settimeout(scaled(2.0))
     return s
 
 
@@ -404,7 +405,7 @@ def test_64k_udp_datagram_of_garbage(server):
 # --- TCP ------------------------------------------------------------------------------------
 
 def _tcp_exchange(client, messages: list[bytes], expected_replies: int) -> list[bytes]:
-    with socket.create_connection((client.host, client.port), timeout=3) as s:
+    with socket.create_connection((client.host, client.port), timeout=scaled(3)) as s:
         s.sendall(b"".join(struct.pack(">H", len(m)) + m for m in messages))
         replies: list[bytes] = []
         buf = b""

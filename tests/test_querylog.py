@@ -9,7 +9,7 @@ import signal
 import dns.rcode
 import pytest
 
-from tests.test_reload import wait_for
+from tests.helpers import wait_for
 
 
 def entries(path) -> list[dict]:

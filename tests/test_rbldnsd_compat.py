@@ -27,7 +27,8 @@ import dns.rcode
 import pytest
 
 from dnsbl.explain import name_under
-from tests.conftest import ROOT, Client, free_port, has_ipv6_loopback
+from tests.conftest import ROOT, Client, free_port, has_ipv6_loopback, stop_all
+from tests.helpers import scaled
 
 #: Where dnsbl answers differently from rbldnsd on purpose, and why (README,
 #: "How it differs from rbldnsd"). Only the answer section and rcode are
@@ -259,20 +260,29 @@ def _rbldnsd(root: str, specs: list[str], v6: bool = False):
         prefix = root + "/"
     cmd += [spec.format(prefix) for spec in specs]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    client = Client("127.0.0.1", port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.query(specs[0].split(":")[0] or "x.test", "SOA")
-            break
-        except Exception:
-            if proc.poll() is not None or time.monotonic() > deadline:
+    try:
+        client = Client("127.0.0.1", port)
+        deadline = time.monotonic() + scaled(10)
+        while True:
+            try:
+                # A short wait per try: a question sent before it binds is lost.
+                client.query(specs[0].split(":")[0] or "x.test", "SOA", timeout=0.2)
+                break
+            except Exception:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    pytest.fail("rbldnsd did not start: " + (proc.communicate()[0] or ""))
+                time.sleep(0.05)
+        yield client
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        if proc.stdout is not None and not proc.stdout.closed:  # not read yet
+            try:
+                proc.communicate(timeout=scaled(10))
+            except subprocess.TimeoutExpired:
                 proc.kill()
-                pytest.fail("rbldnsd did not start: " + (proc.communicate()[0] or ""))
-            time.sleep(0.1)
-    yield client
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=10)
+                proc.communicate()
 
 
 @pytest.fixture(scope="module")
@@ -367,9 +377,8 @@ ACL_SILENT_SOURCES = {"127.0.0.18": 3, "127.0.0.22": 3}
 
 
 def _seen(client: Client, source: str, name: str, rdtype: str):
-    try:
-        r = client.query(name, rdtype, source=source, timeout=0.4)
-    except dns.exception.Timeout:
+    r = client.ask_or_silence(name, rdtype, source)
+    if r is None:
         return "silence"
     return dns.rcode.to_text(r.rcode()), sorted(rd.to_text() for rrset in r.answer for rd in rrset)
 
@@ -394,7 +403,11 @@ class _Both:
         listen = (Listen("127.0.0.1", 0),) + ((Listen("::1", 0),) if v6 else ())
         self._thread = ServerThread(with_overrides(
             ServerConfig(listen=listen), zones=[s.format(root + "/") for s in specs]))
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            self._theirs.close()  # rbldnsd stopped: nothing outlives a failed start
+            raise
         assert self._thread.server is not None
         ports = {b.host: b.port for b in self._thread.server.bound}
         self.rbldnsd = {"127.0.0.1": rbl, "::1": Client("::1", rbl.port)}
@@ -409,8 +422,10 @@ class _Both:
 
     def stop(self) -> None:
         self._pool.shutdown()
-        self._thread.stop()
-        next(self._theirs, None)
+        try:
+            self._thread.stop()
+        finally:
+            next(self._theirs, None)
 
 
 @pytest.fixture
@@ -429,8 +444,7 @@ def both():
         return pair
 
     yield _start
-    for pair in started:
-        pair.stop()
+    stop_all([pair.stop for pair in started])
     for root in roots:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -14,7 +14,8 @@ import pytest
 
 from dnsbl.config import Listen, RRLConfig, ServerConfig, load_config, parse_zone_spec
 from dnsbl.rrl import ALLOW, DROP, RateLimiter
-from tests.conftest import ServerThread
+from tests.conftest import ServerThread, stop_all
+from tests.helpers import scaled
 from tests.test_metrics import samples, value
 
 NAME = "2.0.0.127.bl.test"
@@ -39,7 +40,7 @@ def send(host: str, port: int, source: str, count: int,
 def collect(s: socket.socket, count: int) -> list[dns.message.Message]:
     """The replies that came to ``s`` (at most ``count``), then close it."""
     replies = []
-    s.settimeout(0.5)
+    s.settimeout(scaled(0.5))  # until replies stop coming for a while
     with s:
         try:
             for _ in range(count):
@@ -77,8 +78,7 @@ def rrl_server(zone_file):
         return thread
 
     yield _start
-    for thread in started:
-        thread.stop()
+    stop_all([thread.stop for thread in started])
 
 
 def bound(thread: ServerThread) -> tuple[str, int]:

@@ -9,6 +9,8 @@ import textwrap
 
 import pytest
 
+from tests.helpers import scaled
+
 SCRIPT = """
 import operator, os, sys, threading
 from dnsbl.spawn import Forker, ProcessDied, Spawner
@@ -32,7 +34,7 @@ print("threads", threading.active_count())
 def test_results_errors_and_deaths_come_back_in_order(kind):
     # In a process of its own: a Forker needs a process with one thread.
     result = subprocess.run([sys.executable, "-c", SCRIPT.format(kind=kind)],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=scaled(60))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "ok 5", "raised ValueError", "died it ended with exit code 3", "ok 42", "threads 1"]
@@ -52,7 +54,7 @@ def test_forker_refuses_a_process_with_threads():
             stop.set()
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=60)
+                            timeout=scaled(60))
     assert result.stdout.strip() == "Forker needs a process with one thread", result.stderr
 
 
@@ -70,7 +72,7 @@ def test_forker_keeps_no_result_after_shutdown():
         print("released" if result() is None else "held")
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=60)
+                            timeout=scaled(60))
     assert result.stdout.strip() == "released", result.stderr
 
 
@@ -96,5 +98,5 @@ def test_forker_runs_up_to_its_workers_at_once(tmp_path):
         print([call.result() for call in calls])
     """)
     result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "met")],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=scaled(60))
     assert result.stdout.strip() == "[True, True, True]", result.stderr

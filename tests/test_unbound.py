@@ -23,7 +23,8 @@ import dns.rdatatype
 import pytest
 
 from dnsbl.config import Listen, ServerConfig, parse_zone_spec
-from tests.conftest import ServerThread, free_port
+from tests.conftest import ServerThread, free_port, stop_all
+from tests.helpers import retry, scaled
 
 UNBOUND = shutil.which("unbound") or (
     "/usr/sbin/unbound" if os.path.exists("/usr/sbin/unbound") else None)
@@ -104,20 +105,23 @@ class Unbound:
 
     def _wait_ready(self) -> bool:
         q = dns.message.make_query("bl.test", "SOA")
-        for _ in range(100):  # up to ~10 s
+        deadline = time.monotonic() + scaled(10)
+        while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 return False
             try:
+                # A short wait per try: a question sent before it binds is lost.
                 dns.query.udp(q, "127.0.0.1", port=self.port, timeout=0.2)
                 return True
             except (dns.exception.DNSException, OSError):
-                time.sleep(0.1)
+                time.sleep(0.05)
         return False
 
     def query(self, name: str, rdtype: str = "A") -> dns.message.Message:
         q = dns.message.make_query(name, rdtype)
-        return dns.query.udp(q, "127.0.0.1", port=self.port, timeout=5)
+        return retry(lambda: dns.query.udp(q, "127.0.0.1", port=self.port, timeout=scaled(5)),
+                     (dns.exception.Timeout,))
 
     def stop(self) -> None:
         proc = self.proc
@@ -127,10 +131,10 @@ class Unbound:
         if proc.poll() is None:
             os.kill(proc.pid, 15)  # SIGTERM, by PID: only the Unbound we started
             try:
-                proc.wait(10)
+                proc.wait(scaled(10))
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, 9)
-                proc.wait(10)
+                proc.wait(scaled(10))
 
 
 @pytest.fixture
@@ -144,8 +148,7 @@ def resolver(zone_file, tmp_path):
         unbound.start()
         yield unbound, thread
     finally:
-        unbound.stop()
-        thread.stop()
+        stop_all([unbound.stop, thread.stop])
 
 
 def _soa(r: dns.message.Message):
