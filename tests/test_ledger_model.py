@@ -28,7 +28,8 @@ def test_ipv4_keys_read_as_ipaddress_reads_them(value, prefixlen):
 
 @given(st.integers(0, 2**128 - 1), st.integers(0, 128))
 def test_ipv6_keys_are_compressed_lowercase(value, prefixlen):
-    network = ipaddress.ip_network((value, prefixlen), strict=False)
+    # ip_network((0, 32)) would be IPv4: the test is about IPv6.
+    network = ipaddress.IPv6Network((value, prefixlen), strict=False)
     key = parse_key(str(network).upper())
     assert key.text == (str(network.network_address) if prefixlen == 128 else str(network))
     assert (key.start, key.end) == (network.network_address.packed,
