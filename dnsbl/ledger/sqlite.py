@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -27,13 +28,17 @@ class SQLiteStore(Store):
         folder = os.path.dirname(path) or "."
         if not os.path.isdir(folder):
             raise LedgerError(f"{path}: cannot create the ledger: no folder {folder}")
+        target, uri = _read_only_uri(path, folder) or (path, False)
         try:
             # isolation_level=None: no implicit transactions; BEGIN is ours.
-            self._db = sqlite3.connect(path, timeout=lock_timeout, isolation_level=None)
+            self._db = sqlite3.connect(target, timeout=lock_timeout, isolation_level=None,
+                                       uri=uri)
         except sqlite3.Error as exc:
             raise LedgerError(self.explain(exc)) from None
         try:
-            if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            if uri:
+                pass  # read-only: the mode is the writer's business
+            elif self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 # Readers (publish, show) never wait for a writer, nor it for them.
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # a commit is on disk
@@ -51,6 +56,12 @@ class SQLiteStore(Store):
             return f"{self.url}: the ledger is read-only here; nothing was changed"
         if "full" in text:
             return f"{self.url}: the disk is full; nothing was changed"
+        if "disk I/O error" in text:
+            # A full disk often surfaces here, not as SQLITE_FULL: growing the
+            # -shm or -wal file fails first (ENOSPC, EFBIG under a size limit).
+            code = getattr(exc, "sqlite_errorname", "SQLITE_IOERR")
+            return (f"{self.url}: a write to the ledger failed ({code}: the disk is full "
+                    "or failing); nothing was changed")
         if "unable to open" in text:
             return f"{self.url}: cannot open the ledger (check the path and permissions)"
         if "not a database" in text:
@@ -90,3 +101,20 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         self._db.close()
+
+
+def _read_only_uri(path: str, folder: str) -> tuple[str, bool] | None:
+    """How to open a ledger this process cannot write, so that reading it
+    (show, list, export) still works; None when it can write it.
+
+    A WAL database is read through its ``-shm`` file: where that is missing and
+    cannot be created (the folder is not ours), nobody has the ledger open, and
+    it is opened immutable, which needs neither ``-shm`` nor ``-wal``. Writes
+    then fail as on any read-only database, with one message.
+    """
+    if not os.path.exists(path) or (os.access(path, os.W_OK) and os.access(folder, os.W_OK)):
+        return None
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+    if not os.access(folder, os.W_OK) and not os.path.exists(path + "-shm"):
+        uri += "&immutable=1"
+    return uri, True

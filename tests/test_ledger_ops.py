@@ -1,0 +1,127 @@
+"""The ledger where the machine works against it: a full disk, a read-only
+ledger. Over the real CLI as a child process and real SQLite files."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.ledger_helpers import Ledger
+
+
+def _dump(database: Path) -> list[str]:
+    """Everything in an SQLite ledger, as SQL: equal dumps, equal ledgers."""
+    with tempfile.TemporaryDirectory() as scratch:  # opening it would leave a -shm
+        copy = Path(scratch) / database.name
+        for suffix in ("", "-wal"):
+            if Path(f"{database}{suffix}").exists():
+                shutil.copyfile(f"{database}{suffix}", f"{copy}{suffix}")
+        db = sqlite3.connect(copy)
+        try:
+            return list(db.iterdump())
+        finally:
+            db.close()
+
+
+def _zones(ledger: Ledger) -> dict[str, bytes]:
+    folder = ledger.zone.parent
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else {}
+
+
+def _full_disk() -> None:
+    """In the child: no file may grow past one byte, as on a full disk (EFBIG
+    instead of ENOSPC, and no signal: the write fails and the program says so)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, 1))
+
+
+def _cli(ledger: Ledger, *args: str, preexec=None, as_nobody: bool = False
+         ) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "dnsbl", "ledger", "--config", str(ledger.config),
+               "--by", "tester", *args]
+    if as_nobody:
+        command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *command]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          preexec_fn=preexec)
+
+
+@pytest.fixture
+def sqlite_ledger(tmp_path) -> Ledger:
+    ledger = Ledger(tmp_path / "l", str(tmp_path / "l" / "ledger.sqlite"))
+    ledger.ok("add", "203.0.114.90", "--category", "spam", "--source", "a", "--reason", "r")
+    return ledger
+
+
+@pytest.mark.parametrize("command", ["add", "import", "publish"])
+def test_a_full_disk_is_one_message_and_changes_nothing(sqlite_ledger, command):
+    ledger = sqlite_ledger
+    database = ledger.folder / "ledger.sqlite"
+    if command == "add":
+        args = ["add", "203.0.114.91", "--category", "spam", "--source", "a", "--reason", "r"]
+    elif command == "import":
+        args = ["import", ledger.write("feed.txt", "203.0.114.92\n203.0.114.93\n"),
+                "--format", "plain", "--source", "feed", "--category", "scanner"]
+    else:  # a publish with something to write
+        ledger.ok("add", "203.0.114.94", "--category", "spam", "--source", "a",
+                  "--reason", "r", "--no-publish")
+        args = ["publish"]
+    before, zones = _dump(database), _zones(ledger)
+    result = _cli(ledger, *args, preexec=_full_disk)
+    assert result.returncode == 3, result
+    [line] = result.stderr.strip().splitlines()
+    assert "full" in line and "nothing was changed" in line or "the old files stay" in line, line
+    assert _dump(database) == before
+    assert _zones(ledger) == zones
+    # The same command with room on the disk goes through.
+    assert _cli(ledger, *args).returncode == 0
+
+
+@pytest.fixture
+def read_only_ledger() -> Iterator[tuple[Ledger, bool]]:
+    """A ledger in a folder this test's CLI cannot write: (ledger, run as nobody)."""
+    folder = Path(tempfile.mkdtemp(prefix="dnsbl-ro-"))  # not under root's 0700 tmp_path
+    os.chmod(folder, 0o755)
+    ledger = Ledger(folder / "l", str(folder / "l" / "ledger.sqlite"))
+    as_nobody = os.geteuid() == 0  # root writes anything: ask as nobody instead
+    try:
+        ledger.ok("add", "203.0.114.90", "--category", "spam", "--source", "a",
+                  "--reason", "r")
+        if as_nobody and shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv (Debian: util-linux)")
+        os.chmod(folder / "l" / "ledger.sqlite", 0o444)
+        os.chmod(folder / "l", 0o555)
+        yield ledger, as_nobody
+    finally:
+        os.chmod(folder / "l", 0o755)
+        shutil.rmtree(folder)
+
+
+def test_a_read_only_ledger_can_be_read_and_refuses_writes_in_one_line(read_only_ledger):
+    ledger, as_nobody = read_only_ledger
+    database = ledger.folder / "ledger.sqlite"
+    assert not list(ledger.folder.glob("ledger.sqlite-*"))  # no -wal, no -shm to lean on
+    before, zones = _dump(database), _zones(ledger)
+    shown = _cli(ledger, "show", "203.0.114.90", as_nobody=as_nobody)
+    assert shown.returncode == 0, shown
+    assert "203.0.114.90  spam  a  live" in shown.stdout
+    listed = _cli(ledger, "list", as_nobody=as_nobody)
+    assert listed.returncode == 0 and "203.0.114.90" in listed.stdout, listed
+    for args in (["add", "203.0.114.91", "--category", "spam", "--source", "a",
+                  "--reason", "r"],
+                 ["remove", "203.0.114.90", "--reason", "r"]):
+        result = _cli(ledger, *args, as_nobody=as_nobody)
+        assert result.returncode == 3, result
+        [line] = result.stderr.strip().splitlines()
+        assert line.endswith("the ledger is read-only here; nothing was changed"), line
+    assert _dump(database) == before and _zones(ledger) == zones
