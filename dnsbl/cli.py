@@ -336,8 +336,8 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
         async def alongside(server: Server) -> None:
             from dnsbl.metrics import build_registry
 
-            await report(seat, build_registry(server, server.loop_name), server.readiness,
-                         server.stop, server.hangup,
+            registry = build_registry(server, server.loop_name, server.config.ledger)
+            await report(seat, registry, server.readiness, server.stop, server.hangup,
                          lambda request: commands.handle(server, request))
     started = time.monotonic()
     # Parse in child processes, in parallel: the parsing garbage never becomes

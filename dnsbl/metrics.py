@@ -33,6 +33,7 @@ from dnsbl.stats import (
 )
 
 if TYPE_CHECKING:
+    from dnsbl.ledger.config import LedgerConfig
     from dnsbl.registry import ZoneSet
     from dnsbl.reload import DatasetStatus
     from dnsbl.stats import Stats
@@ -214,10 +215,16 @@ class Collector:
         yield from (ds_entries, exclusions, age, stamp, duration, loads, failures)
 
 
-def build_registry(source: Source, loop_name: str) -> CollectorRegistry:
-    """A registry with our collector and the standard process, platform and GC ones."""
+def build_registry(source: Source, loop_name: str,
+                   ledger: LedgerConfig | None = None) -> CollectorRegistry:
+    """A registry with our collector and the standard process, platform and GC ones,
+    and the ledger's publish counts where the configuration names a ledger."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Collector(source, loop_name))  # type: ignore[arg-type]
+    if ledger is not None:
+        from dnsbl.ledger.status import LedgerCollector
+
+        registry.register(LedgerCollector(ledger))  # type: ignore[arg-type]
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)

@@ -174,7 +174,8 @@ class Server:
             log.info("listening on %s %s%s", what, bound,
                      f" (from {self._origin})" if self._origin else "")
         if self.config.metrics is not None:
-            self._metrics = MetricsServer(build_registry(self, self.loop_name), self.readiness,
+            registry = build_registry(self, self.loop_name, self.config.ledger)
+            self._metrics = MetricsServer(registry, self.readiness,
                                           max_connections=self.config.metrics_max_connections)
             try:
                 self.metrics_port = await self._metrics.start(

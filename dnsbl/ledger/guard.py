@@ -50,6 +50,15 @@ SPECIAL_PURPOSE = (
     ("ff00::/8", "multicast (RFC 4291)"),
 )
 
+#: Why the guard holds a listing back, as the ``reason`` label of
+#: ``dnsbl_ledger_held_back`` (unknown_category: publish's own, for a
+#: category no longer in the configuration).
+REASONS = ("never", "too_wide", "special_purpose", "allowlist", "warninglist",
+           "unknown_category")
+#: The first word of a range's label, to its reason.
+_REASON_OF = {"special-purpose": "special_purpose", "allowlist": "allowlist",
+              "MISP": "warninglist"}
+
 #: RFC 5782: never listed, whatever --force says.
 NEVER = {4: int(ipaddress.IPv4Address("127.0.0.1"))}
 
@@ -98,15 +107,25 @@ class Guard:
     def check(self, family: int, start: bytes, end: bytes, prefixlen: int,
               category: Category, forced: bool) -> str | None:
         """Why this listing must not be published, or None."""
+        verdict = self.verdict(family, start, end, prefixlen, category, forced)
+        return None if verdict is None else verdict[1]
+
+    def verdict(self, family: int, start: bytes, end: bytes, prefixlen: int,
+                category: Category, forced: bool) -> tuple[str, str] | None:
+        """(reason, why) this listing must not be published, or None; the reason
+        is one of :data:`REASONS`, a label small enough for a metric."""
         low, high = int.from_bytes(start, "big"), int.from_bytes(end, "big")
         if family in NEVER and low <= NEVER[family] <= high:
-            return "127.0.0.1 is never listed (RFC 5782)"
+            return "never", "127.0.0.1 is never listed (RFC 5782)"
         if forced:
             return None
         widest = category.widest_v4 if family == 4 else category.widest_v6
         if prefixlen < widest:
-            return f"/{prefixlen} is wider than {category.name} allows (/{widest})"
-        return self._ranges[family].overlap(low, high)
+            return "too_wide", f"/{prefixlen} is wider than {category.name} allows (/{widest})"
+        label = self._ranges[family].overlap(low, high)
+        if label is None:
+            return None
+        return _REASON_OF[label.split(" ", 1)[0]], label
 
 
 def _add(found: dict[int, list[tuple[int, int, str]]],

@@ -22,6 +22,7 @@ from typing import IO, Any
 from dnsbl.ledger.config import Category, LedgerConfig
 from dnsbl.ledger.guard import Guard
 from dnsbl.ledger.model import AuditEntry
+from dnsbl.ledger.status import ShardCounts, write_status
 from dnsbl.ledger.store import Store
 
 #: The longest address ``$`` can stand for in a TXT (a full IPv6 address).
@@ -36,6 +37,7 @@ class Held:
     key: str
     category: str
     why: str
+    reason: str = ""  # one of guard.REASONS
 
     def as_dict(self) -> dict[str, str]:
         return {"key": self.key, "category": self.category, "why": self.why}
@@ -84,29 +86,42 @@ def publish(store: Store, config: LedgerConfig, now: int, who: str = "",
     targets = {c.name: (c, [z for z in c.zones or (config.zone,)]) for c in config.categories}
     first_bytes = None if changed is None else \
         [b for b in range(256) if b % config.shards in shards]
+    counts: ShardCounts = {str(shard): {"held": {}, "entries": {}} for shard in shards}
+
+    def hold(key: str, category: str, start: bytes, verdict: tuple[str, str]) -> None:
+        result.held.append(Held(key, category, verdict[1], verdict[0]))
+        held = counts[str(config.shard_of(start))]["held"]
+        held[verdict[0]] = held.get(verdict[0], 0) + 1
+
     try:
         for rows in _groups(store, now, first_bytes):
             category, key, family, prefixlen, start, end = rows[0][:6]
             if category not in targets:
-                result.held.append(Held(key, category, "category not in the configuration"))
+                hold(key, category, start,
+                     ("unknown_category", "category not in the configuration"))
                 continue
             settings, zones = targets[category]
             forced = rows[0][10] if len(rows) == 1 else any(row[10] for row in rows)
-            why = guard.check(family, start, end, prefixlen, settings, forced)
-            if why is not None:
-                result.held.append(Held(key, category, why))
+            verdict = guard.verdict(family, start, end, prefixlen, settings, forced)
+            if verdict is not None:
+                hold(key, category, start, verdict)
                 continue
             line = lines.line(settings, rows)
             shard = config.shard_of(start)
             for zone in zones:
                 writers[zone, shard].write(settings, family, line)
-        for (zone, _shard), writer in writers.items():
+        for (zone, shard), writer in writers.items():
             result.entries[zone] = result.entries.get(zone, 0) + writer.count
+            counts[str(shard)]["entries"][zone] = writer.categories
             if writer.commit() and zone not in result.changed:
                 result.changed.append(zone)
     finally:
         for writer in writers.values():
             writer.abandon()
+    try:
+        write_status(config, now, counts)
+    except OSError:
+        pass  # the zones are published; only the metrics read the status (stale now)
     if result.changed:
         store.record(AuditEntry(now, who, "publish", "", "", "", "", json.dumps({
             "zones": result.changed, "entries": result.entries, "held": len(result.held),
@@ -202,6 +217,8 @@ class _ZoneWriter:
         self._zone_categories = config.zones()[zone] if test_points else ()
         self._categories = {c.name for c in self._zone_categories}  # without a v4 section
         self.count = 0
+        self.categories: dict[str, int] = {}  # entries per category, once committed
+        self._counted = 0  # entries before the open section
         self._write(f"# {zone}: written by `dnsbl ledger publish`; change the ledger, "
                     "not this file.\n$TTL {ttl}\n".replace("{ttl}", str(config.ttl)))
 
@@ -215,6 +232,7 @@ class _ZoneWriter:
 
     def write(self, category: Category, family: int, line: str) -> None:
         if self._section != (category.name, family):
+            self._count_section()
             self._open(category, family)
         self._pending.append(line)
         self.count += 1
@@ -237,9 +255,18 @@ class _ZoneWriter:
             self._write(f"127.0.0.2/32 :{category.a}:{category.name}: test entry (RFC 5782)\n")
             self._categories.discard(category.name)
 
+    def _count_section(self) -> None:
+        """Add the section just finished to its category's count (a section is one
+        category and family, each written once: listings come grouped)."""
+        if self._section is not None:
+            name = self._section[0]
+            self.categories[name] = self.categories.get(name, 0) + self.count - self._counted
+        self._counted = self.count
+
     def commit(self) -> bool:
         """Put the new file in place unless it is the same; True when replaced."""
         assert self._file is not None
+        self._count_section()
         for category in self._zone_categories:
             if category.name in self._categories:  # nothing listed: the test point alone
                 self._open(category, 4)
