@@ -16,11 +16,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.rcode
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT
-from tests.ledger_helpers import Ledger
+from tests.ledger_helpers import Ledger, wait_for
+from tests.test_ledger import backend, make_ledger, name, postgres, served  # noqa: F401 (fixtures)
 
 
 def _dump(database: Path) -> list[str]:
@@ -176,3 +178,34 @@ def test_serve_exports_what_the_last_publish_held_back_and_wrote(tmp_path, proce
     assert (seen[_entries("spam")], seen[_held("never")]) == (2, 1)
     assert server.stop() == 0
 
+
+# -- the allowlist kept in the ledger --------------------------------------------------
+
+def test_the_ledgers_own_allowlist_is_audited_and_honoured_at_publish(make_ledger, served):
+    ledger = make_ledger()
+    ledger.ok("add", "203.0.114.7", "--category", "spam", "--source", "a", "--reason", "r")
+    _, client = served(ledger)
+    assert client.a(name("203.0.114.7")) == ["127.0.0.2"]
+    out = ledger.ok("allow", "add", "203.0.114.0/24", "--reason", "our mail relays")
+    assert "203.0.114.0/24 is allowlisted" in out
+    held = ledger.json("publish")["published"]["held"]
+    assert [(h["key"], h["why"]) for h in held] == [
+        ("203.0.114.7", "allowlist in the ledger: 203.0.114.0/24 (our mail relays)")]
+    wait_for(lambda: client.query(name("203.0.114.7")).rcode() == dns.rcode.NXDOMAIN, 10,
+             "held back by the ledger's allowlist")
+    status, _, err = ledger("add", "203.0.114.8", "--category", "spam", "--source", "a",
+                            "--reason", "r")
+    assert status == 0 and "203.0.114.8 will not be published: allowlist in the ledger" in err
+    [entry] = ledger.json("allow", "list")["allowlist"]
+    assert (entry["key"], entry["who"], entry["why"]) == (
+        "203.0.114.0/24", "tester", "our mail relays")
+    ledger.ok("allow", "remove", "203.0.114.0/24", "--reason", "relays moved")
+    wait_for(lambda: client.a(name("203.0.114.7")) == ["127.0.0.2"], 10, "listed again")
+    history = ledger.json("history", "203.0.114.0/24")["history"]
+    assert [(e["action"], e["who"], e["why"]) for e in history] == [
+        ("allow", "tester", "our mail relays"), ("unallow", "tester", "relays moved")]
+    assert ledger.json("allow", "list")["allowlist"] == []
+    status, out, _ = ledger("allow", "remove", "203.0.114.0/24", "--reason", "again")
+    assert status == 1 and "not on the ledger's allowlist" in out
+    status, _, err = ledger("allow", "add", "203.0.114.0/33", "--reason", "r")
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "203.0.114.0/33" in err

@@ -20,6 +20,7 @@ from dnsbl.ledger.config import LedgerConfig
 from dnsbl.ledger.formats import EXPORT_FORMATS, FORMATS, Defaults, read, write_export
 from dnsbl.ledger.guard import Guard
 from dnsbl.ledger.model import (
+    Key,
     LedgerError,
     Report,
     iso,
@@ -127,6 +128,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     command("publish", "write the zone files from the live, guarded listings")
 
+    allow = sub.add_parser("allow", help="the allowlist kept in the ledger: never published",
+                           description="Addresses and networks the guard holds back at "
+                                       "every publish, beside the allowlist files.")
+    allow_sub = allow.add_subparsers(dest="allow_command", required=True,
+                                     parser_class=type(parser))
+    for name, text in (("add", "never publish KEY (an address or CIDR) nor what overlaps it"),
+                       ("remove", "publish KEY again where listed")):
+        change = allow_sub.add_parser(name, help=text, description=text, parents=[common])
+        change.add_argument("key", metavar="KEY")
+        change.add_argument("--reason", required=True, help="why, for the audit")
+        no_publish(change)
+    allow_sub.add_parser("list", help="the allowlist, with who added each and why",
+                         description="the allowlist, with who added each and why",
+                         parents=[common])
+
 
 def run(args: argparse.Namespace, config: LedgerConfig | None) -> int:
     """Run one ``dnsbl ledger`` command; returns the exit code."""
@@ -134,6 +150,9 @@ def run(args: argparse.Namespace, config: LedgerConfig | None) -> int:
         return _fail("no ledger: give --config FILE with a [ledger] table", EXIT_INPUT)
     as_json = getattr(args, "json", False)
     who = getattr(args, "by", None) or _login()
+    command = args.ledger_command
+    if command == "allow":
+        command = f"allow {args.allow_command}"
     try:
         store = open_store(config.database, config.lock_timeout)
     except LedgerError as exc:
@@ -141,7 +160,7 @@ def run(args: argparse.Namespace, config: LedgerConfig | None) -> int:
     except Exception as exc:  # the driver's, for a database that cannot be opened
         return _fail(f"{config.database}: {exc}", EXIT_UNAVAILABLE)
     try:
-        handler = _COMMANDS[args.ledger_command]
+        handler = _COMMANDS[command]
         result, status, changed = handler(args, config, store, who)
         if changed is not None and not getattr(args, "no_publish", False):
             result["published"] = _publish(store, config, who, changed or None).as_dict()
@@ -193,7 +212,7 @@ def _add(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str)
                     args.ref, parse_confidence(args.confidence), None, args.force, who)
     result: dict[str, Any] = {"key": key.text, "category": category.name,
                               "source": args.source, "expires": iso(expires)}
-    why = Guard(config).check(key.family, key.start, key.end, key.prefixlen, category,
+    why = Guard(config, store.allowed()).check(key.family, key.start, key.end, key.prefixlen, category,
                               args.force)
     if why is not None:
         result["warning"] = f"{key.text} will not be published: {why}" + (
@@ -308,9 +327,42 @@ def _publish_command(args: argparse.Namespace, config: LedgerConfig, store: Stor
     return {"published": _publish(store, config, who).as_dict()}, 0, None
 
 
+def _allow_add(args: argparse.Namespace, config: LedgerConfig, store: Store,
+               who: str) -> Outcome:
+    key = parse_key(args.key)
+    new = store.allow(key, parse_reason(args.reason), who, now())
+    return ({"key": key.text, "allowed": True,
+             "message": f"{key.text} is allowlisted" + ("" if new else " (reason updated)")},
+            0, _first_addresses(key))
+
+
+def _allow_remove(args: argparse.Namespace, config: LedgerConfig, store: Store,
+                  who: str) -> Outcome:
+    key = parse_key(args.key)
+    if not store.unallow(key, parse_reason(args.reason), who, now()):
+        return ({"key": key.text, "allowed": False,
+                 "message": f"{key.text}: not on the ledger's allowlist"}, EXIT_NOTHING, None)
+    return ({"key": key.text, "allowed": False,
+             "message": f"{key.text} is off the allowlist"}, 0, _first_addresses(key))
+
+
+def _allow_list(args: argparse.Namespace, config: LedgerConfig, store: Store,
+                who: str) -> Outcome:
+    return {"allowlist": [{"key": key, "why": why, "who": who_, "at": iso(at)}
+                          for key, _family, _start, _end, why, who_, at in store.allowed()]
+            }, 0, None
+
+
+def _first_addresses(key: Key) -> list[bytes]:
+    """What to publish after a change to ``key``: the file its first byte picks,
+    or every file ([]) for a network wider than one first byte."""
+    return [key.start] if key.prefixlen >= 8 else []
+
+
 _COMMANDS = {"add": _add, "remove": _remove, "show": _show, "list": _list,
              "history": _history, "import": _import, "export": _export,
-             "publish": _publish_command}
+             "publish": _publish_command, "allow add": _allow_add,
+             "allow remove": _allow_remove, "allow list": _allow_list}
 
 
 def _moment(text: str, at: int) -> int:
@@ -399,5 +451,7 @@ def _text(result: dict[str, Any]) -> Iterator[str]:
                 yield f"  {item['key']} {item['category']}: {item['why']}"
             if len(held) > _SHOWN_ERRORS:
                 yield f"  ... and {len(held) - _SHOWN_ERRORS} more (--json lists them all)"
+    for entry in result.get("allowlist", []):
+        yield f"{entry['key']}  by {entry['who']}  {entry['at']}: {entry['why']}"
     if "exported" in result:
         yield f"exported {result['exported']} listing(s) to {result['file']}"

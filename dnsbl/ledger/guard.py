@@ -69,7 +69,9 @@ class Ranges:
     def __init__(self, ranges: Iterable[tuple[int, int, str]]) -> None:
         merged: list[list] = []
         for start, end, label in sorted(ranges):
-            if merged and start <= merged[-1][1] + 1:
+            # Overlapping only: merging adjacent ranges would blame a listing
+            # on its neighbour (203.0.114.7 on TEST-NET-3, 203.0.113.0/24).
+            if merged and start <= merged[-1][1]:
                 last = merged[-1]
                 last[1] = max(last[1], end)
                 if label not in last[2]:
@@ -91,8 +93,14 @@ class Ranges:
 class Guard:
     """Decides per listing whether publish may list it."""
 
-    def __init__(self, config: LedgerConfig) -> None:
+    def __init__(self, config: LedgerConfig,
+                 allowed: Iterable[tuple[str, int, bytes, bytes, str, str, int]] = ()
+                 ) -> None:
+        """``allowed``: the ledger's own allowlist (:meth:`Store.allowed`)."""
         found: dict[int, list[tuple[int, int, str]]] = {4: [], 6: []}
+        for key, family, start, end, why, _who, _at in allowed:
+            found[family].append((int.from_bytes(start, "big"), int.from_bytes(end, "big"),
+                                  f"allowlist in the ledger: {key} ({why})"))
         for text, label in SPECIAL_PURPOSE:
             _add(found, ipaddress.ip_network(text), f"special-purpose {text}: {label}")
         for path in config.allowlist:

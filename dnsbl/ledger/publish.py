@@ -70,7 +70,7 @@ def publish(store: Store, config: LedgerConfig, now: int, who: str = "",
     :raises LedgerError: when the guard's files cannot be read.
     :raises OSError: when a zone file cannot be written; the old one stays.
     """
-    guard = Guard(config)
+    guard = Guard(config, store.allowed())
     os.makedirs(config.publish_dir, exist_ok=True)
     if changed is not None and not all(os.path.exists(path) for zone in config.zones()
                                        for path in config.zone_files(zone)):

@@ -55,6 +55,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX audit_at ON audit (at)",
         "{append_only}",
     ),
+    (
+        # Addresses never published, kept with who allowed them and why.
+        """CREATE TABLE allowlist (
+            key TEXT PRIMARY KEY, family INTEGER NOT NULL, prefixlen INTEGER NOT NULL,
+            start_addr {blob} NOT NULL, end_addr {blob} NOT NULL,
+            why TEXT NOT NULL, who TEXT NOT NULL, at {bigint} NOT NULL)""",
+    ),
 )
 
 STAGED_COLUMNS = ("key", "family", "prefixlen", "start_addr", "end_addr", "category", "source",
@@ -307,6 +314,55 @@ class Store:
                 "category": entry.category, "source": entry.source, "why": entry.why,
                 "details": entry.details})
         self._commit()
+
+    def allow(self, key: Key, why: str, who: str, now: int) -> bool:
+        """Keep ``key`` out of the zones from the next publish on; True when it
+        was not allowed yet (else its reason is replaced)."""
+        params = {"key": key.text, "family": key.family, "prefixlen": key.prefixlen,
+                  "start": key.start, "end": key.end, "why": why, "who": who, "now": now}
+        self._begin_write()
+        try:
+            new = not self._execute(self.sql("SELECT 1 FROM allowlist WHERE key = :key"),
+                                    params).fetchall()
+            self._execute(self.sql(
+                "INSERT INTO allowlist (key, family, prefixlen, start_addr, end_addr, why, "
+                "who, at) VALUES (:key, :family, :prefixlen, :start, :end, :why, :who, :now) "
+                "ON CONFLICT (key) DO UPDATE SET why = excluded.why, who = excluded.who, "
+                "at = excluded.at"), params)
+            self._audit_allow(params, "allow" if new else "allow again")
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return new
+
+    def unallow(self, key: Key, why: str, who: str, now: int) -> bool:
+        """Take ``key`` off the allowlist; False (nothing changed) when it was not on it."""
+        params = {"key": key.text, "why": why, "who": who, "now": now}
+        self._begin_write()
+        try:
+            if not self._execute(self.sql("DELETE FROM allowlist WHERE key = :key"),
+                                 params).rowcount:
+                self._rollback()
+                return False
+            self._audit_allow(params, "unallow")
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return True
+
+    def _audit_allow(self, params: dict[str, Any], action: str) -> None:
+        self._execute(self.sql(
+            f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:now, :who, :action, :key, '', "
+            "'', :why, 'allowlist')"), {**params, "action": action})
+
+    def allowed(self) -> list[tuple[str, int, bytes, bytes, str, str, int]]:
+        """The allowlist: (key, family, start, end, why, who, at), in key order."""
+        return [(key, family, bytes(start), bytes(end), why, who, at)
+                for key, family, start, end, why, who, at in self._execute(self.sql(
+                    "SELECT key, family, start_addr, end_addr, why, who, at FROM allowlist "
+                    "ORDER BY family, start_addr, prefixlen")).fetchall()]
 
     def covering(self, key: Key) -> list[Listing]:
         """Every listing, live or not, whose network overlaps ``key``'s: the
