@@ -172,7 +172,8 @@ def main() -> None:
                 import psycopg  # a fresh ledger per run: empty the tables
 
                 with psycopg.connect(args.database, autocommit=True) as db:
-                    db.execute("DROP TABLE IF EXISTS listings, removals, audit, dnsbl_schema")
+                    db.execute("DROP TABLE IF EXISTS listings, removals, audit, allowlist, "
+                               "dnsbl_schema")
                     db.execute("DROP FUNCTION IF EXISTS audit_append_only CASCADE")
             config = write_config(folder, database)
             ledger = ("ledger", "--config", config)

@@ -421,9 +421,13 @@ class Store:
         params: dict[str, Any] = {"now": now}
         where = ""
         if first_bytes is not None:
+            # Each range with its family: the index is (family, start_addr), and
+            # without the family neither SQLite nor PostgreSQL uses it, so a
+            # one-file publish after an add read the whole table.
             ranges = []
             for i, byte in enumerate(first_bytes):
-                ranges.append(f"start_addr BETWEEN :lo{i} AND :hi{i}")
+                ranges.extend(f"(family = {family} AND start_addr BETWEEN :lo{i} AND :hi{i})"
+                              for family in (4, 6))
                 params[f"lo{i}"] = bytes([byte])
                 params[f"hi{i}"] = bytes([byte]) + b"\xff" * 16
             where = f"AND ({' OR '.join(ranges) or '1 = 0'})"
