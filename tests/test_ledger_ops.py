@@ -1,5 +1,6 @@
-"""The ledger where the machine works against it: a full disk, a read-only
-ledger. Over the real CLI as a child process and real SQLite files."""
+"""The ledger where the machine works against it (a full disk, a read-only
+ledger), what serve's /metrics says of a publish, and the ledger's own
+allowlist. Over the real CLI, real SQLite files and a real server."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT
 from tests.ledger_helpers import Ledger, wait_for
-from tests.test_ledger import backend, make_ledger, name, postgres, served  # noqa: F401 (fixtures)
+
+# The ledger tests' fixtures: this file's allowlist test runs on both backends too.
+from tests.test_ledger import backend, make_ledger, name, postgres, served  # noqa: F401
 
 
 def _dump(database: Path) -> list[str]:
@@ -181,7 +184,8 @@ def test_serve_exports_what_the_last_publish_held_back_and_wrote(tmp_path, proce
 
 # -- the allowlist kept in the ledger --------------------------------------------------
 
-def test_the_ledgers_own_allowlist_is_audited_and_honoured_at_publish(make_ledger, served):
+def test_the_ledgers_own_allowlist_is_audited_and_honoured_at_publish(
+        make_ledger, served):  # noqa: F811
     ledger = make_ledger()
     ledger.ok("add", "203.0.114.7", "--category", "spam", "--source", "a", "--reason", "r")
     _, client = served(ledger)

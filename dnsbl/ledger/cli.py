@@ -212,8 +212,8 @@ def _add(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str)
                     args.ref, parse_confidence(args.confidence), None, args.force, who)
     result: dict[str, Any] = {"key": key.text, "category": category.name,
                               "source": args.source, "expires": iso(expires)}
-    why = Guard(config, store.allowed()).check(key.family, key.start, key.end, key.prefixlen, category,
-                              args.force)
+    why = Guard(config, store.allowed()).check(key.family, key.start, key.end, key.prefixlen,
+                                               category, args.force)
     if why is not None:
         result["warning"] = f"{key.text} will not be published: {why}" + (
             "" if key.text == "127.0.0.1" else " (--force publishes it anyway)")

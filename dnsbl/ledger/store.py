@@ -424,7 +424,7 @@ class Store:
             # Each range with its family: the index is (family, start_addr), and
             # without the family neither SQLite nor PostgreSQL uses it, so a
             # one-file publish after an add read the whole table.
-            ranges = []
+            ranges: list[str] = []
             for i, byte in enumerate(first_bytes):
                 ranges.extend(f"(family = {family} AND start_addr BETWEEN :lo{i} AND :hi{i})"
                               for family in (4, 6))
