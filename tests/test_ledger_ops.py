@@ -96,8 +96,9 @@ def test_a_full_disk_is_one_message_and_changes_nothing(sqlite_ledger, command):
 
 
 @pytest.fixture
-def read_only_ledger() -> Iterator[tuple[Ledger, bool]]:
-    """A ledger in a folder this test's CLI cannot write: (ledger, run as nobody)."""
+def read_only_ledger(request) -> Iterator[tuple[Ledger, bool]]:
+    """A ledger in a folder this test's CLI cannot write: (ledger, run as nobody);
+    with the schema of an older dnsbl when the test is parametrized ``old``."""
     folder = Path(tempfile.mkdtemp(prefix="dnsbl-ro-"))  # not under root's 0700 tmp_path
     os.chmod(folder, 0o755)
     ledger = Ledger(folder / "l", str(folder / "l" / "ledger.sqlite"))
@@ -105,6 +106,12 @@ def read_only_ledger() -> Iterator[tuple[Ledger, bool]]:
     try:
         ledger.ok("add", "203.0.114.90", "--category", "spam", "--source", "a",
                   "--reason", "r")
+        if getattr(request, "param", "") == "old":  # as written before the allowlist
+            db = sqlite3.connect(folder / "l" / "ledger.sqlite")
+            try:
+                db.executescript("DROP TABLE allowlist; PRAGMA user_version = 1")
+            finally:
+                db.close()
         if as_nobody and shutil.which("setpriv") is None:
             pytest.skip("running as root without setpriv (Debian: util-linux)")
         os.chmod(folder / "l" / "ledger.sqlite", 0o444)
@@ -115,6 +122,7 @@ def read_only_ledger() -> Iterator[tuple[Ledger, bool]]:
         shutil.rmtree(folder)
 
 
+@pytest.mark.parametrize("read_only_ledger", ["current", "old"], indirect=True)
 def test_a_read_only_ledger_can_be_read_and_refuses_writes_in_one_line(read_only_ledger):
     ledger, as_nobody = read_only_ledger
     database = ledger.folder / "ledger.sqlite"

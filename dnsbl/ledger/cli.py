@@ -33,7 +33,7 @@ from dnsbl.ledger.model import (
     parse_when,
 )
 from dnsbl.ledger.publish import Published, publish
-from dnsbl.ledger.store import Store, open_store
+from dnsbl.ledger.store import READ_ONLY, Store, open_store
 
 EXIT_NOTHING = 1
 EXIT_INPUT = 2
@@ -159,6 +159,9 @@ def run(args: argparse.Namespace, config: LedgerConfig | None) -> int:
         return _fail(str(exc), EXIT_UNAVAILABLE)
     except Exception as exc:  # the driver's, for a database that cannot be opened
         return _fail(f"{config.database}: {exc}", EXIT_UNAVAILABLE)
+    if store.read_only and command not in _READERS:
+        store.close()  # its schema may be older too: say it before any query
+        return _fail(f"{store.url}: {READ_ONLY}", EXIT_UNAVAILABLE)
     try:
         handler = _COMMANDS[command]
         result, status, changed = handler(args, config, store, who)
@@ -359,6 +362,9 @@ def _first_addresses(key: Key) -> list[bytes]:
     return [key.start] if key.prefixlen >= 8 else []
 
 
+#: What a read-only ledger can do: read, and publish (which writes the zone
+#: files, and to the ledger only the audit row of a publish that changed one).
+_READERS = {"show", "list", "history", "export", "allow list", "publish"}
 _COMMANDS = {"add": _add, "remove": _remove, "show": _show, "list": _list,
              "history": _history, "import": _import, "export": _export,
              "publish": _publish_command, "allow add": _allow_add,

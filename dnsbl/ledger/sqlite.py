@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dnsbl.ledger.model import LedgerError
-from dnsbl.ledger.store import Store
+from dnsbl.ledger.store import READ_ONLY, Store
 
 _APPEND_ONLY = """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;;
@@ -28,15 +28,15 @@ class SQLiteStore(Store):
         folder = os.path.dirname(path) or "."
         if not os.path.isdir(folder):
             raise LedgerError(f"{path}: cannot create the ledger: no folder {folder}")
-        target, uri = _read_only_uri(path, folder) or (path, False)
+        target, self.read_only = _read_only_uri(path, folder) or (path, False)
         try:
             # isolation_level=None: no implicit transactions; BEGIN is ours.
             self._db = sqlite3.connect(target, timeout=lock_timeout, isolation_level=None,
-                                       uri=uri)
+                                       uri=self.read_only)
         except sqlite3.Error as exc:
             raise LedgerError(self.explain(exc)) from None
         try:
-            if uri:
+            if self.read_only:
                 pass  # read-only: the mode is the writer's business
             elif self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 # Readers (publish, show) never wait for a writer, nor it for them.
@@ -53,7 +53,7 @@ class SQLiteStore(Store):
             return (f"{self.url}: the ledger is locked by another process (waited "
                     f"{self.lock_timeout:g} s); try again when it has finished")
         if "readonly" in text or "read-only" in text:
-            return f"{self.url}: the ledger is read-only here; nothing was changed"
+            return f"{self.url}: {READ_ONLY}"
         if "full" in text:
             return f"{self.url}: the disk is full; nothing was changed"
         if "disk I/O error" in text:

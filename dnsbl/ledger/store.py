@@ -19,6 +19,9 @@ from typing import Any
 
 from dnsbl.ledger.model import AuditEntry, Key, LedgerError, Listing, Report, parse_key
 
+#: What a change to a ledger opened read-only gets, after its name.
+READ_ONLY = "the ledger is read-only here; nothing was changed"
+
 #: Reports staged per executemany: memory stays flat whatever the file size.
 BATCH = 5000
 
@@ -148,6 +151,8 @@ class Store:
     named_style = True
     #: The driver's exceptions, which :meth:`explain` turns into one line.
     errors: tuple[type[Exception], ...] = ()
+    #: Opened read-only (a file we cannot write): reads only, no migration.
+    read_only = False
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -209,6 +214,10 @@ class Store:
         if version > len(MIGRATIONS):
             raise LedgerError(f"{self.url}: schema version {version} is newer than this dnsbl "
                               f"knows ({len(MIGRATIONS)}); upgrade dnsbl")
+        if self.read_only:
+            # show, list and export read an older schema as well; a change
+            # fails with the read-only message, as it would anyway.
+            return version
         for number, statements in enumerate(MIGRATIONS[version:], version + 1):
             self._begin_write()
             try:
@@ -359,6 +368,8 @@ class Store:
 
     def allowed(self) -> list[tuple[str, int, bytes, bytes, str, str, int]]:
         """The allowlist: (key, family, start, end, why, who, at), in key order."""
+        if self.read_only and self._schema_version() < 2:
+            return []  # a read-only ledger of an older dnsbl: it has none
         return [(key, family, bytes(start), bytes(end), why, who, at)
                 for key, family, start, end, why, who, at in self._execute(self.sql(
                     "SELECT key, family, start_addr, end_addr, why, who, at FROM allowlist "
