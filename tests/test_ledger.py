@@ -17,6 +17,7 @@ import dns.rcode
 import pytest
 
 from dnsbl.config import load_config
+from dnsbl.ledger.store import MIGRATIONS
 from tests.conftest import ROOT, ServerThread, free_port
 from tests.ledger_helpers import Ledger, PostgresServer, postgres_bin, wait_for
 
@@ -497,7 +498,7 @@ def test_the_audit_table_is_append_only(tmp_path):
     try:
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             db.execute("DELETE FROM audit")
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         db.close()

@@ -221,3 +221,16 @@ def test_the_ledgers_own_allowlist_is_audited_and_honoured_at_publish(
     assert status == 1 and "not on the ledger's allowlist" in out
     status, _, err = ledger("allow", "add", "203.0.114.0/33", "--reason", "r")
     assert status == 2 and len(err.strip().splitlines()) == 1 and "203.0.114.0/33" in err
+
+
+def test_a_ledger_of_the_previous_schema_gains_the_allowlist_on_first_use(sqlite_ledger):
+    database = sqlite_ledger.folder / "ledger.sqlite"
+    db = sqlite3.connect(database)
+    try:
+        db.executescript("DROP TABLE allowlist; PRAGMA user_version = 1")
+    finally:
+        db.close()
+    sqlite_ledger.ok("allow", "add", "203.0.114.90", "--reason", "ours")
+    assert sqlite_ledger.json("allow", "list")["allowlist"][0]["key"] == "203.0.114.90"
+    assert "203.0.114.90" not in sqlite_ledger.zone_text()
+    assert sqlite_ledger.json("show", "203.0.114.90")["listings"][0]["active"]
