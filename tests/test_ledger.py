@@ -257,6 +257,8 @@ def test_an_expired_listing_stops_being_answered_after_the_next_publish(ledger, 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["add", "10.0.0.0/33", "--category", "spam"], "bad address '10.0.0.0/33'"),
+    # "¹" passes str.isdigit(), and int() then refuses it: one line, not a traceback.
+    (["add", "10.0.0.0/\u00b9", "--category", "spam"], "bad address '10.0.0.0/\u00b9'"),
     (["add", "203.0.114.1/24", "--category", "spam"],
      "host bits set in '203.0.114.1/24' (the network is 203.0.114.0/24)"),
     (["add", "203.0.114.1", "--category", "nope"], "unknown category 'nope' (known: spam"),

@@ -37,7 +37,8 @@ def test_ipv6_keys_are_compressed_lowercase(value, prefixlen):
 
 
 @pytest.mark.parametrize("text", ["10.1", "01.2.3.4", "1.2.3.4/", "1.2.3.4/33", "10.0.0.0/08",
-                                  "1.2.3.4.5", "::1/129", "2001:db8::g", "", "example.org"])
+                                  "1.2.3.4.5", "::1/129", "2001:db8::g", "", "example.org",
+                                  "10.0.0.0/\u00b9", "::/\u00b9"])
 def test_what_is_not_an_address_is_refused(text):
     with pytest.raises(LedgerError, match="bad address"):
         parse_key(text)

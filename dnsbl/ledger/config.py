@@ -156,7 +156,7 @@ def _category(name: str, spec: Any) -> Category:
     if not name or any(c.isspace() for c in name):
         raise LedgerError(f"{where}: a name is one word")
     a = str(spec.get("a", Category.a))
-    if a.isdigit():
+    if a.isascii() and a.isdigit():
         a = f"127.0.0.{a}"
     try:
         address = ipaddress.IPv4Address(a)

@@ -75,7 +75,8 @@ def _parse_ip4(text: str) -> Key:
         raise LedgerError(f"bad address {text!r}") from None
     if not slash:
         return Key(address, 4, 32, packed, packed)
-    if not length.isdigit() or int(length) > 32 or (length[0] == "0" and length != "0"):
+    if (not (length.isascii() and length.isdigit()) or int(length) > 32
+            or (length[0] == "0" and length != "0")):
         raise LedgerError(f"bad address {text!r}")
     prefixlen = int(length)
     value = int.from_bytes(packed, "big")
@@ -132,7 +133,7 @@ def parse_when(text: str) -> int:
     :raises LedgerError: for anything else.
     """
     text = text.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # not "¹", which int() refuses
         return int(text)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
