@@ -116,14 +116,25 @@ def _child() -> None:
         raise SystemExit(1) from None
 
 
+#: The exit code of a child whose call ran out of memory. Pickling the
+#: MemoryError (its traceback holds the frames that filled the memory) or
+#: the result can itself fail at the limit, so the code says it instead.
+_OUT_OF_MEMORY = 86
+
+
 def _answer(fn: Callable[..., Any], args: tuple, kwargs: dict, out: IO[bytes]) -> None:
     """Call ``fn`` and write (ok, result or exception) to ``out``."""
     try:
-        outcome = (True, fn(*args, **kwargs))
-    except BaseException as exc:  # handed to the parent, which decides
-        outcome = (False, exc)
-    pickle.dump(outcome, out, protocol=pickle.HIGHEST_PROTOCOL)
-    out.flush()
+        try:
+            outcome = (True, fn(*args, **kwargs))
+        except MemoryError:
+            raise
+        except BaseException as exc:  # handed to the parent, which decides
+            outcome = (False, exc)
+        pickle.dump(outcome, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+    except MemoryError:
+        os._exit(_OUT_OF_MEMORY)  # whatever was written is cut short: the parent reads no answer
 
 
 def _outcome(stream: IO[bytes], wait: Callable[[], int]) -> tuple[bool, Any]:
@@ -131,7 +142,10 @@ def _outcome(stream: IO[bytes], wait: Callable[[], int]) -> tuple[bool, Any]:
     try:
         return pickle.load(stream)
     except (EOFError, pickle.UnpicklingError):
-        raise ProcessDied(f"it ended with exit code {wait()}") from None
+        code = wait()
+        if code == _OUT_OF_MEMORY:
+            return False, MemoryError("the call ran out of memory")
+        raise ProcessDied(f"it ended with exit code {code}") from None
 
 
 # A fresh interpreter (not a fork: the server runs threads, and a fork copies

@@ -13,11 +13,12 @@ from tests.helpers import scaled
 
 SCRIPT = """
 import operator, os, sys, threading
-from dnsbl.spawn import Forker, ProcessDied, Spawner
+from dnsbl.spawn import Forker, ProcessDied, Spawner, limited
 
 pool = {kind}(2)
 calls = [pool.submit(operator.add, 2, 3), pool.submit(int, "x"),
-         pool.submit(os._exit, 3), pool.submit(operator.mul, 6, 7)]
+         pool.submit(os._exit, 3), pool.submit(limited, 64 << 20, bytearray, 1 << 40),
+         pool.submit(operator.mul, 6, 7)]
 for call in calls:
     try:
         print("ok", call.result())
@@ -37,7 +38,8 @@ def test_results_errors_and_deaths_come_back_in_order(kind):
                             capture_output=True, text=True, timeout=scaled(60))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "ok 5", "raised ValueError", "died it ended with exit code 3", "ok 42", "threads 1"]
+        "ok 5", "raised ValueError", "died it ended with exit code 3", "raised MemoryError",
+        "ok 42", "threads 1"]
 
 
 def test_forker_refuses_a_process_with_threads():
