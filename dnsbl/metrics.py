@@ -9,12 +9,12 @@ port so a load balancer or anycast health check can withdraw a stale node.
 from __future__ import annotations
 
 import asyncio
-import logging
+import operator
 import platform
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -38,54 +38,90 @@ if TYPE_CHECKING:
     from dnsbl.reload import DatasetStatus
     from dnsbl.stats import Stats
 
-log = logging.getLogger(__name__)
+#: How the supervisor folds one series from every worker into one (``--workers``
+#: above 1): "sum" for counts and shares of the work, "min" or "max" for what
+#: every worker holds its own copy of, whichever is the conservative one (the
+#: lowest serial and entries, the oldest data). A worker on older data lowers
+#: the serial shown, it never raises it.
+Fold = Literal["sum", "min", "max"]
 
-#: Every series this module exports, with its type and help text (README "Metrics").
-SERIES: dict[str, tuple[str, str]] = {
-    "dnsbl_dns_requests_total": (
-        "counter", "DNS queries received, by zone, query type and transport."),
-    "dnsbl_dns_responses_total": (
-        "counter", "DNS responses sent, by zone and response code."),
-    "dnsbl_lookups_total": (
-        "counter", "Address lookups in a zone's data, by zone and result (listed, not_listed)."),
-    "dnsbl_dns_dropped_total": (
-        "counter", "Datagrams dropped without a reply, by reason."),
-    "dnsbl_dns_malformed_total": (
-        "counter", "Queries answered FORMERR, NOTIMP or REFUSED because they are malformed "
-                   "or not a QUERY of class IN, by reason."),
-    "dnsbl_rrl_limited_total": (
-        "counter", "UDP responses held back by rate limiting, by action (dropped, slipped)."),
-    "dnsbl_tcp_connections": ("gauge", "TCP connections open now."),
-    "dnsbl_tcp_closed_total": (
-        "counter", "TCP connections closed by the server, by reason (cap: refused over "
-                   "the connection cap, in all or for one client address, idle: nothing "
-                   "asked, stalled: answers not read)."),
-    "dnsbl_tcp_buffered_bytes": (
-        "gauge", "Bytes held for TCP clients now: answers not yet sent and questions "
-                 "not yet answered."),
-    "dnsbl_query_log_dropped_total": (
-        "counter", "Sampled queries left out of the query log: its writer fell behind, or "
-                   "writing failed (a full disk)."),
-    "dnsbl_zone_entries": ("gauge", "Entries (listed blocks) a zone serves."),
-    "dnsbl_zone_soa_serial": ("gauge", "SOA serial a zone answers with."),
-    "dnsbl_zone_loaded": ("gauge", "1 when every dataset of the zone is loaded, else 0."),
-    "dnsbl_zone_expired": ("gauge", "1 when the zone's data is past its $TIMESTAMP expiry."),
-    "dnsbl_dataset_entries": ("gauge", "Entries (listed blocks) a dataset holds."),
-    "dnsbl_dataset_exclusions": ("gauge", "Exclusion entries a dataset holds."),
-    "dnsbl_dataset_data_age_seconds": (
-        "gauge", "Seconds since the newest file of the dataset served now was modified."),
-    "dnsbl_dataset_reload_timestamp_seconds": (
-        "gauge", "Unix time of the dataset's last successful load."),
-    "dnsbl_dataset_reload_duration_seconds": (
-        "gauge", "Seconds the dataset's last successful load took."),
-    "dnsbl_dataset_reloads_total": ("counter", "Successful loads of the dataset."),
-    "dnsbl_dataset_reload_failures_total": (
-        "counter", "Loads of the dataset refused, by reason; the previous data kept serving."),
-    "dnsbl_build_info": ("gauge", "Version of dnsbl, Python and the event loop, as labels."),
-    "dnsbl_workers": (
-        "gauge", "Worker processes running, ready and answering (with --workers above 1; "
-                 "the other series are then sums over the workers)."),
-    "dnsbl_worker_restarts_total": ("counter", "Worker processes restarted after ending."),
+
+class Series(NamedTuple):
+    """One series of :class:`Collector`, as README "Metrics" lists it."""
+
+    type: Literal["counter", "gauge"]
+    #: None: the supervisor's own series, never sent by a worker.
+    fold: Fold | None
+    help: str
+
+
+#: Every series this module exports, with its type, fold and help text (README "Metrics").
+SERIES: dict[str, Series] = {
+    "dnsbl_dns_requests_total": Series(
+        "counter", "sum", "DNS queries received, by zone, query type and transport."),
+    "dnsbl_dns_responses_total": Series(
+        "counter", "sum", "DNS responses sent, by zone and response code."),
+    "dnsbl_lookups_total": Series(
+        "counter", "sum",
+        "Address lookups in a zone's data, by zone and result (listed, not_listed)."),
+    "dnsbl_dns_dropped_total": Series(
+        "counter", "sum", "Datagrams dropped without a reply, by reason."),
+    "dnsbl_dns_malformed_total": Series(
+        "counter", "sum", "Queries answered FORMERR, NOTIMP or REFUSED because they are "
+                          "malformed or not a QUERY of class IN, by reason."),
+    "dnsbl_rrl_limited_total": Series(
+        "counter", "sum",
+        "UDP responses held back by rate limiting, by action (dropped, slipped)."),
+    "dnsbl_tcp_connections": Series("gauge", "sum", "TCP connections open now."),
+    "dnsbl_tcp_closed_total": Series(
+        "counter", "sum", "TCP connections closed by the server, by reason (cap: refused over "
+                          "the connection cap, in all or for one client address, idle: nothing "
+                          "asked, stalled: answers not read)."),
+    "dnsbl_tcp_buffered_bytes": Series(
+        "gauge", "sum", "Bytes held for TCP clients now: answers not yet sent and questions "
+                        "not yet answered."),
+    "dnsbl_query_log_dropped_total": Series(
+        "counter", "sum", "Sampled queries left out of the query log: its writer fell behind, "
+                          "or writing failed (a full disk)."),
+    "dnsbl_zone_entries": Series("gauge", "min", "Entries (listed blocks) a zone serves."),
+    "dnsbl_zone_soa_serial": Series("gauge", "min", "SOA serial a zone answers with."),
+    "dnsbl_zone_loaded": Series(
+        "gauge", "min", "1 when every dataset of the zone is loaded, else 0."),
+    "dnsbl_zone_expired": Series(
+        "gauge", "max", "1 when the zone's data is past its $TIMESTAMP expiry."),
+    "dnsbl_dataset_entries": Series("gauge", "min", "Entries (listed blocks) a dataset holds."),
+    "dnsbl_dataset_exclusions": Series("gauge", "min", "Exclusion entries a dataset holds."),
+    "dnsbl_dataset_data_age_seconds": Series(
+        "gauge", "max",
+        "Seconds since the newest file of the dataset served now was modified."),
+    "dnsbl_dataset_reload_timestamp_seconds": Series(
+        "gauge", "min", "Unix time of the dataset's last successful load."),
+    "dnsbl_dataset_reload_duration_seconds": Series(
+        "gauge", "max", "Seconds the dataset's last successful load took."),
+    "dnsbl_dataset_reloads_total": Series("counter", "sum", "Successful loads of the dataset."),
+    "dnsbl_dataset_reload_failures_total": Series(
+        "counter", "sum",
+        "Loads of the dataset refused, by reason; the previous data kept serving."),
+    "dnsbl_build_info": Series(
+        "gauge", "max", "Version of dnsbl, Python and the event loop, as labels."),
+    "dnsbl_workers": Series(
+        "gauge", None, "Worker processes running, ready and answering (with --workers above 1; "
+                       "the other series are then folded over the workers)."),
+    "dnsbl_worker_restarts_total": Series(
+        "counter", None, "Worker processes restarted after ending."),
+}
+
+#: How the series of the other collectors a worker runs fold: prometheus-client's
+#: process, platform and GC collectors, and the ledger's (every worker reads the
+#: same publish status, so any one value is the value).
+OTHER_FOLDS: dict[str, Fold] = {
+    "process_virtual_memory_bytes": "sum", "process_resident_memory_bytes": "sum",
+    "process_cpu_seconds_total": "sum", "process_open_fds": "sum",
+    "process_start_time_seconds": "min", "process_max_fds": "max", "python_info": "max",
+    "python_gc_objects_collected_total": "sum", "python_gc_objects_uncollectable_total": "sum",
+    "python_gc_collections_total": "sum",
+    "dnsbl_ledger_held_back": "max", "dnsbl_ledger_published_entries": "max",
+    "dnsbl_ledger_last_publish_timestamp_seconds": "max",
 }
 
 #: Reasons a reload fails (dnsbl_dataset_reload_failures_total), created at 0.
@@ -112,15 +148,62 @@ class Source(Protocol):
 
 
 def metric_family(name: str, labels: list[str]) -> CounterMetricFamily | GaugeMetricFamily:
-    kind, help_text = SERIES[name]
-    if kind == "counter":
-        return CounterMetricFamily(name.removesuffix("_total"), help_text, labels=labels)
-    return GaugeMetricFamily(name, help_text, labels=labels)
+    series = SERIES[name]
+    if series.type == "counter":
+        return CounterMetricFamily(name.removesuffix("_total"), series.help, labels=labels)
+    return GaugeMetricFamily(name, series.help, labels=labels)
 
 
 def dataset_label(key: tuple[str, tuple[str, ...]]) -> str:
     """``("ip4set", ("a.zone", "b.zone"))`` -> ``"ip4set:a.zone,b.zone"``."""
     return f"{key[0]}:{','.join(key[1])}"
+
+
+def declared_fold(family: Metric) -> Fold | None:
+    """How ``family`` folds over the workers, as :data:`SERIES` or
+    :data:`OTHER_FOLDS` declare it; None when neither does."""
+    # A counter family is named without the _total its samples carry.
+    name = family.name + "_total" if family.type == "counter" else family.name
+    series = SERIES.get(name)
+    return series.fold if series is not None else OTHER_FOLDS.get(name)
+
+
+def fold_of(family: Metric) -> Fold:
+    """The declared fold of ``family``; for a series nobody declared (a test
+    fails on any of ours), counters are summed and anything else shows the
+    highest worker's value."""
+    return declared_fold(family) or ("sum" if family.type == "counter" else "max")
+
+
+_FOLDERS: dict[str, Callable[[float, float], float]] = {
+    "sum": operator.add, "min": min, "max": max}
+
+
+def fold(workers: Iterable[Iterable[Metric]]) -> Iterator[Metric]:
+    """Every worker's metric families as one set, each sample folded over the
+    workers by its series' :data:`Fold`; a counter's ``_created`` is the earliest."""
+    merged: dict[str, Metric] = {}
+    values: dict[str, dict[tuple, float]] = {}
+    for families in workers:
+        for family in families:
+            if family.name not in merged:
+                merged[family.name] = Metric(family.name, family.documentation,
+                                             family.type, family.unit)
+                values[family.name] = {}
+            into = values[family.name]
+            combine = _FOLDERS[fold_of(family)]
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                if key not in into:
+                    into[key] = sample.value
+                elif sample.name.endswith("_created"):
+                    into[key] = min(into[key], sample.value)
+                else:
+                    into[key] = combine(into[key], sample.value)
+    for name, family in merged.items():
+        for (sample_name, labels), value in values[name].items():
+            family.add_sample(sample_name, dict(labels), value)
+        yield family
 
 
 class Collector:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import operator
 import os
 import pickle
 import signal
@@ -37,7 +36,7 @@ from prometheus_client.core import Metric
 from dnsbl import commands, systemd
 from dnsbl.config import Listen, ServerConfig
 from dnsbl.control import ControlServer
-from dnsbl.metrics import MetricsServer, metric_family
+from dnsbl.metrics import MetricsServer, fold, metric_family
 from dnsbl.portlock import PortLock
 from dnsbl.reload import CheckResult, status_line
 from dnsbl.server import cancel, ignore_reloads, listener_sets, metrics_sockets, new_event_loop
@@ -65,15 +64,6 @@ _RELOAD_WAIT = 120.0
 _STOP_TIMEOUT = 10.0
 _MAX_BACKOFF = 30.0
 _HEADER = struct.Struct(">I")
-
-# How the supervisor folds the workers' gauges into one value; counters are
-# summed, and so is any gauge not named here that measures a share of the work.
-_GAUGE_MIN = {"dnsbl_zone_soa_serial", "dnsbl_zone_entries", "dnsbl_zone_loaded",
-              "dnsbl_dataset_entries", "dnsbl_dataset_exclusions",
-              "dnsbl_dataset_reload_timestamp_seconds", "process_start_time_seconds"}
-_GAUGE_SUM = {"dnsbl_tcp_connections", "dnsbl_tcp_buffered_bytes", "process_resident_memory_bytes",
-              "process_virtual_memory_bytes", "process_open_fds"}
-
 
 # -- the worker's side ------------------------------------------------------------------------
 
@@ -629,29 +619,13 @@ class Supervisor:
 
 
 class _Merged:
-    """The workers' metric families as one: counters summed, gauges folded."""
+    """The workers' metric families folded into one set (metrics.fold), and our own."""
 
     def __init__(self, workers: list[_Worker]) -> None:
         self._workers = workers
 
     def collect(self) -> Iterator[Metric]:
-        merged: dict[str, Metric] = {}
-        values: dict[str, dict[tuple, float]] = {}
-        for worker in self._workers:
-            for family in worker.families:
-                if family.name not in merged:
-                    merged[family.name] = Metric(family.name, family.documentation,
-                                                 family.type, family.unit)
-                    values[family.name] = {}
-                into = values[family.name]
-                for sample in family.samples:
-                    key = (sample.name, tuple(sorted(sample.labels.items())))
-                    into[key] = (sample.value if key not in into
-                                 else _fold(family, sample.name)(into[key], sample.value))
-        for name, family in merged.items():
-            for (sample_name, labels), value in values[name].items():
-                family.add_sample(sample_name, dict(labels), value)
-            yield family
+        yield from fold(w.families for w in self._workers)
         running = metric_family("dnsbl_workers", [])
         now = time.monotonic()
         running.add_metric([], sum(1 for w in self._workers if w.answering(now)))
@@ -659,10 +633,3 @@ class _Merged:
         restarts.add_metric([], sum(w.restarts for w in self._workers))
         yield from (running, restarts)
 
-
-def _fold(family: Metric, sample_name: str) -> Any:
-    if sample_name.endswith("_created") or family.name in _GAUGE_MIN:
-        return min
-    if family.type == "counter" or family.name in _GAUGE_SUM:
-        return operator.add
-    return max

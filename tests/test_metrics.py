@@ -16,7 +16,8 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from dnsbl.config import Listen, ServerConfig, ZoneConfig, parse_zone_spec
-from dnsbl.metrics import FAILURE_REASONS, SERIES
+from dnsbl.ledger.config import LedgerConfig
+from dnsbl.metrics import FAILURE_REASONS, SERIES, build_registry, declared_fold, fold
 from tests.conftest import ROOT, ServerThread, stop_all
 from tests.helpers import scaled, timestamp_line, wait_for
 from tests.test_reload import data, write
@@ -238,15 +239,64 @@ def test_every_series_is_documented_in_the_readme():
     import re
 
     readme = (ROOT / "README.md").read_text()
-    for name, (_kind, help_text) in SERIES.items():
+    for name, series in SERIES.items():
         assert f"`{name}`" in readme, name
-        assert help_text in readme, name
+        assert series.help in readme, name
     # The list of labels names every label the table uses.
     flowing = " ".join(readme.split())
     listed = flowing.split("labels come only from bounded sets (")[1].split(")")[0]
     used = {label.strip() for line in readme.splitlines() if line.startswith("| `dnsbl_")
             for label in line.split("|")[3].split(",") if label.strip()}
     assert used and used <= set(re.findall(r"[a-z]+", listed)), (used, listed)
+
+
+def test_every_series_a_worker_sends_says_how_it_folds(metered, tmp_path):
+    """With --workers the supervisor folds each series over the workers by the
+    rule declared next to it (SERIES, OTHER_FOLDS): a series added without one
+    fails here, instead of being folded by whatever default fits it least."""
+    thread, _client, _port, _path = metered(data("x"))
+    ledger = LedgerConfig(str(tmp_path / "ledger.db"), str(tmp_path / "published"))
+    # The registry a worker builds (with a ledger configured: every collector).
+    registry = build_registry(thread.server, thread.server.loop_name, ledger)
+    families = list(registry.collect())
+    names = {family.name for family in families}
+    assert {"dnsbl_dns_requests", "process_open_fds", "python_info",
+            "dnsbl_ledger_held_back"} <= names
+    assert sorted(f.name for f in families if declared_fold(f) is None) == []
+    # Only the supervisor's own series have none: a worker never sends them.
+    assert sorted(name for name, series in SERIES.items() if series.fold is None) == [
+        "dnsbl_worker_restarts_total", "dnsbl_workers"]
+
+
+def test_fold_uses_each_series_rule_and_an_explicit_default():
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    def sent(serial, connections, age, dropped, other_gauge, other_counter):
+        families = []
+        for name, number in (("dnsbl_zone_soa_serial", serial),
+                             ("dnsbl_tcp_connections", connections),
+                             ("dnsbl_dataset_data_age_seconds", age),
+                             ("not_declared_gauge", other_gauge)):
+            family = GaugeMetricFamily(name, "help")
+            family.add_metric([], number)
+            families.append(family)
+        for name, number, created in (("dnsbl_dns_dropped", dropped, 200.0 - dropped),
+                                      ("not_declared", other_counter, None)):
+            counter = CounterMetricFamily(name, "help")
+            counter.add_metric([], number, created=created)
+            families.append(counter)
+        return families
+
+    folded = {sample.name: sample.value
+              for family in fold([sent(7, 3, 10, 2, 1, 4), sent(5, 4, 20, 3, 9, 5)])
+              for sample in family.samples}
+    assert folded == {
+        "dnsbl_zone_soa_serial": 5,  # min: the lowest serial served
+        "dnsbl_tcp_connections": 7,  # sum: each worker holds its own
+        "dnsbl_dataset_data_age_seconds": 20,  # max: the oldest data served
+        "dnsbl_dns_dropped_total": 5, "dnsbl_dns_dropped_created": 197.0,  # the first
+        # Undeclared: a counter is summed, anything else the highest value.
+        "not_declared_gauge": 9, "not_declared_total": 9}
 
 
 def dashboard_queries(node) -> list[str]:

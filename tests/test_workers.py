@@ -216,3 +216,42 @@ def test_a_worker_silent_for_long_is_killed_and_restarted(process, tmp_path):
     assert server.stop() == 0
     assert any(f"worker 2 (pid {pids[2]}) has not answered for" in line
                and "killing it" in line for line in server.log)
+
+
+def test_the_supervisor_folds_each_series_by_its_rule(process, tmp_path, cleanup):
+    """Over HTTP with 2 workers on different data: counts and connections are
+    summed, serial and entries are the lowest worker's, data age the oldest's."""
+    soa = "$SOA 60 ns.bl.test. hostmaster.bl.test. {} 3600 600 86400 60"
+    zone = tmp_path / "bl.zone"
+    write(zone, [soa.format(1), *data("one", 10)])
+    hour_ago = time.time() - 3600
+    os.utime(zone, (hour_ago, hour_ago))
+    config = tmp_path / "dnsbl.toml"
+    # Connections stay open while the test counts them, however slow the host.
+    config.write_text(f'tcp_idle_timeout = 600\n[[zone]]\nname = "bl.test"\ntype = "ip4set"\n'
+                      f'files = ["{zone}"]\n')
+    # No file checks: a worker keeps the data it loaded until told.
+    server = process("--config", str(config), "--listen", "127.0.0.1:0", "--metrics",
+                     "127.0.0.1:0", "--workers", "2", "--check-interval", "0")
+    client = server.wait_listening()
+    write(zone, [soa.format(2), *data("two", 20)])
+    # Worker 1, restarted, loads the new data; worker 2 still serves the old.
+    os.kill(worker_pids(server.log)[1], signal.SIGKILL)  # a worker this test's server started
+    wait_for(lambda: value(samples(server.metrics_port), "dnsbl_worker_restarts_total") == 1,
+             timeout=15)
+    wait_for(lambda: fetch(server.metrics_port, "/readyz")[0] == 200, timeout=15)
+    serials = {r.authority[0][0].serial
+               for r in ask_from_new_sockets(client, "9.9.9.9.bl.test", 40)}
+    assert serials == {1, 2}  # both answer, each from its own data
+    found = samples(server.metrics_port)
+    assert value(found, "dnsbl_zone_soa_serial", zone="bl.test") == 1  # min
+    assert value(found, "dnsbl_zone_entries", zone="bl.test") == 10  # min
+    dataset = f"ip4set:{zone}"
+    assert value(found, "dnsbl_dataset_entries", dataset=dataset) == 10  # min
+    assert value(found, "dnsbl_dataset_data_age_seconds", dataset=dataset) >= 3600  # max
+    assert value(found, "dnsbl_dataset_reloads_total", dataset=dataset) == 2  # sum: one each
+    # 16 connections from distinct ports are spread over both: the gauge is their sum.
+    for _ in range(16):
+        cleanup.enter_context(socket.create_connection((client.host, client.port)))
+    wait_for(lambda: value(samples(server.metrics_port), "dnsbl_tcp_connections") == 16,
+             timeout=10, what="16 TCP connections counted")
