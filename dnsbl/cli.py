@@ -265,7 +265,8 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from dnsbl import commands
     from dnsbl.portlock import PortLock
     from dnsbl.server import Server, StartupError, listeners, metrics_sockets, run
-    from dnsbl.workers import Supervisor, fail, report, worker_seat
+    from dnsbl.supervisor import Supervisor
+    from dnsbl.worker import send_startup_failure, serve_supervisor, worker_seat
 
     # Until the event loop handles them, signals that mean "reload" or "log
     # statistics" must not end the process by their default action.
@@ -326,7 +327,7 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     def cannot_start(message: str) -> int:
         if seat is not None:
-            fail(seat, message)  # the supervisor says it, once for all workers
+            send_startup_failure(seat, message)  # the supervisor says it, once for all workers
         else:
             log.error("%s", message)
         return STARTUP_FAILURE
@@ -337,8 +338,8 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
             from dnsbl.metrics import build_registry
 
             registry = build_registry(server, server.loop_name, server.config.ledger)
-            await report(seat, registry, server.readiness, server.stop, server.hangup,
-                         lambda request: commands.handle(server, request))
+            await serve_supervisor(seat, registry, server.readiness, server.stop,
+                                   server.hangup, lambda request: commands.handle(server, request))
     started = time.monotonic()
     # Parse in child processes, in parallel: the parsing garbage never becomes
     # part of the server's memory. Forked: no thread runs yet.
