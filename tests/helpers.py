@@ -1,19 +1,58 @@
-"""Timing for tests that must pass on any host: bounded waits for a condition,
-and time limits scaled by how fast this host runs Python.
+"""What the tests share: time bounds scaled to the host, real servers and
+clients on loopback, and the readers of what a server says (answers,
+metrics, logs, notifications). Fixtures built on these live in conftest.py;
+no test module imports another.
 
-A test waits for what it needs (``wait_for``) instead of sleeping a time tuned
-on one machine; where it asserts that something took at most so long, it
-scales the bound with ``scaled`` so a host at half the speed, or one with a
-CPU hog beside the suite, gets twice the room.
+Timing: a test waits for what it needs (``wait_for``) instead of sleeping a
+time tuned on one machine; where it asserts that something took at most so
+long, it scales the bound with ``scaled`` so a host at half the speed, or one
+with a CPU hog beside the suite, gets twice the room.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import glob
+import gzip
+import io
+import ipaddress
+import json
 import math
 import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from contextlib import ExitStack, contextmanager
+from dataclasses import replace
+from pathlib import Path
 from typing import TypeVar
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from dnsbl.cli import main
+from dnsbl.config import Listen, ServerConfig
+from dnsbl.registry import load_zoneset
+from dnsbl.server import Server, new_event_loop
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# -- timing ----------------------------------------------------------------------------
 
 T = TypeVar("T")
 
@@ -94,3 +133,572 @@ def timestamp_line(expires_in: float) -> str:
     to see the data fresh before it expires."""
     stamp = time.strftime("%Y:%m:%d:%H:%M:%S", time.gmtime(time.time() - 10))
     return f"$TIMESTAMP {stamp} +{math.ceil(11 + scaled(expires_in))}s"
+
+# -- sockets and a DNS client ----------------------------------------------------------
+
+def has_ipv6_loopback() -> bool:
+    """::1 can be bound here."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+#: For tests that listen on or send from ::1.
+needs_ipv6 = pytest.mark.skipif(not has_ipv6_loopback(), reason="::1 is not configured here")
+
+
+def udp_tcp_sockets(host: str = "127.0.0.1") -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket bound to one free port, as a DNS server listens.
+
+    The kernel picks a free UDP port; that TCP port may still be taken, so try another.
+    """
+    for _ in range(50):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind((host, 0))
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            tcp.bind((host, udp.getsockname()[1]))
+        except OSError:
+            udp.close()
+            tcp.close()
+            continue
+        return udp, tcp
+    raise RuntimeError(f"no port free for both UDP and TCP on {host}")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free, just now, for both UDP and TCP: for servers that bind their own."""
+    udp, tcp = udp_tcp_sockets(host)
+    port = udp.getsockname()[1]
+    udp.close()
+    tcp.close()
+    return port
+
+
+#: The address sentinel questions come from: in no test's ACL.
+SENTINEL_SOURCE = "127.0.99.1"
+
+
+class Client:
+    """Asks one server over real sockets with dnspython (an independent DNS stack)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+
+    def query(self, name: str, rdtype: str = "A", tcp: bool = False, source: str | None = None,
+              timeout: float | None = None, **make_query: object) -> dns.message.Message:
+        """The answer to one question. Without ``timeout`` a UDP question is
+        asked again while no answer comes (a datagram lost on a loaded host),
+        for 10 s scaled to the host; with one, it is asked once and
+        dns.exception.Timeout means silence, for tests about silence."""
+        q = dns.message.make_query(name, rdtype, **make_query)  # type: ignore[arg-type]
+        if tcp:
+            return dns.query.tcp(q, self.host, port=self.port, source=source,
+                                 timeout=scaled(10) if timeout is None else timeout)
+        if timeout is not None:
+            return dns.query.udp(q, self.host, port=self.port, timeout=timeout, source=source)
+        return retry(lambda: dns.query.udp(q, self.host, port=self.port, timeout=scaled(2),
+                                           source=source), (dns.exception.Timeout,))
+
+    def reply_or_silence(self, wire: bytes, source: str | None = None) -> bytes | None:
+        """The server's reply to ``wire`` sent from ``source``, or None when it
+        sends none: told apart from a slow reply without guessing a time.
+
+        A sentinel question follows it from another address (one no test's
+        ACL names) to the same server socket; a server reads one socket in
+        order, so once the sentinel is answered, any reply to ``wire`` has
+        been sent before it, and over loopback has arrived."""
+        v6 = ":" in self.host
+        family = socket.AF_INET6 if v6 else socket.AF_INET
+        sentinel = dns.message.make_query("sentinel.invalid", "A")
+        with socket.socket(family, socket.SOCK_DGRAM) as probe, \
+                socket.socket(family, socket.SOCK_DGRAM) as guard:
+            probe.bind((source or ("::1" if v6 else "127.0.0.1"), 0))
+            guard.bind(("::1" if v6 else SENTINEL_SOURCE, 0))
+            probe.sendto(wire, (self.host, self.port))
+            guard.settimeout(scaled(2))
+
+            def answered() -> None:
+                guard.sendto(sentinel.to_wire(), (self.host, self.port))
+                while dns.message.from_wire(guard.recv(65535)).id != sentinel.id:
+                    pass  # a late reply to an earlier try
+
+            retry(answered, (TimeoutError,))
+            # The two replies left in order; the short wait only covers
+            # their taking different CPUs' queues inside the kernel.
+            probe.settimeout(0.05)
+            try:
+                return probe.recv(65535)
+            except TimeoutError:
+                return None
+
+    def ask_or_silence(self, name: str, rdtype: str = "A",
+                       source: str | None = None) -> dns.message.Message | None:
+        """The answer to one UDP question from ``source``, or None for none."""
+        reply = self.reply_or_silence(dns.message.make_query(name, rdtype).to_wire(), source)
+        return None if reply is None else dns.message.from_wire(reply)
+
+    def a(self, name: str) -> list[str]:
+        """The A addresses answered for ``name``, sorted; [] for none."""
+        r = self.query(name, "A")
+        return sorted(rd.address for rrset in r.answer for rd in rrset
+                      if rrset.rdtype == dns.rdatatype.A)
+
+    def txt(self, name: str) -> list[str]:
+        r = self.query(name, "TXT")
+        return sorted(b"".join(rd.strings).decode("latin-1") for rrset in r.answer
+                      for rd in rrset if rrset.rdtype == dns.rdatatype.TXT)
+
+# -- servers ---------------------------------------------------------------------------
+
+class ServerThread:
+    """The real server, in-process on its own event loop thread (aiosmtpd style)."""
+
+    def __init__(self, config: ServerConfig, zoneset=None, metrics: Listen | None = None) -> None:
+        # No metrics endpoint unless a test asks: the default port is shared.
+        self.config = replace(config, metrics=metrics)
+        self.zoneset = zoneset
+        self.server: Server | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        loop = self._loop = new_event_loop()
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as exc:  # handed to start()
+            self._error = exc
+            self._ready.set()
+        finally:
+            loop.close()
+
+    async def _main(self) -> None:
+        self.server = Server(self.config, self.zoneset or load_zoneset(self.config))
+        await self.server.start()
+        serving = asyncio.create_task(self.server.serve_forever(handle_signals=False))
+        await self.server.running.wait()
+        self._ready.set()
+        await serving
+
+    def call(self, make_coroutine, timeout: float = 30):
+        """Run ``make_coroutine()`` on the server's loop and return its result."""
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(make_coroutine(), self._loop)
+        return future.result(timeout)
+
+    def check(self) -> bool:
+        """One reload check, as the timer or SIGHUP would run it."""
+        assert self.server is not None and self.server.reloader is not None
+        return self.call(self.server.reloader.check_once)
+
+    def start(self) -> Client:
+        self._thread.start()
+        if not self._ready.wait(scaled(30)):
+            self.stop()
+            raise TimeoutError(f"server did not start within {scaled(30):.0f} s")
+        if self._error is not None:
+            raise self._error
+        assert self.server is not None
+        bound = self.server.bound[0]
+        return Client(bound.host, bound.port)
+
+    def stop(self) -> None:
+        """Stop the server and wait for its thread; a server that does not stop
+        fails the test that started it, not a later one its sockets leak into."""
+        if self._loop is not None and self.server is not None and self._thread.is_alive():
+            try:
+                self._loop.call_soon_threadsafe(self.server.stop)
+            except RuntimeError:  # the loop closed meanwhile: it has stopped
+                pass
+        if self._thread.ident is not None:
+            self._thread.join(scaled(30))
+            if self._thread.is_alive():
+                raise AssertionError("the server thread did not stop")
+
+
+def stop_all(stoppers: list) -> None:
+    """Call every ``stop`` (the last started first); one that raises does not
+    keep the others from running, and its error is raised after them."""
+    with ExitStack() as stack:
+        for stop in stoppers:
+            stack.callback(stop)
+
+
+class Process:
+    """`python -m dnsbl serve ...` as a subprocess, port read from its log."""
+
+    def __init__(self, *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
+                 command: list[str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
+        if "--metrics" not in args:
+            args = (*args, "--metrics", "none")  # the default port is shared
+        if "--control" not in args and "RUNTIME_DIRECTORY" not in (env or {}):
+            # The default path is shared too; a test that sets RUNTIME_DIRECTORY
+            # wants the default place, there.
+            args = (*args, "--control", "none")
+        if "--workers" not in args:
+            # One process unless a test is about workers: the default (one per
+            # CPU) would make each test's cost grow with the machine.
+            args = (*args, "--workers", "1")
+        self.proc = subprocess.Popen(
+            (command or []) + [sys.executable, "-m", "dnsbl", "serve", *args],
+            cwd=cwd, stderr=subprocess.PIPE, text=True, pass_fds=pass_fds,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
+        self.log: list[str] = []
+        self.port = 0
+        self.metrics_port = 0
+        self._reader: threading.Thread | None = None
+
+    def wait_listening(self, timeout: float | None = None) -> Client:
+        """Read the log until the server is ready; killed after ``timeout``
+        (30 s scaled to the host) without it."""
+        assert self.proc.stderr is not None
+        timer = threading.Timer(scaled(30) if timeout is None else timeout, self.proc.kill)
+        timer.start()
+        try:
+            for line in self.proc.stderr:
+                self.log.append(line)
+                metrics = re.search(r"metrics on http://\S+:(\d+)/metrics", line)
+                if metrics:
+                    self.metrics_port = int(metrics.group(1))
+                m = re.search(r"listening on udp\+tcp (\S+):(\d+)", line)
+                if m and not self.port:
+                    host, self.port = m.group(1).strip("[]"), int(m.group(2))
+                if line.rstrip().endswith(" INFO ready") and self.port:
+                    self._read_on()
+                    return Client(host, self.port)
+        finally:
+            timer.cancel()
+        raise AssertionError("server exited before listening:\n" + "".join(self.log))
+
+    def _read_on(self) -> None:
+        """Keep reading the log as it comes, so a test can wait for a line and
+        a talkative server never blocks on a full pipe."""
+        def read() -> None:
+            assert self.proc.stderr is not None
+            for line in self.proc.stderr:
+                self.log.append(line)
+
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
+
+    def wait_log(self, text: str, count: int = 1, start: int = 0,
+                 timeout: float = 10) -> list[str]:
+        """The lines of the log from line ``start`` on that hold ``text``, once
+        there are ``count``; fails, showing the log, after ``timeout``
+        (reference seconds, scaled). The log is read as it comes once the
+        server is listening."""
+        def found() -> list[str]:
+            return [line for line in self.log[start:] if text in line]
+
+        try:
+            wait_for(lambda: len(found()) >= count, timeout,
+                     what=f"{count} log line(s) with {text!r}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the log:\n{''.join(self.log)}") from None
+        return found()
+
+    def stop(self) -> int:
+        """SIGTERM (then SIGKILL if it hangs), and the rest of the log; the
+        exit code. Stopping twice does no harm."""
+        if self._reader is None and self.proc.stderr is not None and not self.proc.stderr.closed:
+            self._read_on()  # the last lines, without a full pipe holding up the exit
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=scaled(20))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self._reader is not None:  # it reads stderr to the end
+            self._reader.join(scaled(20))
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        return self.proc.returncode
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dnsbl", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=scaled(60))
+
+
+# -- answers ---------------------------------------------------------------------------
+
+#: What ``look`` gives for NXDOMAIN, and for a name that is there without an A
+#: or TXT record.
+NX = "NXDOMAIN"
+NODATA = "NODATA"
+
+
+def rev(address: str, zone: str = "bl.test") -> str:
+    """The name a DNSBL is asked for ``address`` (IPv4 or IPv6) in ``zone``."""
+    return ipaddress.ip_address(address).reverse_pointer.rsplit(".", 2)[0] + "." + zone
+
+
+def look(client: Client, question: str, zone: str = "bl.test") -> str | tuple[list[str], list[str]]:
+    """NX, NODATA, or (sorted A addresses, sorted TXT strings) for ``question``:
+    a name, or an address asked as its reversed name in ``zone``. Asked as A
+    and as TXT, the two questions a mail server asks; both must agree."""
+    try:
+        name = rev(question, zone)
+    except ValueError:
+        name = question
+    a, txt = client.query(name, "A"), client.query(name, "TXT")
+    assert a.rcode() == txt.rcode(), (dns.rcode.to_text(a.rcode()), dns.rcode.to_text(txt.rcode()))
+    if a.rcode() == dns.rcode.NXDOMAIN:
+        return NX
+    assert a.rcode() == dns.rcode.NOERROR, dns.rcode.to_text(a.rcode())
+    addresses = sorted(rd.address for rrset in a.answer if rrset.rdtype == dns.rdatatype.A
+                       for rd in rrset)
+    strings = sorted(b"".join(rd.strings).decode("latin-1") for rrset in txt.answer
+                     if rrset.rdtype == dns.rdatatype.TXT for rd in rrset)
+    return (addresses, strings) if addresses or strings else NODATA
+
+
+# -- zone files ------------------------------------------------------------------------
+
+LISTED = "2.0.0.127.bl.test"
+
+
+def write(path: Path, lines: list[str], how: str = "rename", compress: bool = False) -> None:
+    """Publish new data the way operators do: rename (atomic) or overwrite in place."""
+    data = ("\n".join(lines) + "\n").encode()
+    if compress:
+        data = gzip.compress(data)
+    if how == "rename":
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    else:
+        with open(path, "r+b" if path.exists() else "wb") as f:
+            f.truncate(0)
+            f.write(data)
+
+
+def data(reason: str, count: int = 10) -> list[str]:
+    """127.0.0.2 with the given TXT, plus ``count`` more addresses."""
+    return [f":2:{reason}", "127.0.0.2"] + [f"10.0.0.{i}" for i in range(1, count)]
+
+
+# -- metrics ---------------------------------------------------------------------------
+
+def fetch(port: int, path: str, accept: str = "") -> tuple[int, str, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                     headers={"Accept": accept} if accept else {})
+    try:
+        with urllib.request.urlopen(request, timeout=scaled(5)) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers["Content-Type"], exc.read().decode()
+
+
+def samples(port: int) -> dict[tuple[str, frozenset], float]:
+    """Every sample of /metrics, parsed with prometheus-client's own parser."""
+    status, _, text = fetch(port, "/metrics")
+    assert status == 200
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def value(found: dict, name: str, **labels: str) -> float:
+    return found[(name, frozenset(labels.items()))]
+
+
+# -- systemd notifications -------------------------------------------------------------
+
+def receive(sock: socket.socket, wanted: str, timeout: float = 10) -> list[str]:
+    """Notification datagrams until one contains ``wanted``; each awaited for
+    ``timeout`` seconds at most (scaled to the host)."""
+    sock.settimeout(scaled(timeout))
+    seen = []
+    while True:
+        message = sock.recv(4096).decode()
+        seen.append(message)
+        if wanted in message.split("\n"):
+            return seen
+
+
+@contextmanager
+def notified(process, tmp_path, *extra: str, env: dict[str, str] | None = None):
+    """A server on bl.test (TXT "one") told NOTIFY_SOCKET=<a socket of ours>:
+    yields (notify socket, server, client, zone file)."""
+    notify_path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(notify_path)
+        zone = tmp_path / "bl.zone"
+        write(zone, data("one"))
+        server = process("--zone", f"bl.test:ip4set:{zone}", "--listen", "127.0.0.1:0",
+                         *extra, env={"NOTIFY_SOCKET": notify_path, **(env or {})})
+        yield notify, server, server.wait_listening(), zone
+
+
+def fields(message: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in message.split("\n") if "=" in line)
+
+
+# -- workers ---------------------------------------------------------------------------
+
+def ask_from_new_sockets(client, name: str, count: int,
+                         sent: list[int] | None = None) -> list[dns.message.Message]:
+    """``count`` queries, each from a fresh source port, so SO_REUSEPORT spreads
+    them over the workers. One lost on a loaded host is sent again (a few
+    times at most); ``sent`` gets the number of datagrams sent."""
+    replies = []
+    for i in range(count):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(scaled(2))
+            wire = dns.message.make_query(name, "TXT", id=i).to_wire()
+
+            def ask(s=s, wire=wire) -> bytes:
+                if sent is not None:
+                    sent.append(1)
+                s.sendto(wire, (client.host, client.port))
+                return s.recv(4096)
+
+            replies.append(dns.message.from_wire(retry(ask, (TimeoutError,))))
+    return replies
+
+
+# -- the ledger ------------------------------------------------------------------------
+
+#: The zone every test ledger publishes.
+LEDGER_ZONE = "rep.example.org"
+
+
+def ledger_name(address: str) -> str:
+    """The name ``address`` is asked as in the ledger's zone."""
+    return ".".join(reversed(address.split("."))) + "." + LEDGER_ZONE
+
+
+CATEGORIES = """
+[ledger.categories.spam]
+a = "127.0.0.2"
+lifetime = "7d"
+aliases = ["spam", "rsit:abusive-content=\\"spam\\""]
+
+[ledger.categories.botnet-cc]
+a = "127.0.0.3"
+lifetime = "30d"
+aliases = ["c2-server", "rsit:malicious-code=\\"c2-server\\""]
+
+[ledger.categories.scanner]
+a = "127.0.0.4"
+lifetime = "3d"
+aliases = ["scanner"]
+"""
+
+
+class Ledger:
+    """One ledger configuration in a temporary folder, and its CLI."""
+
+    def __init__(self, folder: Path, database: str, extra: str = "") -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config = folder / "dnsbl.toml"
+        self.zone = folder / "published" / "rep.example.org.00.zone"
+        self.config.write_text(
+            'listen = ["127.0.0.1:0"]\n'
+            "[ledger]\n"
+            f"database = {json.dumps(database)}\n"
+            'zone = "rep.example.org"\n'
+            'lookup_url = "https://rep.example.org/lookup?ip=$"\n'
+            "publish_interval = 0\n"
+            f"{extra}\n{CATEGORIES}")
+
+    def __call__(self, *args: str) -> tuple[int, str, str]:
+        """``dnsbl ledger --config ... ARGS`` in this process: (status, out, err)."""
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = main(["ledger", "--config", str(self.config), "--by", "tester", *args])
+        return status, out.getvalue(), err.getvalue()
+
+    def ok(self, *args: str) -> str:
+        status, out, err = self(*args)
+        assert status == 0, (status, out, err)
+        return out
+
+    def json(self, *args: str) -> dict:
+        return json.loads(self.ok("--json", *args))
+
+    def process(self, *args: str, **kwargs) -> subprocess.Popen:
+        """The real command as a child process."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "dnsbl", "ledger", "--config", str(self.config),
+             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+    def export(self) -> str:
+        return self.ok("export", "--format", "json")
+
+    def zone_text(self) -> str:
+        """Every published file of the zone, one after the other."""
+        return "".join(path.read_text() for path in sorted(self.zone.parent.glob("*.zone")))
+
+    def write(self, name: str, text: str) -> str:
+        path = self.folder / name
+        path.write_text(text)
+        return str(path)
+
+
+def postgres_bin() -> str | None:
+    """The folder of initdb and pg_ctl, or None where PostgreSQL is not installed."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return os.path.dirname(found[-1])
+    initdb = shutil.which("initdb")
+    return os.path.dirname(initdb) if initdb else None
+
+
+class PostgresServer:
+    """A throw-away PostgreSQL cluster on a free loopback port; as 'nobody' when
+    we are root (postgres refuses to run as root)."""
+
+    def __init__(self, bin_dir: str, port: int) -> None:
+        self.bin = bin_dir
+        self.port = port
+        self.folder = tempfile.mkdtemp(prefix="dnsbl-pg-")
+        self.data = os.path.join(self.folder, "data")
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            self._as = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+            os.chmod(self.folder, 0o755)
+            shutil.chown(self.folder, "nobody", "nogroup")
+        self.databases = 0
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self._as, *args], check=True, capture_output=True, timeout=120,
+                       cwd=self.folder)
+
+    def start(self) -> None:
+        self._run(f"{self.bin}/initdb", "-D", self.data, "-U", "postgres", "-A", "trust",
+                  "--no-sync")
+        self._run(f"{self.bin}/pg_ctl", "-D", self.data, "-l",
+                  os.path.join(self.folder, "log"), "-w", "-t", "60", "-o",
+                  f"-h 127.0.0.1 -p {self.port} -k {self.folder} -F", "start")
+
+    def new_database(self) -> str:
+        import psycopg
+
+        self.databases += 1
+        name = f"ledger{self.databases}"
+        with psycopg.connect(self.url("postgres"), autocommit=True) as db:
+            db.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def url(self, name: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            self._run(f"{self.bin}/pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)

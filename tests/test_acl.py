@@ -6,9 +6,7 @@ import dns.exception
 import dns.rcode
 import pytest
 
-from tests.conftest import needs_ipv6
-from tests.helpers import wait_for
-from tests.test_reload import write
+from tests.helpers import ServerThread, needs_ipv6, wait_for, write
 
 DATA = ["$SOA 0 ns1.bl.test admin.bl.test 1 2h 2h 1w 1h", ":2:Listed $", "127.0.0.2"]
 GENERIC = ["www A 127.0.0.8"]
@@ -106,7 +104,6 @@ def test_global_and_zone_acl_precedence(serve, zone_file, source, in_zone, elsew
 
 def test_acl_reloads_like_any_zone_file(tmp_path, cleanup):
     from dnsbl.config import Listen, ServerConfig, with_overrides
-    from tests.conftest import ServerThread
 
     data, acl = tmp_path / "data", tmp_path / "acl"
     write(data, DATA)

@@ -14,8 +14,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import needs_ipv6
-from tests.helpers import scaled
+from tests.helpers import ServerThread, needs_ipv6, scaled
 
 SOA_LINE = "$SOA 3600 ns1.example.org hostmaster.example.org 42 1h 15m 1w 300"
 DATA = [
@@ -419,7 +418,6 @@ def test_dataset_named_by_two_zones_is_loaded_once(serve, zone_file):
 def test_dropped_packets_are_counted(zone_file, cleanup):
     from dnsbl.answer import DROP_REASONS
     from dnsbl.config import Listen, ServerConfig, parse_zone_spec
-    from tests.conftest import ServerThread
 
     thread = ServerThread(ServerConfig(listen=(Listen("127.0.0.1", 0),), zones=(
         parse_zone_spec(f"bl.test:ip4set:{zone_file(['127.0.0.2'])}"),)))

@@ -15,8 +15,7 @@ import dns.rcode
 import pytest
 
 from dnsbl import __version__
-from tests.conftest import ROOT, needs_ipv6, run_cli
-from tests.helpers import scaled
+from tests.helpers import ROOT, needs_ipv6, receive, run_cli, scaled
 
 
 def test_help_documents_every_subcommand_and_flag():
@@ -341,7 +340,6 @@ def test_json_log_is_one_object_per_line(process, zone_file, workers):
 
 
 def test_log_level_warning_hides_info(process, tmp_path, zone_file):
-    from tests.test_systemd import receive
 
     notify_path = str(tmp_path / "notify")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:

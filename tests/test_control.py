@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port
-from tests.test_reload import LISTED, data, write
+from tests.helpers import LISTED, ROOT, data, free_port, run_cli, write
 
 
 def ctl(control: Path | None, *args: str, env: dict[str, str] | None = None,
@@ -25,14 +24,6 @@ def ctl(control: Path | None, *args: str, env: dict[str, str] | None = None,
         (command or []) + [sys.executable, "-m", "dnsbl", "ctl", *where, *args],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
         env={**os.environ, **(env or {})})
-
-
-def read_log_until(server, needle: str, count: int = 1, start: int = 0,
-                   timeout: float = 30) -> list[str]:
-    """The lines of the server's log from line ``start`` on that hold ``needle``,
-    once there are ``count``; fails after ``timeout`` seconds (scaled to the
-    host) without them."""
-    return server.wait_log(needle, count, start, timeout)
 
 
 @pytest.fixture
@@ -214,7 +205,6 @@ def test_the_unit_gives_the_default_place():
 
 
 def test_help_names_the_commands_and_exit_codes():
-    from tests.conftest import run_cli
 
     text = " ".join(run_cli("ctl", "--help").stdout.split())
     for word in ("status", "reload", "query", "0 done", "1 the server said no", "2 usage",

@@ -7,6 +7,8 @@ import ipaddress
 import dns.rcode
 import pytest
 
+from tests.helpers import run_cli
+
 NX = "NXDOMAIN"
 NODATA = "NODATA"
 
@@ -225,7 +227,6 @@ def test_dnset_duplicates_and_exclusions(zone, name, answer):
 
 
 def test_query_explains_ipv6_and_names(zone_file):
-    from tests.conftest import run_cli
 
     v6 = zone_file(IP6_LINES)
     out = run_cli("query", "--zone", f"bl.test:ip6trie:{v6}", "2605:6001:42::bead").stdout

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import scaled
+from tests.helpers import ServerThread, scaled
 
 ZONE = [
     ":127.0.0.2:Listed, see https://bl.example.org/?ip=$",
@@ -43,7 +43,6 @@ ADDRESSES = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5",
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     from dnsbl.config import Listen, ServerConfig, with_overrides
-    from tests.conftest import ServerThread
 
     work = tmp_path_factory.mktemp("fast")
     data = work / "bl.txt"

@@ -39,8 +39,7 @@ from hypothesis import strategies as st
 
 from dnsbl.answer import answer
 from dnsbl.config import Listen, ServerConfig, merge_zones, parse_zone_spec
-from tests.conftest import ServerThread
-from tests.helpers import scaled
+from tests.helpers import ServerThread, scaled
 
 UDP_EXAMPLES = 2500
 UDP_SECONDS = 30.0

@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.helpers import TIME_FACTOR, retry, scaled, wait_for
+from tests.helpers import ROOT, TIME_FACTOR, retry, scaled, wait_for
 
 
 def test_wait_for_returns_once_the_condition_holds():

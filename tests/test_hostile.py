@@ -22,9 +22,7 @@ import dns.rdatatype
 import pytest
 
 from dnsbl.config import Listen, ServerConfig, with_overrides
-from tests.conftest import ServerThread
-from tests.helpers import scaled
-from tests.test_metrics import samples
+from tests.helpers import ServerThread, samples, scaled
 
 ZONE_DATA = [
     "$SOA 3600 ns1.example.org hostmaster.example.org 42 1h 15m 1w 300",

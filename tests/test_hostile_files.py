@@ -23,11 +23,21 @@ from pathlib import Path
 import dns.rcode
 import pytest
 
-from tests.conftest import ROOT, free_port, run_cli
-from tests.test_metrics import fetch, samples, value
-from tests.test_reload import data, wait_for, write
-from tests.test_systemd import fields, notified, receive
-from tests.test_workers import ask_from_new_sockets
+from tests.helpers import (
+    ROOT,
+    ask_from_new_sockets,
+    data,
+    fetch,
+    fields,
+    free_port,
+    notified,
+    receive,
+    run_cli,
+    samples,
+    value,
+    wait_for,
+    write,
+)
 
 HOOKS = ROOT / "tests" / "hooks"
 A_LISTED = "2.0.0.127.a.test"

@@ -13,7 +13,7 @@ import pytest
 
 from dnsbl import __version__
 from dnsbl.cli import build_parser
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 MAN_PAGES = ("docs/dnsbl.8", "docs/dnsbl.toml.5")
 

@@ -16,78 +16,18 @@ from pathlib import Path
 import dns.rcode
 import pytest
 
-from dnsbl.config import load_config
 from dnsbl.ledger.store import MIGRATIONS
-from tests.conftest import ROOT, ServerThread, free_port
-from tests.ledger_helpers import Ledger, PostgresServer, postgres_bin, wait_for
+from tests.helpers import (
+    LEDGER_ZONE,
+    ROOT,
+    Ledger,
+    ledger_name,
+    wait_for,
+)
 
-NAME = "rep.example.org"
 #: A report time within every category's lifetime.
 RECENT = int(time.time()) - 3600
 
-
-def name(address: str) -> str:
-    return ".".join(reversed(address.split("."))) + "." + NAME
-
-
-@pytest.fixture(scope="session")
-def postgres():
-    bin_dir = postgres_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL is not installed (Debian: postgresql)")
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pytest.skip("psycopg is not installed (pip install 'dnsbl[postgresql]')")
-    server = PostgresServer(bin_dir, free_port())
-    try:
-        server.start()
-    except Exception as exc:
-        server.stop()
-        pytest.skip(f"cannot start PostgreSQL here: {exc}")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request):
-    """The database URL maker for each backend."""
-    if request.param == "sqlite":
-        return lambda folder: str(folder / "ledger.sqlite")
-    server = request.getfixturevalue("postgres")
-    return lambda folder: server.new_database()
-
-
-@pytest.fixture
-def make_ledger(tmp_path, backend):
-    counter = iter(range(100))
-
-    def _make(extra: str = "") -> Ledger:
-        folder = tmp_path / f"l{next(counter)}"
-        folder.mkdir()
-        return Ledger(folder, backend(folder), extra)
-
-    return _make
-
-
-@pytest.fixture
-def ledger(make_ledger) -> Ledger:
-    return make_ledger()
-
-
-@pytest.fixture
-def served():
-    """served(ledger) -> Client of a real server over that ledger's configuration."""
-    threads: list[ServerThread] = []
-
-    def _serve(ledger: Ledger):
-        thread = ServerThread(load_config(str(ledger.config)))
-        threads.append(thread)
-        return thread, thread.start()
-
-    yield _serve
-    for thread in threads:
-        thread.stop()
 
 
 # -- add, repeat, remove --------------------------------------------------------------
@@ -100,19 +40,19 @@ def test_add_is_published_and_served_with_every_category(ledger, served):
     ledger.ok("add", "2001:67c:10::/48", "--category", "scanner", "--source", "cert-a",
               "--reason", "scans ssh")
     thread, client = served(ledger)
-    assert client.a(name("203.0.114.7")) == ["127.0.0.2", "127.0.0.3"]
-    assert client.txt(name("203.0.114.7")) == [
+    assert client.a(ledger_name("203.0.114.7")) == ["127.0.0.2", "127.0.0.3"]
+    assert client.txt(ledger_name("203.0.114.7")) == [
         "botnet-cc: C2 for $family (source cert-b, since "
         f"{time.strftime('%Y-%m-%d', time.gmtime())}) "
         "https://rep.example.org/lookup?ip=203.0.114.7",
         f"spam: spam run (source cert-a, since {time.strftime('%Y-%m-%d', time.gmtime())}) "
         "https://rep.example.org/lookup?ip=203.0.114.7"]
-    v6 = ".".join(reversed("2001067c00100000000000000000abcd")) + "." + NAME
+    v6 = ".".join(reversed("2001067c00100000000000000000abcd")) + "." + LEDGER_ZONE
     assert client.a(v6) == ["127.0.0.4"]
-    assert client.query(name("203.0.114.8")).rcode() == dns.rcode.NXDOMAIN
+    assert client.query(ledger_name("203.0.114.8")).rcode() == dns.rcode.NXDOMAIN
     # RFC 5782 test point, one A per category.
-    assert client.a(name("127.0.0.2")) == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
-    assert client.query(name("127.0.0.1")).rcode() == dns.rcode.NXDOMAIN
+    assert client.a(ledger_name("127.0.0.2")) == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    assert client.query(ledger_name("127.0.0.1")).rcode() == dns.rcode.NXDOMAIN
 
 
 def test_a_repeat_report_extends_instead_of_duplicating(ledger):
@@ -154,7 +94,7 @@ def test_removal_sticks_against_old_evidence_and_yields_to_new(ledger, served):
                          str(int(time.time()) + 1))
     assert result["added"] == 1
     _, client = served(ledger)
-    assert client.a(name("203.0.114.9")) == ["127.0.0.2"]
+    assert client.a(ledger_name("203.0.114.9")) == ["127.0.0.2"]
     history = ledger.json("history", "203.0.114.9")["history"]
     assert [e["action"] for e in history] == ["add", "remove", "add"]
     assert history[1]["why"] == "owner cleaned up"
@@ -219,7 +159,7 @@ def test_guard_holds_back_special_allowlisted_and_wide_and_says_so(make_ledger, 
     assert "/8 is wider than spam allows (/24)" in reasons["11.0.0.0/8"]
     assert "allowlist" in reasons["203.0.114.53"]
     assert "MISP warninglist 'List of known public DNS resolvers'" in reasons["9.9.9.9"]
-    assert held["entries"][NAME] == 1
+    assert held["entries"][LEDGER_ZONE] == 1
     text = ledger.ok("publish")
     assert "held back 5 listing(s)" in text
     # --force publishes one listing past the guard, and says so in the history.
@@ -228,10 +168,10 @@ def test_guard_holds_back_special_allowlisted_and_wide_and_says_so(make_ledger, 
     ledger.ok("add", "127.0.0.1", "--category", "spam", "--source", "a", "--reason", "r",
               "--force")
     _, client = served(ledger)
-    assert client.a(name("10.1.2.3")) == ["127.0.0.2"]
-    assert client.query(name("127.0.0.1")).rcode() == dns.rcode.NXDOMAIN
-    assert client.query(name("9.9.9.9")).rcode() == dns.rcode.NXDOMAIN
-    assert client.query(name("11.1.1.1")).rcode() == dns.rcode.NXDOMAIN
+    assert client.a(ledger_name("10.1.2.3")) == ["127.0.0.2"]
+    assert client.query(ledger_name("127.0.0.1")).rcode() == dns.rcode.NXDOMAIN
+    assert client.query(ledger_name("9.9.9.9")).rcode() == dns.rcode.NXDOMAIN
+    assert client.query(ledger_name("11.1.1.1")).rcode() == dns.rcode.NXDOMAIN
     actions = [e["action"] for e in ledger.json("history", "10.1.2.3")["history"]]
     assert actions == ["add", "extend", "force"]
 
@@ -243,14 +183,14 @@ def test_an_expired_listing_stops_being_answered_after_the_next_publish(ledger, 
               "--expires", "2s")
     ledger.ok("add", "203.0.114.21", "--category", "spam", "--source", "a", "--reason", "r")
     thread, client = served(ledger)
-    assert client.a(name("203.0.114.20")) == ["127.0.0.2"]
+    assert client.a(ledger_name("203.0.114.20")) == ["127.0.0.2"]
     expires = ledger.json("show", "203.0.114.20")["listings"][0]["expires"]
     wait_for(lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) > expires, 10,
              "the listing's expiry")
     ledger.ok("publish")
     thread.check()
-    assert client.query(name("203.0.114.20")).rcode() == dns.rcode.NXDOMAIN
-    assert client.a(name("203.0.114.21")) == ["127.0.0.2"]
+    assert client.query(ledger_name("203.0.114.20")).rcode() == dns.rcode.NXDOMAIN
+    assert client.a(ledger_name("203.0.114.21")) == ["127.0.0.2"]
 
 
 # -- bad input ------------------------------------------------------------------------
@@ -395,14 +335,14 @@ def test_serve_publishes_at_start_and_answers_an_add_within_2_seconds(ledger, pr
     ledger.config.write_text(text)
     server = process("--config", str(ledger.config))
     client = server.wait_listening()
-    assert client.a(name("127.0.0.2")) == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    assert client.a(ledger_name("127.0.0.2")) == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
     added = time.monotonic()
     ledger.ok("add", "203.0.114.60", "--category", "spam", "--source", "a", "--reason", "r",
               "--expires", "3s")
-    wait_for(lambda: client.a(name("203.0.114.60")) == ["127.0.0.2"], 10, "listed")
+    wait_for(lambda: client.a(ledger_name("203.0.114.60")) == ["127.0.0.2"], 10, "listed")
     assert time.monotonic() - added < 2 * (os.getloadavg()[0] / (os.cpu_count() or 1) + 1)
     # No publish by hand: the server's timer drops it once expired.
-    wait_for(lambda: client.query(name("203.0.114.60")).rcode() == dns.rcode.NXDOMAIN, 20,
+    wait_for(lambda: client.query(ledger_name("203.0.114.60")).rcode() == dns.rcode.NXDOMAIN, 20,
              "expired by the publish timer")
     assert server.stop() == 0
 
@@ -468,11 +408,11 @@ def test_kill_9_during_a_publish_leaves_the_served_zone_whole(ledger, served):
         pytest.skip("publish finished before it could be killed (a very fast machine)")
     assert ledger.zone_text() == published
     thread.check()
-    assert client.a(name("203.2.0.1")) == ["127.0.0.2"]
+    assert client.a(ledger_name("203.2.0.1")) == ["127.0.0.2"]
     assert ledger.ok("publish")
     assert not any(p.name.endswith(".tmp") for p in temp.iterdir())
     thread.check()
-    assert client.a(name("203.0.114.80")) == ["127.0.0.4"]
+    assert client.a(ledger_name("203.0.114.80")) == ["127.0.0.4"]
 
 
 def test_a_locked_ledger_is_one_message_and_exit_3(tmp_path):
@@ -544,7 +484,7 @@ def test_a_long_reason_is_cut_to_fit_one_txt_string(ledger, served):
     status, out, _ = ledger("publish")
     assert status == 0
     _, client = served(ledger)
-    [txt] = client.txt(name("203.0.114.95"))
+    [txt] = client.txt(ledger_name("203.0.114.95"))
     assert len(txt.encode("latin-1")) <= 255
     assert txt.endswith("https://rep.example.org/lookup?ip=203.0.114.95")
     check = subprocess.run([sys.executable, "-m", "dnsbl", "check", "--config",

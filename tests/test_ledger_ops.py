@@ -21,11 +21,7 @@ import dns.rcode
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ROOT
-from tests.ledger_helpers import Ledger, wait_for
-
-# The ledger tests' fixtures: this file's allowlist test runs on both backends too.
-from tests.test_ledger import backend, make_ledger, name, postgres, served  # noqa: F401
+from tests.helpers import ROOT, Ledger, ledger_name, wait_for
 
 
 def _dump(database: Path) -> list[str]:
@@ -197,13 +193,13 @@ def test_the_ledgers_own_allowlist_is_audited_and_honoured_at_publish(
     ledger = make_ledger()
     ledger.ok("add", "203.0.114.7", "--category", "spam", "--source", "a", "--reason", "r")
     _, client = served(ledger)
-    assert client.a(name("203.0.114.7")) == ["127.0.0.2"]
+    assert client.a(ledger_name("203.0.114.7")) == ["127.0.0.2"]
     out = ledger.ok("allow", "add", "203.0.114.0/24", "--reason", "our mail relays")
     assert "203.0.114.0/24 is allowlisted" in out
     held = ledger.json("publish")["published"]["held"]
     assert [(h["key"], h["why"]) for h in held] == [
         ("203.0.114.7", "allowlist in the ledger: 203.0.114.0/24 (our mail relays)")]
-    wait_for(lambda: client.query(name("203.0.114.7")).rcode() == dns.rcode.NXDOMAIN, 10,
+    wait_for(lambda: client.query(ledger_name("203.0.114.7")).rcode() == dns.rcode.NXDOMAIN, 10,
              "held back by the ledger's allowlist")
     status, _, err = ledger("add", "203.0.114.8", "--category", "spam", "--source", "a",
                             "--reason", "r")
@@ -212,7 +208,7 @@ def test_the_ledgers_own_allowlist_is_audited_and_honoured_at_publish(
     assert (entry["key"], entry["who"], entry["why"]) == (
         "203.0.114.0/24", "tester", "our mail relays")
     ledger.ok("allow", "remove", "203.0.114.0/24", "--reason", "relays moved")
-    wait_for(lambda: client.a(name("203.0.114.7")) == ["127.0.0.2"], 10, "listed again")
+    wait_for(lambda: client.a(ledger_name("203.0.114.7")) == ["127.0.0.2"], 10, "listed again")
     history = ledger.json("history", "203.0.114.0/24")["history"]
     assert [(e["action"], e["who"], e["why"]) for e in history] == [
         ("allow", "tester", "our mail relays"), ("unallow", "tester", "relays moved")]

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_reload import wait_for
+from tests.helpers import ROOT, wait_for
 
 
 @pytest.fixture

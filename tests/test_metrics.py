@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import time
-import urllib.error
-import urllib.request
 
 import dns.message
 import dns.rcode
@@ -13,39 +11,24 @@ import pytest
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
-from prometheus_client.parser import text_string_to_metric_families
 
 from dnsbl.config import Listen, ServerConfig, ZoneConfig, parse_zone_spec
 from dnsbl.ledger.config import LedgerConfig
 from dnsbl.metrics import FAILURE_REASONS, SERIES, build_registry, declared_fold, fold
-from tests.conftest import ROOT, ServerThread, stop_all
-from tests.helpers import scaled, timestamp_line, wait_for
-from tests.test_reload import data, write
-
-
-def fetch(port: int, path: str, accept: str = "") -> tuple[int, str, str]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
-                                     headers={"Accept": accept} if accept else {})
-    try:
-        with urllib.request.urlopen(request, timeout=scaled(5)) as response:
-            return response.status, response.headers["Content-Type"], response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers["Content-Type"], exc.read().decode()
-
-
-def samples(port: int) -> dict[tuple[str, frozenset], float]:
-    """Every sample of /metrics, parsed with prometheus-client's own parser."""
-    status, _, text = fetch(port, "/metrics")
-    assert status == 200
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return out
-
-
-def value(found: dict, name: str, **labels: str) -> float:
-    return found[(name, frozenset(labels.items()))]
+from tests.helpers import (
+    ROOT,
+    ServerThread,
+    data,
+    fetch,
+    run_cli,
+    samples,
+    scaled,
+    stop_all,
+    timestamp_line,
+    value,
+    wait_for,
+    write,
+)
 
 
 @pytest.fixture
@@ -419,7 +402,6 @@ def test_metrics_port_clash_stops_start_up_before_the_zones_load(tmp_path, worke
     """The README's promise: the addresses are bound before the data loads."""
     import socket
 
-    from tests.conftest import run_cli
 
     zone = tmp_path / "big.zone"
     # Long enough to load that a clash found after it would show "loaded" lines.

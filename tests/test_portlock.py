@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, free_port, udp_tcp_sockets
+from tests.helpers import ROOT, free_port, udp_tcp_sockets
 
 
 def second_instance(zone: str, listen: str, workers: str) -> subprocess.CompletedProcess[str]:

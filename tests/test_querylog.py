@@ -9,7 +9,7 @@ import signal
 import dns.rcode
 import pytest
 
-from tests.helpers import wait_for
+from tests.helpers import ServerThread, run_cli, samples, value, wait_for
 
 
 def entries(path) -> list[dict]:
@@ -50,7 +50,6 @@ def test_query_log_samples_and_explains(process, tmp_path, zone_file):
 
 
 def test_query_log_that_cannot_be_opened_stops_startup(zone_file, tmp_path):
-    from tests.conftest import run_cli
 
     result = run_cli("serve", "--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
                      "--listen", "127.0.0.1:0", "--metrics", "none",
@@ -63,8 +62,6 @@ def test_entries_the_writer_cannot_take_are_dropped_and_counted(tmp_path, zone_f
                                                                 monkeypatch):
     from dnsbl import querylog
     from dnsbl.config import Listen, ServerConfig, with_overrides
-    from tests.conftest import ServerThread
-    from tests.test_metrics import samples, value
 
     # A queue of three and a writer that only wakes to stop: it cannot keep up.
     monkeypatch.setattr(querylog, "MAX_PENDING", 3)
@@ -131,7 +128,6 @@ def test_entries_lost_to_a_full_disk_are_counted(process, zone_file):
     disk does; what is lost shows in dnsbl_query_log_dropped_total."""
     import os
 
-    from tests.test_metrics import samples, value
 
     if not os.access("/dev/full", os.W_OK):
         pytest.skip("/dev/full is not writable here")

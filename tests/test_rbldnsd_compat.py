@@ -27,8 +27,7 @@ import dns.rcode
 import pytest
 
 from dnsbl.explain import name_under
-from tests.conftest import ROOT, Client, free_port, has_ipv6_loopback, stop_all
-from tests.helpers import scaled
+from tests.helpers import ROOT, Client, ServerThread, free_port, has_ipv6_loopback, scaled, stop_all
 
 #: Where dnsbl answers differently from rbldnsd on purpose, and why (README,
 #: "How it differs from rbldnsd"). Only the answer section and rcode are
@@ -288,7 +287,6 @@ def _rbldnsd(root: str, specs: list[str], v6: bool = False):
 @pytest.fixture(scope="module")
 def ours(data):
     from dnsbl.config import Listen, ServerConfig, parse_zone_spec
-    from tests.conftest import ServerThread
 
     root, generated = data
     config = ServerConfig(listen=(Listen("127.0.0.1", 0),), zones=tuple(
@@ -396,7 +394,6 @@ class _Both:
 
     def __init__(self, root: str, specs: list[str], v6: bool = False) -> None:
         from dnsbl.config import Listen, ServerConfig, with_overrides
-        from tests.conftest import ServerThread
 
         self._theirs = _rbldnsd(root, specs, v6)
         rbl = next(self._theirs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import needs_ipv6, run_cli
+from tests.helpers import needs_ipv6, run_cli
 
 LISTED = ["$TTL 10", ":127.0.0.2:Listed $", "127.0.0.2", "192.0.2.0/24 :3:Botnet"]
 

@@ -15,30 +15,16 @@ import dns.rcode
 import pytest
 
 from dnsbl.config import Listen, ServerConfig, ZoneConfig, parse_zone_spec
-from tests.conftest import ServerThread, stop_all
-from tests.helpers import scaled, timestamp_line, wait_for
-
-LISTED = "2.0.0.127.bl.test"
-
-
-def write(path: Path, lines: list[str], how: str = "rename", compress: bool = False) -> None:
-    """Publish new data the way operators do: rename (atomic) or overwrite in place."""
-    data = ("\n".join(lines) + "\n").encode()
-    if compress:
-        data = gzip.compress(data)
-    if how == "rename":
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    else:
-        with open(path, "r+b" if path.exists() else "wb") as f:
-            f.truncate(0)
-            f.write(data)
-
-
-def data(reason: str, count: int = 10) -> list[str]:
-    """127.0.0.2 with the given TXT, plus ``count`` more addresses."""
-    return [f":2:{reason}", "127.0.0.2"] + [f"10.0.0.{i}" for i in range(1, count)]
+from tests.helpers import (
+    LISTED,
+    ServerThread,
+    data,
+    scaled,
+    stop_all,
+    timestamp_line,
+    wait_for,
+    write,
+)
 
 
 @pytest.fixture

@@ -14,9 +14,7 @@ import pytest
 
 from dnsbl.config import Listen, RRLConfig, ServerConfig, load_config, parse_zone_spec
 from dnsbl.rrl import ALLOW, DROP, RateLimiter
-from tests.conftest import ServerThread, stop_all
-from tests.helpers import scaled
-from tests.test_metrics import samples, value
+from tests.helpers import ServerThread, samples, scaled, stop_all, value
 
 NAME = "2.0.0.127.bl.test"
 

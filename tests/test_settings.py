@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 ZONE = '[[zone]]\nname = "bl.test"\ntype = "ip4set"\nfiles = ["bl.zone"]\n'
 

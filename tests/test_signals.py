@@ -9,9 +9,7 @@ import signal
 
 import pytest
 
-from tests.test_control import read_log_until
-from tests.test_reload import LISTED, data, write
-from tests.test_workers import ask_from_new_sockets
+from tests.helpers import LISTED, ask_from_new_sockets, data, write
 
 
 def start(process, tmp_path, workers: str, *extra: str):
@@ -35,22 +33,22 @@ def test_usr1_logs_statistics_usr2_resets_them_and_neither_touches_data(
     assert all(r.answer for r in replies)
     # A truncated file is refused; SIGUSR1 must not let it in (it once did).
     write(zone, data("shrunk", 5))
-    read_log_until(server, "would shrink from 100 to 5 entries")
+    server.wait_log("would shrink from 100 to 5 entries", timeout=30)
     mark = len(server.log)
     server.proc.send_signal(signal.SIGUSR1)
-    lines = read_log_until(server, "zone bl.test:", int(workers), mark)
+    lines = server.wait_log("zone bl.test:", int(workers), mark, timeout=30)
     assert sum(queries(lines)) == 30  # each worker its share
     assert all("since start" in line and "100 entries" in line for line in lines)
     assert client.txt(LISTED) == ["full"]
     # SIGUSR2: logged, then reset: the next SIGUSR1 counts from there.
     mark = len(server.log)
     server.proc.send_signal(signal.SIGUSR2)
-    lines = read_log_until(server, "zone bl.test:", int(workers), mark)
+    lines = server.wait_log("zone bl.test:", int(workers), mark, timeout=30)
     assert sum(queries(lines)) == 31  # and the TXT just asked
-    read_log_until(server, "statistics reset", int(workers), mark)
+    server.wait_log("statistics reset", int(workers), mark, timeout=30)
     mark = len(server.log)
     server.proc.send_signal(signal.SIGUSR1)
-    lines = read_log_until(server, "zone bl.test:", int(workers), mark)
+    lines = server.wait_log("zone bl.test:", int(workers), mark, timeout=30)
     assert queries(lines) == [0] * int(workers)
     assert all("since the last reset" in line for line in lines)
     assert client.txt(LISTED) == ["full"]
@@ -61,7 +59,7 @@ def test_usr1_logs_statistics_usr2_resets_them_and_neither_touches_data(
 def test_sighup_with_nothing_changed_logs_one_line(process, tmp_path, workers):
     server, client, _zone = start(process, tmp_path, workers, "--check-interval", "0")
     server.proc.send_signal(signal.SIGHUP)
-    read_log_until(server, "SIGHUP: no zone file changed")
+    server.wait_log("SIGHUP: no zone file changed", timeout=30)
     assert client.txt(LISTED) == ["full"]
     assert server.stop() == 0
     assert sum("no zone file changed" in line for line in server.log) == 1
@@ -71,8 +69,8 @@ def test_a_reload_that_recovers_says_after_how_many_failures(process, tmp_path):
     server, client, zone = start(process, tmp_path, "1", "--check-interval", "0.1")
     for count in (5, 6):
         write(zone, data("shrunk", count))
-        read_log_until(server, f"would shrink from 100 to {count} entries")
+        server.wait_log(f"would shrink from 100 to {count} entries", timeout=30)
     write(zone, data("fixed", 100))
-    [line] = read_log_until(server, "reloaded zone bl.test")
+    [line] = server.wait_log("reloaded zone bl.test", timeout=30)
     assert line.rstrip().endswith("recovered after 2 failed loads"), line
     assert client.txt(LISTED) == ["fixed"]

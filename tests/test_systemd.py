@@ -9,45 +9,21 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, udp_tcp_sockets
-from tests.helpers import scaled
-from tests.test_reload import data, write
-from tests.test_workers import ask_from_new_sockets
-
-
-def receive(sock: socket.socket, wanted: str, timeout: float = 10) -> list[str]:
-    """Notification datagrams until one contains ``wanted``; each awaited for
-    ``timeout`` seconds at most (scaled to the host)."""
-    sock.settimeout(scaled(timeout))
-    seen = []
-    while True:
-        message = sock.recv(4096).decode()
-        seen.append(message)
-        if wanted in message.split("\n"):
-            return seen
-
-
-@contextmanager
-def notified(process, tmp_path, *extra: str, env: dict[str, str] | None = None):
-    """A server on bl.test (TXT "one") told NOTIFY_SOCKET=<a socket of ours>:
-    yields (notify socket, server, client, zone file)."""
-    notify_path = str(tmp_path / "notify")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(notify_path)
-        zone = tmp_path / "bl.zone"
-        write(zone, data("one"))
-        server = process("--zone", f"bl.test:ip4set:{zone}", "--listen", "127.0.0.1:0",
-                         *extra, env={"NOTIFY_SOCKET": notify_path, **(env or {})})
-        yield notify, server, server.wait_listening(), zone
-
-
-def fields(message: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in message.split("\n") if "=" in line)
+from tests.helpers import (
+    ROOT,
+    ask_from_new_sockets,
+    data,
+    fields,
+    notified,
+    receive,
+    scaled,
+    udp_tcp_sockets,
+    write,
+)
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

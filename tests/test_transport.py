@@ -21,9 +21,7 @@ from dnsbl.config import Listen, RRLConfig, ServerConfig, parse_zone_spec, with_
 from dnsbl.protocols import MAX_BUFFERED
 from dnsbl.server import UDP_RECEIVE_BUFFER
 from dnsbl.stats import TCP_CLOSE_REASONS
-from tests.conftest import Client, ServerThread, needs_ipv6
-from tests.helpers import scaled, wait_for
-from tests.test_metrics import samples, value
+from tests.helpers import Client, ServerThread, needs_ipv6, samples, scaled, value, wait_for
 
 
 @pytest.fixture

@@ -23,8 +23,7 @@ import dns.rdatatype
 import pytest
 
 from dnsbl.config import Listen, ServerConfig, parse_zone_spec
-from tests.conftest import ServerThread, free_port, stop_all
-from tests.helpers import retry, scaled
+from tests.helpers import ServerThread, free_port, retry, scaled, stop_all
 
 UNBOUND = shutil.which("unbound") or (
     "/usr/sbin/unbound" if os.path.exists("/usr/sbin/unbound") else None)

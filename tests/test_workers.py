@@ -15,30 +15,17 @@ import dns.message
 import dns.rcode
 import pytest
 
-from tests.helpers import retry, scaled, wait_for
-from tests.test_metrics import fetch, samples, value
-from tests.test_reload import data, write
-
-
-def ask_from_new_sockets(client, name: str, count: int,
-                         sent: list[int] | None = None) -> list[dns.message.Message]:
-    """``count`` queries, each from a fresh source port, so SO_REUSEPORT spreads
-    them over the workers. One lost on a loaded host is sent again (a few
-    times at most); ``sent`` gets the number of datagrams sent."""
-    replies = []
-    for i in range(count):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(scaled(2))
-            wire = dns.message.make_query(name, "TXT", id=i).to_wire()
-
-            def ask(s=s, wire=wire) -> bytes:
-                if sent is not None:
-                    sent.append(1)
-                s.sendto(wire, (client.host, client.port))
-                return s.recv(4096)
-
-            replies.append(dns.message.from_wire(retry(ask, (TimeoutError,))))
-    return replies
+from tests.helpers import (
+    ask_from_new_sockets,
+    data,
+    fetch,
+    notified,
+    receive,
+    samples,
+    value,
+    wait_for,
+    write,
+)
 
 
 def worker_pids(log: list[str]) -> dict[int, int]:
@@ -158,7 +145,6 @@ class Pings:
 
 def test_a_stopped_worker_is_unhealthy_and_holds_back_the_watchdog(process, tmp_path,
                                                                   cleanup):
-    from tests.test_systemd import notified, receive
 
     with notified(process, tmp_path, "--workers", "2", "--metrics", "127.0.0.1:0",
                   env={"WATCHDOG_USEC": "200000"}) as (notify, server, client, _):
