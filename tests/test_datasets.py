@@ -2,34 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 import dns.rcode
 import pytest
 
-from tests.helpers import run_cli
-
-NX = "NXDOMAIN"
-NODATA = "NODATA"
-
-
-def rev6(address: str, zone: str = "bl.test") -> str:
-    return ipaddress.ip_address(address).reverse_pointer.replace("ip6.arpa", zone)
-
-
-def look(client, name: str):
-    """NX, NODATA, or (sorted A addresses, sorted TXT strings)."""
-    r = client.query(name, "ANY")
-    if r.rcode() == dns.rcode.NXDOMAIN:
-        return NX
-    assert r.rcode() == dns.rcode.NOERROR
-    if not r.answer:
-        return NODATA
-    a = sorted(rd.address for rrset in r.answer if rrset.rdtype == 1 for rd in rrset)
-    txt = sorted(b"".join(rd.strings).decode() for rrset in r.answer if rrset.rdtype == 16
-                 for rd in rrset)
-    return a, txt
-
+from tests.helpers import NODATA, NX, look, rev, run_cli
 
 IP6_LINES = [
     ":127.0.1.2: Listed, see http://example.com/lookup?$",
@@ -56,12 +32,12 @@ IP6_LINES = [
 ])
 def test_ip6trie(zone, address, answer):
     client = zone(IP6_LINES, "ip6trie")
-    assert look(client, rev6(address)) == answer
+    assert look(client, rev(address)) == answer
 
 
 def test_ip6_intermediate_and_malformed_names(zone):
     client = zone(IP6_LINES, "ip6trie")
-    full = rev6("2001:21ab:c000::5")
+    full = rev("2001:21ab:c000::5")
     labels = full.split(".")
     for depth in (1, 8, 16, 31):
         assert look(client, ".".join(labels[32 - depth:])) == NODATA  # RFC 8020
@@ -75,20 +51,20 @@ def test_ip6tset(zone):
     client = zone([":3:Tset $", "2001:20fe:23:41ed", "abac:adab:ad00:42f",
                    "!abac:adab:ad00:42f:face:0f:a:beef", "!abac:adab:ad00:42f::2",
                    "2001:db8::/64", "2001:db9:1:2:3"], "ip6tset")
-    assert look(client, rev6("2001:20fe:23:41ed::9")) == (
+    assert look(client, rev("2001:20fe:23:41ed::9")) == (
         ["127.0.0.3"], ["Tset 2001:20fe:23:41ed::9"])
-    assert look(client, rev6("abac:adab:ad00:42f::1")) == (
+    assert look(client, rev("abac:adab:ad00:42f::1")) == (
         ["127.0.0.3"], ["Tset abac:adab:ad00:42f::1"])
-    assert look(client, rev6("abac:adab:ad00:42f:face:f:a:beef")) == NX
-    assert look(client, rev6("abac:adab:ad00:42f::2")) == NX
-    assert look(client, rev6("2001:db8::1")) == NX  # only four-group /64s are keys
+    assert look(client, rev("abac:adab:ad00:42f:face:f:a:beef")) == NX
+    assert look(client, rev("abac:adab:ad00:42f::2")) == NX
+    assert look(client, rev("2001:db8::1")) == NX  # only four-group /64s are keys
 
 
 def test_ipv4_and_ipv6_data_under_one_zone(serve, zone_file):
     v6 = zone_file([":3:v6 $", "::ffff:7f00:2", "2001:db8::/32"])
     c = serve(f"bl.test:ip4set:{zone_file([':2:v4 $', '127.0.0.2'])}", f"bl.test:ip6trie:{v6}")
     assert look(c, "2.0.0.127.bl.test") == (["127.0.0.2"], ["v4 127.0.0.2"])
-    assert look(c, rev6("2001:db8::1")) == (["127.0.0.3"], ["v6 2001:db8::1"])
+    assert look(c, rev("2001:db8::1")) == (["127.0.0.3"], ["v6 2001:db8::1"])
     assert look(c, "1.0.0.127.bl.test") == NX
     assert look(c, "7.bl.test") == NODATA
 
@@ -109,7 +85,7 @@ def test_ipv4_and_ipv6_data_under_one_zone(serve, zone_file):
 def test_ipv6_names_holding_ipv4_addresses(serve, zone_file, address, answer):
     c = serve(f"bl.test:ip4set:{zone_file([':2:v4 $', '127.0.0.2', '10.0.0.0/8'])}",
               f"bl.test:ip6trie:{zone_file([':3:v6 $', '::ffff:7f00:2', '2002::/16'])}")
-    assert look(c, rev6(address)) == answer
+    assert look(c, rev(address)) == answer
 
 
 @pytest.mark.parametrize("kind, lines, names", [
@@ -159,10 +135,10 @@ def test_name_listed_by_ipv4_data_and_a_dnset_answers_both(serve, zone_file):
 
 def test_ipv4_zone_answers_mapped_ipv6_names(serve, zone_file):
     c = serve(f"bl.test:ip4set:{zone_file([':2:v4 $', '127.0.0.2'])}")
-    assert look(c, rev6("::ffff:7f00:2")) == (["127.0.0.2"], ["v4 127.0.0.2"])
-    assert look(c, rev6("2001:db8::2")) == NX
+    assert look(c, rev("::ffff:7f00:2")) == (["127.0.0.2"], ["v4 127.0.0.2"])
+    assert look(c, rev("2001:db8::2")) == NX
     # The names above a mapped address exist (RFC 8020); others do not.
-    nibbles = rev6("::ffff:7f00:2").split(".")
+    nibbles = rev("::ffff:7f00:2").split(".")
     assert look(c, ".".join(nibbles[8:])) == NODATA  # ::ffff:0:0/96
     assert look(c, ".".join(nibbles[27:])) == NODATA  # ::/20
     assert look(c, ".".join(["a", *nibbles[28:]])) == NX  # a::/20
