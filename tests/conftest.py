@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,13 +42,20 @@ def cleanup() -> Iterator[ExitStack]:
 
 @pytest.fixture
 def serve():
-    """serve(*zone_specs, **config) -> Client for a real server on 127.0.0.1:<free port>."""
+    """serve(*zone_specs, **settings) -> Client of a real server, in-process.
+
+    ``zone_specs`` are command-line zones (``bl.test:ip4set:/path``);
+    ``settings`` are any ServerConfig fields (``check_interval=0.1``,
+    ``udp_batch=0``, ``listen=(Listen("::1", 0),)``, ``metrics=Listen(...)``).
+    It listens on 127.0.0.1 on a port the kernel picks unless ``listen``
+    says otherwise, serves no metrics unless ``metrics`` asks, and is stopped
+    after the test whatever its outcome."""
     started: list[ServerThread] = []
 
-    def _serve(*zones: str, listen: tuple[Listen, ...] = (Listen("127.0.0.1", 0),),
-               ttl: int = 2100) -> Client:
-        config = with_overrides(ServerConfig(listen=listen, ttl=ttl), zones=list(zones))
-        thread = ServerThread(config)
+    def _serve(*zones: str, **settings: Any) -> Client:
+        metrics = settings.pop("metrics", None)
+        config = ServerConfig(**{"listen": (Listen("127.0.0.1", 0),), **settings})
+        thread = ServerThread(with_overrides(config, zones=list(zones)), metrics=metrics)
         started.append(thread)
         return thread.start()
 

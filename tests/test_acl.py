@@ -6,7 +6,7 @@ import dns.exception
 import dns.rcode
 import pytest
 
-from tests.helpers import ServerThread, needs_ipv6, wait_for, write
+from tests.helpers import needs_ipv6, wait_for, write
 
 DATA = ["$SOA 0 ns1.bl.test admin.bl.test 1 2h 2h 1w 1h", ":2:Listed $", "127.0.0.2"]
 GENERIC = ["www A 127.0.0.8"]
@@ -102,18 +102,11 @@ def test_global_and_zone_acl_precedence(serve, zone_file, source, in_zone, elsew
     assert seen_from(c, source, UNLISTED.replace("bl", "other")) == elsewhere
 
 
-def test_acl_reloads_like_any_zone_file(tmp_path, cleanup):
-    from dnsbl.config import Listen, ServerConfig, with_overrides
-
+def test_acl_reloads_like_any_zone_file(tmp_path, serve):
     data, acl = tmp_path / "data", tmp_path / "acl"
     write(data, DATA)
     write(acl, ["127.0.0.5 :pass"])
-    config = with_overrides(
-        ServerConfig(listen=(Listen("127.0.0.1", 0),), check_interval=0.1),
-        zones=[f"bl.test:ip4set:{data}", f"bl.test:acl:{acl}"])
-    thread = ServerThread(config)
-    client = thread.start()
-    cleanup.callback(thread.stop)
+    client = serve(f"bl.test:ip4set:{data}", f"bl.test:acl:{acl}", check_interval=0.1)
     assert seen_from(client, "127.0.0.5", LISTED) == ("NOERROR", ["127.0.0.2"])
     write(acl, ["127.0.0.5 :refuse"])
     wait_for(lambda: seen_from(client, "127.0.0.5", LISTED) == "REFUSED")

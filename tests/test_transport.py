@@ -17,7 +17,7 @@ import dns.message
 import dns.rcode
 import pytest
 
-from dnsbl.config import Listen, RRLConfig, ServerConfig, parse_zone_spec, with_overrides
+from dnsbl.config import Listen, RRLConfig, ServerConfig, parse_zone_spec
 from dnsbl.protocols import MAX_BUFFERED
 from dnsbl.server import UDP_RECEIVE_BUFFER
 from dnsbl.stats import TCP_CLOSE_REASONS
@@ -500,14 +500,10 @@ def test_udp_and_tcp_on_ipv4_and_ipv6_listeners(start, cleanup):
 
 
 @pytest.mark.parametrize("udp_batch", [32, 0], ids=["recvmmsg", "one-at-a-time"])
-def test_ipv6_listener_sees_client_addresses(zone_file, cleanup, udp_batch):
+def test_ipv6_listener_sees_client_addresses(zone_file, serve, udp_batch):
     # An ACL needs the client's address: over IPv6 it must come through intact.
     acl = zone_file(["::1 :127.0.0.9:every address listed for $"])
-    config = with_overrides(ServerConfig(listen=(Listen("::1", 0),), udp_batch=udp_batch),
-                            zones=[f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
-                                   f"bl.test:acl:{acl}"])
-    thread = ServerThread(config)
-    client = thread.start()
-    cleanup.callback(thread.stop)
+    client = serve(f"bl.test:ip4set:{zone_file(['127.0.0.2'])}", f"bl.test:acl:{acl}",
+                   listen=(Listen("::1", 0),), udp_batch=udp_batch)
     assert client.a("3.3.3.3.bl.test") == ["127.0.0.9"]
     assert client.txt("3.3.3.3.bl.test") == ["every address listed for ::1"]
