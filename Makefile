@@ -43,8 +43,13 @@ test: $(VENV)/.installed
 check: $(VENV)/.installed
 	$(BIN)/dnsbl check --config zones/dnsbl.toml
 
-lint: $(VENV)/.installed
+# The linters once, not at each run: installed from the package index like
+# the test tools, and nothing else needs the network or root.
+$(VENV)/.lint-installed: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,dev]'
+	touch $@
+
+lint: $(VENV)/.lint-installed
 	$(BIN)/ruff check dnsbl tests benchmarks
 	$(BIN)/mypy dnsbl
 
