@@ -42,6 +42,7 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.rrset
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -463,6 +464,13 @@ def look(client: Client, question: str, zone: str = "bl.test") -> str | tuple[li
     return (addresses, strings) if addresses or strings else NODATA
 
 
+def soa_of(response: dns.message.Message) -> dns.rrset.RRset:
+    """The SOA record of a negative answer's authority section, the only record there."""
+    [rrset] = response.authority
+    assert rrset.rdtype == dns.rdatatype.SOA
+    return rrset
+
+
 # -- zone files ------------------------------------------------------------------------
 
 LISTED = "2.0.0.127.bl.test"
@@ -545,6 +553,18 @@ def notified(process, tmp_path, *extra: str, env: dict[str, str] | None = None):
 
 def fields(message: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in message.split("\n") if "=" in line)
+
+
+def as_systemd_starts(udp: socket.socket, tcp: socket.socket) -> list[str]:
+    """A command prefix that hands ``udp`` and ``tcp`` to the program after it
+    as systemd's socket activation does: at fds 3 and 4, LISTEN_FDS=2 and
+    LISTEN_PID its own pid (exec keeps the pid). Pass both in ``pass_fds``."""
+    shim = (f"import os, sys; u, t = os.dup({udp.fileno()}), os.dup({tcp.fileno()}); "
+            "os.dup2(u, 3); os.dup2(t, 4); os.set_inheritable(3, True); "
+            "os.set_inheritable(4, True); "
+            "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='2'); "
+            "os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", shim]
 
 
 # -- workers ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.helpers import ServerThread, needs_ipv6, scaled
+from tests.helpers import ServerThread, needs_ipv6, scaled, soa_of
 
 SOA_LINE = "$SOA 3600 ns1.example.org hostmaster.example.org 42 1h 15m 1w 300"
 DATA = [
@@ -30,12 +30,6 @@ DATA = [
 @pytest.fixture
 def bl(zone):
     return zone(DATA)
-
-
-def soa_of(response: dns.message.Message):
-    [rrset] = response.authority
-    assert rrset.rdtype == dns.rdatatype.SOA
-    return rrset
 
 
 def test_listed_a_and_txt(bl):

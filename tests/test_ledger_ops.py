@@ -13,15 +13,13 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import dns.rcode
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import ROOT, Ledger, ledger_name, wait_for
+from tests.helpers import ROOT, Ledger, ledger_name, samples, value, wait_for
 
 
 def _dump(database: Path) -> list[str]:
@@ -141,21 +139,13 @@ def test_a_read_only_ledger_can_be_read_and_refuses_writes_in_one_line(read_only
 
 # -- what the guard held back, for Prometheus --------------------------------------------
 
-def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples
-            if s.name.startswith("dnsbl_ledger_")}
+def held(seen: dict, reason: str) -> float:
+    return value(seen, "dnsbl_ledger_held_back", reason=reason)
 
 
-def _held(reason: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    return "dnsbl_ledger_held_back", (("reason", reason),)
-
-
-def _entries(category: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    return "dnsbl_ledger_published_entries", (("category", category),
-                                               ("zone", "rep.example.org"))
+def entries(seen: dict, category: str) -> float:
+    return value(seen, "dnsbl_ledger_published_entries", category=category,
+                 zone="rep.example.org")
 
 
 def test_serve_exports_what_the_last_publish_held_back_and_wrote(tmp_path, process):
@@ -170,19 +160,19 @@ def test_serve_exports_what_the_last_publish_held_back_and_wrote(tmp_path, proce
                   "--no-publish")
     server = process("--config", str(ledger.config), "--metrics", "127.0.0.1:0")
     server.wait_listening()  # serve publishes at start-up
-    seen = _scrape(server.metrics_port)
-    assert {reason: seen[_held(reason)] for reason in
+    seen = samples(server.metrics_port)
+    assert {reason: held(seen, reason) for reason in
             ("never", "special_purpose", "too_wide", "allowlist", "warninglist")} == {
         "never": 1, "special_purpose": 1, "too_wide": 1, "allowlist": 1, "warninglist": 0}
-    assert (seen[_entries("spam")], seen[_entries("scanner")], seen[_entries("botnet-cc")]) \
+    assert (entries(seen, "spam"), entries(seen, "scanner"), entries(seen, "botnet-cc")) \
         == (2, 1, 0)
-    assert seen["dnsbl_ledger_last_publish_timestamp_seconds", ()] > 0
+    assert value(seen, "dnsbl_ledger_last_publish_timestamp_seconds") > 0
     # A change by an analyst publishes one file; the next scrape counts it.
     ledger.ok("add", "203.0.114.9", "--category", "botnet-cc", "--source", "a", "--reason", "r")
     ledger.ok("remove", "203.0.114.53", "--reason", "ours after all")
-    seen = _scrape(server.metrics_port)
-    assert seen[_entries("botnet-cc")] == 1 and seen[_held("allowlist")] == 0
-    assert (seen[_entries("spam")], seen[_held("never")]) == (2, 1)
+    seen = samples(server.metrics_port)
+    assert entries(seen, "botnet-cc") == 1 and held(seen, "allowlist") == 0
+    assert (entries(seen, "spam"), held(seen, "never")) == (2, 1)
     assert server.stop() == 0
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, free_port, udp_tcp_sockets
+from tests.helpers import ROOT, as_systemd_starts, free_port, udp_tcp_sockets
 
 
 def second_instance(zone: str, listen: str, workers: str) -> subprocess.CompletedProcess[str]:
@@ -76,14 +76,8 @@ def test_sockets_from_systemd_are_claimed_too(process, zone_file):
     tcp.listen(16)
     try:
         zone = zone_file(["127.0.0.2"])
-        # As systemd does: the sockets at fds 3 and 4, LISTEN_PID the server's own pid.
-        shim = (f"import os, sys; u, t = os.dup({udp.fileno()}), os.dup({tcp.fileno()}); "
-                "os.dup2(u, 3); os.dup2(t, 4); os.set_inheritable(3, True); "
-                "os.set_inheritable(4, True); "
-                "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='2'); "
-                "os.execv(sys.argv[1], sys.argv[1:])")
         server = process("--zone", f"bl.test:ip4set:{zone}", "--workers", "2",
-                         command=[sys.executable, "-c", shim],
+                         command=as_systemd_starts(udp, tcp),
                          pass_fds=(udp.fileno(), tcp.fileno()))
         udp.close()
         tcp.close()

@@ -15,6 +15,7 @@ import pytest
 
 from tests.helpers import (
     ROOT,
+    as_systemd_starts,
     ask_from_new_sockets,
     data,
     fields,
@@ -89,17 +90,10 @@ def test_socket_activation_uses_the_sockets_it_is_given(process, tmp_path, zone_
     port = udp.getsockname()[1]
     tcp.listen(16)
     try:
-        # As systemd does: the sockets at fds 3 and 4, LISTEN_PID the server's own pid
-        # (exec keeps the pid).
-        shim = (f"import os, sys; u, t = os.dup({udp.fileno()}), os.dup({tcp.fileno()}); "
-                "os.dup2(u, 3); os.dup2(t, 4); os.set_inheritable(3, True); "
-                "os.set_inheritable(4, True); "
-                "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='2'); "
-                "os.execv(sys.argv[1], sys.argv[1:])")
         server = process(
             "--zone", f"bl.test:ip4set:{zone_file(['127.0.0.2'])}",
             "--listen", "127.0.0.1:1",  # ignored: the inherited sockets win
-            command=[sys.executable, "-c", shim], pass_fds=(udp.fileno(), tcp.fileno()))
+            command=as_systemd_starts(udp, tcp), pass_fds=(udp.fileno(), tcp.fileno()))
         udp.close()
         tcp.close()
         client = server.wait_listening()

@@ -23,7 +23,7 @@ import dns.rdatatype
 import pytest
 
 from dnsbl.config import Listen, ServerConfig, parse_zone_spec
-from tests.helpers import ServerThread, free_port, retry, scaled, stop_all
+from tests.helpers import ServerThread, free_port, retry, scaled, soa_of, stop_all
 
 UNBOUND = shutil.which("unbound") or (
     "/usr/sbin/unbound" if os.path.exists("/usr/sbin/unbound") else None)
@@ -150,12 +150,6 @@ def resolver(zone_file, tmp_path):
         stop_all([unbound.stop, thread.stop])
 
 
-def _soa(r: dns.message.Message):
-    [rrset] = r.authority
-    assert rrset.rdtype == dns.rdatatype.SOA
-    return rrset
-
-
 def test_listed_address_through_unbound(resolver):
     unbound, _ = resolver
     r = unbound.query("2.0.0.127.bl.test", "A")
@@ -176,7 +170,7 @@ def test_unlisted_address_is_nxdomain_through_unbound(resolver):
     r = unbound.query("1.0.0.127.bl.test", "A")
     assert r.rcode() == dns.rcode.NXDOMAIN
     assert not r.answer
-    soa = _soa(r)
+    soa = soa_of(r)
     assert str(soa.name) == "bl.test."
     assert 0 < soa.ttl <= NEGATIVE_TTL
 
@@ -189,7 +183,7 @@ def test_intermediate_names_are_nodata_through_unbound(resolver, name):
     r = unbound.query(name, "A")
     assert r.rcode() == dns.rcode.NOERROR
     assert not r.answer
-    _soa(r)
+    soa_of(r)
 
 
 def test_listed_below_a_walked_intermediate_name(resolver):
@@ -205,15 +199,15 @@ def test_negative_answer_is_cached_for_the_soa_minimum(resolver):
     unbound, thread = resolver
     first = unbound.query("3.0.0.127.bl.test", "A")
     assert first.rcode() == dns.rcode.NXDOMAIN
-    first_ttl = _soa(first).ttl
+    first_ttl = soa_of(first).ttl
     assert NEGATIVE_TTL - 5 <= first_ttl <= NEGATIVE_TTL
     time.sleep(2.1)
     second = unbound.query("3.0.0.127.bl.test", "A")
     assert second.rcode() == dns.rcode.NXDOMAIN
     # From the cache: the remaining TTL counts down (a fresh answer would be 300 again).
-    assert _soa(second).ttl <= first_ttl - 2
+    assert soa_of(second).ttl <= first_ttl - 2
     # ...and it does not need us: with our server gone the cached NXDOMAIN still comes.
     thread.stop()
     third = unbound.query("3.0.0.127.bl.test", "A")
     assert third.rcode() == dns.rcode.NXDOMAIN
-    assert 0 < _soa(third).ttl <= first_ttl - 2
+    assert 0 < soa_of(third).ttl <= first_ttl - 2
