@@ -177,17 +177,6 @@ ns = "3600 ns.other.example"
     assert [str(rd.target) for rd in ns] == ["ns.other.example."] and ns.ttl == 3600
 
 
-def test_soa_serial_zero_means_newest_file_mtime(zone_file, serve):
-    import os
-
-    path = zone_file(["$SOA 0 ns.x hm.x 0 1h 1h 1w 1m", "127.0.0.2"])
-    os.utime(path, (1_700_000_000, 1_700_000_000))
-    c = serve(f"bl.test:ip4set:{path}")
-    r = c.query("bl.test", "SOA")
-    assert r.answer[0][0].serial == 1_700_000_000
-    assert r.answer[0].ttl == 2100  # SOA ttl 0: the default TTL
-
-
 def test_name_outside_every_zone_is_refused(bl):
     r = bl.query("2.0.0.127.other.test", "A")
     assert r.rcode() == dns.rcode.REFUSED

@@ -518,8 +518,13 @@ def test_soa_serial_zero_is_the_newest_mtime_of_the_zone(serve, zone_file):
     other = zone_file(["5.6.7.8"])
     os.utime(sp1, (SP1_MTIME, SP1_MTIME))
     os.utime(other, (SP1_MTIME + 1000, SP1_MTIME + 1000))
-    client = serve(f"a.test:ip4set:{sp1}", f"a.test:ip4trie:{other}")
+    lone = zone_file(["$SOA 0 ns.x hm.x 0 1h 1h 1w 1m", "127.0.0.2"])
+    os.utime(lone, (SP1_MTIME, SP1_MTIME))
+    client = serve(f"a.test:ip4set:{sp1}", f"a.test:ip4trie:{other}", f"b.test:ip4set:{lone}")
     assert client.query("a.test", "SOA").answer[0][0].serial == SP1_MTIME + 1000
+    # One file: its mtime; SOA ttl 0 and no $TTL: the default TTL.
+    [soa] = client.query("b.test", "SOA").answer
+    assert (soa[0].serial, soa.ttl) == (SP1_MTIME, 2100)
 
 
 @pytest.mark.parametrize("lines, ttl, fields, ns, ns_ttl", [
