@@ -41,6 +41,8 @@ from dnsbl.answer import answer
 from dnsbl.config import Listen, ServerConfig, merge_zones, parse_zone_spec
 from tests.helpers import ServerThread, scaled
 
+pytestmark = pytest.mark.slow  # tens of thousands of inputs
+
 UDP_EXAMPLES = 2500
 UDP_SECONDS = 30.0
 IN_PROCESS_INPUTS = 20_000

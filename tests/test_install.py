@@ -15,6 +15,8 @@ from dnsbl import __version__
 from dnsbl.cli import build_parser
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.slow  # builds a virtualenv and installs into it
+
 MAN_PAGES = ("docs/dnsbl.8", "docs/dnsbl.toml.5")
 
 

@@ -330,6 +330,7 @@ def test_export_then_import_gives_the_same_published_zone(make_ledger):
 
 # -- the server ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_serve_publishes_at_start_and_answers_an_add_within_2_seconds(ledger, process):
     text = ledger.config.read_text().replace("publish_interval = 0", "publish_interval = 1")
     ledger.config.write_text(text)

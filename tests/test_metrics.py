@@ -161,6 +161,7 @@ def test_each_failure_reason_is_its_own_series(metered, damage, reason):
     assert value(found, "dnsbl_dataset_reloads_total", dataset=dataset) == 1
 
 
+@pytest.mark.slow
 def test_exclusions_and_expiry_are_exported(metered):
     # Time to start and scrape once while it is fresh, even on a busy machine.
     thread, client, port, path = metered(

@@ -58,8 +58,10 @@ DIFFERENCES = {
 RBLDNSD = shutil.which("rbldnsd") or (
     "/usr/sbin/rbldnsd" if os.path.exists("/usr/sbin/rbldnsd") else None)
 
-pytestmark = pytest.mark.skipif(
-    RBLDNSD is None, reason="rbldnsd not installed (apt-get install rbldnsd)")
+pytestmark = [
+    pytest.mark.skipif(RBLDNSD is None, reason="rbldnsd not installed (apt-get install rbldnsd)"),
+    pytest.mark.slow,  # a second server, thousands of questions to both
+]
 
 
 def _ip(rng: random.Random, first: int) -> ipaddress.IPv4Address:

@@ -216,6 +216,7 @@ def test_sighup_reloads_with_polling_disabled(process, tmp_path):
     assert any("reloaded zone bl.test: 10 entries" in line for line in server.log)
 
 
+@pytest.mark.slow
 def test_sighup_tries_again_what_failed_before(process, tmp_path):
     """Data stamped a little in the future is refused; once that time has come,
     the unchanged file loads on SIGHUP (polling waits for a change)."""
@@ -252,6 +253,7 @@ def test_missing_zone_at_start_with_allow_missing(process, tmp_path, zone_file):
     assert client.txt(LISTED.replace("bl", "late")) == ["arrived"]
 
 
+@pytest.mark.slow
 def test_queries_during_reloads_are_all_answered_consistently(watched):
     """A steady stream of queries across several reloads: every one answered, each
     answer wholly from one generation, generations never going backwards."""

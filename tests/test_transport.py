@@ -235,6 +235,7 @@ def reset_by_peer(sock: socket.socket, within: float) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_clients_that_never_read_are_reset_and_free_their_slots(start, cleanup):
     """Clients sending questions and never reading the answers cannot hold the
     connection slots: a graceful close would wait for them forever, so they are
@@ -262,6 +263,7 @@ def test_clients_that_never_read_are_reset_and_free_their_slots(start, cleanup):
           f"the stalled clients' last send; closed: {closed}")
 
 
+@pytest.mark.slow
 def test_what_a_stalled_connection_holds_is_bounded(start, cleanup, zone_file):
     """The server stops answering a client's questions once 64 KiB of answers
     wait for it (those already read wait unanswered), so each stalled connection

@@ -28,8 +28,10 @@ from tests.helpers import ServerThread, free_port, retry, scaled, soa_of, stop_a
 UNBOUND = shutil.which("unbound") or (
     "/usr/sbin/unbound" if os.path.exists("/usr/sbin/unbound") else None)
 
-pytestmark = pytest.mark.skipif(
-    UNBOUND is None, reason="unbound not installed (apt-get install unbound)")
+pytestmark = [
+    pytest.mark.skipif(UNBOUND is None, reason="unbound not installed (apt-get install unbound)"),
+    pytest.mark.slow,  # a resolver of its own per test
+]
 
 NEGATIVE_TTL = 300  # min(SOA TTL 3600, SOA minimum 300), RFC 2308
 DATA = [

@@ -63,6 +63,7 @@ def test_workers_share_the_port_reload_together_and_sum_metrics(process, tmp_pat
     assert fetch(server.metrics_port, "/readyz")[0] == 200
 
 
+@pytest.mark.slow
 def test_crashed_worker_is_restarted(process, tmp_path):
     server, client, _ = start(process, tmp_path)
     pids = worker_pids(server.log)
@@ -87,6 +88,7 @@ def test_sigterm_stops_every_worker(process, tmp_path):
         raise AssertionError(f"worker pid {pid} still runs after the supervisor stopped")
 
 
+@pytest.mark.slow
 def test_a_worker_that_cannot_load_stops_start_up_with_one_error(process, tmp_path):
     # A file that opens but cannot be read: found by the workers, not before.
     zone = tmp_path / "bl.zone.gz"
@@ -143,6 +145,7 @@ class Pings:
         self._thread.join(5)
 
 
+@pytest.mark.slow
 def test_a_stopped_worker_is_unhealthy_and_holds_back_the_watchdog(process, tmp_path,
                                                                   cleanup):
 
@@ -181,6 +184,7 @@ def test_a_stopped_worker_is_unhealthy_and_holds_back_the_watchdog(process, tmp_
         assert server.stop() == 0
 
 
+@pytest.mark.slow
 def test_a_worker_silent_for_long_is_killed_and_restarted(process, tmp_path):
     server, client, _ = start(process, tmp_path)
     pids = worker_pids(server.log)
