@@ -97,19 +97,22 @@ def scaled(seconds: float) -> float:
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0,
-             what: str = "condition") -> float:
+             what: str = "condition", every: float | None = None) -> float:
     """Seconds until ``predicate()`` is true; AssertionError once ``timeout``
     (seconds on the reference host, scaled to this one) passes. Polls every
-    10 ms at first, backing off to 100 ms, so a quick condition is seen quickly."""
+    10 ms at first, backing off to 100 ms, so a quick condition is seen quickly;
+    ``every`` polls at that fixed interval instead, for a state that lasts
+    only a moment (a temporary file while it is written)."""
     limit = scaled(timeout)
     started = time.monotonic()
-    pause = 0.01
+    pause = 0.01 if every is None else every
     while not predicate():
         waited = time.monotonic() - started
         if waited > limit:
             raise AssertionError(f"{what} not reached within {limit:.1f} s")
         time.sleep(min(pause, max(0.0, limit - waited) + 0.001))
-        pause = min(pause * 1.5, 0.1)
+        if every is None:
+            pause = min(pause * 1.5, 0.1)
     return time.monotonic() - started
 
 

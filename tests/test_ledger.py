@@ -402,7 +402,7 @@ def test_kill_9_during_a_publish_leaves_the_served_zone_whole(ledger, served):
     temp = ledger.zone.parent
     proc = ledger.process("publish")
     wait_for(lambda: any(p.name.endswith(".tmp") for p in temp.iterdir()) or
-             proc.poll() is not None, 60, "publish writing its temporary file", 0.001)
+             proc.poll() is not None, 60, "publish writing its temporary file", every=0.001)
     proc.kill()
     proc.communicate(timeout=10)
     if proc.returncode != -9:
