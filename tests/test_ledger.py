@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dns.rcode
@@ -257,12 +258,14 @@ def test_a_file_in_the_wrong_format_is_refused(ledger):
 # -- import formats ---------------------------------------------------------------------
 
 def test_intelmq_events_import_with_their_categories_and_sources(ledger):
+    # Times relative to now: a fixed date would expire the listings as the calendar moves on.
+    seen = datetime.fromtimestamp(RECENT, UTC)
     events = [
         {"source.ip": "203.0.114.30", "classification.type": "c2-server",
          "feed.provider": "Shadowserver", "feed.accuracy": 90.0,
-         "time.source": "2026-11-30T12:00:00+00:00", "feed.name": "Botnet-Drone"},
+         "time.source": seen.isoformat(), "feed.name": "Botnet-Drone"},
         {"source.network": "203.0.114.128/25", "classification.type": "scanner",
-         "feed.provider": "Abuse.ch", "time.source": "2026-11-30T13:00:00+00:00",
+         "feed.provider": "Abuse.ch", "time.source": (seen + timedelta(minutes=30)).isoformat(),
          "event_description.text": "scanning 22/tcp"},
         {"source.ip": "2001:67c:10::5", "classification.type": "spam",
          "feed.provider": "Spamtrap"},
@@ -276,7 +279,7 @@ def test_intelmq_events_import_with_their_categories_and_sources(ledger):
                    ("203.0.114.128/25", "scanner", "Abuse.ch", 100),
                    ("2001:67c:10::5", "spam", "Spamtrap", 100)}
     c2 = ledger.json("show", "203.0.114.30")["listings"][0]
-    assert c2["first_seen"] == "2026-11-30T12:00:00Z"
+    assert c2["first_seen"] == seen.strftime("%Y-%m-%dT%H:%M:%SZ")
     bad = ledger.write("bad.jsonl", json.dumps({"source.ip": "203.0.114.31",
                                                 "classification.type": "ddos"}) + "\n")
     status, _, err = ledger("import", bad, "--format", "intelmq", "--source", "i")
