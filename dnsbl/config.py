@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar, cast
 from dnsbl import settings
 from dnsbl.ledger.config import LedgerConfig, parse_ledger
 from dnsbl.ledger.model import LedgerError
+from dnsbl.rpz import RpzPolicy, parse_rpz
 from dnsbl.settings import ConfigError as ConfigError
 from dnsbl.zonefile import DATASET_TYPES, NS, SOA, Limits, parse_ns, parse_soa
 
@@ -112,6 +113,8 @@ class ServerConfig:
     ledger: LedgerConfig | None = None
     #: What loading one dataset may cost (the [limits] table).
     limits: Limits = Limits()
+    #: What `dnsbl export --format rpz` writes per category (the [rpz] table).
+    rpz: RpzPolicy = RpzPolicy()
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -223,7 +226,7 @@ _TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metric
              "log_level", "log_format", "query_log", "query_log_sample", "rrl",
              "tcp_idle_timeout", "tcp_max_connections", "tcp_max_per_client", "edns_payload",
              "nsid", "udp_batch", "workers", "metrics_max_connections", "control",
-             "ledger", "limits"}
+             "ledger", "limits", "rpz"}
 _ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age", "soa",
               "ns"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -267,6 +270,11 @@ def load_config(path: str) -> ServerConfig:
         config = replace(config, rrl=_rrl(data["rrl"], path))
     if "limits" in data:
         config = replace(config, limits=_limits(data["limits"], f"{path}: [limits]"))
+    if "rpz" in data:
+        try:
+            config = replace(config, rpz=parse_rpz(data["rpz"], f"{path}: [rpz]", base))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if "tcp_idle_timeout" in data:
         config = replace(config, tcp_idle_timeout=settings.duration(
             data["tcp_idle_timeout"], f"{path}: 'tcp_idle_timeout'"))
