@@ -43,6 +43,9 @@ from dnsbl.zonefile import (
 DEFAULT_MAX_RECORDS = 10_000_000
 
 FORMATS = ("bind", "rpz")
+#: The last line of a complete export: standard output is streamed, so a
+#: reader of a failed one (exit status 1) can also tell it by this missing.
+END = "; end of {}"
 
 
 class ExportError(Exception):
@@ -216,6 +219,7 @@ class _Tree:
     text: dict[tuple[str, ...], str] = field(default_factory=dict)  # what $ is at a wildcard
     kids: dict[tuple[str, ...], set[str]] = field(default_factory=dict)
     holes: set[tuple[str, ...]] = field(default_factory=set)  # an exclusion strictly below
+    mapped: bool = False  # ::ffff:0:0/96 holds the IPv4 data: $ is the IPv4 address
 
     def add(self, labels: tuple[str, ...], value: Value | None, exact: bool,
             text: str) -> None:
@@ -308,7 +312,10 @@ def _tree_lines(tree: _Tree, top: tuple[str, ...], ttl: int, suffix: str, ip: bo
             return ".".join(reversed(node))
         if tree.leaf_depth == 4:
             return ".".join(node)
-        return str(ipaddress.IPv6Address(int("".join(node), 16)))
+        address = int("".join(node), 16)
+        if tree.mapped and address >> 32 == 0xFFFF:
+            return str(ipaddress.IPv4Address(address & 0xFFFFFFFF))
+        return str(ipaddress.IPv6Address(address))
 
     def region_text(node: tuple[str, ...]) -> str:
         # The entry that made the region: what $ stands for in a wildcard's
@@ -329,8 +336,10 @@ def bind_lines(loaded: Loaded, max_records: int = DEFAULT_MAX_RECORDS) -> Iterat
     budget = _Budget(max_records)
     yield f"; {zone.name}, exported by dnsbl; serial {zone.soa.serial}"
     yield from _apex_lines(loaded, zone.name)
+    # Datasets of one family under one name are written as one tree (DNS has
+    # one answer per name; where two list the same key, the later one's).
+    families: dict[tuple[str, str], tuple[int, list[Any]]] = {}
     for subzone, ttl, parsed in loaded.parts:
-        by_family: dict[str, list[Any]] = {}
         for family, key, bits, value in _entries(parsed):
             if family == "record":
                 rtype, rttl, rdata = bits
@@ -338,13 +347,33 @@ def bind_lines(loaded: Loaded, max_records: int = DEFAULT_MAX_RECORDS) -> Iterat
                 where = ".".join(x for x in (key, subzone) if x) or "@"
                 yield f"{where} {rttl} IN {kind} {text}"
                 continue
-            by_family.setdefault(family, []).append((key, bits, value))
-        for family, entries in by_family.items():
-            if family == "name":
-                tree = _name_tree(entries)
-            else:
-                tree = _ip_tree(family, entries, budget)
-            yield from _tree_lines(tree, (), ttl, subzone, family != "name", budget)
+            families.setdefault((subzone, family), (ttl, []))[1].append((key, bits, value))
+    for (subzone, family), (ttl, entries) in families.items():
+        mapped = False
+        if family == "ip6" and (subzone, "ip4") in families:
+            entries = _mapped(entries, families[(subzone, "ip4")][1])
+            mapped = True
+        elif family == "ip4" and (subzone, "ip6") not in families:
+            families[(subzone, "ip6")] = (ttl, [])  # for its IPv4-mapped names
+        if family == "name":
+            tree = _name_tree(entries)
+        else:
+            tree = _ip_tree(family, entries, budget)
+            tree.mapped = mapped
+        yield from _tree_lines(tree, (), ttl, subzone, family != "name", budget)
+    yield END.format(zone.name)
+
+
+_MAPPED = 0xFFFF << 32  # ::ffff:0:0/96
+
+
+def _mapped(entries6: list[Any], entries4: list[Any]) -> list[Any]:
+    """The IPv6 entries as dnsbl answers them in a zone with IPv4 data: an
+    IPv4-mapped address (::ffff:a.b.c.d) is asked of the IPv4 data alone."""
+    outside = [(key, bits, value) for key, bits, value in entries6
+               if bits < 96 or key >> 32 != 0xFFFF]
+    return [*outside, (_MAPPED, 96, None),
+            *((_MAPPED | key, 96 + bits, value) for key, bits, value in entries4)]
 
 
 # -- rpz ----------------------------------------------------------------------
@@ -409,6 +438,7 @@ def rpz_lines(loaded: Loaded, config: ServerConfig, origin: str,
             yield f"{rpz_ip_name(network)}.{trigger} {ttl} IN {action}"
     for network in _allowed(config, policy):
         yield f"{rpz_ip_name(network)}.rpz-ip {ttl} IN {passthru}"
+    yield END.format(origin)
 
 
 def write(lines: Iterable[str], out: TextIO) -> int:
