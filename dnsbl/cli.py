@@ -274,12 +274,14 @@ def _export(args: argparse.Namespace) -> int:
 
     config = _config(args)
     try:
-        loaded = export.load(config, args.zone_name)
+        zoneset, zone = export.load(config, args.zone_name)
         if args.format == "rpz":
-            lines = export.rpz_lines(loaded, config, args.origin or f"rpz.{loaded.zone.name}",
-                                     config.rpz)
+            origin = (args.origin or f"rpz.{zone.name}").rstrip(".")
+            lines = export.master_file(export.rpz_records(zoneset, zone, config, config.rpz),
+                                       origin, f"RPZ of {zone.name}")
         else:
-            lines = export.bind_lines(loaded, args.max_records)
+            lines = export.master_file(export.bind_records(zoneset, zone, args.max_records),
+                                       zone.name, zone.name)
         if args.output is None:
             export.write(lines, sys.stdout)
             sys.stdout.flush()
@@ -295,6 +297,8 @@ def _export(args: argparse.Namespace) -> int:
     except export.ExportError as exc:
         print(f"dnsbl: export {args.zone_name}: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
+    except BrokenPipeError:
+        raise  # `dnsbl export ... | head`: main() handles it
     except OSError as exc:
         print(f"dnsbl: export: {args.output}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_PROBLEMS

@@ -16,26 +16,23 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from array import array
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from dnsbl.config import ServerConfig
-from dnsbl.dataset import Parsed, index_dataset, parse_dataset
-from dnsbl.registry import Zone, build_zoneset, dataset_key, dataset_specs
-from dnsbl.rpz import RPZ_ACTIONS, RpzPolicy, action_text, rpz_ip_name
-from dnsbl.wire import TYPE_A, TYPE_TXT
-from dnsbl.zonefile import (
-    COMBINED_TYPES,
-    EXACT,
-    GENERIC_TYPES,
-    IP4_TYPES,
-    IP6_TYPES,
-    NAME_TYPES,
-    SUBDOMAINS,
-    Value,
+from dnsbl.dataset import (
+    CombinedDataset,
+    Dataset,
+    GenericDataset,
+    IP4Dataset,
+    IP6Dataset,
+    NameDataset,
 )
+from dnsbl.registry import LoadError, Zone, ZoneSet, load_zoneset
+from dnsbl.rpz import TYPE_CNAME, RpzPolicy, action_rdata, rpz_ip_name
+from dnsbl.wire import TYPE_A, TYPE_NS, TYPE_SOA, TYPE_TXT, name_to_wire, txt_rdata
+from dnsbl.zonefile import EXACT, SUBDOMAINS, Value
 
 #: Past this many records an export stops with an error: a /9 written as
 #: /16 wildcards is 128 records, but a few misplaced exclusions in big
@@ -43,6 +40,8 @@ from dnsbl.zonefile import (
 DEFAULT_MAX_RECORDS = 10_000_000
 
 FORMATS = ("bind", "rpz")
+TYPE_MX = 15
+TYPE_PRIVATE = 65280  # RFC 6895: private use
 #: The last line of a complete export: standard output is streamed, so a
 #: reader of a failed one (exit status 1) can also tell it by this missing.
 END = "; end of {}"
@@ -54,81 +53,75 @@ class ExportError(Exception):
 # -- reading the data -------------------------------------------------------
 
 #: One entry: ("ip4"|"ip6", network int, prefix length, value or None when
-#: excluded), ("name", name, EXACT|SUBDOMAINS|both, value or None), or
-#: ("record", owner, (type, ttl, rdata)) for a generic dataset's records.
+#: excluded), ("name", name, EXACT|SUBDOMAINS, value or None), or
+#: ("record", owner, (type, ttl, rdata), None) for a generic dataset's records.
 Entry = tuple[str, Any, Any, Any]
 
+#: One record: owner relative to the origin ("@": the apex), TTL, type, rdata.
+Record = tuple[str, int, int, bytes]
 
-def _entries(parsed: Parsed) -> Iterator[Entry]:
-    """Every entry of one dataset (not combined), as :data:`Entry` tuples.
 
-    The one place that knows how :class:`~dnsbl.dataset.Parsed` stores them.
+def _entries(dataset: Dataset) -> Iterator[Entry]:
+    """Every entry of one loaded dataset (not a combined one), as :data:`Entry`.
+
+    The one place that knows how each dataset type holds its entries.
     """
-    if parsed.kind in GENERIC_TYPES:
-        for name, rtype, ttl, rdata in parsed.records:
-            yield ("record", name, (rtype, ttl, rdata), None)
+    if isinstance(dataset, GenericDataset):
+        for name, by_type in dataset.records.items():
+            for rrs in by_type.values():
+                for rr in rrs:  # a pointer to the question's name, then rr_tail()
+                    rtype, _class, ttl, _length = struct.unpack(">HHIH", rr[2:12])
+                    yield ("record", name, (rtype, ttl, rr[12:]), None)
         return
-    family = ("ip4" if parsed.kind in IP4_TYPES else "ip6" if parsed.kind in IP6_TYPES
-              else "name" if parsed.kind in NAME_TYPES else "")
-    if not family:
-        return  # an ACL decides who asks; it lists nothing
-    values = parsed.values
-    if parsed.singles:
-        keys, numbers = array("I"), array("I")
-        keys.frombytes(parsed.singles)
-        numbers.frombytes(parsed.numbers)
-        for key, number in zip(keys, numbers, strict=True):
-            yield (family, key, 32, values[number])
-    for key, bits, number in parsed.blocks:
-        yield (family, key, bits, values[number])
+    if isinstance(dataset, IP4Dataset):
+        values = dataset._values
+        for key, number in zip(dataset._keys, dataset._numbers, strict=True):
+            yield ("ip4", key, 32, values[number])
+    if isinstance(dataset, IP4Dataset | IP6Dataset):
+        family = dataset.family
+        trie = dataset._trie
+        for prefix in trie:
+            network = ipaddress.ip_network(prefix)
+            yield (family, int(network.network_address), network.prefixlen, trie[prefix])
+        return
+    if isinstance(dataset, NameDataset):
+        for table, mode in ((dataset._exact, EXACT), (dataset._below, SUBDOMAINS)):
+            for name, found in table.items():
+                for value in found if found is not None else (None,):
+                    yield ("name", name, mode, value)
 
 
-@dataclass
-class Loaded:
-    """A zone as an export sees it: the served zone (for SOA, NS, TTL) and
-    each dataset's entries with its TTL, under the subzone it answers (``""``:
-    the zone itself)."""
+def zone_parts(zoneset: ZoneSet, zone: Zone) -> list[tuple[str, Dataset]]:
+    """The datasets that answer in ``zone``, each with the subzone it answers
+    under (``""``: the zone itself; a combined file's sections elsewhere)."""
+    parts = [("", d) for d in zone.datasets if not isinstance(d, CombinedDataset)]
+    suffix = "." + zone.name
+    for sub in zoneset.zones.values():
+        if sub.parent_labels and sub.name.endswith(suffix):
+            prefix = sub.name[:-len(suffix)]
+            if prefix.count(".") + 1 == sub.parent_labels:
+                parts += [(prefix, d) for d in sub.datasets
+                          if not isinstance(d, CombinedDataset)]
+    return parts
 
-    zone: Zone
-    ns: tuple[str, ...] = ()
-    parts: list[tuple[str, int, Parsed]] = field(default_factory=list)
 
-
-def load(config: ServerConfig, name: str) -> Loaded:
-    """Read the datasets of zone ``name`` once.
+def load(config: ServerConfig, name: str) -> tuple[ZoneSet, Zone]:
+    """Load the datasets of zone ``name`` (and no others).
 
     :raises ExportError: for an unknown zone or a file that cannot be loaded.
     """
-    from dnsbl.zonefile import ZoneFileError
-
     wanted = name.lower().rstrip(".")
     zone_config = next((z for z in config.zones if z.name == wanted), None)
     if zone_config is None:
         known = ", ".join(z.name for z in config.zones) or "none"
         raise ExportError(f"no zone {wanted!r} in the configuration (zones: {known})")
-    specs = {key: spec for key, spec in dataset_specs(config).items()
-             if spec in zone_config.datasets}
-    parsed: dict[Any, Parsed] = {}
     try:
-        for key, spec in specs.items():
-            parsed[key] = parse_dataset(spec.type, spec.files, config.ttl, config.ttl_bounds,
-                                        config.limits)
-    except ZoneFileError as exc:
-        raise ExportError(str(exc)) from None
-    parts: list[tuple[str, int, Parsed]] = []
-    for spec in zone_config.datasets:
-        one = parsed[dataset_key(spec)]
-        if one.kind in COMBINED_TYPES:
-            for subzones, _name, section in one.sections:
-                parts.extend((subzone, section.ttl, section) for subzone in subzones)
-        else:
-            parts.append(("", one.ttl, one))
-    datasets = {key: index_dataset(p) for key, p in parsed.items()}
-    only = ServerConfig(zones=(zone_config,), ttl=config.ttl)
-    zone = build_zoneset(only, datasets).by_name(wanted)
+        zoneset = load_zoneset(replace(config, zones=(zone_config,), global_acl=None))
+    except LoadError as exc:
+        raise ExportError("; ".join(map(str, exc.errors))) from None
+    zone = zoneset.by_name(wanted)
     assert zone is not None
-    ns = zone_config.ns or next((p.ns for p in parsed.values() if p.ns is not None), None)
-    return Loaded(zone, ns.names if ns else (), parts)
+    return zoneset, zone
 
 
 # -- text of records --------------------------------------------------------
@@ -145,38 +138,54 @@ def _quoted(text: bytes) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _rdata_text(rtype: int, rdata: bytes) -> tuple[str, str]:
-    """(type, text) of a generic dataset's record (A, TXT or MX)."""
+def _name_text(rdata: bytes, i: int) -> tuple[str, int]:
+    """The uncompressed name at ``rdata[i:]`` as text, and where it ends."""
+    labels = []
+    while rdata[i]:
+        raw = rdata[i + 1:i + 1 + rdata[i]]
+        labels.append("".join(chr(b) if 0x21 <= b < 0x7F and b not in b'.\\"();$@'
+                              else f"\\{b:03d}" for b in raw))
+        i += 1 + rdata[i]
+    return ".".join(labels) + ".", i + 1
+
+
+_TYPE_NAMES = {TYPE_A: "A", TYPE_NS: "NS", TYPE_CNAME: "CNAME", TYPE_SOA: "SOA",
+               TYPE_MX: "MX", TYPE_TXT: "TXT"}
+
+
+def record_text(record: Record) -> str:
+    """A record as a master-file line."""
+    owner, ttl, rtype, rdata = record
+    kind = _TYPE_NAMES.get(rtype, f"TYPE{rtype}")
     if rtype == TYPE_A:
-        return "A", ".".join(map(str, rdata))
-    if rtype == TYPE_TXT:
+        text = ".".join(map(str, rdata))
+    elif rtype == TYPE_TXT:
         parts, i = [], 0
         while i < len(rdata):
             parts.append(_quoted(rdata[i + 1:i + 1 + rdata[i]]))
             i += 1 + rdata[i]
-        return "TXT", " ".join(parts)
-    preference, labels, i = struct.unpack(">H", rdata[:2])[0], [], 2
-    while rdata[i]:
-        labels.append(rdata[i + 1:i + 1 + rdata[i]].decode("latin-1"))
-        i += 1 + rdata[i]
-    return "MX", f"{preference} {'.'.join(labels)}."
+        text = " ".join(parts)
+    elif rtype in (TYPE_NS, TYPE_CNAME):
+        text = _name_text(rdata, 0)[0]
+    elif rtype == TYPE_MX:
+        text = f"{struct.unpack('>H', rdata[:2])[0]} {_name_text(rdata, 2)[0]}"
+    elif rtype == TYPE_SOA:
+        mname, i = _name_text(rdata, 0)
+        rname, i = _name_text(rdata, i)
+        text = " ".join([mname, rname, *map(str, struct.unpack(">5I", rdata[i:i + 20]))])
+    else:  # RFC 3597
+        text = f"\\# {len(rdata)} {rdata.hex()}" if rdata else "\\# 0"
+    return f"{owner} {ttl} IN {kind} {text}"
 
 
-def _apex_lines(loaded: Loaded, origin: str) -> list[str]:
-    zone = loaded.zone
-    soa = zone.soa
-    ns_ttl = zone.datasets[0].ttl if zone.datasets else soa.ttl
-    # A zone needs an NS; with none in the data, one that needs no glue.
-    names = loaded.ns or ("localhost",)
-    lines = [f"$ORIGIN {origin}.",
-             f"@ {soa.ttl} IN SOA {_fq(soa.mname)} {_fq(soa.rname)} {soa.serial} "
-             f"{soa.refresh} {soa.retry} {soa.expire} {soa.minimum}"]
-    lines += [f"@ {ns_ttl} IN NS {_fq(n)}" for n in names]
-    return lines
-
-
-def _fq(name: str) -> str:
-    return name if name.endswith(".") else name + "."
+def _apex(zone: Zone) -> Iterator[Record]:
+    """The zone's SOA and NS records, as served."""
+    for tail in (zone.soa_tail, *zone.ns_tails):
+        rtype, _class, ttl, _length = struct.unpack(">HHIH", tail[:10])
+        yield ("@", ttl, rtype, tail[10:])
+    if not zone.ns_tails:
+        # A zone needs an NS; with none in the data, one that needs no glue.
+        yield ("@", zone.soa.ttl, TYPE_NS, name_to_wire("localhost"))
 
 
 # -- bind ---------------------------------------------------------------------
@@ -261,39 +270,36 @@ def _name_tree(entries: list[tuple[str, int, Value | None]]) -> _Tree:
     return tree
 
 
-def _records(owner: str, value: Value, ttl: int, text: str) -> list[str]:
-    lines = [f"{owner} {ttl} IN A {'.'.join(map(str, value.a))}"]
+def _records(owner: str, value: Value, ttl: int, text: str) -> Iterator[Record]:
+    yield (owner, ttl, TYPE_A, value.a)
     txt = value.text_for(text)
     if txt is not None:
-        lines.append(f"{owner} {ttl} IN TXT {_quoted(txt)}")
-    return lines
+        yield (owner, ttl, TYPE_TXT, txt_rdata(txt))
 
 
-def _tree_lines(tree: _Tree, top: tuple[str, ...], ttl: int, suffix: str, ip: bool,
-                budget: _Budget) -> Iterator[str]:
-    """The records of the tree under ``top`` with DNSBL meaning in DNS terms."""
+def _tree_records(tree: _Tree, ttl: int, suffix: str, ip: bool,
+                  budget: _Budget) -> Iterator[Record]:
+    """The records of the tree with DNSBL meaning in DNS terms."""
 
     def owner(labels: tuple[str, ...]) -> str:
         name = ".".join(reversed(labels))
         return f"{name}.{suffix}" if name and suffix else name or suffix or "@"
 
-    def walk(node: tuple[str, ...], region: Value | None) -> Iterator[str]:
+    def walk(node: tuple[str, ...], region: Value | None) -> Iterator[Record]:
         # What the name itself answers: its own entry, else its parent's region.
         value = tree.exact.get(node, region)
         if node and value is not None and (not ip or len(node) == tree.leaf_depth):
             budget.spend(2, "records")
-            text = node_text(node)
-            yield from _records(owner(node), value, ttl, text)
+            yield from _records(owner(node), value, ttl, node_text(node))
         elif not ip and value is None and region is not None:
             # An excluded name under a listed wildcard must exist, or the
             # wildcard answers for it; a record of a private type (RFC 6895)
             # makes it exist with no A or TXT: NODATA, not listed.
             budget.spend(1, "records")
-            yield f"{owner(node)} {ttl} IN TYPE65280 \\# 0"
+            yield (owner(node), ttl, TYPE_PRIVATE, b"")
         if ip and len(node) == tree.leaf_depth:
             return
         region = tree.below.get(node, region)
-        kids = tree.kids.get(node, set())
         if ip and region is not None and node in tree.holes:
             # A hole: no wildcard here; each child is written on its own, so
             # the excluded one does not exist and its names are NXDOMAIN.
@@ -304,7 +310,7 @@ def _tree_lines(tree: _Tree, top: tuple[str, ...], ttl: int, suffix: str, ip: bo
             budget.spend(2, "records")
             star = f"*.{owner(node)}" if owner(node) != "@" else "*"
             yield from _records(star, region, ttl, region_text(node))
-        for label in sorted(kids, key=sort_key):
+        for label in sorted(tree.kids.get(node, ()), key=sort_key):
             yield from walk((*node, label), region)
 
     def node_text(node: tuple[str, ...]) -> str:
@@ -327,41 +333,41 @@ def _tree_lines(tree: _Tree, top: tuple[str, ...], ttl: int, suffix: str, ip: bo
     def sort_key(label: str) -> Any:
         return int(label) if tree.leaf_depth == 4 else label
 
-    yield from walk(top, None)
+    yield from walk((), None)
 
 
-def bind_lines(loaded: Loaded, max_records: int = DEFAULT_MAX_RECORDS) -> Iterator[str]:
-    """The zone as master-file lines (no line ends)."""
-    zone = loaded.zone
+def bind_records(zoneset: ZoneSet, zone: Zone,
+                 max_records: int = DEFAULT_MAX_RECORDS) -> Iterator[Record]:
+    """The zone's records as a standard zone: SOA and NS first.
+
+    :raises ExportError: past ``max_records`` records.
+    """
     budget = _Budget(max_records)
-    yield f"; {zone.name}, exported by dnsbl; serial {zone.soa.serial}"
-    yield from _apex_lines(loaded, zone.name)
+    yield from _apex(zone)
     # Datasets of one family under one name are written as one tree (DNS has
     # one answer per name; where two list the same key, the later one's).
     families: dict[tuple[str, str], tuple[int, list[Any]]] = {}
-    for subzone, ttl, parsed in loaded.parts:
-        for family, key, bits, value in _entries(parsed):
+    for subzone, dataset in zone_parts(zoneset, zone):
+        for family, key, bits, value in _entries(dataset):
             if family == "record":
                 rtype, rttl, rdata = bits
-                kind, text = _rdata_text(rtype, rdata)
-                where = ".".join(x for x in (key, subzone) if x) or "@"
-                yield f"{where} {rttl} IN {kind} {text}"
+                yield (".".join(x for x in (key, subzone) if x) or "@", rttl, rtype, rdata)
                 continue
-            families.setdefault((subzone, family), (ttl, []))[1].append((key, bits, value))
-    for (subzone, family), (ttl, entries) in families.items():
-        mapped = False
-        if family == "ip6" and (subzone, "ip4") in families:
-            entries = _mapped(entries, families[(subzone, "ip4")][1])
-            mapped = True
-        elif family == "ip4" and (subzone, "ip6") not in families:
+            families.setdefault((subzone, family), (dataset.ttl, []))[1].append(
+                (key, bits, value))
+    for (subzone, family), (ttl, _listed) in list(families.items()):
+        if family == "ip4" and (subzone, "ip6") not in families:
             families[(subzone, "ip6")] = (ttl, [])  # for its IPv4-mapped names
+    for (subzone, family), (ttl, entries) in families.items():
         if family == "name":
             tree = _name_tree(entries)
         else:
+            mapped = family == "ip6" and (subzone, "ip4") in families
+            if mapped:
+                entries = _mapped(entries, families[(subzone, "ip4")][1])
             tree = _ip_tree(family, entries, budget)
             tree.mapped = mapped
-        yield from _tree_lines(tree, (), ttl, subzone, family != "name", budget)
-    yield END.format(zone.name)
+        yield from _tree_records(tree, ttl, subzone, family != "name", budget)
 
 
 _MAPPED = 0xFFFF << 32  # ::ffff:0:0/96
@@ -403,41 +409,43 @@ def _allowed(config: ServerConfig, policy: RpzPolicy) -> Iterator[
             raise ExportError(str(exc)) from None
 
 
-def rpz_lines(loaded: Loaded, config: ServerConfig, origin: str,
-              policy: RpzPolicy | None = None) -> Iterator[str]:
-    """The zone as an RPZ master file under ``origin``."""
+def rpz_records(zoneset: ZoneSet, zone: Zone, config: ServerConfig,
+                policy: RpzPolicy | None = None) -> Iterator[Record]:
+    """The zone as a Response Policy Zone (owners relative to its origin).
+
+    :raises ExportError: for a category the policy names that is not one.
+    """
     policy = policy or RpzPolicy()
-    actions = {_category_address(config, category, "actions"): action
+    actions = {_category_address(config, category, "actions"): action_rdata(action)
                for category, action in policy.actions}
+    default = action_rdata(policy.default)
+    passthru = action_rdata("passthru")
     by_client = {_category_address(config, category, "client") for category in policy.client}
-    zone = loaded.zone
     ttl = zone.datasets[0].ttl if zone.datasets else zone.soa.ttl
-    yield f"; RPZ of {zone.name}, exported by dnsbl; serial {zone.soa.serial}"
-    yield from _apex_lines(loaded, origin)
-    passthru = RPZ_ACTIONS["passthru"]
-    for _subzone, _ttl, parsed in loaded.parts:
-        for family, key, bits, value in _entries(parsed):
+    yield from _apex(zone)
+    for _subzone, dataset in zone_parts(zoneset, zone):
+        for family, key, bits, value in _entries(dataset):
             if family == "record":
                 continue
+            rtype, rdata = passthru if value is None else actions.get(value.a, default)
             if family == "name":
-                action = passthru if value is None else action_text(
-                    actions.get(value.a, policy.default))
                 if bits != SUBDOMAINS:
-                    yield f"{key} {ttl} IN {action}"
+                    yield (key, ttl, rtype, rdata)
                 if bits != EXACT:
-                    yield f"*.{key} {ttl} IN {action}"
+                    yield (f"*.{key}", ttl, rtype, rdata)
                 continue
-            network = ipaddress.ip_network((key, bits))
-            trigger = "rpz-ip"
-            if value is None:
-                action = passthru
-            else:
-                action = action_text(actions.get(value.a, policy.default))
-                if value.a in by_client:
-                    trigger = "rpz-client-ip"
-            yield f"{rpz_ip_name(network)}.{trigger} {ttl} IN {action}"
+            trigger = "rpz-client-ip" if value is not None and value.a in by_client else "rpz-ip"
+            yield (f"{rpz_ip_name(ipaddress.ip_network((key, bits)))}.{trigger}", ttl,
+                   rtype, rdata)
     for network in _allowed(config, policy):
-        yield f"{rpz_ip_name(network)}.rpz-ip {ttl} IN {passthru}"
+        yield (f"{rpz_ip_name(network)}.rpz-ip", ttl, *passthru)
+
+
+def master_file(records: Iterable[Record], origin: str, title: str) -> Iterator[str]:
+    """Master-file lines of ``records`` under ``origin``, the last one :data:`END`."""
+    yield f"; {title}, exported by dnsbl"
+    yield f"$ORIGIN {origin}."
+    yield from map(record_text, records)
     yield END.format(origin)
 
 

@@ -9,9 +9,13 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-#: RPZ actions (the RPZ draft, section 4) as the CNAME target or record they write.
-RPZ_ACTIONS = {"nxdomain": "CNAME .", "nodata": "CNAME *.", "drop": "CNAME rpz-drop.",
-               "tcp-only": "CNAME rpz-tcp-only.", "passthru": "CNAME rpz-passthru."}
+from dnsbl.wire import TYPE_A, name_to_wire
+
+TYPE_CNAME = 5
+
+#: RPZ actions (the RPZ draft, section 4) by the target of the CNAME they write.
+RPZ_ACTIONS = {"nxdomain": ".", "nodata": "*.", "drop": "rpz-drop.",
+               "tcp-only": "rpz-tcp-only.", "passthru": "rpz-passthru."}
 
 
 class ExportError(Exception):
@@ -76,14 +80,14 @@ def _check_action(action: str, where: str) -> None:
                      "cname:NAME, a:ADDRESS")
 
 
-def action_text(action: str) -> str:
-    """The record an action writes at a trigger's name."""
+def action_rdata(action: str) -> tuple[int, bytes]:
+    """(type, rdata) of the record an action writes at a trigger's name."""
     kind, _, arg = action.partition(":")
     if kind == "cname":
-        return f"CNAME {arg.rstrip('.')}."
+        return TYPE_CNAME, name_to_wire(arg)
     if kind == "a":
-        return f"A {arg}"
-    return RPZ_ACTIONS[action]
+        return TYPE_A, ipaddress.IPv4Address(arg).packed
+    return TYPE_CNAME, name_to_wire(RPZ_ACTIONS[action])
 
 
 def rpz_ip_name(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
