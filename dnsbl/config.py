@@ -51,6 +51,8 @@ class ZoneConfig:
     #: the place of any $SOA/$NS in the data. None: from the data, or a default SOA.
     soa: SOA | None = None
     ns: NS | None = None
+    #: Networks that may transfer the zone (AXFR, IXFR); (): nobody.
+    transfer: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,7 @@ _TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metric
              "nsid", "udp_batch", "workers", "metrics_max_connections", "control",
              "ledger", "limits", "rpz"}
 _ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age", "soa",
-              "ns"}
+              "ns", "transfer"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
@@ -387,7 +389,22 @@ def _zone(table: Any, where: str, base: str) -> ZoneConfig:
     max_age = table.get("max_data_age")
     if max_age is not None:
         max_age = settings.duration(max_age, f"{where}: 'max_data_age'", _MAX_AGE)
-    return ZoneConfig(name, datasets, ratio, max_age, *_apex(table, where))
+    transfer = _networks(table.get("transfer", []), f"{where}: 'transfer'")
+    return ZoneConfig(name, datasets, ratio, max_age, *_apex(table, where), transfer=transfer)
+
+
+def _networks(value: Any, where: str) -> tuple[str, ...]:
+    """A list of networks (``["127.0.0.0/8", "::1"]``), each checked."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{where} must be a list of networks, e.g. ["127.0.0.0/8", "::1"]')
+    for text in value:
+        try:
+            ipaddress.ip_network(text)
+        except ValueError:
+            raise ConfigError(f"{where}: bad network {text!r}") from None
+    return tuple(value)
 
 
 def _apex(table: dict[str, Any], where: str) -> tuple[SOA | None, NS | None]:
