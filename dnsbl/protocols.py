@@ -175,6 +175,9 @@ class TCPProtocol(_Answering, asyncio.Protocol):
         """Nothing read and no answer drained for ``idle_timeout``."""
         self._timer = None
         transport = self._transport
+        if self._transfer is not None and self._xfr.moving(transport):
+            self._arm()  # a zone transfer the client reads, however slowly
+            return
         if transport.get_write_buffer_size():
             # close() would wait for the client to read what is pending, which a
             # client that stopped reading never does: reset the connection.

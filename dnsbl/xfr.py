@@ -13,8 +13,10 @@ that stops reading holds one message, not the zone.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import ipaddress
 import struct
+import termios
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +85,8 @@ def _owner(owner: str) -> bytes:
     return name_to_wire(owner)[:-1] + b"\xc0\x0c"
 
 
-def _messages(zoneset: ZoneSet, zone: Zone, head: bytes, question: bytes) -> Generator[bytes, None, None]:
+def _messages(zoneset: ZoneSet, zone: Zone, head: bytes,
+              question: bytes) -> Generator[bytes, None, None]:
     """The transfer's messages: the zone's records, its SOA first and last."""
     records = bind_records(zoneset, zone, max_records=1 << 62)
     soa = next(records)
@@ -119,6 +122,8 @@ class Transfers:
         #: (zone, kind, result) -> count
         self.counts: dict[tuple[str, str, str], int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Per connection sending a zone: the bytes not yet read at the last look.
+        self._unread: dict[Any, int] = {}
 
     def wants(self, message: bytes) -> bool:
         """Whether ``message`` asks for a zone transfer."""
@@ -195,7 +200,32 @@ class Transfers:
             except ValueError:  # still running in its thread: it ends with it
                 pass
             self._count(label, kind, result)
+            self.forget(connection.transport)
             connection.transfer_done()
+
+    def moving(self, transport: Any) -> bool:
+        """Whether a connection sending a zone made progress since the last
+        look: its next message is being made (nothing waits to be sent), or
+        the client read some of what waits, in our buffer or the kernel's.
+        A slow secondary drains megabytes of socket buffer for longer than
+        the idle timeout without our own buffer ever emptying."""
+        unread = transport.get_write_buffer_size()
+        if not unread:
+            self._unread.pop(transport, None)
+            return True
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:  # bytes the kernel holds that the peer has not acknowledged (Linux)
+                unread += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ,
+                                                         b"\0\0\0\0"))[0]
+            except OSError:
+                pass
+        before = self._unread.get(transport)
+        self._unread[transport] = unread
+        return before is None or unread < before
+
+    def forget(self, transport: Any) -> None:
+        self._unread.pop(transport, None)
 
     async def close(self) -> None:
         for task in list(self._tasks):
