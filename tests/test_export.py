@@ -176,8 +176,7 @@ class Named:
         for _attempt in range(3):  # the free port may be taken before named binds it
             self.port = free_port()
             conf = self.dir / "named.conf"
-            zones = "".join(f'zone "{name}" {{ type primary; file "{path}"; }};\n'
-                            for name, path in self.zones.items())
+            zones = "".join(self.zone_clause(name, path) for name, path in self.zones.items())
             conf.write_text(f"""\
 options {{
     directory "{self.dir}";
@@ -195,6 +194,9 @@ options {{
                 return
             self.stop()
         raise AssertionError("named did not start:\n" + self.log.read_text())
+
+    def zone_clause(self, name: str, path: Path) -> str:
+        return f'zone "{name}" {{ type primary; file "{path}"; }};\n'
 
     def _wait_ready(self) -> bool:
         deadline = time.monotonic() + scaled(20)
