@@ -239,13 +239,19 @@ class TCPProtocol(_Answering, asyncio.Protocol):
         self._paused = False
         if self._drained is not None:
             self._drained.set()
+        if self._go_on():
+            self._arm()  # the client read something: not stalled
+
+    def _go_on(self) -> bool:
+        """Answer the questions waiting and read again, unless paused or
+        sending a zone; False when the connection is closing."""
         transport = self._transport
         if transport.is_closing():
-            return
+            return False
         self._answer_buffered()
         if not self._paused and self._transfer is None:
             transport.resume_reading()
-        self._arm()  # the client read something: not stalled
+        return True
 
     def transfer_started(self, task: asyncio.Task[None]) -> None:
         """A zone transfer is being sent: no other answer, nor reading, until it ends."""
@@ -268,12 +274,7 @@ class TCPProtocol(_Answering, asyncio.Protocol):
 
     def transfer_done(self) -> None:
         self._transfer = None
-        transport = self._transport
-        if transport.is_closing():
-            return
-        self._answer_buffered()
-        if not self._paused and self._transfer is None:
-            transport.resume_reading()
+        self._go_on()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:

@@ -18,19 +18,13 @@ import pytest
 from dnsbl.config import Listen, load_config
 from tests.conftest import ServerThread, stop_all
 from tests.test_export import NAMED, Named, ask, seen
+from tests.test_xfr import DATA as XFR_DATA
 from tests.test_xfr import config_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     NAMED is None, reason="named not installed (apt-get install bind9)")]
 
-DATA = """\
-$SOA 3600 ns1.example.org hostmaster.example.org 11 1h 15m 1w 300
-$NS 0 ns1.example.org
-$TTL 600
-:127.0.0.2:Listed: $
-127.0.0.2
-10.0.0.0/8 :3:Big block
-!10.1.0.0/16
+DATA = XFR_DATA + """\
 10.1.2.0/24 :5:Back in
 !10.1.2.128/25
 172.16.0.0/12 :6:Off a boundary
