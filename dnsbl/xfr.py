@@ -17,8 +17,17 @@ import fcntl
 import ipaddress
 import struct
 import termios
-from collections.abc import Generator
+import time
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.TSIG
+import dns.tsig
 
 from dnsbl.export import Record, bind_records
 from dnsbl.registry import Registry, Zone, ZoneSet
@@ -31,7 +40,9 @@ if TYPE_CHECKING:
 #: 65535; smaller ones interleave better with queries on the loop).
 MESSAGE_SIZE = 16 * 1024
 KINDS = ("axfr", "ixfr")
-RESULTS = ("ok", "uptodate", "refused", "aborted", "failed")
+RESULTS = ("ok", "uptodate", "refused", "notauth", "aborted", "failed")
+NOTAUTH = 9
+TSIG_FUDGE = 300  # seconds of clock skew allowed (RFC 8945 section 10)
 
 _QR_AA = 0x8400
 
@@ -85,8 +96,34 @@ def _owner(owner: str) -> bytes:
     return name_to_wire(owner)[:-1] + b"\xc0\x0c"
 
 
-def _messages(zoneset: ZoneSet, zone: Zone, head: bytes,
-              question: bytes) -> Generator[bytes, None, None]:
+class Signer:
+    """Signs the messages of one answer with the request's TSIG key
+    (RFC 8945 section 5.3; a transfer's messages each sign on from the last)."""
+
+    def __init__(self, key: dns.tsig.Key, request_mac: bytes, query_id: int) -> None:
+        self._key = key
+        name = key.name.to_wire()
+        assert name is not None  # to_wire() without a file returns the bytes
+        self._name = name
+        self._mac: bytes | None = request_mac
+        self._ctx: Any = None
+        self._id = query_id
+
+    def __call__(self, wire: bytes) -> bytes:
+        template = dns.rdtypes.ANY.TSIG.TSIG(
+            dns.rdataclass.ANY, dns.rdatatype.TSIG, self._key.algorithm, 0, TSIG_FUDGE, b"",
+            self._id, 0, b"")
+        tsig, self._ctx = dns.tsig.sign(wire, self._key, template, int(time.time()),
+                                        self._mac, self._ctx, True)
+        rdata = tsig.to_wire()
+        arcount = struct.unpack(">H", wire[10:12])[0] + 1
+        return (wire[:10] + struct.pack(">H", arcount) + wire[12:] + self._name
+                + struct.pack(">HHIH", dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, len(rdata))
+                + rdata)
+
+
+def _messages(zoneset: ZoneSet, zone: Zone, head: bytes, question: bytes,
+              sign: Callable[[bytes], bytes] | None) -> Generator[bytes, None, None]:
     """The transfer's messages: the zone's records, its SOA first and last."""
     records = bind_records(zoneset, zone, max_records=1 << 62)
     soa = next(records)
@@ -103,11 +140,13 @@ def _messages(zoneset: ZoneSet, zone: Zone, head: bytes,
         body += packed(record)
         count += 1
         if len(body) >= MESSAGE_SIZE:
-            yield head + struct.pack(">HHHH", 1, count, 0, 0) + question + bytes(body)
+            message = head + struct.pack(">HHHH", 1, count, 0, 0) + question + bytes(body)
+            yield sign(message) if sign is not None else message
             body.clear()
             count = 0
     body += packed(soa)
-    yield head + struct.pack(">HHHH", 1, count + 1, 0, 0) + question + bytes(body)
+    message = head + struct.pack(">HHHH", 1, count + 1, 0, 0) + question + bytes(body)
+    yield sign(message) if sign is not None else message
 
 
 class Transfers:
@@ -119,6 +158,11 @@ class Transfers:
         self._allow: dict[bytes, list[Network]] = {
             name_to_wire(z.name): [ipaddress.ip_network(n) for n in z.transfer]
             for z in config.zones if z.transfer}
+        self._keyring = {dns.name.from_text(name): dns.tsig.Key(name, secret, "hmac-sha256")
+                         for name, secret in config.tsig_keys}
+        #: The key a zone's transfers must be signed with.
+        self._required = {name_to_wire(z.name): dns.name.from_text(z.transfer_key)
+                          for z in config.zones if z.transfer and z.transfer_key}
         #: (zone, kind, result) -> count
         self.counts: dict[tuple[str, str, str], int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -159,28 +203,53 @@ class Transfers:
         label = zone.name if zone is not None and zone.wire == name else ""
         question = message[HEADER_LEN:end]
         head = message[:2] + struct.pack(">H", _QR_AA | (message[2] & 0x79) << 8)
+        sign: Signer | None = None
+        if message[10:12] != b"\x00\x00" or name in self._required:
+            # Signed, or must be: dnspython checks the TSIG (RFC 8945).
+            try:
+                request = dns.message.from_wire(message, keyring=self._keyring)
+            except (dns.message.UnknownTSIGKey, dns.tsig.BadSignature, dns.tsig.BadTime,
+                    dns.tsig.PeerError):
+                self._count(label, kind, "notauth")
+                return self._refusal(message, question, NOTAUTH)
+            except dns.exception.DNSException:
+                self._count(label, kind, "refused")
+                return self._refusal(message, question, REFUSED)
+            required = self._required.get(name)
+            if request.had_tsig and request.keyname is not None and request.mac is not None:
+                sign = Signer(self._keyring[request.keyname], request.mac, request.id)
+            if required is not None and request.keyname != required:
+                self._count(label, kind, "refused")  # unsigned, or by another key
+                return self._refusal(message, question, REFUSED, sign)
         if (qclass != CLASS_IN or zone is None or zone.wire != name
                 or not self._allowed(name, client) or zone.servfail):
             self._count(label, kind, "refused")
-            flags = 0x8000 | (message[2] & 0x79) << 8 | REFUSED
-            return message[:2] + struct.pack(">HHHHH", flags, 1, 0, 0, 0) + question
+            return self._refusal(message, question, REFUSED, sign)
         if kind == "ixfr" and _client_serial(message, end) == zone.serial:
             # RFC 1995 section 4: the client is current; one SOA says so.
             self._count(label, kind, "uptodate")
             soa = b"\xc0\x0c" + zone.soa_tail
-            return head + struct.pack(">HHHH", 1, 1, 0, 0) + question + soa
+            reply = head + struct.pack(">HHHH", 1, 1, 0, 0) + question + soa
+            return sign(reply) if sign is not None else reply
         # Without kept versions an IXFR is answered by the whole zone
         # (RFC 1995 section 4 allows it); a serial from the future too.
         task = asyncio.get_running_loop().create_task(
-            self._send(connection, snapshot, zone, head, question, label, kind))
+            self._send(connection, _messages(snapshot, zone, head, question, sign), label,
+                       kind))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         connection.transfer_started(task)
         return None
 
-    async def _send(self, connection: Any, zoneset: ZoneSet, zone: Zone, head: bytes,
-                    question: bytes, label: str, kind: str) -> None:
-        messages = _messages(zoneset, zone, head, question)
+    @staticmethod
+    def _refusal(message: bytes, question: bytes, rcode: int,
+                 sign: Signer | None = None) -> bytes:
+        flags = 0x8000 | (message[2] & 0x79) << 8 | rcode
+        reply = message[:2] + struct.pack(">HHHHH", flags, 1, 0, 0, 0) + question
+        return sign(reply) if sign is not None else reply
+
+    async def _send(self, connection: Any, messages: Generator[bytes, None, None], label: str,
+                    kind: str) -> None:
         result = "failed"
         try:
             while True:

@@ -17,6 +17,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+import dns.tsigkeyring
 import dns.zone
 import pytest
 
@@ -36,16 +37,21 @@ $TTL 600
 """
 
 
+SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ=="  # 28 bytes, base64
+
+
 def config_file(tmp_path: Path, transfer: str = '["127.0.0.0/8", "::1"]',
-                data: str = DATA) -> Path:
+                data: str = DATA, key: str | None = None) -> Path:
     (tmp_path / "bl.zone").write_text(data)
     path = tmp_path / "dnsbl.toml"
+    tsig = f'[tsig]\n"{key}" = "{SECRET}"\n' if key else ""
     path.write_text(f"""\
-[[zone]]
+{tsig}[[zone]]
 name = "bl.example.org"
 type = "ip4set"
 files = ["bl.zone"]
 transfer = {transfer}
+{f'transfer_key = "{key}"' if key else ""}
 """)
     return path
 
@@ -219,3 +225,45 @@ def test_a_client_that_stops_reading_is_cut_off_and_queries_go_on(tmp_path, serv
     assert int(records) > 120_000
     assert "SOA" in last
     assert transfer_count(thread, "axfr", "ok") == 1
+
+
+def test_tsig_signed_transfer_and_what_a_bad_or_missing_key_gets(tmp_path, server):
+    path = config_file(tmp_path, key="xfr.example.org")
+    thread = server(path)
+    good = dns.tsigkeyring.from_text({"xfr.example.org.": ("hmac-sha256", SECRET)})
+    # dnspython checks the TSIG of every message it reads, and fails on a bad one.
+    zone = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", "bl.example.org.", port=port(thread),
+                                           relativize=False, keyring=good,
+                                           keyname="xfr.example.org.",
+                                           keyalgorithm="hmac-sha256", timeout=scaled(10)),
+                             relativize=False)
+    assert zone == exported(path)
+    assert transfer_count(thread, "axfr", "ok") == 1
+    wrong = dns.tsigkeyring.from_text({
+        "xfr.example.org.": ("hmac-sha256", "b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldA==")})
+    other = dns.tsigkeyring.from_text({"other.example.org.": ("hmac-sha256", SECRET)})
+    for keyring, rcode in ((None, dns.rcode.REFUSED), (wrong, dns.rcode.NOTAUTH),
+                           (other, dns.rcode.NOTAUTH)):
+        q = dns.message.make_query("bl.example.org", "AXFR")
+        if keyring is not None:
+            q.use_tsig(keyring, algorithm="hmac-sha256")
+        with socket.create_connection(("127.0.0.1", port(thread)), timeout=scaled(10)) as s:
+            dns.query.send_tcp(s, q)
+            r, _ = dns.query.receive_tcp(s, time.time() + scaled(10))  # unsigned: no key used
+        assert r.rcode() == rcode, keyring
+        assert not r.answer
+    assert transfer_count(thread, "axfr", "refused") == 1
+    assert transfer_count(thread, "axfr", "notauth") == 2
+    # Queries are still answered.
+    r = dns.query.udp(dns.message.make_query("2.0.0.127.bl.example.org", "A"), "127.0.0.1",
+                      port=port(thread), timeout=scaled(10))
+    assert [rd.address for rrset in r.answer for rd in rrset] == ["127.0.0.2"]
+
+
+def test_a_transfer_key_not_in_tsig_is_a_configuration_error(tmp_path):
+    path = config_file(tmp_path, key="xfr.example.org")
+    path.write_text(path.read_text().replace('"xfr.example.org" =', '"other.example.org" ='))
+    done = subprocess.run([sys.executable, "-m", "dnsbl", "check", "--config", str(path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=scaled(60))
+    assert done.returncode == 2
+    assert "'transfer_key' 'xfr.example.org' is not a key of [tsig]" in done.stderr
