@@ -85,8 +85,8 @@ SERIES: dict[str, Series] = {
                           "or writing failed (a full disk)."),
     "dnsbl_xfr_requests_total": Series(
         "counter", "sum", "Zone transfer requests over TCP, by zone, kind (axfr, ixfr) and "
-                          "result (ok, uptodate, refused, aborted: the client went or stopped "
-                          "reading, failed)."),
+                          "result (ok, uptodate, refused, notauth: a bad TSIG, aborted: the "
+                          "client went or stopped reading, failed)."),
     "dnsbl_zone_entries": Series("gauge", "min", "Entries (listed blocks) a zone serves."),
     "dnsbl_zone_soa_serial": Series("gauge", "min", "SOA serial a zone answers with."),
     "dnsbl_zone_loaded": Series(
