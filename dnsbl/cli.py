@@ -163,6 +163,24 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("target", metavar="IP-or-NAME",
                        help="e.g. 127.0.0.2 or 2.0.0.127.bl.example.org")
 
+    export = sub.add_parser(
+        "export", help="write a zone as a BIND master file or a Response Policy Zone",
+        description="Write ZONE as a standard master file (--format bind: A and TXT per "
+                    "listed name, whole-octet blocks as wildcards) or as an RPZ (--format "
+                    "rpz: rpz-ip triggers, actions from the [rpz] table).")
+    _zone_options(export)
+    export.add_argument("zone_name", metavar="ZONE", help="the zone to export")
+    export.add_argument("--format", choices=("bind", "rpz"), default="bind",
+                        help="bind (the default) or rpz")
+    export.add_argument("--origin", metavar="NAME",
+                        help="the RPZ zone's name (default: rpz.ZONE); bind: ignored")
+    export.add_argument("--output", metavar="FILE",
+                        help="write here (by a rename, complete or not at all); default: "
+                             "standard output")
+    export.add_argument("--max-records", metavar="N", type=int, default=10_000_000,
+                        help="stop with an error past this many records of expanded "
+                             "blocks and exclusions (default 10000000)")
+
     ctl = sub.add_parser(
         "ctl", help="ask the running server: status, reload, query",
         description="Talk to a running `dnsbl serve` over its control socket. Exit status: "
@@ -236,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = ledger_cli.run(args, load_config(path).ledger if path else None)
             sys.stdout.flush()
             return status
+        if args.command == "export":
+            return _export(args)
         status = _check(args) if args.command == "check" else _query(args)
         sys.stdout.flush()  # here, where a closed pipe can still be caught
         return status
@@ -247,6 +267,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `dnsbl query ... | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return EXIT_PROBLEMS
+
+
+def _export(args: argparse.Namespace) -> int:
+    from dnsbl import export
+
+    config = _config(args)
+    try:
+        zoneset, zone = export.load(config, args.zone_name)
+        if args.format == "rpz":
+            origin = (args.origin or f"rpz.{zone.name}").rstrip(".")
+            lines = export.master_file(export.rpz_records(zoneset, zone, config, config.rpz),
+                                       origin, f"RPZ of {zone.name}")
+        else:
+            lines = export.master_file(export.bind_records(zoneset, zone, args.max_records),
+                                       zone.name, zone.name)
+        if args.output is None:
+            export.write(lines, sys.stdout)
+            sys.stdout.flush()
+            return 0
+        partial = f"{args.output}.tmp{os.getpid()}"
+        try:
+            with open(partial, "w", encoding="latin-1") as out:
+                export.write(lines, out)
+            os.replace(partial, args.output)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
+    except export.ExportError as exc:
+        print(f"dnsbl: export {args.zone_name}: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    except BrokenPipeError:
+        raise  # `dnsbl export ... | head`: main() handles it
+    except OSError as exc:
+        print(f"dnsbl: export: {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    return 0
 
 
 def _from_rbldnsd(argv: list[str]) -> int:

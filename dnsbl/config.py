@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import stat
@@ -13,6 +14,7 @@ from typing import Any, Literal, TypeVar, cast
 from dnsbl import settings
 from dnsbl.ledger.config import LedgerConfig, parse_ledger
 from dnsbl.ledger.model import LedgerError
+from dnsbl.rpz import RpzPolicy, parse_rpz
 from dnsbl.settings import ConfigError as ConfigError
 from dnsbl.zonefile import DATASET_TYPES, NS, SOA, Limits, parse_ns, parse_soa
 
@@ -50,6 +52,10 @@ class ZoneConfig:
     #: the place of any $SOA/$NS in the data. None: from the data, or a default SOA.
     soa: SOA | None = None
     ns: NS | None = None
+    #: Networks that may transfer the zone (AXFR, IXFR); (): nobody.
+    transfer: tuple[str, ...] = ()
+    #: The TSIG key (a name in [tsig]) a transfer must be signed with; None: none needed.
+    transfer_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,10 @@ class ServerConfig:
     ledger: LedgerConfig | None = None
     #: What loading one dataset may cost (the [limits] table).
     limits: Limits = Limits()
+    #: What `dnsbl export --format rpz` writes per category (the [rpz] table).
+    rpz: RpzPolicy = RpzPolicy()
+    #: TSIG keys (HMAC-SHA256) by name, their secrets in base64 (the [tsig] table).
+    tsig_keys: tuple[tuple[str, str], ...] = ()
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -223,9 +233,9 @@ _TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metric
              "log_level", "log_format", "query_log", "query_log_sample", "rrl",
              "tcp_idle_timeout", "tcp_max_connections", "tcp_max_per_client", "edns_payload",
              "nsid", "udp_batch", "workers", "metrics_max_connections", "control",
-             "ledger", "limits"}
+             "ledger", "limits", "rpz", "tsig"}
 _ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age", "soa",
-              "ns"}
+              "ns", "transfer", "transfer_key"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
@@ -267,6 +277,13 @@ def load_config(path: str) -> ServerConfig:
         config = replace(config, rrl=_rrl(data["rrl"], path))
     if "limits" in data:
         config = replace(config, limits=_limits(data["limits"], f"{path}: [limits]"))
+    if "tsig" in data:
+        config = replace(config, tsig_keys=_tsig_keys(data["tsig"], f"{path}: [tsig]"))
+    if "rpz" in data:
+        try:
+            config = replace(config, rpz=parse_rpz(data["rpz"], f"{path}: [rpz]", base))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if "tcp_idle_timeout" in data:
         config = replace(config, tcp_idle_timeout=settings.duration(
             data["tcp_idle_timeout"], f"{path}: 'tcp_idle_timeout'"))
@@ -308,7 +325,30 @@ def load_config(path: str) -> ServerConfig:
             raise ConfigError(f"{path}: {exc}") from None
         config = replace(config, ledger=ledger)
         zones.extend(_ledger_zones(ledger, {z.name for z in zones}))
+    known = {name for name, _secret in config.tsig_keys}
+    for zone in zones:
+        if zone.transfer_key is not None and zone.transfer_key not in known:
+            raise ConfigError(f"{path}: zone {zone.name}: 'transfer_key' {zone.transfer_key!r} "
+                              f"is not a key of [tsig] ({', '.join(sorted(known)) or 'none'})")
     return replace(config, zones=merge_zones(zones))
+
+
+def _tsig_keys(table: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """The [tsig] table: key name = base64 secret (HMAC-SHA256, RFC 8945)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table of name = \"base64 secret\"")
+    keys = []
+    for name, secret in table.items():
+        try:
+            if not isinstance(secret, str) or len(base64.b64decode(secret, validate=True)) < 16:
+                raise ValueError
+            normalize_zone_name(name)
+        except (ValueError, ConfigError):
+            raise ConfigError(f"{where}: {name!r} must be a key name with a base64 secret of "
+                              "16 bytes or more (e.g. from `tsig-keygen -a hmac-sha256`)"
+                              ) from None
+        keys.append((name, secret))
+    return tuple(keys)
 
 
 def _ledger_zones(ledger: LedgerConfig, declared: set[str]) -> list[ZoneConfig]:
@@ -379,7 +419,26 @@ def _zone(table: Any, where: str, base: str) -> ZoneConfig:
     max_age = table.get("max_data_age")
     if max_age is not None:
         max_age = settings.duration(max_age, f"{where}: 'max_data_age'", _MAX_AGE)
-    return ZoneConfig(name, datasets, ratio, max_age, *_apex(table, where))
+    transfer = _networks(table.get("transfer", []), f"{where}: 'transfer'")
+    key = table.get("transfer_key")
+    if key is not None and not isinstance(key, str):
+        raise ConfigError(f"{where}: 'transfer_key' must be a key name of [tsig]")
+    return ZoneConfig(name, datasets, ratio, max_age, *_apex(table, where), transfer=transfer,
+                      transfer_key=key)
+
+
+def _networks(value: Any, where: str) -> tuple[str, ...]:
+    """A list of networks (``["127.0.0.0/8", "::1"]``), each checked."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{where} must be a list of networks, e.g. ["127.0.0.0/8", "::1"]')
+    for text in value:
+        try:
+            ipaddress.ip_network(text)
+        except ValueError:
+            raise ConfigError(f"{where}: bad network {text!r}") from None
+    return tuple(value)
 
 
 def _apex(table: dict[str, Any], where: str) -> tuple[SOA | None, NS | None]:

@@ -83,6 +83,10 @@ SERIES: dict[str, Series] = {
     "dnsbl_query_log_dropped_total": Series(
         "counter", "sum", "Sampled queries left out of the query log: its writer fell behind, "
                           "or writing failed (a full disk)."),
+    "dnsbl_xfr_requests_total": Series(
+        "counter", "sum", "Zone transfer requests over TCP, by zone, kind (axfr, ixfr) and "
+                          "result (ok, uptodate, refused, notauth: a bad TSIG, aborted: the "
+                          "client went or stopped reading, failed)."),
     "dnsbl_zone_entries": Series("gauge", "min", "Entries (listed blocks) a zone serves."),
     "dnsbl_zone_soa_serial": Series("gauge", "min", "SOA serial a zone answers with."),
     "dnsbl_zone_loaded": Series(
@@ -141,6 +145,10 @@ class Source(Protocol):
     def zoneset(self) -> ZoneSet: ...
 
     def reload_status(self) -> dict[tuple[str, tuple[str, ...]], DatasetStatus]: ...
+
+    def transfer_counts(self) -> dict[tuple[str, str, str], int]:
+        """Zone transfer requests by (zone, kind, result)."""
+        ...
 
     def query_log_dropped(self) -> int:
         """Query log entries left out: the writer's queue was full, or a write failed."""
@@ -253,6 +261,10 @@ class Collector:
         query_log = metric_family("dnsbl_query_log_dropped_total", [])
         query_log.add_metric([], source.query_log_dropped())
         yield from (rrl, tcp, held, query_log)
+        transfers = metric_family("dnsbl_xfr_requests_total", ["zone", "kind", "result"])
+        for (zone_name, kind, result), count in source.transfer_counts().items():
+            transfers.add_metric([zone_name, kind, result], count)
+        yield transfers
 
         entries = metric_family("dnsbl_zone_entries", ["zone"])
         serial = metric_family("dnsbl_zone_soa_serial", ["zone"])

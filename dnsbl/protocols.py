@@ -66,6 +66,8 @@ class Shared:
     query_log: QueryLog | None = None
     rrl: RateLimiter | None = None
     tcp: TCPLimits = field(default_factory=TCPLimits)
+    #: Zone transfers (dnsbl.xfr.Transfers); None: every transfer is NOTIMP.
+    xfr: Any = None
 
 
 class _Answering:
@@ -130,7 +132,8 @@ class TCPProtocol(_Answering, asyncio.Protocol):
     trickling in do not.
     """
 
-    __slots__ = ("_limits", "_buffer", "_timer", "_counted", "_client", "_paused")
+    __slots__ = ("_limits", "_buffer", "_timer", "_counted", "_client", "_paused", "_xfr",
+                 "_transfer", "_drained")
 
     def __init__(self, shared: Shared) -> None:
         super().__init__(shared)
@@ -140,6 +143,9 @@ class TCPProtocol(_Answering, asyncio.Protocol):
         self._counted = False
         self._client: str | None = None
         self._paused = False  # the answers waiting to be sent are past max_buffered
+        self._xfr = shared.xfr
+        self._transfer: asyncio.Task[None] | None = None  # a zone transfer being sent
+        self._drained: asyncio.Event | None = None  # what a transfer waits on when paused
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
@@ -169,6 +175,9 @@ class TCPProtocol(_Answering, asyncio.Protocol):
         """Nothing read and no answer drained for ``idle_timeout``."""
         self._timer = None
         transport = self._transport
+        if self._transfer is not None and self._xfr.moving(transport):
+            self._arm()  # a zone transfer the client reads, however slowly
+            return
         if transport.get_write_buffer_size():
             # close() would wait for the client to read what is pending, which a
             # client that stopped reading never does: reset the connection.
@@ -192,13 +201,18 @@ class TCPProtocol(_Answering, asyncio.Protocol):
         buffer = self._buffer
         zones = self._registry.current.zones
         answered = False
-        while len(buffer) >= 2 and not self._paused:
+        while len(buffer) >= 2 and not self._paused and self._transfer is None:
             size = buffer[0] << 8 | buffer[1]
             if len(buffer) < 2 + size:
                 break
             message = bytes(buffer[2:2 + size])
             del buffer[:2 + size]
             answered = True
+            if self._xfr is not None and self._xfr.wants(message):
+                reply = self._xfr.start(self, message, self._client)
+                if reply is not None:
+                    self._transport.write(len(reply).to_bytes(2, "big") + reply)
+                continue
             reply = answer(message, zones, self._stats, False, self._edns, self._client)
             if reply is not None:
                 self._transport.write(len(reply).to_bytes(2, "big") + reply)
@@ -223,17 +237,50 @@ class TCPProtocol(_Answering, asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused = False
+        if self._drained is not None:
+            self._drained.set()
+        if self._go_on():
+            self._arm()  # the client read something: not stalled
+
+    def _go_on(self) -> bool:
+        """Answer the questions waiting and read again, unless paused or
+        sending a zone; False when the connection is closing."""
         transport = self._transport
         if transport.is_closing():
-            return
+            return False
         self._answer_buffered()
-        if not self._paused:
+        if not self._paused and self._transfer is None:
             transport.resume_reading()
-        self._arm()  # the client read something: not stalled
+        return True
+
+    def transfer_started(self, task: asyncio.Task[None]) -> None:
+        """A zone transfer is being sent: no other answer, nor reading, until it ends."""
+        self._transfer = task
+        self._transport.pause_reading()
+
+    async def send_transfer(self, message: bytes) -> bool:
+        """Send one message of a transfer once the client has read the ones
+        before it; False when the connection has gone."""
+        transport = self._transport
+        while self._paused and not transport.is_closing():
+            self._drained = asyncio.Event()
+            await self._drained.wait()
+        if transport.is_closing():
+            return False
+        transport.write(len(message).to_bytes(2, "big") + message)
+        if not self._paused:
+            self._arm()  # the client reads: not stalled
+        return True
+
+    def transfer_done(self) -> None:
+        self._transfer = None
+        self._go_on()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._transfer is not None:
+            self._transfer.cancel()  # the client went, or stopped reading
         if self._counted:
             limits = self._limits
             limits.connections.discard(self)

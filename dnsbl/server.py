@@ -25,6 +25,7 @@ from dnsbl.registry import DatasetKey, Registry, ZoneSet
 from dnsbl.reload import CheckResult, DatasetStatus, Reloader, status_line
 from dnsbl.rrl import RateLimiter
 from dnsbl.stats import Stats
+from dnsbl.xfr import Transfers
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,9 @@ class Server:
         rrl = config.rrl
         self.rrl = None if rrl is None else RateLimiter(
             rrl.rate, rrl.slip, rrl.ipv4_prefix, rrl.ipv6_prefix, rrl.exempt)
+        #: Zone transfers, where the configuration allows any.
+        self.transfers = (Transfers(config, self.registry)
+                          if any(z.transfer for z in config.zones) else None)
         self.bound: list[Listen] = []
         self.metrics_port: int | None = None
         self.loop_name = "asyncio"
@@ -98,6 +102,9 @@ class Server:
 
     def query_log_dropped(self) -> int:
         return self.query_log.dropped if self.query_log else 0
+
+    def transfer_counts(self) -> dict[tuple[str, str, str], int]:
+        return self.transfers.counts if self.transfers is not None else {}
 
     def uptime(self) -> float:
         return time.monotonic() - self._started
@@ -152,7 +159,7 @@ class Server:
         pairs = _paired(self._given)
         shared = Shared(self.registry, self.stats,
                         Edns(self.config.edns_payload, self.config.nsid.encode()),
-                        self.query_log, self.rrl, self.tcp_limits)
+                        self.query_log, self.rrl, self.tcp_limits, self.transfers)
         for udp, tcp in pairs:
             if udp is not None and self.config.udp_batch and batch.AVAILABLE:
                 batched = batch.BatchedUDP(udp, shared, self.config.udp_batch)
@@ -243,6 +250,8 @@ class Server:
                 self._control.close()
             self.reloader.close()
             self.close()
+            if self.transfers is not None:
+                await self.transfers.close()
             await self.tcp_limits.close_all(STOP_GRACE)
             if self.query_log is not None:
                 self.query_log.close()

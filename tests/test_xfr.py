@@ -1,0 +1,269 @@
+"""Zone transfer from `dnsbl serve`: AXFR and IXFR over TCP, the ACL, and
+what a client that asks wrongly or stops reading gets; queries are answered
+all along."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import dns.tsigkeyring
+import dns.zone
+import pytest
+
+from dnsbl.config import Listen, load_config
+from tests.conftest import ROOT, ServerThread, stop_all
+from tests.helpers import scaled, wait_for
+
+DATA = """\
+$SOA 3600 ns1.example.org hostmaster.example.org 7 1h 15m 1w 300
+$NS 0 ns1.example.org
+$TTL 600
+:127.0.0.2:Listed: $
+127.0.0.2
+10.0.0.0/8 :3:Big block
+!10.1.0.0/16
+203.0.113.10-203.0.113.20
+"""
+
+
+SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ=="  # 28 bytes, base64
+
+
+def config_file(tmp_path: Path, transfer: str = '["127.0.0.0/8", "::1"]',
+                data: str = DATA, key: str | None = None) -> Path:
+    (tmp_path / "bl.zone").write_text(data)
+    path = tmp_path / "dnsbl.toml"
+    tsig = f'[tsig]\n"{key}" = "{SECRET}"\n' if key else ""
+    path.write_text(f"""\
+{tsig}[[zone]]
+name = "bl.example.org"
+type = "ip4set"
+files = ["bl.zone"]
+transfer = {transfer}
+{f'transfer_key = "{key}"' if key else ""}
+""")
+    return path
+
+
+@pytest.fixture
+def server(tmp_path):
+    """start(config path, **settings) -> the ServerThread serving it, with metrics."""
+    started: list[ServerThread] = []
+
+    def start(path: Path, **settings) -> ServerThread:
+        config = replace(load_config(str(path)), listen=(Listen("127.0.0.1", 0),), **settings)
+        thread = ServerThread(config, metrics=Listen("127.0.0.1", 0))
+        started.append(thread)
+        thread.start()
+        return thread
+
+    yield start
+    stop_all([t.stop for t in started])
+
+
+def port(thread: ServerThread) -> int:
+    assert thread.server is not None
+    return thread.server.bound[0].port
+
+
+def transfer_count(thread: ServerThread, kind: str, result: str) -> float:
+    from urllib.request import urlopen
+
+    assert thread.server is not None and thread.server.metrics_port is not None
+    with urlopen(f"http://127.0.0.1:{thread.server.metrics_port}/metrics",
+                 timeout=scaled(10)) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if (line.startswith("dnsbl_xfr_requests_total{") and f'kind="{kind}"' in line
+                and f'result="{result}"' in line):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def exported(path: Path) -> dns.zone.Zone:
+    done = subprocess.run([sys.executable, "-m", "dnsbl", "export", "--config", str(path),
+                           "bl.example.org"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=scaled(60))
+    assert done.returncode == 0, done.stderr
+    return dns.zone.from_text(done.stdout, origin="bl.example.org.", relativize=False)
+
+
+def test_axfr_sends_what_export_writes(tmp_path, server):
+    path = config_file(tmp_path)
+    thread = server(path)
+    zone = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", "bl.example.org.", port=port(thread),
+                                           relativize=False, timeout=scaled(10)),
+                             relativize=False)
+    assert zone == exported(path)
+    assert zone.get_rdataset("bl.example.org.", "SOA")[0].serial == 7
+    # 10/8 less 10.1/16: a wildcard for each other /16, none for 10.1.
+    assert zone.get_rdataset("*.2.10.bl.example.org.", "A")[0].address == "127.0.0.3"
+    assert zone.get_node("*.10.bl.example.org.") is None
+    assert zone.get_node("*.1.10.bl.example.org.") is None
+    assert transfer_count(thread, "axfr", "ok") == 1
+
+
+def test_ixfr_current_serial_is_one_soa_older_or_future_the_whole_zone(tmp_path, server):
+    thread = server(config_file(tmp_path))
+    for serial, whole in ((7, False), (3, True), (2**31, True)):
+        q = dns.message.make_query("bl.example.org", "IXFR")
+        q.authority.append(dns.rrset.from_text(
+            "bl.example.org.", 0, "IN", "SOA",
+            f"ns1.example.org. hostmaster.example.org. {serial} 1 1 1 1"))
+        with socket.create_connection(("127.0.0.1", port(thread)), timeout=scaled(10)) as s:
+            dns.query.send_tcp(s, q)
+            r, _ = dns.query.receive_tcp(s, one_rr_per_rrset=True)
+            rrsets = list(r.answer)
+            while whole and rrsets[-1].rdtype != dns.rdatatype.SOA:  # more messages
+                rrsets += dns.query.receive_tcp(s, one_rr_per_rrset=True)[0].answer
+        assert r.rcode() == dns.rcode.NOERROR
+        types = [rrset.rdtype for rrset in rrsets]
+        assert types[0] == dns.rdatatype.SOA and rrsets[0][0].serial == 7
+        if whole:  # the AXFR form: SOA, the records, SOA
+            assert types.count(dns.rdatatype.SOA) == 2 and len(types) > 500
+        else:
+            assert types == [dns.rdatatype.SOA]
+    assert transfer_count(thread, "ixfr", "uptodate") == 1
+    assert transfer_count(thread, "ixfr", "ok") == 2
+
+
+@pytest.mark.parametrize("transfer", ['["10.0.0.0/8"]', "[]"])
+def test_outside_the_acl_or_not_transferable_is_refused_and_counted(tmp_path, server,
+                                                                    transfer):
+    thread = server(config_file(tmp_path, transfer))
+    q = dns.message.make_query("bl.example.org", "AXFR")
+    r = dns.query.tcp(q, "127.0.0.1", port=port(thread), timeout=scaled(10))
+    if transfer == "[]":  # no zone transferable: transfers are not served at all
+        assert r.rcode() == dns.rcode.NOTIMP
+        return
+    assert r.rcode() == dns.rcode.REFUSED
+    assert not r.answer
+    assert transfer_count(thread, "axfr", "refused") == 1
+    # A zone we do not serve: refused too.
+    q = dns.message.make_query("other.example.org", "AXFR")
+    assert dns.query.tcp(q, "127.0.0.1", port=port(thread),
+                         timeout=scaled(10)).rcode() == dns.rcode.REFUSED
+
+
+def test_axfr_over_udp_is_not_served(tmp_path, server):
+    thread = server(config_file(tmp_path))
+    q = dns.message.make_query("bl.example.org", "AXFR")
+    r = dns.query.udp(q, "127.0.0.1", port=port(thread), timeout=scaled(10))
+    assert r.rcode() == dns.rcode.NOTIMP
+    r = dns.query.udp(dns.message.make_query("2.0.0.127.bl.example.org", "A"), "127.0.0.1",
+                      port=port(thread), timeout=scaled(10))
+    assert [rd.address for rrset in r.answer for rd in rrset] == ["127.0.0.2"]
+
+
+READER = """
+import socket, struct, sys
+import dns.message
+sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=float(sys.argv[2]))
+query = dns.message.make_query("bl.example.org", "AXFR").to_wire()
+sock.sendall(struct.pack(">H", len(query)) + query)
+stream = sock.makefile("rb")
+records = soas = 0
+while soas < 2:
+    size, = struct.unpack(">H", stream.read(2))
+    wire = stream.read(size)
+    records += struct.unpack(">H", wire[6:8])[0]
+    soas += wire.count(b"\\x00\\x06\\x00\\x01\\x00\\x00")  # type SOA, class IN, a TTL
+print(records, dns.message.from_wire(wire).answer[-1])
+"""
+
+
+def big_zone(count: int) -> str:
+    lines = [DATA]
+    lines += [f"{10 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}.1 :4:Host $" for i in range(count)]
+    return "\n".join(lines).replace("10.0.0.0/8 :3:Big block\n!10.1.0.0/16\n", "") + "\n"
+
+
+@pytest.mark.slow
+def test_a_client_that_stops_reading_is_cut_off_and_queries_go_on(tmp_path, server):
+    path = config_file(tmp_path, data=big_zone(60_000))
+    thread = server(path, tcp_idle_timeout=scaled(1.0))
+    # Ask for the zone and read nothing: a small receive buffer fills at once.
+    stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", port(thread)))
+        wire = dns.message.make_query("bl.example.org", "AXFR").to_wire()
+        stalled.sendall(struct.pack(">H", len(wire)) + wire)
+        # Meanwhile every query is answered, over UDP and over TCP.
+        started = time.monotonic()
+        for i in range(20):
+            name = f"1.{i}.0.10.bl.example.org"
+            r = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1",
+                              port=port(thread), timeout=scaled(5))
+            assert [rd.address for rrset in r.answer for rd in rrset] == ["127.0.0.4"]
+        r = dns.query.tcp(dns.message.make_query("2.0.0.127.bl.example.org", "A"),
+                          "127.0.0.1", port=port(thread), timeout=scaled(5))
+        assert r.rcode() == dns.rcode.NOERROR
+        assert time.monotonic() - started < scaled(10)
+        # The stalled transfer ends, counted, once the idle timeout passes.
+        wait_for(lambda: transfer_count(thread, "axfr", "aborted") == 1, timeout=scaled(30))
+    finally:
+        stalled.close()
+    # And the next transfer goes through whole, to a client in a process of
+    # its own (in this one it would share the interpreter lock with the
+    # server) that reads as fast as a secondary: records counted, not parsed.
+    done = subprocess.run([sys.executable, "-c", READER, str(port(thread)), str(scaled(60))],
+                          capture_output=True, text=True, timeout=scaled(120))
+    assert done.returncode == 0, done.stderr
+    records, last = done.stdout.split(None, 1)
+    assert int(records) > 120_000
+    assert "SOA" in last
+    assert transfer_count(thread, "axfr", "ok") == 1
+
+
+def test_tsig_signed_transfer_and_what_a_bad_or_missing_key_gets(tmp_path, server):
+    path = config_file(tmp_path, key="xfr.example.org")
+    thread = server(path)
+    good = dns.tsigkeyring.from_text({"xfr.example.org.": ("hmac-sha256", SECRET)})
+    # dnspython checks the TSIG of every message it reads, and fails on a bad one.
+    zone = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", "bl.example.org.", port=port(thread),
+                                           relativize=False, keyring=good,
+                                           keyname="xfr.example.org.",
+                                           keyalgorithm="hmac-sha256", timeout=scaled(10)),
+                             relativize=False)
+    assert zone == exported(path)
+    assert transfer_count(thread, "axfr", "ok") == 1
+    wrong = dns.tsigkeyring.from_text({
+        "xfr.example.org.": ("hmac-sha256", "b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldA==")})
+    other = dns.tsigkeyring.from_text({"other.example.org.": ("hmac-sha256", SECRET)})
+    for keyring, rcode in ((None, dns.rcode.REFUSED), (wrong, dns.rcode.NOTAUTH),
+                           (other, dns.rcode.NOTAUTH)):
+        q = dns.message.make_query("bl.example.org", "AXFR")
+        if keyring is not None:
+            q.use_tsig(keyring, algorithm="hmac-sha256")
+        with socket.create_connection(("127.0.0.1", port(thread)), timeout=scaled(10)) as s:
+            dns.query.send_tcp(s, q)
+            r, _ = dns.query.receive_tcp(s, time.time() + scaled(10))  # unsigned: no key used
+        assert r.rcode() == rcode, keyring
+        assert not r.answer
+    assert transfer_count(thread, "axfr", "refused") == 1
+    assert transfer_count(thread, "axfr", "notauth") == 2
+    # Queries are still answered.
+    r = dns.query.udp(dns.message.make_query("2.0.0.127.bl.example.org", "A"), "127.0.0.1",
+                      port=port(thread), timeout=scaled(10))
+    assert [rd.address for rrset in r.answer for rd in rrset] == ["127.0.0.2"]
+
+
+def test_a_transfer_key_not_in_tsig_is_a_configuration_error(tmp_path):
+    path = config_file(tmp_path, key="xfr.example.org")
+    path.write_text(path.read_text().replace('"xfr.example.org" =', '"other.example.org" ='))
+    done = subprocess.run([sys.executable, "-m", "dnsbl", "check", "--config", str(path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=scaled(60))
+    assert done.returncode == 2
+    assert "'transfer_key' 'xfr.example.org' is not a key of [tsig]" in done.stderr
