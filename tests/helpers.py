@@ -725,3 +725,93 @@ class PostgresServer:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             self._run(f"{self.bin}/pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# -- BIND ------------------------------------------------------------------------------
+
+NAMED = shutil.which("named") or ("/usr/sbin/named" if os.path.exists("/usr/sbin/named")
+                                  else None)
+
+
+class Named:
+    """BIND serving the exported files as primaries, on a free loopback port."""
+
+    def __init__(self, tmp_path: Path, zones: dict[str, Path]) -> None:
+        self.dir = tmp_path / "named"
+        self.dir.mkdir()
+        self.zones = zones
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.log = self.dir / "named.log"
+
+    def start(self) -> None:
+        assert NAMED is not None
+        for _attempt in range(3):  # the free port may be taken before named binds it
+            self.port = free_port()
+            conf = self.dir / "named.conf"
+            zones = "".join(self.zone_clause(name, path) for name, path in self.zones.items())
+            conf.write_text(f"""\
+options {{
+    directory "{self.dir}";
+    pid-file "{self.dir}/named.pid";
+    listen-on port {self.port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    notify no;
+}};
+{zones}""")
+            with open(self.log, "ab") as log:
+                self.proc = subprocess.Popen([NAMED, "-g", "-n", "1", "-c", str(conf)],
+                                             stdout=log, stderr=subprocess.STDOUT)
+            if self._wait_ready():
+                return
+            self.stop()
+        raise AssertionError("named did not start:\n" + self.log.read_text())
+
+    def zone_clause(self, name: str, path: Path) -> str:
+        return f'zone "{name}" {{ type primary; file "{path}"; }};\n'
+
+    def _wait_ready(self) -> bool:
+        deadline = time.monotonic() + scaled(20)
+        names = list(self.zones)
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                return False
+            try:
+                for name in names:
+                    r = dns.query.udp(dns.message.make_query(name, "SOA"), "127.0.0.1",
+                                      port=self.port, timeout=0.2)
+                    if r.rcode() != dns.rcode.NOERROR or not r.answer:
+                        raise dns.exception.DNSException("not loaded yet")
+                return True
+            except (dns.exception.DNSException, OSError):
+                time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            os.kill(proc.pid, 15)  # by PID: only the named we started
+            try:
+                proc.wait(scaled(10))
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, 9)
+                proc.wait(scaled(10))
+
+
+def ask(port: int, name: str, rdtype: str) -> dns.message.Message:
+    q = dns.message.make_query(name, rdtype)
+    return retry(lambda: dns.query.udp(q, "127.0.0.1", port=port, timeout=scaled(5)),
+                 (dns.exception.Timeout,))
+
+
+def seen(r: dns.message.Message, rdtype: str) -> tuple[str, list[str]]:
+    """What a DNSBL client takes from an answer: listed or not, and the data."""
+    data = sorted(rd.to_text() for rrset in r.answer if rrset.rdtype == dns.rdatatype.from_text(
+        rdtype) for rd in rrset)
+    # NXDOMAIN and NODATA both mean "not listed" to a client (an excluded
+    # name under a wildcard is NODATA in a master file; see the README).
+    return ("listed" if data else "not listed"), data
