@@ -22,7 +22,7 @@ import dns.rdatatype
 import pytest
 
 from dnsbl.config import Listen, ServerConfig, with_overrides
-from dnsbl.registry import load_zoneset
+from dnsbl.loader import load_snapshot
 from dnsbl.server import Server, new_event_loop
 from tests.helpers import retry, scaled, wait_for
 
@@ -173,7 +173,7 @@ class ServerThread:
             loop.close()
 
     async def _main(self) -> None:
-        self.server = Server(self.config, self.zoneset or load_zoneset(self.config))
+        self.server = Server(self.config, self.zoneset or load_snapshot(self.config))
         await self.server.start()
         serving = asyncio.create_task(self.server.serve_forever(handle_signals=False))
         await self.server.running.wait()

@@ -405,11 +405,11 @@ def test_ipv6_listener(serve, zone_file):
 
 def test_dataset_named_by_two_zones_is_loaded_once(serve, zone_file):
     from dnsbl.config import ServerConfig, parse_zone_spec
-    from dnsbl.registry import load_zoneset
+    from dnsbl.loader import load_snapshot
 
     shared = zone_file([":3:shared", "192.0.2.0/24"])
     specs = [f"a.test:ip4set:{shared}", f"b.test:ip4set:{shared}"]
-    zoneset = load_zoneset(ServerConfig(zones=tuple(parse_zone_spec(s) for s in specs)))
+    zoneset = load_snapshot(ServerConfig(zones=tuple(parse_zone_spec(s) for s in specs)))
     assert len(zoneset.datasets) == 1
     assert zoneset.by_name("a.test").datasets[0] is zoneset.by_name("b.test").datasets[0]
     c = serve(*specs)

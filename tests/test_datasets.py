@@ -195,7 +195,7 @@ def test_dnset(zone, name, answer):
 
 
 def test_dnset_bad_name_is_warned(zone_file):
-    from dnsbl.dataset import load_dataset
+    from dnsbl.datasets import load_dataset
 
     path = zone_file(["ok.test", "x" * 64 + ".test", "."])
     warnings = [str(w) for w in load_dataset("dnset", [path], 2100).warnings]
@@ -304,7 +304,7 @@ def test_generic_records_keep_the_default_soa(serve, zone_file):
 
 
 def test_generic_bad_lines_are_warned(zone_file):
-    from dnsbl.dataset import load_dataset
+    from dnsbl.datasets import load_dataset
 
     path = zone_file(GENERIC_LINES + ["www TXT", "mail MX ten mx.ex.com", "a.b A 300.1.1.1"])
     warnings = [str(w) for w in load_dataset("generic", [path], 2100).warnings]
@@ -399,7 +399,7 @@ def test_combined_scoping(serve, zone_file):
     (["127.0.0.2", "$DATASET ip4set sub"], "data before the first $DATASET line"),
 ])
 def test_combined_fatal_errors(zone_file, lines, error):
-    from dnsbl.dataset import load_dataset
+    from dnsbl.datasets import load_dataset
     from dnsbl.zonefile import ZoneFileError
 
     path = zone_file(lines)
@@ -409,7 +409,7 @@ def test_combined_fatal_errors(zone_file, lines, error):
 
 
 def test_combined_section_without_subzones_is_warned(zone_file):
-    from dnsbl.dataset import load_dataset
+    from dnsbl.datasets import load_dataset
 
     path = zone_file(["$DATASET ip4set", "127.0.0.2", "$DATASET ip4set:ok @", "bad line"])
     warnings = [str(w) for w in load_dataset("combined", [path], 2100).warnings]

@@ -27,11 +27,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dnsbl import dataset
+from dnsbl import datasets
 from dnsbl.config import ServerConfig, merge_zones, parse_zone_spec
-from dnsbl.dataset import load_dataset, parse_dataset
-from dnsbl.registry import LoadError, load_zoneset
-from dnsbl.zonefile import DatasetReader, ZoneFileError
+from dnsbl.datasets import ip4, load_dataset, parse_dataset
+from dnsbl.loader import LoadError, load_snapshot
+from dnsbl.zonefile import ZoneFileError
 
 SET_TRIE = ["ip4set", "ip4trie"]
 NX = None  # expected answer: NXDOMAIN
@@ -680,7 +680,7 @@ def test_future_timestamp_fails_the_dataset(zone_file):
     config = ServerConfig(zones=merge_zones([parse_zone_spec(f"f.test:ip4set:{future}"),
                                              parse_zone_spec(f"g.test:ip4set:{fine}")]))
     with pytest.raises(LoadError) as err:
-        load_zoneset(config)
+        load_snapshot(config)
     assert [str(e) for e in err.value.errors] == [str(exc.value)]
     unloaded = err.value.partial.by_name("f.test")  # that zone is not served...
     assert not unloaded.loaded and unloaded.servfail
@@ -767,7 +767,7 @@ def _dataset(path, kind: str) -> tuple:
 def _line_by_line(path, kind: str) -> tuple:
     """The same the plain way: every line through DatasetReader.feed, and dicts
     where the later value wins (with a warning) and an exclusion wins in any order."""
-    reader = DatasetReader(kind, [str(path)])
+    reader = datasets.reader(kind, [str(path)])
     singles: dict = {}
     blocks: dict = {}
     repeats = []
@@ -813,10 +813,10 @@ _key = st.sampled_from([0, 1, 2, 2**31, 2**32 - 2, 2**32 - 1]) | st.integers(0, 
 @given(keys=st.lists(_key, max_size=20).map(sorted) | st.lists(_key, max_size=20),
        chunk=st.integers(1, 6))
 def test_ascending_agrees_with_comparing_pair_by_pair(keys, chunk):
-    # The lane arithmetic of dataset._ascending, over chunks small enough to have
+    # The lane arithmetic of datasets.ip4._ascending, over chunks small enough to have
     # edges: it decides whether a file's runs need sorting at all.
-    with mock.patch.object(dataset, "_CHUNK", chunk):
-        assert dataset._ascending(array("I", keys)) == all(
+    with mock.patch.object(ip4, "_CHUNK", chunk):
+        assert ip4._ascending(array("I", keys)) == all(
             a < b for a, b in zip(keys, keys[1:], strict=False))
 
 
@@ -825,7 +825,7 @@ def test_ascending_agrees_with_comparing_pair_by_pair(keys, chunk):
 def test_block_index_points_at_the_first_key_of_each_block(keys, bits):
     # A lookup bisects only between starts[block] and starts[block + 1].
     want = [bisect.bisect_left(keys, block << (32 - bits)) for block in range(1 << bits)]
-    assert list(dataset._block_starts(array("I", keys), bits)) == want + [len(keys)]
+    assert list(ip4._block_starts(array("I", keys), bits)) == want + [len(keys)]
 
 
 @pytest.mark.parametrize("kind", ["ip4set", "ip4trie"])
