@@ -60,7 +60,10 @@ def load_failure(key: DatasetKey, exc: BaseException) -> ZoneFileError:
     file's own (open, not_regular, size, entries, read, ...), or memory,
     timeout, died, or parse for anything else."""
     if isinstance(exc, ZoneFileError):
-        return exc
+        # "line" names a bad line, a warning: a file that fails for what it
+        # holds is a parse failure, a reason the metrics count.
+        return exc if exc.reason != "line" else ZoneFileError(exc.path, exc.lineno,
+                                                              exc.message, "parse")
     where = ",".join(key[1])
     if isinstance(exc, MemoryError):
         return ZoneFileError(where, 0, "parsing ran out of memory ([limits] parse_memory)",

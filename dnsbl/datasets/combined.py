@@ -41,7 +41,7 @@ class CombinedDataset(Dataset):
     def read_line(cls, reader: DatasetReader, path: str, lineno: int,
                   line: str) -> Iterator[Entry]:
         # Lines are read by section (collect), never one by one as this.
-        raise ZoneFileError(path, lineno, "data before the first $DATASET line")
+        raise ZoneFileError(path, lineno, "data before the first $DATASET line", "parse")
 
     @classmethod
     def collect(cls, reader: DatasetReader, default_ttl: int) -> Parsed:
@@ -102,7 +102,8 @@ def sections(reader: DatasetReader) -> list[Section]:
             elif special:
                 reader.special(path, lineno, body)
             elif first not in "#;":
-                raise ZoneFileError(path, lineno, "data before the first $DATASET line")
+                raise ZoneFileError(path, lineno, "data before the first $DATASET line",
+                                    "parse")
     return sections
 
 
@@ -115,7 +116,7 @@ def _section(reader: DatasetReader, path: str, lineno: int, body: str) -> Sectio
     # Imported here: the package imports this module to list it among the types.
     from dnsbl.datasets import TYPES
     if kind not in TYPES or not TYPES[kind].combinable:
-        raise ZoneFileError(path, lineno, f"$DATASET type {kind!r} cannot be combined")
+        raise ZoneFileError(path, lineno, f"$DATASET type {kind!r} cannot be combined", "parse")
     subzones = tuple("" if z == "@" else z.lower().rstrip(".") for z in words[1:])
     if not subzones:
         reader.warn(path, lineno, "no subzones given for this $DATASET: its data is ignored")
