@@ -284,18 +284,6 @@ def test_combined_zone_returns_every_listing(serve, zone_file):
     assert c.query("1.100.51.198.sbl.zen.test").rcode() == dns.rcode.NXDOMAIN
 
 
-def test_several_files_are_one_dataset(serve, zone_file):
-    a = zone_file([":3:first file", "10.0.0.0/8"])
-    b = zone_file(["!10.1.0.0/16", "192.0.2.1"])
-    c = serve(f"bl.test:ip4set:{a},{b}")
-    assert c.a("1.1.2.10.bl.test") == ["127.0.0.3"]
-    # An exclusion in one file applies to the whole dataset.
-    assert c.query("1.1.1.10.bl.test").rcode() == dns.rcode.NXDOMAIN
-    # A default value lasts to the end of its file only.
-    assert c.a("1.2.0.192.bl.test") == ["127.0.0.2"]
-    assert c.txt("1.2.0.192.bl.test") == []
-
-
 def test_edns_query_gets_opt_back(bl):
     r = bl.query("2.0.0.127.bl.test", "A", use_edns=0, payload=4096)
     assert r.edns == 0
