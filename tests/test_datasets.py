@@ -417,3 +417,54 @@ def test_combined_section_without_subzones_is_warned(zone_file):
     warnings = [str(w) for w in load_dataset("combined", [path], 2100).warnings]
     assert warnings == [f"{path}:1: no subzones given for this $DATASET: its data is ignored",
                         f"{path}:4: invalid address 'bad'"]
+
+
+def _listed(entry) -> tuple:
+    """An entry of a list as (key as written, A, TXT as written); None, None
+    for an exclusion."""
+    value = entry.value
+    return (str(entry), None if value is None else str(ipaddress.IPv4Address(value.a)),
+            None if value is None else value.raw)
+
+
+@pytest.mark.parametrize("kind, lines, want", [
+    ("ip4set", [":3:txt $", "192.0.2.1", "10.0.0.0/8 :4:four", "!10.1.0.0/16", "!192.0.2.9"],
+     {("192.0.2.1/32", "127.0.0.3", "txt $"), ("10.0.0.0/8", "127.0.0.4", "four"),
+      ("10.1.0.0/16", None, None), ("192.0.2.9/32", None, None)}),
+    ("ip4tset", [":5:one $", "192.0.2.1", "192.0.2.2 :6:ignored"],
+     {("192.0.2.1/32", "127.0.0.5", "one $"), ("192.0.2.2/32", "127.0.0.5", "one $")}),
+    ("ip6trie", ["2001:db8::/32 :3:six", "!2001:db8::1"],
+     {("2001:db8::/32", "127.0.0.3", "six"), ("2001:db8::1/128", None, None)}),
+    ("dnset", ["example.com :5:x", "*.w.test", "!no.w.test", ".both.test"],
+     {("example.com", "127.0.0.5", "x"), ("*.w.test", "127.0.0.2", None),
+      ("no.w.test", None, None), ("both.test", "127.0.0.2", None),
+      ("*.both.test", "127.0.0.2", None)}),
+])
+def test_entries_give_every_key_with_its_value(zone_file, kind, lines, want):
+    # What an export writes: every listed key with its value, exclusions too.
+    from dnsbl.datasets import load_dataset
+
+    entries = list(load_dataset(kind, [zone_file(lines)], 2100).entries())
+    assert all(hasattr(entry, "_fields") for entry in entries)  # named tuples
+    assert {_listed(entry) for entry in entries} == want
+    assert len(entries) == len(want)
+
+
+def test_entries_of_generic_acl_and_combined(zone_file):
+    from dnsbl.datasets import load_dataset
+    from dnsbl.datasets.acl import AclEntry
+    from dnsbl.datasets.generic import RecordEntry
+
+    generic = load_dataset("generic", [zone_file(["@ 60 TXT hello", "www A 192.0.2.1"])], 2100)
+    assert sorted(generic.entries()) == [
+        RecordEntry("", 16, 60, b"\x05hello"), RecordEntry("www", 1, 2100, b"\xc0\x00\x02\x01")]
+    acl = load_dataset("acl", [zone_file(["192.0.2.0/24 :refuse", "2001:db8::/32"])], 2100)
+    assert list(acl.entries()) == [
+        AclEntry(bytes((192, 0, 2, 0)), 24, "refuse"),
+        AclEntry(ipaddress.IPv6Address("2001:db8::").packed, 32, "ignore")]
+    combined = load_dataset("combined", [zone_file(
+        ["$DATASET ip4set:mine @ sub", "192.0.2.1", "$DATASET dnset names", "x.test"])], 2100)
+    sections = list(combined.entries())
+    assert [(s.subzones, s.name, s.dataset.kind) for s in sections] == [
+        (("", "sub"), "mine", "ip4set"), (("names",), "dnset", "dnset")]
+    assert [str(e) for e in sections[0].dataset.entries()] == ["192.0.2.1/32"]
