@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import gzip
 import os
+import re
 import stat
 import time
 import zlib
@@ -29,7 +30,7 @@ MAX_TXT = 255
 _LOOPBACK_PREFIX = b"\x7f\x00\x00"
 DEFAULT_A = b"\x7f\x00\x00\x02"
 #: What may follow a key on its line.
-KEY_END = frozenset(" \t#;:")
+_KEY_END = frozenset(" \t#;:")
 _BLOCK = 1 << 20  # bytes read at a time, then up to the end of the line
 
 
@@ -277,6 +278,18 @@ def digits(text: str) -> bool:
     """ASCII decimal digits only: str.isdigit() also takes "¹" (Latin-1 0xB9),
     which int() then refuses."""
     return text.isascii() and text.isdigit()
+
+
+def match_key(pattern: re.Pattern[str], text: str) -> tuple[re.Match[str] | None, str]:
+    """``pattern`` matched at the start of a line, and the rest of the line;
+    no match where what follows cannot end a key (a blank, a comment, a value)."""
+    m = pattern.match(text)
+    if m is None:
+        return None, text
+    rest = text[m.end():]
+    if rest and rest[0] not in _KEY_END:
+        return None, rest
+    return m, rest
 
 
 class Syntax(Protocol):

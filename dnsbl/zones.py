@@ -80,7 +80,17 @@ class Zone:
         self.fast_lookup = (self.lookups4[0] if len(self.lookups4) == 1 and not self.lookups6
                             and not self.names and not self.generic and not self.acls
                             and parent_labels == 0 else None)
-        # The configuration's SOA and NS, else the data's.
+        self._pack_soa_ns(datasets, default_ttl, soa, ns)
+        expiries = [d.expires for d in datasets if d.expires is not None]
+        self.expires = min(expiries) if expiries else None
+        self.expired = False
+        self.check_expiry(time.time())
+
+    def _pack_soa_ns(self, datasets: tuple[Dataset, ...], default_ttl: int, soa: SOA | None,
+                     ns: NS | None) -> None:
+        """The zone's SOA and NS records: the configuration's, else the data's,
+        else a SOA made up (serial: the newest file's mtime)."""
+        name = self.name
         soa = soa or next((d.soa for d in datasets if d.soa is not None), None)
         ns = ns or next((d.ns for d in datasets if d.ns is not None), None)
         ttl = datasets[0].ttl if datasets else default_ttl
@@ -102,10 +112,6 @@ class Zone:
         ns_ttl = (ns.ttl or ttl) if ns else ttl
         self.ns_tails = tuple(
             rr_tail(TYPE_NS, ns_ttl, name_to_wire(n)) for n in (ns.names if ns else ()))
-        expiries = [d.expires for d in datasets if d.expires is not None]
-        self.expires = min(expiries) if expiries else None
-        self.expired = False
-        self.check_expiry(time.time())
 
     def check_expiry(self, now: float) -> bool:
         """Mark the zone expired once a $TIMESTAMP expiry has passed; True if it changed."""

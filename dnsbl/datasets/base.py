@@ -123,6 +123,15 @@ class Dataset(ABC):
             tuple(reader.signatures), reader.warnings, values, **data)
 
 
+class NetworkEntry(NamedTuple):
+    """A network (its address as an int, its prefix length) listed with
+    ``value``, or excluded (``value`` None); IP4Entry and IP6Entry write it."""
+
+    address: int
+    bits: int
+    value: Value | None
+
+
 class ListedDataset(Dataset):
     """A list: entries by a key (an IPv4 or IPv6 network, a domain name), each
     listed with a value or excluded. ``lookup(key)`` returns the value that

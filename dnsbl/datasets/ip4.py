@@ -15,20 +15,18 @@ from functools import lru_cache
 from itertools import compress, islice, repeat
 from operator import eq
 from socket import AF_INET, inet_pton
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytricia
 
-from dnsbl.datasets.base import ListedDataset, Parsed, Singles, duplicate
-from dnsbl.zonefile import KEY_END, DatasetReader, Entry, Run, Value, Warnings
+from dnsbl.datasets.base import ListedDataset, NetworkEntry, Parsed, Singles, duplicate
+from dnsbl.zonefile import DatasetReader, Entry, Run, Value, Warnings, match_key
 
 
-class IP4Entry(NamedTuple):
+class IP4Entry(NetworkEntry):
     """An IPv4 network listed with ``value``, or excluded (``value`` None)."""
 
-    address: int
-    bits: int
-    value: Value | None
+    __slots__ = ()
 
     def __str__(self) -> str:
         return f"{ipaddress.IPv4Address(self.address)}/{self.bits}"
@@ -109,11 +107,8 @@ def parse_ip4_key(kind: str, text: str) -> tuple[list[tuple[int, int]] | None, s
         if bits and kind != "ip4tset" and not address & ~_mask(bits):
             return [(address, bits)], after
     # Anything else gets the general reading below, and its warnings.
-    m = _KEY.match(text)
+    m, rest = match_key(_KEY, text)
     if m is None:
-        return None, text
-    rest = text[m.end():]
-    if rest and rest[0] not in KEY_END:
         return None, rest
     base, bits_text, upper = m.groups()
     parsed = _prefix(base)

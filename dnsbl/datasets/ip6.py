@@ -7,20 +7,17 @@ import ipaddress
 import re
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
 
 import pytricia
 
-from dnsbl.datasets.base import ListedDataset, Parsed
-from dnsbl.zonefile import KEY_END, Value, digits
+from dnsbl.datasets.base import ListedDataset, NetworkEntry, Parsed
+from dnsbl.zonefile import digits, match_key
 
 
-class IP6Entry(NamedTuple):
+class IP6Entry(NetworkEntry):
     """An IPv6 network listed with ``value``, or excluded (``value`` None)."""
 
-    address: int
-    bits: int
-    value: Value | None
+    __slots__ = ()
 
     def __str__(self) -> str:
         return f"{ipaddress.IPv6Address(self.address)}/{self.bits}"
@@ -37,11 +34,8 @@ def parse_ip6_key(kind: str, text: str, excluded: bool
     trailing zero groups left out (``2001:21ab:c000/36``; no length: 16 bits a
     group, so ``2001:20fe:23:41ed`` is a /64). ip6tset takes /64s written as
     four groups, and single addresses as exclusions."""
-    m = _IP6_KEY.match(text)
+    m, rest = match_key(_IP6_KEY, text)
     if m is None:
-        return None, text
-    rest = text[m.end():]
-    if rest and rest[0] not in KEY_END:
         return None, rest
     address, slash, bits_text = m.group(0).partition("/")
     try:
