@@ -24,7 +24,7 @@ import dnslib  # noqa: E402
 
 from dnsbl.answer import Stats, answer  # noqa: E402
 from dnsbl.config import ServerConfig, parse_zone_spec  # noqa: E402
-from dnsbl.registry import load_zoneset  # noqa: E402
+from dnsbl.loader import load_snapshot  # noqa: E402
 from dnsbl.stats import ZoneStats  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def main() -> None:
     rng = random.Random(1)
     path, listed = _zone(args.entries, rng)
     try:
-        zones = load_zoneset(ServerConfig(
+        zones = load_snapshot(ServerConfig(
             zones=(parse_zone_spec(f"bl.example.org:ip4trie:{path}"),))).zones
     finally:
         os.unlink(path)

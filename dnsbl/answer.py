@@ -13,8 +13,7 @@ import re
 import struct
 from typing import Any
 
-from dnsbl.dataset import AclDataset
-from dnsbl.registry import Zone, Zones
+from dnsbl.datasets import AclDataset
 from dnsbl.stats import (
     BAD_CLASS,
     BAD_COUNTS,
@@ -57,6 +56,7 @@ from dnsbl.wire import (
     pointer,
 )
 from dnsbl.zonefile import Value
+from dnsbl.zones import Zone, Zones
 
 __all__ = ["DROP_REASONS", "EDNS_PAYLOAD", "Edns", "Stats", "answer"]
 
@@ -227,7 +227,7 @@ def answer(data: bytes, zones: Zones, stats: Stats, udp: bool = True,
     looked = False  # some data was asked about this name
     exists = False  # listed names lie below it: NODATA, never NXDOMAIN (RFC 8020), or
     # resolvers doing QNAME minimisation would take the whole subtree for gone.
-    if zone.lookups:  # IPv4 data: 4.3.2.1.<zone>
+    if zone.lookups4:  # IPv4 data: 4.3.2.1.<zone>
         octets = []
         for off in offsets[:depth]:
             label = data[off + 1:off + 1 + data[off]]
@@ -243,7 +243,7 @@ def answer(data: bytes, zones: Zones, stats: Stats, udp: bool = True,
                     return _acl_answer(data, question, qtype, zone, acl, client, soa_owner, opt,
                                        limit)
                 ip = bytes((octets[3], octets[2], octets[1], octets[0]))
-                hits = [v for lookup in zone.lookups if (v := lookup(ip)) is not None]
+                hits = [v for lookup in zone.lookups4 if (v := lookup(ip)) is not None]
                 if hits:
                     # A dnset of the zone may list the name "2.0.0.127" too:
                     # rbldnsd answers with both, each "$" its own entry.
@@ -259,7 +259,7 @@ def answer(data: bytes, zones: Zones, stats: Stats, udp: bool = True,
                 looked = True
             else:
                 exists = depth < 4
-    if (zone.lookups6 or zone.lookups) and depth <= 32:  # IPv6: 32 reversed nibbles
+    if (zone.lookups6 or zone.lookups4) and depth <= 32:  # IPv6: 32 reversed nibbles
         address = 0
         for i, off in enumerate(offsets[:depth]):
             if data[off] != 1 or data[off + 1] not in _HEX_DIGITS:
@@ -272,7 +272,7 @@ def answer(data: bytes, zones: Zones, stats: Stats, udp: bool = True,
                 # address (::ffff:a.b.c.d) is asked of it alone, and a 6to4
                 # one (2002:a.b.c.d::/48, RFC 3056) of it as well.
                 ip4 = None
-                if zone.lookups:
+                if zone.lookups4:
                     if ip[:12] == _MAPPED_PREFIX:
                         ip4 = ip[12:]
                     elif ip[:2] == _SIX_TO_FOUR_PREFIX:
@@ -294,7 +294,7 @@ def answer(data: bytes, zones: Zones, stats: Stats, udp: bool = True,
                     looked = True
             # Not when the name was a whole IPv4 address, looked up above: that
             # answer stands (and is the fast path's), 2.0.0.2 is not "2002::".
-            elif ((zone.lookups and not looked and _leads_to_v4(address, depth))
+            elif ((zone.lookups4 and not looked and _leads_to_v4(address, depth))
                   or any(under(address, 4 * depth) for under in zone.below6)):
                 exists = True
     name = ""
@@ -417,7 +417,7 @@ def _embedded_v4_hits(zone: Zone, ip: bytes, ip4: bytes) -> tuple[list[Value], t
     """The values for an IPv6 address holding an IPv4 one (``ip4``): the IPv4
     data's, ``$`` the IPv4 address; for 6to4 the IPv6 data's too, ``$`` the
     IPv6 address. (The hits, and per hit what its ``$`` stands for.)"""
-    hits = [v for lookup in zone.lookups if (v := lookup(ip4)) is not None]
+    hits = [v for lookup in zone.lookups4 if (v := lookup(ip4)) is not None]
     texts = [b"%d.%d.%d.%d" % (ip4[0], ip4[1], ip4[2], ip4[3])] * len(hits)
     if ip[:12] != _MAPPED_PREFIX:
         found6 = [v for lookup in zone.lookups6 if (v := lookup(ip)) is not None]

@@ -151,7 +151,7 @@ class BatchedUDP:
             count = recvmmsg(fd, msgs_in, size, socket.MSG_DONTWAIT, None)
             if count <= 0:
                 return  # drained (EAGAIN), or an ICMP error for an earlier reply
-            zoneset = shared.registry.current
+            zoneset = shared.served.current
             zones = zoneset.zones
             # Only ACLs and the query log need the client's address as text;
             # without them it is never made, and rate limiting reads the raw

@@ -25,11 +25,12 @@ from dnsbl.config import (
     with_overrides,
 )
 from dnsbl.control import ControlError, default_path, discard, open_socket
+from dnsbl.datasets import TYPES
 from dnsbl.ledger import cli as ledger_cli
 from dnsbl.lint import DEFAULT_MAX_WIDTH4, DEFAULT_MAX_WIDTH6, lists_loopback
-from dnsbl.registry import LoadError, Zone, ZoneSet, dataset_specs, load_zoneset
+from dnsbl.loader import LoadError, dataset_specs, load_snapshot
 from dnsbl.spawn import Forker
-from dnsbl.zonefile import DATASET_TYPES
+from dnsbl.zones import Snapshot, Zone
 
 if TYPE_CHECKING:
     from dnsbl.ledger.timer import PublishTimer
@@ -68,7 +69,7 @@ def _zone_options(parser: argparse.ArgumentParser) -> None:
         help="TOML configuration (listen, ttl, zones); command-line flags override it")
     parser.add_argument(
         "--zone", action="append", metavar="NAME:TYPE:FILE[,FILE...]",
-        help=f"serve NAME from a dataset of TYPE ({', '.join(DATASET_TYPES)}) read from "
+        help=f"serve NAME from a dataset of TYPE ({', '.join(TYPES)}) read from "
              "FILEs (repeat it; one NAME given several times is one zone of all those "
              "datasets; :acl:FILE is the global ACL)")
     parser.add_argument(
@@ -402,7 +403,7 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     pool = Forker(min(len(config.zones) or 1, os.cpu_count() or 1),
                   timeout=config.limits.parse_timeout)
     try:
-        zoneset = load_zoneset(config, pool)
+        zoneset = load_snapshot(config, pool)
     except LoadError as exc:
         if not config.allow_missing:
             return cannot_start(_load_failed(exc.errors))
@@ -493,7 +494,7 @@ def _load_failed(errors: Sequence[Exception]) -> str:
 
 def _unstartable(config: ServerConfig) -> str | None:
     """Why serving cannot start, found without loading anything; None if nothing is."""
-    from dnsbl.registry import unopenable
+    from dnsbl.loader import unopenable
 
     if not config.allow_missing:
         errors = unopenable(config)
@@ -571,7 +572,7 @@ def _check(args: argparse.Namespace) -> int:
         config = replace(config, zones=tuple(z for z in config.zones
                                              if z.name not in unpublished))
     try:
-        zoneset = load_zoneset(config)
+        zoneset = load_snapshot(config)
     except LoadError as exc:
         zoneset = exc.partial
         for error in exc.errors:
@@ -608,14 +609,14 @@ def _check(args: argparse.Namespace) -> int:
             for dataset in served.datasets:
                 if served is not zone and dataset.family == "combined":
                     continue  # listed with the zone itself
-                print(f"{indent}{dataset.kind} {','.join(dataset.paths)}: {dataset.entries} "
+                print(f"{indent}{dataset.kind} {','.join(dataset.paths)}: {dataset.listed} "
                       f"entries, {dataset.exclusions} exclusions, ttl {dataset.ttl}")
             problems += _check_test_points(served, zoneset, args.strict)
     print(f"{problems} problem(s)")
     return EXIT_PROBLEMS if problems else 0
 
 
-def _check_test_points(zone: Zone, zoneset: ZoneSet, strict: bool) -> int:
+def _check_test_points(zone: Zone, zoneset: Snapshot, strict: bool) -> int:
     """Say where a zone lists what RFC 5782 says it must never, or does not
     list its test entries, for each kind of data it has; with ``strict`` the
     former are problems (their count is returned), else warnings."""
@@ -654,7 +655,7 @@ def _query(args: argparse.Namespace) -> int:
     config = _config(args)
     status = EXIT_PROBLEMS  # until an answer lists it
     try:
-        zoneset = load_zoneset(config)
+        zoneset = load_snapshot(config)
     except LoadError as exc:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)
@@ -691,7 +692,7 @@ def _query(args: argparse.Namespace) -> int:
     return status
 
 
-def _explain(located: tuple, zoneset: ZoneSet) -> list[str]:
+def _explain(located: tuple, zoneset: Snapshot) -> list[str]:
     from dnsbl.explain import key_of, matches
 
     zone, prefix = located

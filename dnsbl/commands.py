@@ -18,9 +18,9 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dnsbl.config import ServerConfig
-from dnsbl.registry import ZoneSet, dataset_key
 from dnsbl.reload import CheckResult, DatasetStatus
 from dnsbl.stats import RCODE_LABELS, Stats, ZoneStats
+from dnsbl.zones import Snapshot, dataset_key
 
 if TYPE_CHECKING:
     from dnsbl.server import Server
@@ -120,7 +120,7 @@ def status(server: Server) -> dict[str, Any]:
             loaded = current.datasets.get(key)
             datasets.append({
                 "type": key[0], "files": list(key[1]), "loaded": loaded is not None,
-                "entries": loaded.entries if loaded else 0,
+                "entries": loaded.listed if loaded else 0,
                 "data_age": round(now - loaded.mtime, 1) if loaded else None,
                 "loads": state.loads, "failures": dict(state.failures),
                 "last_load": state.last_success or None,
@@ -236,7 +236,7 @@ class Statistics:
         self._reset = False  # whether a reset started this period
         self._base: dict[str, tuple[int, ...]] = {}  # by zone; "": no zone, drops
 
-    def log(self, zoneset: ZoneSet, stats: Stats, uptime: float, reset: bool = False) -> None:
+    def log(self, zoneset: Snapshot, stats: Stats, uptime: float, reset: bool = False) -> None:
         now = {zone.name: _counts(zone.stats) for zone in zoneset.zones.values()}
         now[""] = (*_counts(stats.unzoned), sum(stats.dropped), sum(stats.malformed))
         delta = {name: tuple(n - b for n, b in zip(counts, self._base.get(name, counts),

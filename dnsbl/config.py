@@ -12,11 +12,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar, cast
 
 from dnsbl import settings
+from dnsbl.datasets import TYPES
 from dnsbl.ledger.config import LedgerConfig, parse_ledger
 from dnsbl.ledger.model import LedgerError
 from dnsbl.rpz import RpzPolicy, parse_rpz
 from dnsbl.settings import ConfigError as ConfigError
-from dnsbl.zonefile import DATASET_TYPES, NS, SOA, Limits, parse_ns, parse_soa
+from dnsbl.zonefile import NS, SOA, Limits, parse_ns, parse_soa
 
 DEFAULT_PORT = 53
 _T = TypeVar("_T")
@@ -206,9 +207,9 @@ def parse_zone_spec(text: str, base: str = "") -> ZoneConfig:
 
 
 def _dataset(kind: str, files: Any, base: str, where: str) -> DatasetConfig:
-    if kind not in DATASET_TYPES:
+    if kind not in TYPES:
         raise ConfigError(
-            f"{where}: unknown dataset type {kind!r} (known: {', '.join(DATASET_TYPES)})")
+            f"{where}: unknown dataset type {kind!r} (known: {', '.join(TYPES)})")
     if isinstance(files, str):
         files = [files]
     if not isinstance(files, list) or not files or not all(isinstance(f, str) and f

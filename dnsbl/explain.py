@@ -6,11 +6,13 @@ import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dnsbl import datasets
 from dnsbl.answer import Stats, answer, ipv6_text
-from dnsbl.dataset import Dataset
-from dnsbl.registry import Zone, ZoneSet
+from dnsbl.datasets import ListedDataset
+from dnsbl.datasets.names import BOTH, EXACT, SUBDOMAINS
 from dnsbl.stats import ZoneStats
-from dnsbl.zonefile import BOTH, EXACT, SUBDOMAINS, DatasetReader, Value, file_signature
+from dnsbl.zonefile import Value, file_signature
+from dnsbl.zones import Snapshot, Zone
 
 if TYPE_CHECKING:
     # Imported in ask() only: the server imports this module for its query
@@ -66,7 +68,7 @@ def target_problem(target: str) -> str | None:
     return None
 
 
-def query_name(target: str, zoneset: ZoneSet) -> list[str]:
+def query_name(target: str, zoneset: Snapshot) -> list[str]:
     """The names to ask for ``target``: an address (IPv4 or IPv6) reversed under
     every zone; a name as given when it is under a zone, else under every zone
     of domain names (``x.example.net`` -> ``x.example.net.dbl.example.org``)."""
@@ -92,7 +94,7 @@ def name_under(key: str, zone: str) -> str:
     return f"{address.reverse_pointer.removesuffix(suffix)}.{zone}"
 
 
-def ask(name: str, qtype: str, zoneset: ZoneSet) -> dnslib.DNSRecord | None:
+def ask(name: str, qtype: str, zoneset: Snapshot) -> dnslib.DNSRecord | None:
     """What the server answers to ``name``/``qtype``, as a parsed message."""
     import dnslib
 
@@ -101,7 +103,7 @@ def ask(name: str, qtype: str, zoneset: ZoneSet) -> dnslib.DNSRecord | None:
     return None if reply is None else dnslib.DNSRecord.parse(reply)
 
 
-def find_zone(name: str, zoneset: ZoneSet) -> tuple[Zone, str] | None:
+def find_zone(name: str, zoneset: Snapshot) -> tuple[Zone, str] | None:
     """The zone ``name`` falls in and the labels in front of it."""
     labels = name.lower().rstrip(".").split(".")
     for i in range(len(labels)):
@@ -126,17 +128,17 @@ def key_of(prefix: str) -> Address | str:
     return prefix
 
 
-def asked(zone: Zone, key: Address | str) -> list[tuple[Dataset, Address | str] | None]:
+def asked(zone: Zone, key: Address | str) -> list[tuple[ListedDataset, Address | str] | None]:
     """Per dataset of the zone, what answer.py asks it for ``key``: ``key``
     itself, the IPv4 address inside an IPv4-mapped or 6to4 one, or nothing
     (None) when the dataset holds another family. 2001:db8::1 -> the IPv6
     datasets; ::ffff:127.0.0.2 in a zone with IPv4 data -> its IPv4 datasets
     with 127.0.0.2, and no others."""
-    out: list[tuple[Dataset, Address | str] | None] = []
+    out: list[tuple[ListedDataset, Address | str] | None] = []
     # An IPv6 address holding an IPv4 one is asked of the IPv4 data too (a
     # 6to4 one) or instead (an IPv4-mapped one), as answer.py does.
     embedded = None
-    if isinstance(key, ipaddress.IPv6Address) and zone.lookups:
+    if isinstance(key, ipaddress.IPv6Address) and zone.lookups4:
         embedded = key.ipv4_mapped or key.sixtofour
     for dataset in zone.datasets:
         family = {4: "ip4", 6: "ip6"}.get(getattr(key, "version", 0), "name")
@@ -145,7 +147,10 @@ def asked(zone: Zone, key: Address | str) -> list[tuple[Dataset, Address | str] 
             family, wanted = "ip4", embedded
         elif embedded is not None and key.ipv4_mapped is not None:  # type: ignore[union-attr]
             family = ""
-        out.append((dataset, wanted) if dataset.family == family else None)
+        if isinstance(dataset, ListedDataset) and dataset.family == family:
+            out.append((dataset, wanted))
+        else:
+            out.append(None)
     return out
 
 
@@ -158,7 +163,7 @@ def matches(zone: Zone, key: Address | str) -> list[Match | None]:
             out.append(None)
             continue
         dataset, wanted = pair
-        reader = DatasetReader(dataset.kind, dataset.paths)
+        reader = datasets.reader(dataset.kind, dataset.paths)
         best: Match | None = None
         best_rank = -1
         for entry, bits, value, path, lineno in reader.entries():
@@ -208,7 +213,7 @@ def _entry(key: Address | str, entry: object, bits: int) -> str:
 Replies = list[tuple[str, dict[str, "dnslib.DNSRecord | None"]]]
 
 
-def replies(target: str, zoneset: ZoneSet) -> Replies:
+def replies(target: str, zoneset: Snapshot) -> Replies:
     """The A and TXT answers for ``target``, per name asked (see :func:`query_name`),
     counted nowhere: asking a running server's zones must not show in its
     metrics. On the event loop of that server, so no query of its interleaves."""
@@ -224,7 +229,7 @@ def replies(target: str, zoneset: ZoneSet) -> Replies:
             zone.stats = stats
 
 
-def report(answers: Replies, zoneset: ZoneSet) -> tuple[list[str], bool]:
+def report(answers: Replies, zoneset: Snapshot) -> tuple[list[str], bool]:
     """What ``dnsbl query`` prints for these answers, as lines, and whether an
     A was answered under some zone (listed). The data lines come from the
     files, unless they changed since ``zoneset`` loaded them (a refused

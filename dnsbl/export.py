@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from dnsbl.config import ServerConfig
-from dnsbl.dataset import (
+from dnsbl.datasets import (
     CombinedDataset,
     Dataset,
     GenericDataset,
@@ -29,10 +29,12 @@ from dnsbl.dataset import (
     IP6Dataset,
     NameDataset,
 )
-from dnsbl.registry import LoadError, Zone, ZoneSet, load_zoneset
+from dnsbl.datasets.names import EXACT, SUBDOMAINS
+from dnsbl.loader import LoadError, load_snapshot
 from dnsbl.rpz import TYPE_CNAME, RpzPolicy, action_rdata, rpz_ip_name
-from dnsbl.wire import TYPE_A, TYPE_NS, TYPE_SOA, TYPE_TXT, name_to_wire, txt_rdata
-from dnsbl.zonefile import EXACT, SUBDOMAINS, Value
+from dnsbl.wire import TYPE_A, TYPE_MX, TYPE_NS, TYPE_SOA, TYPE_TXT, name_to_wire, txt_rdata
+from dnsbl.zonefile import Value
+from dnsbl.zones import Snapshot, Zone
 
 #: Past this many records an export stops with an error: a /9 written as
 #: /16 wildcards is 128 records, but a few misplaced exclusions in big
@@ -40,7 +42,6 @@ from dnsbl.zonefile import EXACT, SUBDOMAINS, Value
 DEFAULT_MAX_RECORDS = 10_000_000
 
 FORMATS = ("bind", "rpz")
-TYPE_MX = 15
 TYPE_PRIVATE = 65280  # RFC 6895: private use
 #: The last line of a complete export: standard output is streamed, so a
 #: reader of a failed one (exit status 1) can also tell it by this missing.
@@ -62,36 +63,20 @@ Record = tuple[str, int, int, bytes]
 
 
 def _entries(dataset: Dataset) -> Iterator[Entry]:
-    """Every entry of one loaded dataset (not a combined one), as :data:`Entry`.
-
-    The one place that knows how each dataset type holds its entries.
-    """
+    """Every entry of one loaded dataset (not a combined one), as :data:`Entry`."""
     if isinstance(dataset, GenericDataset):
-        for name, by_type in dataset.records.items():
-            for rrs in by_type.values():
-                for rr in rrs:  # a pointer to the question's name, then rr_tail()
-                    rtype, _class, ttl, _length = struct.unpack(">HHIH", rr[2:12])
-                    yield ("record", name, (rtype, ttl, rr[12:]), None)
-        return
-    if isinstance(dataset, IP4Dataset):
-        values = dataset._values
-        for key, number in zip(dataset._keys, dataset._numbers, strict=True):
-            yield ("ip4", key, 32, values[number])
-    if isinstance(dataset, IP4Dataset | IP6Dataset):
+        for record in dataset.entries():
+            yield ("record", record.name, (record.rtype, record.ttl, record.rdata), None)
+    elif isinstance(dataset, IP4Dataset | IP6Dataset):
         family = dataset.family
-        trie = dataset._trie
-        for prefix in trie:
-            network = ipaddress.ip_network(prefix)
-            yield (family, int(network.network_address), network.prefixlen, trie[prefix])
-        return
-    if isinstance(dataset, NameDataset):
-        for table, mode in ((dataset._exact, EXACT), (dataset._below, SUBDOMAINS)):
-            for name, found in table.items():
-                for value in found if found is not None else (None,):
-                    yield ("name", name, mode, value)
+        for network in dataset.entries():
+            yield (family, network.address, network.bits, network.value)
+    elif isinstance(dataset, NameDataset):
+        for name in dataset.entries():
+            yield ("name", name.name, name.mode, name.value)
 
 
-def zone_parts(zoneset: ZoneSet, zone: Zone) -> list[tuple[str, Dataset]]:
+def zone_parts(zoneset: Snapshot, zone: Zone) -> list[tuple[str, Dataset]]:
     """The datasets that answer in ``zone``, each with the subzone it answers
     under (``""``: the zone itself; a combined file's sections elsewhere)."""
     parts = [("", d) for d in zone.datasets if not isinstance(d, CombinedDataset)]
@@ -105,7 +90,7 @@ def zone_parts(zoneset: ZoneSet, zone: Zone) -> list[tuple[str, Dataset]]:
     return parts
 
 
-def load(config: ServerConfig, name: str) -> tuple[ZoneSet, Zone]:
+def load(config: ServerConfig, name: str) -> tuple[Snapshot, Zone]:
     """Load the datasets of zone ``name`` (and no others).
 
     :raises ExportError: for an unknown zone or a file that cannot be loaded.
@@ -116,7 +101,7 @@ def load(config: ServerConfig, name: str) -> tuple[ZoneSet, Zone]:
         known = ", ".join(z.name for z in config.zones) or "none"
         raise ExportError(f"no zone {wanted!r} in the configuration (zones: {known})")
     try:
-        zoneset = load_zoneset(replace(config, zones=(zone_config,), global_acl=None))
+        zoneset = load_snapshot(replace(config, zones=(zone_config,), global_acl=None))
     except LoadError as exc:
         raise ExportError("; ".join(map(str, exc.errors))) from None
     zone = zoneset.by_name(wanted)
@@ -336,7 +321,7 @@ def _tree_records(tree: _Tree, ttl: int, suffix: str, ip: bool,
     yield from walk((), None)
 
 
-def bind_records(zoneset: ZoneSet, zone: Zone,
+def bind_records(zoneset: Snapshot, zone: Zone,
                  max_records: int = DEFAULT_MAX_RECORDS) -> Iterator[Record]:
     """The zone's records as a standard zone: SOA and NS first.
 
@@ -409,7 +394,7 @@ def _allowed(config: ServerConfig, policy: RpzPolicy) -> Iterator[
             raise ExportError(str(exc)) from None
 
 
-def rpz_records(zoneset: ZoneSet, zone: Zone, config: ServerConfig,
+def rpz_records(zoneset: Snapshot, zone: Zone, config: ServerConfig,
                 policy: RpzPolicy | None = None) -> Iterator[Record]:
     """The zone as a Response Policy Zone (owners relative to its origin).
 

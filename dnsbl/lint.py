@@ -6,8 +6,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator, Sequence
 
-from dnsbl.registry import Zone
-from dnsbl.zonefile import COMBINED_TYPES, IP4_TYPES, IP6_TYPES, DatasetReader, ZoneFileError
+from dnsbl import datasets
+from dnsbl.datasets.combined import sections
+from dnsbl.zonefile import ZoneFileError
+from dnsbl.zones import Zone
 
 #: The widest prefix `check --strict` lets an entry have, per family. No one
 #: network holds more than an IPv4 /8 (the unit IANA hands to the RIRs), and
@@ -23,7 +25,7 @@ def lists_loopback(zone: Zone) -> bool:
     """Whether the zone's IPv4 data lists 127.0.0.1, which RFC 5782 (section
     5) says must never be: mail servers probe a list with it and, finding it
     listed, stop trusting the list or reject their own local mail."""
-    return zone.loaded and any(lookup(_LOOPBACK) is not None for lookup in zone.lookups)
+    return zone.loaded and any(lookup(_LOOPBACK) is not None for lookup in zone.lookups4)
 
 
 def wide_entries(kind: str, paths: Sequence[str], max4: int = DEFAULT_MAX_WIDTH4,
@@ -31,16 +33,17 @@ def wide_entries(kind: str, paths: Sequence[str], max4: int = DEFAULT_MAX_WIDTH4
     """``file:line: reason`` for each listed (not excluded) IP block of a
     dataset wider than /max4 or /max6, or the whole address space. Files
     that cannot be read are skipped: loading reports them."""
-    reader = DatasetReader(kind, paths)
+    reader = datasets.reader(kind, paths)
     try:
-        readers = ([(s.kind, s.reader) for s in reader.sections()]
-                   if kind in COMBINED_TYPES else [(kind, reader)])
+        readers = ([(s.kind, s.reader) for s in sections(reader)]
+                   if datasets.TYPES[kind].family == "combined" else [(kind, reader)])
         for section_kind, section in readers:
             network_type: type[ipaddress.IPv4Network | ipaddress.IPv6Network]
-            if section_kind in IP4_TYPES:
+            answers_for = datasets.TYPES[section_kind].family
+            if answers_for == "ip4":
                 limit, family, flag, network_type = max4, "IPv4", "--max-width4", \
                     ipaddress.IPv4Network
-            elif section_kind in IP6_TYPES:
+            elif answers_for == "ip6":
                 limit, family, flag, network_type = max6, "IPv6", "--max-width6", \
                     ipaddress.IPv6Network
             else:

@@ -34,9 +34,9 @@ from dnsbl.stats import (
 
 if TYPE_CHECKING:
     from dnsbl.ledger.config import LedgerConfig
-    from dnsbl.registry import ZoneSet
     from dnsbl.reload import DatasetStatus
     from dnsbl.stats import Stats
+    from dnsbl.zones import Snapshot
 
 #: How the supervisor folds one series from every worker into one (``--workers``
 #: above 1): "sum" for counts and shares of the work, "min" or "max" for what
@@ -142,7 +142,7 @@ class Source(Protocol):
         """RRL [dropped, slipped], open TCP connections and the bytes they hold."""
         ...
 
-    def zoneset(self) -> ZoneSet: ...
+    def zoneset(self) -> Snapshot: ...
 
     def reload_status(self) -> dict[tuple[str, tuple[str, ...]], DatasetStatus]: ...
 
@@ -285,7 +285,7 @@ class Collector:
         info.add_metric([__version__, platform.python_version(), self._loop_name], 1)
         yield info
 
-    def _datasets(self, zoneset: ZoneSet) -> Iterator[Metric]:
+    def _datasets(self, zoneset: Snapshot) -> Iterator[Metric]:
         now = time.time()
         names = ["dataset"]
         ds_entries = metric_family("dnsbl_dataset_entries", names)
@@ -297,7 +297,7 @@ class Collector:
         failures = metric_family("dnsbl_dataset_reload_failures_total", ["dataset", "reason"])
         for key, dataset in zoneset.datasets.items():
             label = [dataset_label(key)]
-            ds_entries.add_metric(label, dataset.entries)
+            ds_entries.add_metric(label, dataset.listed)
             exclusions.add_metric(label, dataset.exclusions)
             age.add_metric(label, max(0.0, now - dataset.mtime))
         for key, status in self._source.reload_status().items():

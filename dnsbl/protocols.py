@@ -8,9 +8,9 @@ from typing import Any
 
 from dnsbl.answer import DEFAULT_EDNS, Edns, Stats, answer
 from dnsbl.querylog import QueryLog
-from dnsbl.registry import Registry, Zones
 from dnsbl.rrl import RateLimiter, limited
 from dnsbl.stats import TCP_CAP, TCP_IDLE, TCP_STALLED
+from dnsbl.zones import ServedZones, Zones
 
 #: Bytes of answers that may wait to be sent on one TCP connection before
 #: answering stops until the client reads (the transport's high-water mark).
@@ -60,7 +60,7 @@ class TCPLimits:
 class Shared:
     """What every transport of one server shares."""
 
-    registry: Registry
+    served: ServedZones
     stats: Stats
     edns: Edns = DEFAULT_EDNS
     query_log: QueryLog | None = None
@@ -76,7 +76,7 @@ class _Answering:
     __slots__ = ("_registry", "_stats", "_edns", "_qlog", "_transport")
 
     def __init__(self, shared: Shared) -> None:
-        self._registry = shared.registry
+        self._registry = shared.served
         self._stats = shared.stats
         self._edns = shared.edns
         self._qlog = shared.query_log
@@ -99,7 +99,7 @@ def udp_reply(shared: Shared, zones: Zones, data: bytes, addr: Any) -> bytes | N
 
 
 class UDPProtocol(_Answering, asyncio.DatagramProtocol):
-    """Answers each datagram from the registry's current snapshot."""
+    """Answers each datagram from the current snapshot of the served zones."""
 
     __slots__ = ("_shared",)
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from dnsbl.explain import asked, key_of
-from dnsbl.registry import ZoneSet
 from dnsbl.stats import QTYPE_INDEX, QTYPE_LABELS, RCODE_LABELS
+from dnsbl.zones import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class QueryLog:
     thread; ``dropped`` reads both.
     """
 
-    def __init__(self, path: str, sample: int, zoneset: Callable[[], ZoneSet]) -> None:
+    def __init__(self, path: str, sample: int, zoneset: Callable[[], Snapshot]) -> None:
         self.path = path
         self.sample = max(1, sample)
         self._zoneset = zoneset
@@ -142,7 +142,7 @@ class QueryLog:
         self._failing = False
 
 
-def describe(when: float, client: Any, query: bytes, reply: bytes, zoneset: ZoneSet
+def describe(when: float, client: Any, query: bytes, reply: bytes, zoneset: Snapshot
              ) -> dict[str, Any]:
     """One log entry: time, client, qname, qtype, rcode, and what matched."""
     labels, pos = [], 12
@@ -164,7 +164,7 @@ def describe(when: float, client: Any, query: bytes, reply: bytes, zoneset: Zone
     return entry
 
 
-def _matched(labels: list[str], zoneset: ZoneSet) -> list[dict[str, str]]:
+def _matched(labels: list[str], zoneset: Snapshot) -> list[dict[str, str]]:
     """The entries behind the answer, per dataset, as `dnsbl query` finds them:
     ``2.0.0.127.bl.test`` -> ``[{"dataset": "ip4set:bl.zone", "entry":
     "127.0.0.0/24"}]``; the same for 32 IPv6 nibbles and for a name (an

@@ -16,24 +16,17 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from dnsbl.config import ServerConfig
-from dnsbl.dataset import Dataset, index_dataset, parse_dataset
-from dnsbl.registry import (
-    DatasetKey,
-    Registry,
-    ZoneSet,
-    build_zoneset,
-    dataset_key,
-    dataset_specs,
-    load_failure,
-)
-from dnsbl.spawn import Spawner, limited
+from dnsbl.config import DatasetConfig, ServerConfig
+from dnsbl.datasets import Dataset
+from dnsbl.loader import dataset_specs, load_dataset_async
+from dnsbl.spawn import Spawner
 from dnsbl.systemd import reloading
 from dnsbl.watch import FileWatch
 from dnsbl.zonefile import Signature, ZoneFileError, file_signature, open_regular
+from dnsbl.zones import DatasetKey, ServedZones, Snapshot, build_snapshot, dataset_key
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +80,15 @@ class Reloader:
     at once when inotify reports a file replaced (:mod:`dnsbl.watch`).
     """
 
-    def __init__(self, config: ServerConfig, registry: Registry,
+    def __init__(self, config: ServerConfig, served: ServedZones,
                  notify: Callable[[str], object] = lambda state: None) -> None:
         self.config = config
-        self.registry = registry
+        self.served = served
         self._notify = notify  # systemd: RELOADING=1 and READY=1 around a reload
         self._specs = dataset_specs(config)
-        self._attempted: dict[DatasetKey, tuple[Signature | None, ...]] = {}
-        self._unopened: set[DatasetKey] = set()  # last failed: a file would not open
+        self.loads = Loads(self._specs, served.current)
+        #: What reloading did to each dataset, for logs and metrics.
+        self.status = self.loads.status
         self._wake = asyncio.Event()
         self._waiting: list[asyncio.Future[CheckResult]] = []  # check_soon() callers
         self._lock = asyncio.Lock()
@@ -104,11 +98,6 @@ class Reloader:
         #: What the last check did.
         self.last_check = CheckResult()
         self._pool: Spawner | None = None
-        now = time.time()
-        self.status = {key: DatasetStatus() for key in self._specs}
-        for key, dataset in registry.current.datasets.items():
-            self.status[key] = DatasetStatus(loads=1, last_success=now,
-                                             last_duration=dataset.load_seconds)
         self.reloads = 0  # swaps done
 
     def _executor(self) -> Spawner:
@@ -124,12 +113,8 @@ class Reloader:
     def request(self, zone: str | None = None) -> None:
         """Check now, and try again what failed before, of every zone or of
         ``zone`` alone (SIGHUP: the operator may have fixed what polling cannot
-        see, or the build died of a passing cause)."""
-        if zone is None:
-            self._attempted.clear()
-        else:
-            for key in self.zone_keys(zone):
-                self._attempted.pop(key, None)
+        see, or the parse died of a passing cause)."""
+        self.loads.retry(None if zone is None else self.zone_keys(zone))
         self._wake.set()
 
     async def check_soon(self, zone: str | None = None,
@@ -191,7 +176,7 @@ class Reloader:
 
     def _check_expiry(self) -> None:
         now = time.time()
-        for zone in self.registry.current.zones.values():
+        for zone in self.served.current.zones.values():
             if zone.check_expiry(now):
                 if zone.expired:
                     log.error("zone %s: data expired ($TIMESTAMP), answering SERVFAIL until "
@@ -201,43 +186,11 @@ class Reloader:
 
     def changed(self) -> dict[DatasetKey, tuple[Signature | None, ...]]:
         """Datasets whose files differ from what is served and from the last failed try."""
-        current = self.registry.current
-        out = {}
-        for key, spec in self._specs.items():
-            signature = tuple(file_signature(p) for p in spec.files)
-            loaded = current.datasets.get(key)
-            if loaded is not None and loaded.signature == signature:
-                continue
-            if self._attempted.get(key) == signature and not self._opens_now(key, spec.files):
-                continue
-            out[key] = signature
-        return out
-
-    def _opens_now(self, key: DatasetKey, files: tuple[str, ...]) -> bool:
-        """A dataset that failed because a file could not be opened, whose files
-        all open now: a chmod or a remount changes nothing that is compared."""
-        if key not in self._unopened:
-            return False
-        for path in files:
-            try:
-                os.close(open_regular(path)[0])  # never blocks, on a FIFO neither
-            except ZoneFileError as exc:
-                if exc.kind == "open":
-                    return False
-        return True  # (a file that opens but is no regular one fails once more, for that)
+        return self.loads.changed(self.served.current)
 
     def failed_datasets(self) -> list[str]:
         """Why each dataset whose last load failed did, for /readyz and systemd."""
-        return [f"dataset {key[0]}:{','.join(key[1])}: last load failed ({status.last_error}); "
-                "serving the previous data"
-                for key, status in self.status.items() if status.last_error]
-
-    def summary(self) -> str:
-        """One line for systemd's STATUS= after a check."""
-        failing = self.failed_datasets()
-        if not failing:
-            return "serving"
-        return f"serving; {len(failing)} dataset(s) failed to load: {failing[0]}"
+        return self.loads.failed_datasets()
 
     async def check_once(self, announce: bool = True) -> bool:
         """Rebuild what changed; True when new zones were swapped in.
@@ -254,7 +207,7 @@ class Reloader:
                     return False
                 if not announce:
                     return await self._reload(changed, accept)
-                with reloading(self._notify, self.summary):
+                with reloading(self._notify, self.loads.summary):
                     return await self._reload(changed, accept)
             finally:
                 self._summarize(result, accept)
@@ -280,47 +233,30 @@ class Reloader:
             dataset = await self._load(key, signature)
             if dataset is not None:
                 loaded[key] = dataset
-        self._refuse_shrinking(loaded, changed, accept)
+        # Lazily: a refused load is gone from ``loaded`` before the next zone is weighed.
+        for key, message in shrinking(self.config, self.served.current, loaded, accept):
+            del loaded[key]
+            self._fail(key, changed[key], "shrink", message)
         if not loaded:
             return False
-        current = self.registry.current
-        zoneset = build_zoneset(self.config, {**current.datasets, **loaded})
-        self.registry.swap(zoneset)
+        current = self.served.current
+        zoneset = build_snapshot(self.config, {**current.datasets, **loaded})
+        self.served.swap(zoneset)
         self.reloads += 1
-        now = time.time()
-        recovered = {key: self.status[key].failing for key in loaded}
-        for key in loaded:
-            self._attempted.pop(key, None)
-            self._unopened.discard(key)
-            status = self.status[key]
-            status.loads += 1
-            status.last_success = now
-            status.last_error = ""
-            status.failing = 0
+        recovered = self.loads.succeeded(loaded)
         self._log_reloaded(zoneset, loaded, recovered)
         return True
 
     async def _load(self, key: DatasetKey,
                     signature: tuple[Signature | None, ...]) -> Dataset | None:
-        kind, files = key
         started = time.monotonic()
         self._tried_now.add(key)
         self.status[key].last_attempt = time.time()
-        loop = asyncio.get_running_loop()
-        limits = self.config.limits
         try:
-            # Parsing a big file takes seconds of CPU. In another process it takes
-            # none of this one's GIL, so queries keep their latency, the garbage
-            # of parsing goes back to the system when that process ends, and
-            # whatever a file does to the parse (memory, time, a crash) ends there.
-            parsed = await loop.run_in_executor(
-                self._executor(), limited, limits.memory_for(files), parse_dataset, kind,
-                files, self.config.ttl, self.config.ttl_bounds, limits)
-            # Indexing the compact result is quick, and interleaves with queries.
-            dataset = await asyncio.to_thread(index_dataset, parsed)
-        except Exception as exc:  # noqa: BLE001 - one failed load of this dataset
-            error = load_failure(key, exc)
-            self._fail(key, signature, error.kind, str(error))
+            dataset = await load_dataset_async(key, self._specs[key], self.config,
+                                               self._executor())
+        except ZoneFileError as error:
+            self._fail(key, signature, error.reason, str(error))
             return None
         self.status[key].last_duration = time.monotonic() - started
         for warning in dataset.warnings[:MAX_LOGGED_WARNINGS]:
@@ -332,49 +268,12 @@ class Reloader:
 
     def _fail(self, key: DatasetKey, signature: tuple[Signature | None, ...], reason: str,
               message: str) -> None:
-        self._attempted[key] = signature  # not again until the files change
-        if reason == "open":
-            self._unopened.add(key)
-        else:
-            self._unopened.discard(key)
-        status = self.status[key]
-        status.failures[reason] = status.failures.get(reason, 0) + 1
-        status.failing += 1
-        status.last_error = f"{reason}: {message}"
+        self.loads.failed(key, signature, reason, message)
         self._failed_now[key] = message
         log.error("reload of %s %s failed, still serving the previous data: %s",
                   key[0], ",".join(key[1]), message)
 
-    def _refuse_shrinking(self, loaded: dict[DatasetKey, Dataset],
-                          changed: dict[DatasetKey, tuple[Signature | None, ...]],
-                          accept: set[str]) -> None:
-        current = self.registry.current
-        for zone_config in self.config.zones:
-            keys = [dataset_key(d) for d in zone_config.datasets]
-            if not any(k in loaded for k in keys):
-                continue
-            old = current.by_name(zone_config.name)
-            if old is None or not old.loaded or not old.entries:
-                continue
-            new_entries = sum(
-                (loaded.get(k) or current.datasets[k]).entries
-                for k in keys if k in loaded or k in current.datasets)
-            if new_entries >= zone_config.min_entries_ratio * old.entries:
-                continue
-            if zone_config.name in accept:
-                log.warning("zone %s: accepting a shrink from %d to %d entries, as asked",
-                            zone_config.name, old.entries, new_entries)
-                continue
-            for key in keys:
-                if key in loaded:
-                    del loaded[key]
-                    self._fail(key, changed[key], "shrink",
-                               f"zone {zone_config.name} would shrink from {old.entries} to "
-                               f"{new_entries} entries, below min_entries_ratio "
-                               f"{zone_config.min_entries_ratio}; if that is intended, accept "
-                               f"it with: dnsbl ctl reload --accept-shrink {zone_config.name}")
-
-    def _log_reloaded(self, zoneset: ZoneSet, loaded: dict[DatasetKey, Dataset],
+    def _log_reloaded(self, zoneset: Snapshot, loaded: dict[DatasetKey, Dataset],
                       recovered: dict[DatasetKey, int]) -> None:
         for zone_config in self.config.zones:
             keys = [dataset_key(d) for d in zone_config.datasets]
@@ -392,3 +291,119 @@ class Reloader:
                      f", recovered after {failed} failed load{'s' if failed > 1 else ''}"
                      if failed else "",
                      "" if zone.loaded else " (still missing datasets: SERVFAIL)")
+
+
+class Loads:
+    """What reloading knows of each dataset: its :class:`DatasetStatus`, and
+    which files failed to load as they are now, so they are not tried again
+    until they change (or a SIGHUP asks)."""
+
+    def __init__(self, specs: dict[DatasetKey, DatasetConfig], current: Snapshot) -> None:
+        self._specs = specs
+        self._attempted: dict[DatasetKey, tuple[Signature | None, ...]] = {}
+        self._unopened: set[DatasetKey] = set()  # last failed: a file would not open
+        now = time.time()
+        self.status = {key: DatasetStatus() for key in specs}
+        for key, dataset in current.datasets.items():
+            self.status[key] = DatasetStatus(loads=1, last_success=now,
+                                             last_duration=dataset.load_seconds)
+
+    def retry(self, keys: list[DatasetKey] | None) -> None:
+        """Try these datasets again (None: every one) whatever their files."""
+        if keys is None:
+            self._attempted.clear()
+        for key in keys or ():
+            self._attempted.pop(key, None)
+
+    def changed(self, current: Snapshot) -> dict[DatasetKey, tuple[Signature | None, ...]]:
+        """Datasets whose files differ from what is served and from the last failed try."""
+        out = {}
+        for key, spec in self._specs.items():
+            signature = tuple(file_signature(p) for p in spec.files)
+            loaded = current.datasets.get(key)
+            if loaded is not None and loaded.signature == signature:
+                continue
+            if self._attempted.get(key) == signature and not self._opens_now(key, spec.files):
+                continue
+            out[key] = signature
+        return out
+
+    def _opens_now(self, key: DatasetKey, files: tuple[str, ...]) -> bool:
+        """A dataset that failed because a file could not be opened, whose files
+        all open now: a chmod or a remount changes nothing that is compared."""
+        if key not in self._unopened:
+            return False
+        for path in files:
+            try:
+                os.close(open_regular(path)[0])  # never blocks, on a FIFO neither
+            except ZoneFileError as exc:
+                if exc.reason == "open":
+                    return False
+        return True  # (a file that opens but is no regular one fails once more, for that)
+
+    def failed(self, key: DatasetKey, signature: tuple[Signature | None, ...], reason: str,
+               message: str) -> None:
+        self._attempted[key] = signature  # not again until the files change
+        if reason == "open":
+            self._unopened.add(key)
+        else:
+            self._unopened.discard(key)
+        status = self.status[key]
+        status.failures[reason] = status.failures.get(reason, 0) + 1
+        status.failing += 1
+        status.last_error = f"{reason}: {message}"
+
+    def succeeded(self, loaded: dict[DatasetKey, Dataset]) -> dict[DatasetKey, int]:
+        """Record these loads as served; how many failed loads each ends."""
+        now = time.time()
+        recovered = {key: self.status[key].failing for key in loaded}
+        for key in loaded:
+            self._attempted.pop(key, None)
+            self._unopened.discard(key)
+            status = self.status[key]
+            status.loads += 1
+            status.last_success = now
+            status.last_error = ""
+            status.failing = 0
+        return recovered
+
+    def failed_datasets(self) -> list[str]:
+        """Why each dataset whose last load failed did, for /readyz and systemd."""
+        return [f"dataset {key[0]}:{','.join(key[1])}: last load failed ({status.last_error}); "
+                "serving the previous data"
+                for key, status in self.status.items() if status.last_error]
+
+    def summary(self) -> str:
+        """One line for systemd's STATUS= after a check."""
+        failing = self.failed_datasets()
+        if not failing:
+            return "serving"
+        return f"serving; {len(failing)} dataset(s) failed to load: {failing[0]}"
+
+
+def shrinking(config: ServerConfig, current: Snapshot, loaded: dict[DatasetKey, Dataset],
+              accept: set[str]) -> Iterator[tuple[DatasetKey, str]]:
+    """The loads to refuse, with why: those that would shrink a zone below its
+    ``min_entries_ratio``, unless the zone is in ``accept``."""
+    for zone_config in config.zones:
+        keys = [dataset_key(d) for d in zone_config.datasets]
+        if not any(k in loaded for k in keys):
+            continue
+        old = current.by_name(zone_config.name)
+        if old is None or not old.loaded or not old.entries:
+            continue
+        new_entries = sum(
+            (loaded.get(k) or current.datasets[k]).listed
+            for k in keys if k in loaded or k in current.datasets)
+        if new_entries >= zone_config.min_entries_ratio * old.entries:
+            continue
+        if zone_config.name in accept:
+            log.warning("zone %s: accepting a shrink from %d to %d entries, as asked",
+                        zone_config.name, old.entries, new_entries)
+            continue
+        for key in keys:
+            if key in loaded:
+                yield key, (f"zone {zone_config.name} would shrink from {old.entries} to "
+                            f"{new_entries} entries, below min_entries_ratio "
+                            f"{zone_config.min_entries_ratio}; if that is intended, accept "
+                            f"it with: dnsbl ctl reload --accept-shrink {zone_config.name}")

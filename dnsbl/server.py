@@ -21,11 +21,11 @@ from dnsbl.metrics import MetricsServer, bind_sockets, build_registry
 from dnsbl.portlock import Held, PortLock
 from dnsbl.protocols import Shared, TCPLimits, TCPProtocol, UDPProtocol
 from dnsbl.querylog import QueryLog
-from dnsbl.registry import DatasetKey, Registry, ZoneSet
 from dnsbl.reload import CheckResult, DatasetStatus, Reloader, status_line
 from dnsbl.rrl import RateLimiter
 from dnsbl.stats import Stats
 from dnsbl.xfr import Transfers
+from dnsbl.zones import DatasetKey, ServedZones, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,9 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 class Server:
-    """Serves a registry's zones on the configured listeners, UDP and TCP."""
+    """Serves the current snapshot of its zones on the configured listeners, UDP and TCP."""
 
-    def __init__(self, config: ServerConfig, zoneset: ZoneSet,
+    def __init__(self, config: ServerConfig, zoneset: Snapshot,
                  sockets: list[socket.socket] | None = None, origin: str = "",
                  metrics_sockets: list[socket.socket] | None = None,
                  control: socket.socket | None = None) -> None:
@@ -67,7 +67,7 @@ class Server:
         self._lock = PortLock()  # the addresses claimed when we bind them ourselves
         self._origin = origin  # who bound them, for the log
         self._metrics_sockets = metrics_sockets  # the same, for the metrics endpoint
-        self.registry = Registry(zoneset)
+        self.served = ServedZones(zoneset)
         self.stats = Stats()
         self.tcp_limits = TCPLimits(config.tcp_idle_timeout, config.tcp_max_connections,
                                     max_per_client=config.tcp_max_per_client)
@@ -75,7 +75,7 @@ class Server:
         self.rrl = None if rrl is None else RateLimiter(
             rrl.rate, rrl.slip, rrl.ipv4_prefix, rrl.ipv6_prefix, rrl.exempt)
         #: Zone transfers, where the configuration allows any.
-        self.transfers = (Transfers(config, self.registry)
+        self.transfers = (Transfers(config, self.served)
                           if any(z.transfer for z in config.zones) else None)
         self.bound: list[Listen] = []
         self.metrics_port: int | None = None
@@ -93,8 +93,8 @@ class Server:
 
     # -- what metrics and health read --------------------------------------------
 
-    def zoneset(self) -> ZoneSet:
-        return self.registry.current
+    def zoneset(self) -> Snapshot:
+        return self.served.current
 
     def transport_counts(self) -> tuple[list[int], int, int]:
         return ((self.rrl.limited if self.rrl else [0, 0]), self.tcp_limits.open,
@@ -112,7 +112,7 @@ class Server:
     def log_statistics(self, reset: bool = False) -> None:
         """SIGUSR1 (and SIGUSR2, ``reset``): the counts since start or the
         last reset, as rbldnsd logs them; nothing else changes."""
-        self.statistics.log(self.registry.current, self.stats, self.uptime(), reset)
+        self.statistics.log(self.served.current, self.stats, self.uptime(), reset)
 
     def reload_status(self) -> dict[DatasetKey, DatasetStatus]:
         return self.reloader.status if self.reloader else {}
@@ -121,7 +121,7 @@ class Server:
         """Why this node should not take traffic; [] when it should."""
         problems = []
         now = time.time()
-        current = self.registry.current
+        current = self.served.current
         for zone_config in self.config.zones:
             zone = current.by_name(zone_config.name)
             if zone is None or not zone.loaded:
@@ -157,7 +157,7 @@ class Server:
         if self._given is None:
             self._given, self._origin = listeners(self.config, self._lock)
         pairs = _paired(self._given)
-        shared = Shared(self.registry, self.stats,
+        shared = Shared(self.served, self.stats,
                         Edns(self.config.edns_payload, self.config.nsid.encode()),
                         self.query_log, self.rrl, self.tcp_limits, self.transfers)
         for udp, tcp in pairs:
@@ -213,7 +213,7 @@ class Server:
 
     async def serve_forever(self, handle_signals: bool = True) -> None:
         loop = asyncio.get_running_loop()
-        self.reloader = Reloader(self.config, self.registry, notify=systemd.notify)
+        self.reloader = Reloader(self.config, self.served, notify=systemd.notify)
         if handle_signals:
             # SIGTERM from systemd or kill, SIGINT from Ctrl-C.
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -426,7 +426,7 @@ def bind_pair(listen: Listen, reuse_port: bool = False) -> tuple[socket.socket, 
     raise OSError(errno.EADDRINUSE, "no port free for both UDP and TCP")
 
 
-def run(config: ServerConfig, zoneset: ZoneSet, sockets: list[socket.socket] | None = None,
+def run(config: ServerConfig, zoneset: Snapshot, sockets: list[socket.socket] | None = None,
         alongside: Callable[[Server], Coroutine[Any, Any, None]] | None = None,
         origin: str = "", metrics_sockets: list[socket.socket] | None = None,
         control: socket.socket | None = None) -> None:

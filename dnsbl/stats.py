@@ -38,7 +38,7 @@ TCP_CLOSE_REASONS = ("cap", "idle", "stalled")
 
 
 class ZoneStats:
-    """Counters of one zone; they outlive reloads (the registry hands them on)."""
+    """Counters of one zone; they outlive reloads (ServedZones.swap hands them on)."""
 
     __slots__ = ("requests", "rcodes", "lookups")
 

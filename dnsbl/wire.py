@@ -27,6 +27,7 @@ BADVERS = 16  # extended: 1 in the OPT high bits
 TYPE_A = 1
 TYPE_NS = 2
 TYPE_SOA = 6
+TYPE_MX = 15
 TYPE_TXT = 16
 TYPE_OPT = 41
 TYPE_IXFR = 251

@@ -30,8 +30,8 @@ import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
 from dnsbl.export import Record, bind_records
-from dnsbl.registry import Registry, Zone, ZoneSet
 from dnsbl.wire import CLASS_IN, HEADER_LEN, REFUSED, TYPE_AXFR, TYPE_IXFR, TYPE_SOA, name_to_wire
+from dnsbl.zones import ServedZones, Snapshot, Zone
 
 if TYPE_CHECKING:
     from dnsbl.config import ServerConfig
@@ -122,7 +122,7 @@ class Signer:
                 + rdata)
 
 
-def _messages(zoneset: ZoneSet, zone: Zone, head: bytes, question: bytes,
+def _messages(zoneset: Snapshot, zone: Zone, head: bytes, question: bytes,
               sign: Callable[[bytes], bytes] | None) -> Generator[bytes, None, None]:
     """The transfer's messages: the zone's records, its SOA first and last."""
     records = bind_records(zoneset, zone, max_records=1 << 62)
@@ -153,8 +153,8 @@ class Transfers:
     """Which zones may be transferred by whom, the transfers' counts, and
     the task of each transfer under way."""
 
-    def __init__(self, config: ServerConfig, registry: Registry) -> None:
-        self._registry = registry
+    def __init__(self, config: ServerConfig, served: ServedZones) -> None:
+        self._served = served
         self._allow: dict[bytes, list[Network]] = {
             name_to_wire(z.name): [ipaddress.ip_network(n) for n in z.transfer]
             for z in config.zones if z.transfer}
@@ -198,7 +198,7 @@ class Transfers:
         assert found is not None
         name, qtype, qclass, end = found
         kind = "axfr" if qtype == TYPE_AXFR else "ixfr"
-        snapshot = self._registry.current
+        snapshot = self._served.current
         zone = snapshot.zones.get(name)
         label = zone.name if zone is not None and zone.wire == name else ""
         question = message[HEADER_LEN:end]

@@ -48,7 +48,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dnsbl.cli import main
 from dnsbl.config import Listen, ServerConfig
-from dnsbl.registry import load_zoneset
+from dnsbl.loader import load_snapshot
 from dnsbl.server import Server, new_event_loop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -285,7 +285,7 @@ class ServerThread:
             loop.close()
 
     async def _main(self) -> None:
-        self.server = Server(self.config, self.zoneset or load_zoneset(self.config))
+        self.server = Server(self.config, self.zoneset or load_snapshot(self.config))
         await self.server.start()
         serving = asyncio.create_task(self.server.serve_forever(handle_signals=False))
         await self.server.running.wait()

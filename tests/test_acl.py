@@ -113,7 +113,7 @@ def test_acl_reloads_like_any_zone_file(tmp_path, serve):
 
 
 def test_acl_bad_lines_are_warned(zone_file):
-    from dnsbl.dataset import load_dataset
+    from dnsbl.datasets import load_dataset
 
     path = zone_file(["!127.0.1.5", "127.0.0.14-127.0.0.15", "$SOA 0 a b 1 1 1 1 1",
                       "127.0.0.0/24 :refuse"])

@@ -266,18 +266,6 @@ def test_combined_zone_returns_every_listing(serve, zone_file):
     assert c.query("1.100.51.198.sbl.zen.test").rcode() == dns.rcode.NXDOMAIN
 
 
-def test_several_files_are_one_dataset(serve, zone_file):
-    a = zone_file([":3:first file", "10.0.0.0/8"])
-    b = zone_file(["!10.1.0.0/16", "192.0.2.1"])
-    c = serve(f"bl.test:ip4set:{a},{b}")
-    assert c.a("1.1.2.10.bl.test") == ["127.0.0.3"]
-    # An exclusion in one file applies to the whole dataset.
-    assert c.query("1.1.1.10.bl.test").rcode() == dns.rcode.NXDOMAIN
-    # A default value lasts to the end of its file only.
-    assert c.a("1.2.0.192.bl.test") == ["127.0.0.2"]
-    assert c.txt("1.2.0.192.bl.test") == []
-
-
 def test_edns_query_gets_opt_back(bl):
     r = bl.query("2.0.0.127.bl.test", "A", use_edns=0, payload=4096)
     assert r.edns == 0
@@ -387,11 +375,11 @@ def test_ipv6_listener(serve, zone_file):
 
 def test_dataset_named_by_two_zones_is_loaded_once(serve, zone_file):
     from dnsbl.config import ServerConfig, parse_zone_spec
-    from dnsbl.registry import load_zoneset
+    from dnsbl.loader import load_snapshot
 
     shared = zone_file([":3:shared", "192.0.2.0/24"])
     specs = [f"a.test:ip4set:{shared}", f"b.test:ip4set:{shared}"]
-    zoneset = load_zoneset(ServerConfig(zones=tuple(parse_zone_spec(s) for s in specs)))
+    zoneset = load_snapshot(ServerConfig(zones=tuple(parse_zone_spec(s) for s in specs)))
     assert len(zoneset.datasets) == 1
     assert zoneset.by_name("a.test").datasets[0] is zoneset.by_name("b.test").datasets[0]
     c = serve(*specs)

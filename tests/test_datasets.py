@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import dns.rcode
 import pytest
 
@@ -43,7 +45,9 @@ def test_ip6_intermediate_and_malformed_names(zone):
         assert look(client, ".".join(labels[32 - depth:])) == NODATA  # RFC 8020
     assert look(client, "x." + full) == NX           # 33 labels
     assert look(client, full.replace("5.", "g.", 1)) == NX  # not a nibble
-    assert look(client, full.upper().replace("BL.TEST", "bl.test")) != NX  # case-insensitive
+    # Case-insensitive: the same answer as the lowercase name, not NODATA.
+    assert look(client, full.upper().replace("BL.TEST", "bl.test")) == (
+        ["127.0.1.2"], ["Listed, see http://example.com/lookup?2001:21ab:c000::5"])
     assert look(client, "ab." + ".".join(labels[2:])) == NX  # a two-character label
 
 
@@ -173,7 +177,7 @@ def test_dnset(zone, name, answer):
 
 
 def test_dnset_bad_name_is_warned(zone_file):
-    from dnsbl.dataset import load_dataset
+    from dnsbl.datasets import load_dataset
 
     path = zone_file(["ok.test", "x" * 64 + ".test", "."])
     warnings = [str(w) for w in load_dataset("dnset", [path], 2100).warnings]
@@ -281,7 +285,7 @@ def test_generic_records_keep_the_default_soa(serve, zone_file):
 
 
 def test_generic_bad_lines_are_warned(zone_file):
-    from dnsbl.dataset import load_dataset
+    from dnsbl.datasets import load_dataset
 
     path = zone_file(GENERIC_LINES + ["www TXT", "mail MX ten mx.ex.com", "a.b A 300.1.1.1"])
     warnings = [str(w) for w in load_dataset("generic", [path], 2100).warnings]
@@ -376,7 +380,7 @@ def test_combined_scoping(serve, zone_file):
     (["127.0.0.2", "$DATASET ip4set sub"], "data before the first $DATASET line"),
 ])
 def test_combined_fatal_errors(zone_file, lines, error):
-    from dnsbl.dataset import load_dataset
+    from dnsbl.datasets import load_dataset
     from dnsbl.zonefile import ZoneFileError
 
     path = zone_file(lines)
@@ -386,9 +390,60 @@ def test_combined_fatal_errors(zone_file, lines, error):
 
 
 def test_combined_section_without_subzones_is_warned(zone_file):
-    from dnsbl.dataset import load_dataset
+    from dnsbl.datasets import load_dataset
 
     path = zone_file(["$DATASET ip4set", "127.0.0.2", "$DATASET ip4set:ok @", "bad line"])
     warnings = [str(w) for w in load_dataset("combined", [path], 2100).warnings]
     assert warnings == [f"{path}:1: no subzones given for this $DATASET: its data is ignored",
                         f"{path}:4: invalid address 'bad'"]
+
+
+def _listed(entry) -> tuple:
+    """An entry of a list as (key as written, A, TXT as written); None, None
+    for an exclusion."""
+    value = entry.value
+    return (str(entry), None if value is None else str(ipaddress.IPv4Address(value.a)),
+            None if value is None else value.raw)
+
+
+@pytest.mark.parametrize("kind, lines, want", [
+    ("ip4set", [":3:txt $", "192.0.2.1", "10.0.0.0/8 :4:four", "!10.1.0.0/16", "!192.0.2.9"],
+     {("192.0.2.1/32", "127.0.0.3", "txt $"), ("10.0.0.0/8", "127.0.0.4", "four"),
+      ("10.1.0.0/16", None, None), ("192.0.2.9/32", None, None)}),
+    ("ip4tset", [":5:one $", "192.0.2.1", "192.0.2.2 :6:ignored"],
+     {("192.0.2.1/32", "127.0.0.5", "one $"), ("192.0.2.2/32", "127.0.0.5", "one $")}),
+    ("ip6trie", ["2001:db8::/32 :3:six", "!2001:db8::1"],
+     {("2001:db8::/32", "127.0.0.3", "six"), ("2001:db8::1/128", None, None)}),
+    ("dnset", ["example.com :5:x", "*.w.test", "!no.w.test", ".both.test"],
+     {("example.com", "127.0.0.5", "x"), ("*.w.test", "127.0.0.2", None),
+      ("no.w.test", None, None), ("both.test", "127.0.0.2", None),
+      ("*.both.test", "127.0.0.2", None)}),
+])
+def test_entries_give_every_key_with_its_value(zone_file, kind, lines, want):
+    # What an export writes: every listed key with its value, exclusions too.
+    from dnsbl.datasets import load_dataset
+
+    entries = list(load_dataset(kind, [zone_file(lines)], 2100).entries())
+    assert all(hasattr(entry, "_fields") for entry in entries)  # named tuples
+    assert {_listed(entry) for entry in entries} == want
+    assert len(entries) == len(want)
+
+
+def test_entries_of_generic_acl_and_combined(zone_file):
+    from dnsbl.datasets import load_dataset
+    from dnsbl.datasets.acl import AclEntry
+    from dnsbl.datasets.generic import RecordEntry
+
+    generic = load_dataset("generic", [zone_file(["@ 60 TXT hello", "www A 192.0.2.1"])], 2100)
+    assert sorted(generic.entries()) == [
+        RecordEntry("", 16, 60, b"\x05hello"), RecordEntry("www", 1, 2100, b"\xc0\x00\x02\x01")]
+    acl = load_dataset("acl", [zone_file(["192.0.2.0/24 :refuse", "2001:db8::/32"])], 2100)
+    assert list(acl.entries()) == [
+        AclEntry(bytes((192, 0, 2, 0)), 24, "refuse"),
+        AclEntry(ipaddress.IPv6Address("2001:db8::").packed, 32, "ignore")]
+    combined = load_dataset("combined", [zone_file(
+        ["$DATASET ip4set:mine @ sub", "192.0.2.1", "$DATASET dnset names", "x.test"])], 2100)
+    sections = list(combined.entries())
+    assert [(s.subzones, s.name, s.dataset.kind) for s in sections] == [
+        (("", "sub"), "mine", "ip4set"), (("names",), "dnset", "dnset")]
+    assert [str(e) for e in sections[0].dataset.entries()] == ["192.0.2.1/32"]

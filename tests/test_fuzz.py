@@ -244,7 +244,7 @@ def test_fuzz_udp_server(server, record_property):
 
 def test_fuzz_answer_in_process(server, record_property):
     thread, client = server
-    zones = thread.server.registry.current.zones
+    zones = thread.server.served.current.zones
     stats = thread.server.stats
     rng = random.Random(20240607)
     c = Chooser(rng=rng)

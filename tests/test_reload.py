@@ -292,17 +292,18 @@ def test_queries_during_reloads_are_all_answered_consistently(watched):
 
 
 def test_file_changed_while_read_is_refused_with_advice(tmp_path):
-    from dnsbl.zonefile import DatasetReader, ZoneFileError
+    from dnsbl.datasets import reader
+    from dnsbl.zonefile import ZoneFileError
 
     path = tmp_path / "bl.zone"
     write(path, data("x", 50))
-    entries = DatasetReader("ip4set", [str(path)]).entries()
+    entries = reader("ip4set", [str(path)]).entries()
     next(entries)
     with open(path, "a") as f:  # a writer appending as we read
         f.write("192.0.2.1\n")
     with pytest.raises(ZoneFileError) as exc:
         list(entries)
-    assert exc.value.kind == "changed"
+    assert exc.value.reason == "changed"
     assert "write to a temporary file and rename it" in str(exc.value)
 
 

@@ -27,11 +27,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dnsbl import dataset
 from dnsbl.config import ServerConfig, merge_zones, parse_zone_spec
-from dnsbl.dataset import load_dataset, parse_dataset
-from dnsbl.registry import LoadError, load_zoneset
-from dnsbl.zonefile import DatasetReader, ZoneFileError
+from dnsbl.datasets import ip4, load_dataset, parse_dataset
+from dnsbl.loader import LoadError, load_snapshot
+from dnsbl.zonefile import ZoneFileError
 from tests.helpers import NX, look, rev
 
 SET_TRIE = ["ip4set", "ip4trie"]
@@ -668,7 +667,7 @@ def test_future_timestamp_fails_the_dataset(zone_file):
     config = ServerConfig(zones=merge_zones([parse_zone_spec(f"f.test:ip4set:{future}"),
                                              parse_zone_spec(f"g.test:ip4set:{fine}")]))
     with pytest.raises(LoadError) as err:
-        load_zoneset(config)
+        load_snapshot(config)
     assert [str(e) for e in err.value.errors] == [str(exc.value)]
     unloaded = err.value.partial.by_name("f.test")  # that zone is not served...
     assert not unloaded.loaded and unloaded.servfail
@@ -707,16 +706,22 @@ def test_several_files_are_one_dataset(serve, zone_file, tmp_path):
     c.write_bytes(gzip.compress(b"9.9.9.0/24 :5:from c\n"))
     client = serve(f"bl.test:ip4set:{a},{b},{c}")
     assert look(client, "1.2.3.4") == (["127.0.0.3"], ["from a 1.2.3.4"])
+    assert look(client, "10.2.0.1") == (["127.0.0.3"], ["from a 10.2.0.1"])
+    # A default value lasts to the end of its file only.
     assert look(client, "1.2.3.5") == LISTED
+    # An exclusion in one file applies to the whole dataset.
     assert look(client, "10.1.0.1") is NX
+    # A gzip file is one of them like any other.
     assert look(client, "9.9.9.9") == (["127.0.0.5"], ["from c"])
+    # $TTL is dataset-wide: given in b, it holds for c too.
     assert client.query(rev("9.9.9.9")).answer[0].ttl == 77
 
 
 # -- 11. bulk reading agrees with reading line by line -----------------------------------
-# zonefile.py reads the bare dotted quads of a big file a run at a time and the other
-# lines one at a time. Whatever the file, the dataset must be what feeding its lines one
-# by one to the reader gives, with the rules applied one entry at a time.
+# datasets/ip4.py reads the bare dotted quads of a big file a run at a time and the other
+# lines one at a time. Whatever the file, the dataset must be what reading its lines one
+# by one gives, with the rules applied one entry at a time, read by a reference written
+# apart from the parser (keys judged by the ipaddress module).
 
 # A small pool, so that addresses repeat across lines and runs.
 _address = st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.1.0", "192.0.2.9",
@@ -749,32 +754,82 @@ def _dataset(path, kind: str) -> tuple:
     singles = dict(zip(memoryview(parsed.singles).cast("I"),
                        (values[n] for n in memoryview(parsed.numbers).cast("I")), strict=True))
     blocks = {(key, bits): values[n] for key, bits, n in parsed.blocks}
-    return singles, blocks, [str(w) for w in parsed.warnings]
+    return singles, blocks, [w.lineno for w in parsed.warnings]
 
 
-def _line_by_line(path, kind: str) -> tuple:
-    """The same the plain way: every line through DatasetReader.feed, and dicts
-    where the later value wins (with a warning) and an exclusion wins in any order."""
-    reader = DatasetReader(kind, [str(path)])
+def _reference_key(kind: str, text: str) -> ipaddress.IPv4Network | str:
+    """rbldnsd's reading of an IPv4 key, written apart from the parser: octets
+    in decimal (a leading zero is no octal), trailing ones left out make the
+    prefix length (10.0.0 is a /24; a bare 10 is nothing), and ipaddress
+    judges the network. "bad" or "host part" where it is none."""
+    address, slash, bits_text = text.partition("/")
+    octets = address.split(".")
+    if (not all(o.isascii() and o.isdigit() for o in octets) or len(octets) > 4
+            or any(int(o) > 255 for o in octets)):
+        return "bad"
+    if slash and not (bits_text.isascii() and bits_text.isdigit()):
+        return "bad"
+    bits = int(bits_text) if slash else 8 * len(octets)
+    if (kind == "ip4tset" and (slash or len(octets) < 4)) or (not slash and len(octets) == 1) \
+            or bits > 32 or (kind == "ip4set" and bits == 0):
+        return "bad"
+    quad = ".".join(str(int(o)) for o in octets + ["0"] * (4 - len(octets)))
+    try:
+        return ipaddress.IPv4Network(f"{quad}/{bits}")
+    except ValueError:
+        return "host part"
+
+
+def _reference_value(text: str, default: tuple) -> tuple:
+    """``:A:TXT``, ``:A`` (the default's TXT) or a plain TXT -> (A, TXT)."""
+    if not text.startswith(":"):
+        return default[0], text
+    a_text, sep, txt = text[1:].partition(":")
+    a = (ipaddress.IPv4Address(a_text).packed if "." in a_text
+         else bytes((127, 0, 0, int(a_text))))
+    return a, (txt.strip() or None) if sep else default[1]
+
+
+def _reference(path, kind: str) -> tuple:
+    """What the lines of :data:`_line` list, read the plain way, one line at a
+    time, none of it by the parser: dicts where the later value wins (with a
+    warning) and an exclusion wins in any order; the numbers of the lines
+    warned about."""
+    builtin = default = (b"\x7f\x00\x00\x02", None)
     singles: dict = {}
     blocks: dict = {}
-    repeats = []
+    warned = []
     with open(path, encoding="latin-1", newline="") as f:
         lines = f.read().split("\n")
     for lineno, line in enumerate(lines, 1):
-        if not line.strip():
+        line = line.strip()
+        if not line or line[0] in "#$":
             continue
-        for key, bits, value, _path, _line in reader.feed(str(path), lineno, line.strip()):
-            table, index = (singles, key) if bits == 32 else (blocks, (key, bits))
-            if index in table and table[index] is None:
-                continue
-            if table.get(index) is not None and value is not None:
-                repeats.append(ZoneFileError(
-                    str(path), lineno, f"duplicate entry {ipaddress.IPv4Network((key, bits))}, "
-                    "the later value is used"))
-            table[index] = None if value is None else (value.a, value.raw)
-    warnings = sorted(reader.warnings + repeats, key=lambda w: w.lineno)
-    return dict(sorted(singles.items())), blocks, [str(w) for w in warnings]
+        if line[0] == ":":
+            if kind != "ip4tset":
+                default = _reference_value(line, builtin)
+            continue
+        excluded = line[0] == "!"
+        if excluded and kind == "ip4tset":
+            warned.append(lineno)
+            continue
+        line = line.lstrip("!")
+        end = next((i for i, c in enumerate(line) if c in " \t#;:"), len(line))
+        network, rest = _reference_key(kind, line[:end]), line[end:].lstrip()
+        if isinstance(network, str):
+            warned.append(lineno)
+            continue
+        value = (None if excluded else default if not rest or rest[0] in "#;"
+                 else _reference_value(rest, default))
+        key = int(network.network_address)
+        table, index = ((singles, key) if network.prefixlen == 32
+                        else (blocks, (key, network.prefixlen)))
+        if index in table and table[index] is None:
+            continue
+        if table.get(index) is not None and value is not None:
+            warned.append(lineno)  # a duplicate: the later value is used
+        table[index] = value
+    return dict(sorted(singles.items())), blocks, warned
 
 
 @settings(max_examples=400, deadline=None,
@@ -785,7 +840,7 @@ def test_bulk_reading_agrees_with_reading_line_by_line(tmp_path, kind, lines, ne
     path = tmp_path / "bl.zone"
     path.write_text("\n".join(lines) + ("\n" if newline_at_end else ""),
                     encoding="latin-1", newline="")
-    got, want = _dataset(path, kind), _line_by_line(path, kind)
+    got, want = _dataset(path, kind), _reference(path, kind)
     if kind == "ip4tset":  # every entry answers with the one value of the dataset
         assert list(got[0]) == list(want[0]) and got[1].keys() == want[1].keys()
     else:
@@ -801,10 +856,10 @@ _key = st.sampled_from([0, 1, 2, 2**31, 2**32 - 2, 2**32 - 1]) | st.integers(0, 
 @given(keys=st.lists(_key, max_size=20).map(sorted) | st.lists(_key, max_size=20),
        chunk=st.integers(1, 6))
 def test_ascending_agrees_with_comparing_pair_by_pair(keys, chunk):
-    # The lane arithmetic of dataset._ascending, over chunks small enough to have
+    # The lane arithmetic of datasets.ip4._ascending, over chunks small enough to have
     # edges: it decides whether a file's runs need sorting at all.
-    with mock.patch.object(dataset, "_CHUNK", chunk):
-        assert dataset._ascending(array("I", keys)) == all(
+    with mock.patch.object(ip4, "_CHUNK", chunk):
+        assert ip4._ascending(array("I", keys)) == all(
             a < b for a, b in zip(keys, keys[1:], strict=False))
 
 
@@ -813,7 +868,7 @@ def test_ascending_agrees_with_comparing_pair_by_pair(keys, chunk):
 def test_block_index_points_at_the_first_key_of_each_block(keys, bits):
     # A lookup bisects only between starts[block] and starts[block + 1].
     want = [bisect.bisect_left(keys, block << (32 - bits)) for block in range(1 << bits)]
-    assert list(dataset._block_starts(array("I", keys), bits)) == want + [len(keys)]
+    assert list(ip4._block_starts(array("I", keys), bits)) == want + [len(keys)]
 
 
 @pytest.mark.parametrize("kind", ["ip4set", "ip4trie"])

@@ -17,11 +17,11 @@ _SPEC = os.environ.get("DNSBL_TEST_PARSE_FAULT", "")
 
 
 def _install(action: str, marker: str) -> None:
-    import dnsbl.dataset as dataset
+    import dnsbl.datasets as datasets
 
-    real = dataset._parse
+    real = datasets.collect
 
-    def faulty(reader, kind, default_ttl):
+    def faulty(reader, default_ttl):
         try:
             with open(marker) as f:
                 wanted = f.read().strip()
@@ -36,9 +36,9 @@ def _install(action: str, marker: str) -> None:
                     f.write(str(os.getpid()))
                 os.replace(f"{marker}-tmp{os.getpid()}", f"{marker}.{os.getpid()}")
                 time.sleep(600)
-        return real(reader, kind, default_ttl)
+        return real(reader, default_ttl)
 
-    dataset._parse = faulty
+    datasets.collect = faulty
 
 
 if _SPEC:

@@ -1,33 +1,23 @@
-"""Zones: datasets assembled under names, as one immutable snapshot that is swapped whole."""
+"""Served zones: datasets assembled under names into a :class:`Snapshot`, which
+:class:`ServedZones` swaps whole when a reload has built a new one."""
 
 from __future__ import annotations
 
-import logging
-import os
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 
 from dnsbl.config import DatasetConfig, ServerConfig
-from dnsbl.dataset import (
-    AclDataset,
-    CombinedDataset,
-    Dataset,
-    GenericDataset,
-    IP6Dataset,
-    NameDataset,
-    Parsed,
-    index_dataset,
-    load_dataset,
-    parse_dataset,
-)
-from dnsbl.spawn import ProcessDied, ProcessTimeout, limited
+from dnsbl.datasets import Dataset
+from dnsbl.datasets.acl import AclDataset
+from dnsbl.datasets.combined import CombinedDataset
+from dnsbl.datasets.generic import GenericDataset
+from dnsbl.datasets.ip4 import IP4Dataset
+from dnsbl.datasets.ip6 import IP6Dataset
+from dnsbl.datasets.names import NameDataset
 from dnsbl.stats import ZoneStats
 from dnsbl.wire import TYPE_NS, TYPE_SOA, name_to_wire, rr_tail, soa_rdata
-from dnsbl.zonefile import NS, SOA, Limits, Value, ZoneFileError, open_regular
-
-log = logging.getLogger(__name__)
+from dnsbl.zonefile import NS, SOA, Value, ZoneFileError
 
 #: SOA fields used when no dataset of a zone has a $SOA line. Without a SOA,
 #: negative answers cannot be cached, and some public resolvers SERVFAIL.
@@ -41,7 +31,7 @@ class Zone:
     $TIMESTAMP expiry answers SERVFAIL (``servfail``), as rbldnsd does.
     """
 
-    __slots__ = ("name", "wire", "parent_labels", "datasets", "lookups", "lookups6", "below6",
+    __slots__ = ("name", "wire", "parent_labels", "datasets", "lookups4", "lookups6", "below6",
                  "names",
                  "generic", "acls",
                  "generic_parents", "soa", "serial", "soa_tail",
@@ -61,10 +51,10 @@ class Zone:
         self.wire = name_to_wire(name)
         self.datasets = datasets
         # Per family, the lookups the query path calls (IPv4, IPv6, names).
-        self.lookups: tuple[Callable[[bytes], Value | None], ...] = tuple(
-            d.lookup for d in datasets if d.family == "ip4")
+        self.lookups4: tuple[Callable[[bytes], Value | None], ...] = tuple(
+            d.lookup for d in datasets if isinstance(d, IP4Dataset))
         self.lookups6: tuple[Callable[[bytes], Value | None], ...] = tuple(
-            d.lookup for d in datasets if d.family == "ip6")
+            d.lookup for d in datasets if isinstance(d, IP6Dataset))
         #: Whether an IPv6 dataset lists addresses under a nibble name's prefix.
         self.below6: tuple[Callable[[int, int], bool], ...] = tuple(
             d.listed_under for d in datasets if isinstance(d, IP6Dataset))
@@ -87,10 +77,20 @@ class Zone:
                 self.generic_parents |= dataset.parents
         #: The one IPv4 lookup of a zone where nothing else decides a reversed
         #: address (no IPv6, names, generic records or ACLs): answer.py's fast path.
-        self.fast_lookup = (self.lookups[0] if len(self.lookups) == 1 and not self.lookups6
+        self.fast_lookup = (self.lookups4[0] if len(self.lookups4) == 1 and not self.lookups6
                             and not self.names and not self.generic and not self.acls
                             and parent_labels == 0 else None)
-        # The configuration's SOA and NS, else the data's.
+        self._pack_soa_ns(datasets, default_ttl, soa, ns)
+        expiries = [d.expires for d in datasets if d.expires is not None]
+        self.expires = min(expiries) if expiries else None
+        self.expired = False
+        self.check_expiry(time.time())
+
+    def _pack_soa_ns(self, datasets: tuple[Dataset, ...], default_ttl: int, soa: SOA | None,
+                     ns: NS | None) -> None:
+        """The zone's SOA and NS records: the configuration's, else the data's,
+        else a SOA made up (serial: the newest file's mtime)."""
+        name = self.name
         soa = soa or next((d.soa for d in datasets if d.soa is not None), None)
         ns = ns or next((d.ns for d in datasets if d.ns is not None), None)
         ttl = datasets[0].ttl if datasets else default_ttl
@@ -112,10 +112,6 @@ class Zone:
         ns_ttl = (ns.ttl or ttl) if ns else ttl
         self.ns_tails = tuple(
             rr_tail(TYPE_NS, ns_ttl, name_to_wire(n)) for n in (ns.names if ns else ()))
-        expiries = [d.expires for d in datasets if d.expires is not None]
-        self.expires = min(expiries) if expiries else None
-        self.expired = False
-        self.check_expiry(time.time())
 
     def check_expiry(self, now: float) -> bool:
         """Mark the zone expired once a $TIMESTAMP expiry has passed; True if it changed."""
@@ -127,7 +123,7 @@ class Zone:
 
     @property
     def entries(self) -> int:
-        return sum(d.entries for d in self.datasets if d.family not in ("acl", "combined"))
+        return sum(d.listed for d in self.datasets if d.family not in ("acl", "combined"))
 
 
 DatasetKey = tuple[str, tuple[str, ...]]
@@ -141,8 +137,10 @@ class Zones(dict[bytes, Zone]):
 
 
 @dataclass
-class ZoneSet:
-    """An immutable snapshot of every zone, keyed by the lowercase wire form of the name."""
+class Snapshot:
+    """Every zone, keyed by the lowercase wire form of the name, and the datasets
+    they were built from. Built whole, then left alone while it is served: a
+    reload builds a new one rather than changing this one."""
 
     zones: Zones = field(default_factory=Zones)
     datasets: dict[DatasetKey, Dataset] = field(default_factory=dict)
@@ -160,66 +158,14 @@ class ZoneSet:
         return sum(getattr(d.warnings, "dropped", 0) for d in self.datasets.values())
 
 
-class LoadError(Exception):
-    """Some datasets could not be loaded at all; ``errors`` says which and why."""
-
-    def __init__(self, errors: list[ZoneFileError], partial: ZoneSet) -> None:
-        super().__init__("; ".join(map(str, errors)))
-        self.errors = errors
-        #: Every zone, those missing a dataset answering SERVFAIL.
-        self.partial = partial
-
-
 def dataset_key(spec: DatasetConfig) -> DatasetKey:
     return (spec.type, spec.files)
 
 
-def dataset_specs(config: ServerConfig) -> dict[DatasetKey, DatasetConfig]:
-    """Every distinct dataset to load: one named by several zones loads once."""
-    specs: dict[DatasetKey, DatasetConfig] = {}
-    for zone in config.zones:
-        for spec in zone.datasets:
-            specs.setdefault(dataset_key(spec), spec)
-    if config.global_acl is not None:
-        specs.setdefault(dataset_key(config.global_acl), config.global_acl)
-    return specs
-
-
-def unopenable(config: ServerConfig) -> list[ZoneFileError]:
-    """The data files that cannot be opened now: a check that takes no time,
-    so the commonest start-up mistake fails before anything else is done."""
-    errors = []
-    for spec in dataset_specs(config).values():
-        for path in spec.files:
-            try:
-                os.close(open_regular(path)[0])
-            except ZoneFileError as exc:
-                errors.append(exc)
-    return errors
-
-
-def load_failure(key: DatasetKey, exc: BaseException) -> ZoneFileError:
-    """What ended a load of a dataset, as one error with its reason in
-    ``kind``: the file's own (open, not_regular, size, entries, read, ...),
-    or memory, timeout, died, or parse for anything else."""
-    if isinstance(exc, ZoneFileError):
-        return exc
-    where = ",".join(key[1])
-    if isinstance(exc, MemoryError):
-        return ZoneFileError(where, 0, "parsing ran out of memory ([limits] parse_memory)",
-                             "memory")
-    if isinstance(exc, ProcessTimeout):
-        return ZoneFileError(where, 0, f"parsing took too long: {exc} ([limits] parse_timeout)",
-                             "timeout")
-    if isinstance(exc, ProcessDied):
-        return ZoneFileError(where, 0, f"the parsing process died: {exc}", "died")
-    return ZoneFileError(where, 0, f"cannot be loaded: {type(exc).__name__}: {exc}", "parse")
-
-
-def build_zoneset(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) -> ZoneSet:
+def build_snapshot(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) -> Snapshot:
     """Assemble every configured zone from loaded datasets; a zone missing one of
     its datasets is there but not loaded (SERVFAIL)."""
-    zoneset = ZoneSet(datasets=dict(datasets))
+    zoneset = Snapshot(datasets=dict(datasets))
     global_acl: tuple[AclDataset, ...] = ()
     if config.global_acl is not None:
         acl = datasets.get(dataset_key(config.global_acl))
@@ -264,68 +210,16 @@ def _expand(members: list[Dataset]) -> tuple[tuple[Dataset, ...], dict[str, tupl
     return tuple(own), {prefix: tuple(ds) for prefix, ds in subzones.items()}
 
 
-def _parse_timed(kind: str, files: tuple[str, ...], ttl: int,
-                 ttl_bounds: tuple[int, int], limits: Limits) -> tuple[Parsed, float]:
-    # Timed where it runs: the results are read in order, so a clock in the
-    # caller would charge one dataset with the wait for those before it.
-    started = time.monotonic()
-    return parse_dataset(kind, files, ttl, ttl_bounds, limits), time.monotonic() - started
-
-
-def load_zoneset(config: ServerConfig, pool: Executor | None = None) -> ZoneSet:
-    """Load every dataset once (shared datasets too) and assemble the zones.
-
-    With a ``pool`` (:class:`~dnsbl.spawn.Forker` or ``Spawner``) the files
-    are parsed in other processes, in parallel, each with its memory limit,
-    and only the compact result comes back. Whatever ends a dataset's load
-    (see :func:`load_failure`) is that dataset's error, never the others'.
-
-    :raises LoadError: if any dataset failed; ``partial`` holds the zoneset with
-        the zones that could not load answering SERVFAIL.
-    """
-    datasets: dict[DatasetKey, Dataset] = {}
-    errors: list[ZoneFileError] = []
-    specs = dataset_specs(config)
-    limits = config.limits
-    if pool is None:
-        for key, spec in specs.items():
-            started = time.monotonic()
-            try:
-                datasets[key] = load_dataset(spec.type, spec.files, config.ttl,
-                                             config.ttl_bounds, limits)
-            except Exception as exc:  # noqa: BLE001 - one dataset's failure, reported
-                errors.append(load_failure(key, exc))
-                continue
-            datasets[key].load_seconds = time.monotonic() - started
-    else:
-        futures = {key: pool.submit(limited, limits.memory_for(spec.files), _parse_timed,
-                                    spec.type, spec.files, config.ttl, config.ttl_bounds,
-                                    limits)
-                   for key, spec in specs.items()}
-        for key, future in futures.items():
-            try:
-                parsed, seconds = future.result()
-                started = time.monotonic()
-                datasets[key] = index_dataset(parsed)
-                datasets[key].load_seconds = seconds + time.monotonic() - started
-            except Exception as exc:  # noqa: BLE001 - one dataset's failure, reported
-                errors.append(load_failure(key, exc))
-    zoneset = build_zoneset(config, datasets)
-    if errors:
-        raise LoadError(errors, zoneset)
-    return zoneset
-
-
-class Registry:
+class ServedZones:
     """Holds the snapshot being served. Swapping is one assignment, so a query sees
     the old zones or the new ones, never a mix."""
 
     __slots__ = ("current",)
 
-    def __init__(self, zoneset: ZoneSet) -> None:
+    def __init__(self, zoneset: Snapshot) -> None:
         self.current = zoneset
 
-    def swap(self, zoneset: ZoneSet) -> None:
+    def swap(self, zoneset: Snapshot) -> None:
         # Counters belong to the zone name, not to one load of its data.
         for wire, zone in zoneset.zones.items():
             old = self.current.zones.get(wire)
