@@ -12,6 +12,7 @@ import argparse
 import getpass
 import json
 import os
+import secrets
 import sys
 from collections.abc import Iterator
 from typing import IO, Any
@@ -34,6 +35,7 @@ from dnsbl.ledger.model import (
 )
 from dnsbl.ledger.publish import Published, publish
 from dnsbl.ledger.store import READ_ONLY, Store, open_store
+from dnsbl.ledger.tokens import new_token
 
 EXIT_NOTHING = 1
 EXIT_INPUT = 2
@@ -143,6 +145,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          description="the allowlist, with who added each and why",
                          parents=[common])
 
+    token = sub.add_parser("token", help="API tokens for `dnsbl web`",
+                           description="Bearer tokens for the HTTP API: each writes only "
+                                       "its sources; shown once, kept as a digest.")
+    token_sub = token.add_subparsers(dest="token_command", required=True,
+                                     parser_class=type(parser))
+    create = token_sub.add_parser("create", parents=[common],
+                                  help="make a token and print it alone (shown only now)",
+                                  description="make a token and print it alone on standard "
+                                              "output; it is not shown again")
+    create.add_argument("--source", action="append", required=True,
+                        help="a source it may write (repeat for several)")
+    create.add_argument("--name", help="for the audit and `token revoke` "
+                                       "(default: the first source and a random suffix)")
+    create.add_argument("--read-only", action="store_true", help="it may only read")
+    create.add_argument("--expires", metavar="90d|DATE", help="default: never")
+    token_sub.add_parser("list", parents=[common], help="every token, without its secret",
+                         description="every token, without its secret")
+    revoke = token_sub.add_parser("revoke", parents=[common], help="revoke the token NAME",
+                                  description="revoke the token NAME: it is refused from now")
+    revoke.add_argument("name", metavar="NAME")
+
 
 def run(args: argparse.Namespace, config: LedgerConfig | None) -> int:
     """Run one ``dnsbl ledger`` command; returns the exit code."""
@@ -153,6 +176,8 @@ def run(args: argparse.Namespace, config: LedgerConfig | None) -> int:
     command = args.ledger_command
     if command == "allow":
         command = f"allow {args.allow_command}"
+    if command == "token":
+        command = f"token {args.token_command}"
     try:
         store = open_store(config.database, config.lock_timeout)
     except LedgerError as exc:
@@ -356,6 +381,30 @@ def _allow_list(args: argparse.Namespace, config: LedgerConfig, store: Store,
             }, 0, None
 
 
+def _token_create(args: argparse.Namespace, config: LedgerConfig, store: Store,
+                  who: str) -> Outcome:
+    at = now()
+    sources = tuple(args.source)
+    name = args.name or f"{sources[0]}-{secrets.token_hex(3)}"
+    secret, token = new_token(name, sources, args.read_only, at,
+                              parse_expiry(args.expires, at) if args.expires else None, who)
+    store.add_token(token)
+    # The secret alone on standard output: `TOKEN=$(dnsbl ledger token create ...)`.
+    return {"token": secret, **token.as_dict()}, 0, None
+
+
+def _token_list(args: argparse.Namespace, config: LedgerConfig, store: Store,
+                who: str) -> Outcome:
+    return {"tokens": [t.as_dict() for t in store.tokens()]}, 0, None
+
+
+def _token_revoke(args: argparse.Namespace, config: LedgerConfig, store: Store,
+                  who: str) -> Outcome:
+    if not store.revoke_token(args.name, who, now()):
+        return ({"message": f"{args.name}: no live token of that name"}, EXIT_NOTHING, None)
+    return {"message": f"token {args.name} revoked"}, 0, None
+
+
 def _first_addresses(key: Key) -> list[bytes]:
     """What to publish after a change to ``key``: the file its first byte picks,
     or every file ([]) for a network wider than one first byte."""
@@ -364,11 +413,13 @@ def _first_addresses(key: Key) -> list[bytes]:
 
 #: What a read-only ledger can do: read, and publish (which writes the zone
 #: files, and to the ledger only the audit row of a publish that changed one).
-_READERS = {"show", "list", "history", "export", "allow list", "publish"}
+_READERS = {"show", "list", "history", "export", "allow list", "publish", "token list"}
 _COMMANDS = {"add": _add, "remove": _remove, "show": _show, "list": _list,
              "history": _history, "import": _import, "export": _export,
              "publish": _publish_command, "allow add": _allow_add,
-             "allow remove": _allow_remove, "allow list": _allow_list}
+             "allow remove": _allow_remove, "allow list": _allow_list,
+             "token create": _token_create, "token list": _token_list,
+             "token revoke": _token_revoke}
 
 
 def _moment(text: str, at: int) -> int:
@@ -405,6 +456,9 @@ def _print(result: dict[str, Any], as_json: bool) -> None:
 
 
 def _text(result: dict[str, Any]) -> Iterator[str]:
+    if "token" in result:
+        yield result["token"]
+        return
     if "warning" in result:
         print(f"warning: {result['warning']}", file=sys.stderr)
     if "message" in result:
@@ -459,5 +513,11 @@ def _text(result: dict[str, Any]) -> Iterator[str]:
                 yield f"  ... and {len(held) - _SHOWN_ERRORS} more (--json lists them all)"
     for entry in result.get("allowlist", []):
         yield f"{entry['key']}  by {entry['who']}  {entry['at']}: {entry['why']}"
+    for token in result.get("tokens", []):
+        state = (f"revoked {token['revoked']}" if token["revoked"] else
+                 f"expires {token['expires']}" if token["expires"] else "live")
+        yield (f"{token['name']}  sources {','.join(token['sources'])}  "
+               f"{'read-only' if token['read_only'] else 'read-write'}  {state}  "
+               f"created {token['created']} by {token['who']}")
     if "exported" in result:
         yield f"exported {result['exported']} listing(s) to {result['file']}"

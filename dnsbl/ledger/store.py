@@ -17,7 +17,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dnsbl.ledger.model import AuditEntry, Key, LedgerError, Listing, Report, parse_key
+from dnsbl.ledger.model import (
+    AuditEntry,
+    Key,
+    LedgerError,
+    Listing,
+    RemovalRequest,
+    Report,
+    Token,
+    parse_key,
+)
 
 #: What a change to a ledger opened read-only gets, after its name.
 READ_ONLY = "the ledger is read-only here; nothing was changed"
@@ -28,8 +37,7 @@ BATCH = 5000
 #: The schema, one list of statements per version; a database is brought
 #: forward by running the versions after its own, each in its transaction.
 #: ``{serial}``, ``{blob}`` and ``{bigint}`` are the backend's types.
-#: Later versions are appended here, never edited (#16 adds tokens,
-#: sightings and removal requests, each keyed by listing key and source).
+#: Later versions are appended here, never edited.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE listings (
@@ -64,6 +72,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             key TEXT PRIMARY KEY, family INTEGER NOT NULL, prefixlen INTEGER NOT NULL,
             start_addr {blob} NOT NULL, end_addr {blob} NOT NULL,
             why TEXT NOT NULL, who TEXT NOT NULL, at {bigint} NOT NULL)""",
+    ),
+    (
+        # API tokens: only the SHA-256 of the secret is kept; a token writes
+        # only its sources (a comma-separated list).
+        """CREATE TABLE tokens (
+            name TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, sources TEXT NOT NULL,
+            read_only INTEGER NOT NULL, created {bigint} NOT NULL, expires {bigint},
+            revoked {bigint}, who TEXT NOT NULL)""",
+        # Removal requests from the public lookup page, until an analyst decides.
+        """CREATE TABLE removal_requests (
+            id {serial} PRIMARY KEY, key TEXT NOT NULL, contact TEXT NOT NULL,
+            message TEXT NOT NULL, client TEXT NOT NULL, at {bigint} NOT NULL,
+            state TEXT NOT NULL, decided_at {bigint}, decided_by TEXT)""",
+        "CREATE INDEX removal_requests_state ON removal_requests (state, key)",
     ),
 )
 
@@ -126,6 +148,8 @@ _MERGE = f"""INSERT INTO listings (key, family, prefixlen, start_addr, end_addr,
 _LISTING_COLUMNS = ("key, category, source, reason, ref, confidence, first_seen, last_seen, "
                     "expires, entered_by, removed_at, forced")
 _AUDIT_COLUMNS = "at, who, action, key, category, source, why, details"
+_TOKEN_COLUMNS = "name, digest, sources, read_only, created, expires, revoked, who"
+_REQUEST_COLUMNS = ("id, key, contact, message, client, at, state, decided_at, decided_by")
 
 
 @dataclass
@@ -365,6 +389,127 @@ class Store:
         self._execute(self.sql(
             f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:now, :who, :action, :key, '', "
             "'', :why, 'allowlist')"), {**params, "action": action})
+
+    # -- API tokens and removal requests (the web application's) ------------------
+
+    def add_token(self, token: Token) -> None:
+        """Keep a new token (its digest only).
+
+        :raises LedgerError: when a token of that name exists.
+        """
+        params = token.as_row()
+        self._begin_write()
+        try:
+            if self._execute(self.sql("SELECT 1 FROM tokens WHERE name = :name"),
+                             params).fetchall():
+                raise LedgerError(f"a token named {token.name!r} exists; choose another "
+                                  "--name or revoke it")
+            self._execute(self.sql(
+                "INSERT INTO tokens (name, digest, sources, read_only, created, expires, "
+                "revoked, who) VALUES (:name, :digest, :sources, :read_only, :created, "
+                ":expires, :revoked, :who)"), params)
+            self._execute(self.sql(
+                f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:created, :who, "
+                "'token create', '', '', :sources, '', :name)"), params)
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def tokens(self) -> list[Token]:
+        """Every token, revoked ones too, by name."""
+        return [Token(*row) for row in self._execute(self.sql(
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY name")).fetchall()]
+
+    def token_by_digest(self, digest: str) -> Token | None:
+        rows = self._execute(self.sql(
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE digest = :digest"),
+            {"digest": digest}).fetchall()
+        return Token(*rows[0]) if rows else None
+
+    def revoke_token(self, name: str, who: str, now: int) -> bool:
+        """Revoke the token ``name``; False when there is no live one of that name."""
+        params = {"name": name, "who": who, "now": now}
+        self._begin_write()
+        try:
+            if not self._execute(self.sql(
+                    "UPDATE tokens SET revoked = :now WHERE name = :name AND revoked IS NULL"),
+                    params).rowcount:
+                self._rollback()
+                return False
+            self._execute(self.sql(
+                f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:now, :who, 'token revoke', "
+                "'', '', '', '', :name)"), params)
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return True
+
+    def request_removal(self, key: str, contact: str, message: str, client: str,
+                        now: int) -> tuple[int, bool]:
+        """Queue a removal request for ``key``: (its id, True) or, when one is
+        pending already, (that one's id, False) and nothing is added."""
+        params = {"key": key, "contact": contact, "message": message, "client": client,
+                  "now": now}
+        self._begin_write()
+        try:
+            pending = self._execute(self.sql(
+                "SELECT id FROM removal_requests WHERE state = 'pending' AND key = :key"),
+                params).fetchall()
+            if pending:
+                self._rollback()
+                return int(pending[0][0]), False
+            self._execute(self.sql(
+                "INSERT INTO removal_requests (key, contact, message, client, at, state) "
+                "VALUES (:key, :contact, :message, :client, :now, 'pending')"), params)
+            made = self._execute(self.sql(
+                "SELECT id FROM removal_requests WHERE state = 'pending' AND key = :key"),
+                params).fetchall()
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return int(made[0][0]), True
+
+    def removal_requests(self, state: str | None = "pending") -> list[RemovalRequest]:
+        """Removal requests in one state (all when None), oldest first."""
+        where = "WHERE state = :state" if state else ""
+        return [RemovalRequest(*row) for row in self._execute(self.sql(
+            f"SELECT {_REQUEST_COLUMNS} FROM removal_requests {where} ORDER BY id"),
+            {"state": state}).fetchall()]
+
+    def decide_removal(self, request_id: int, state: str, who: str,
+                       now: int) -> RemovalRequest | None:
+        """Mark a pending request approved or rejected; None when it is not pending.
+        (Approving it does not remove the listing: the caller does, with the
+        request as the reason.)"""
+        params = {"id": request_id, "state": state, "who": who, "now": now}
+        self._begin_write()
+        try:
+            if not self._execute(self.sql(
+                    "UPDATE removal_requests SET state = :state, decided_at = :now, "
+                    "decided_by = :who WHERE id = :id AND state = 'pending'"),
+                    params).rowcount:
+                self._rollback()
+                return None
+            row = self._execute(self.sql(
+                f"SELECT {_REQUEST_COLUMNS} FROM removal_requests WHERE id = :id"),
+                params).fetchall()[0]
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return RemovalRequest(*row)
+
+    def live_counts(self, now: int) -> list[tuple[str, str, int]]:
+        """(category, source, live listings), and the pending removal requests
+        as ('', '', n) first."""
+        pending = self._execute("SELECT COUNT(*) FROM removal_requests "
+                                "WHERE state = 'pending'").fetchall()[0][0]
+        return [("", "", int(pending))] + [(c, s, int(n)) for c, s, n in self._execute(
+            self.sql(f"SELECT category, source, COUNT(*) FROM listings WHERE {_ACTIVE} "
+                     "GROUP BY category, source"), {"now": now}).fetchall()]
 
     def allowed(self) -> list[tuple[str, int, bytes, bytes, str, str, int]]:
         """The allowlist: (key, family, start, end, why, who, at), in key order."""
