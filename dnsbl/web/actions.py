@@ -1,0 +1,120 @@
+"""What the web application does to the ledger, run on its ledger thread.
+
+Each function takes the store first (see :class:`dnsbl.web.ledger.LedgerThread`)
+and values already checked by the caller's parser; a change publishes the zone
+files it touches, as ``dnsbl ledger`` does, so ``dnsbl serve`` answers it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from dnsbl.ledger.config import LedgerConfig
+from dnsbl.ledger.guard import Guard
+from dnsbl.ledger.model import Key, LedgerError, Listing, Report, Token, now, parse_key
+from dnsbl.ledger.publish import publish
+from dnsbl.ledger.store import Store
+from dnsbl.ledger.tokens import digest
+
+
+def token_for(store: Store, secret: str) -> Token | None:
+    return store.token_by_digest(digest(secret))
+
+
+def add(store: Store, config: LedgerConfig, reports: list[Report], who: str,
+        details: str) -> dict[str, Any]:
+    """Merge ``reports`` in one transaction (all or nothing), then publish."""
+    at = now()
+    store.stage(reports)
+    merged = store.merge(at, who, details)
+    result: dict[str, Any] = merged.as_dict()
+    guard = Guard(config, store.allowed())
+    warnings = []
+    for report in reports[:100]:
+        category = config.category(report.category)
+        key = report.key
+        why = guard.check(key.family, key.start, key.end, key.prefixlen, category,
+                          report.forced)
+        if why is not None:
+            warnings.append(f"{key.text} will not be published: {why}")
+    if warnings:
+        result["warnings"] = warnings
+    if merged.added + merged.extended + merged.relisted:
+        starts = [r.key.start for r in reports] if len(reports) <= 64 else None
+        result["published"] = publish(store, config, at, who, starts).as_dict()
+    return result
+
+
+def remove(store: Store, config: LedgerConfig, key: Key, category: str | None,
+           sources: Iterable[str], reason: str, who: str) -> list[Listing]:
+    """End ``key``'s live listings from each of ``sources``; publish when any ended."""
+    at = now()
+    ended: list[Listing] = []
+    for source in sources:
+        ended.extend(store.remove(key, category, source, reason, who, at))
+    if ended:
+        publish(store, config, at, who, [key.start] if key.prefixlen >= 8 else None)
+    return ended
+
+
+def show(store: Store, key: Key) -> dict[str, Any]:
+    """Every listing around ``key``, live or not, and the history of their keys."""
+    at = now()
+    listings = store.covering(key)
+    keys = sorted({listing.key for listing in listings} | {key.text})
+    return {"key": key.text,
+            "listings": [dict(listing.as_dict(), active=listing.active(at))
+                         for listing in listings],
+            "history": [entry.as_dict() for entry in store.history(keys)]}
+
+
+def search(store: Store, limit: int, **filters: Any) -> list[dict[str, Any]]:
+    at = now()
+    found = []
+    for listing in store.listings(at, **filters):
+        found.append(dict(listing.as_dict(), active=listing.active(at)))
+        if len(found) >= limit:
+            break
+    return found
+
+
+@dataclass(frozen=True)
+class PublicListing:
+    """What the public lookup page shows of a listing: nothing more."""
+
+    category: str
+    reason: str
+    since: int
+    expires: int
+    source: str  # "" when the source or its category is not public
+
+
+def lookup(store: Store, config: LedgerConfig, key: Key) -> dict[str, list[PublicListing]]:
+    """Per published zone, the live listings that cover ``key`` and are published
+    (the guard's holds applied), as the public may see them."""
+    at = now()
+    guard = Guard(config, store.allowed())
+    private = set(config.private_sources)
+    found: dict[str, list[PublicListing]] = {zone: [] for zone in config.zones()}
+    for listing in store.covering(key):
+        if not listing.active(at):
+            continue
+        try:
+            category = config.category(listing.category)
+        except LedgerError:
+            continue  # a category no longer configured is not published
+        lk = parse_key(listing.key)
+        if guard.check(lk.family, lk.start, lk.end, lk.prefixlen, category,
+                       listing.forced) is not None:
+            continue
+        shown = PublicListing(category.name, listing.reason, listing.first_seen,
+                              listing.expires,
+                              listing.source if category.public and listing.source
+                              not in private else "")
+        for zone, categories in config.zones().items():
+            if category in categories:
+                found[zone].append(shown)
+    return found
+
