@@ -87,6 +87,10 @@ def build_app(config: LedgerConfig) -> Starlette:
         return JSONResponse({"error": f"{request.url.path}: {detail}", "status": status},
                             status)
 
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # The ledger unusable now (locked, full disk) or a bug: one line, no traceback.
+        return JSONResponse({"error": f"the request failed: {exc}", "status": 500}, 500)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
@@ -95,7 +99,7 @@ def build_app(config: LedgerConfig) -> Starlette:
     app = Starlette(routes=[*public.ROUTES, *api.ROUTES,
                             Route("/metrics", metrics_page, methods=["GET"])],
                     exception_handlers={ApiError: api_error, 404: not_found,
-                                        405: not_found},
+                                        405: not_found, Exception: server_error},
                     lifespan=lifespan)
     app.state.web = State(config, LedgerThread(config))
     app.add_middleware(CountRequests, metrics=metrics)

@@ -33,12 +33,12 @@ class LedgerThread:
     def _open(self) -> None:
         self._local.store = open_store(self.config.database, self.config.lock_timeout)
 
-    def _run(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        return fn(self._local.store, *args)
+    def _run(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        return fn(self._local.store, *args, **kwargs)
 
-    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
+    async def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._run, fn, args)
+        return await loop.run_in_executor(self._pool, self._run, fn, args, kwargs)
 
     def close(self) -> None:
         def close_store() -> None:
