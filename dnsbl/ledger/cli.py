@@ -33,6 +33,7 @@ from dnsbl.ledger.model import (
     parse_reason,
     parse_when,
 )
+from dnsbl.ledger.passwords import hash_password
 from dnsbl.ledger.publish import Published, publish
 from dnsbl.ledger.store import READ_ONLY, Store, open_store
 from dnsbl.ledger.tokens import new_token
@@ -166,6 +167,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                   description="revoke the token NAME: it is refused from now")
     revoke.add_argument("name", metavar="NAME")
 
+    analyst = sub.add_parser("analyst", help="analysts of the web UI",
+                             description="Analysts who log in to `dnsbl web`'s /ui.")
+    analyst_sub = analyst.add_subparsers(dest="analyst_command", required=True,
+                                         parser_class=type(parser))
+    set_ = analyst_sub.add_parser("set", parents=[common],
+                                  help="add analyst NAME or change their password",
+                                  description="add analyst NAME or change their password "
+                                              "(their sessions end); the password is read "
+                                              "from standard input, one line")
+    set_.add_argument("name", metavar="NAME")
+
 
 def run(args: argparse.Namespace, config: LedgerConfig | None) -> int:
     """Run one ``dnsbl ledger`` command; returns the exit code."""
@@ -176,8 +188,8 @@ def run(args: argparse.Namespace, config: LedgerConfig | None) -> int:
     command = args.ledger_command
     if command == "allow":
         command = f"allow {args.allow_command}"
-    if command == "token":
-        command = f"token {args.token_command}"
+    if command in ("token", "analyst"):
+        command = f"{command} {getattr(args, command + '_command')}"
     try:
         store = open_store(config.database, config.lock_timeout)
     except LedgerError as exc:
@@ -405,6 +417,23 @@ def _token_revoke(args: argparse.Namespace, config: LedgerConfig, store: Store,
     return {"message": f"token {args.name} revoked"}, 0, None
 
 
+def _analyst_set(args: argparse.Namespace, config: LedgerConfig, store: Store,
+                 who: str) -> Outcome:
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise LedgerError("the passwords differ; nothing changed")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 12:
+        raise LedgerError("a password has at least 12 characters")
+    if not args.name or any(c.isspace() for c in args.name):
+        raise LedgerError(f"an analyst's name is one word, not {args.name!r}")
+    new = store.set_analyst(args.name, hash_password(password), who, now())
+    return {"message": f"analyst {args.name} " + ("added" if new else "has a new password")
+            }, 0, None
+
+
 def _first_addresses(key: Key) -> list[bytes]:
     """What to publish after a change to ``key``: the file its first byte picks,
     or every file ([]) for a network wider than one first byte."""
@@ -419,7 +448,7 @@ _COMMANDS = {"add": _add, "remove": _remove, "show": _show, "list": _list,
              "publish": _publish_command, "allow add": _allow_add,
              "allow remove": _allow_remove, "allow list": _allow_list,
              "token create": _token_create, "token list": _token_list,
-             "token revoke": _token_revoke}
+             "token revoke": _token_revoke, "analyst set": _analyst_set}
 
 
 def _moment(text: str, at: int) -> int:

@@ -86,6 +86,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             message TEXT NOT NULL, client TEXT NOT NULL, at {bigint} NOT NULL,
             state TEXT NOT NULL, decided_at {bigint}, decided_by TEXT)""",
         "CREATE INDEX removal_requests_state ON removal_requests (state, key)",
+        # Analysts of the web UI (a scrypt hash of the password) and their
+        # sessions (the SHA-256 of the cookie's random id).
+        """CREATE TABLE analysts (
+            name TEXT PRIMARY KEY, password TEXT NOT NULL, created {bigint} NOT NULL)""",
+        """CREATE TABLE sessions (
+            digest TEXT PRIMARY KEY, analyst TEXT NOT NULL, expires {bigint} NOT NULL)""",
     ),
 )
 
@@ -501,6 +507,57 @@ class Store:
             self._rollback()
             raise
         return RemovalRequest(*row)
+
+    def set_analyst(self, name: str, password_hash: str, who: str, now: int) -> bool:
+        """Add an analyst or set their password; True when new. Their sessions end."""
+        params = {"name": name, "password": password_hash, "now": now, "who": who}
+        self._begin_write()
+        try:
+            new = not self._execute(self.sql("SELECT 1 FROM analysts WHERE name = :name"),
+                                    params).fetchall()
+            self._execute(self.sql(
+                "INSERT INTO analysts (name, password, created) VALUES (:name, :password, "
+                ":now) ON CONFLICT (name) DO UPDATE SET password = excluded.password"),
+                params)
+            self._execute(self.sql("DELETE FROM sessions WHERE analyst = :name"), params)
+            self._execute(self.sql(
+                f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:now, :who, :action, '', '', "
+                "'', '', :name)"), {**params, "action": "analyst add" if new
+                                    else "analyst password"})
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return new
+
+    def analyst_password(self, name: str) -> str | None:
+        rows = self._execute(self.sql("SELECT password FROM analysts WHERE name = :name"),
+                             {"name": name}).fetchall()
+        return str(rows[0][0]) if rows else None
+
+    def start_session(self, digest: str, analyst: str, expires: int, now: int) -> None:
+        self._begin_write()
+        try:
+            self._execute(self.sql("DELETE FROM sessions WHERE expires <= :now"), {"now": now})
+            self._execute(self.sql("INSERT INTO sessions (digest, analyst, expires) VALUES "
+                                   "(:digest, :analyst, :expires)"),
+                          {"digest": digest, "analyst": analyst, "expires": expires})
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def session_analyst(self, digest: str, now: int) -> str | None:
+        """The analyst of a live session, or None."""
+        rows = self._execute(self.sql(
+            "SELECT analyst FROM sessions WHERE digest = :digest AND expires > :now"),
+            {"digest": digest, "now": now}).fetchall()
+        return str(rows[0][0]) if rows else None
+
+    def end_session(self, digest: str) -> None:
+        self._execute(self.sql("DELETE FROM sessions WHERE digest = :digest"),
+                      {"digest": digest})
+        self._commit()
 
     def live_counts(self, now: int) -> list[tuple[str, str, int]]:
         """(category, source, live listings), and the pending removal requests

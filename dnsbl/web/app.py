@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dnsbl.ledger.config import LedgerConfig
 from dnsbl.ledger.model import now
-from dnsbl.web import api, public
+from dnsbl.web import api, public, ui
 from dnsbl.web.errors import ApiError
 from dnsbl.web.ledger import LedgerThread
 from dnsbl.web.state import State
@@ -96,7 +96,7 @@ def build_app(config: LedgerConfig) -> Starlette:
         yield
         app.state.web.ledger.close()
 
-    app = Starlette(routes=[*public.ROUTES, *api.ROUTES,
+    app = Starlette(routes=[*public.ROUTES, *api.ROUTES, *ui.ROUTES,
                             Route("/metrics", metrics_page, methods=["GET"])],
                     exception_handlers={ApiError: api_error, 404: not_found,
                                         405: not_found, Exception: server_error},

@@ -29,6 +29,12 @@ class RateLimiter:
             self._buckets.popitem(last=False)
         return allowed
 
+    def exhausted(self, client: str, now: float | None = None) -> bool:
+        """True when ``client`` has no request left (nothing is taken)."""
+        at = time.monotonic() if now is None else now
+        tokens, last = self._buckets.get(client, (self.capacity, at))
+        return min(self.capacity, tokens + (at - last) * self.refill) < 1.0
+
     def retry_after(self, client: str) -> int:
         """Whole seconds until ``client`` has a request again."""
         tokens, _ = self._buckets.get(client, (self.capacity, 0.0))

@@ -19,12 +19,15 @@ class State:
     api_limit: RateLimiter = field(init=False)
     lookup_limit: RateLimiter = field(init=False)
     request_limit: RateLimiter = field(init=False)
+    login_limit: RateLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         web = self.config.web
         self.api_limit = RateLimiter(web.api_rate, 1.0)
         self.lookup_limit = RateLimiter(web.lookup_rate, 60.0)
         self.request_limit = RateLimiter(web.request_rate, 3600.0)
+        # Failed logins per client address: five, then one a minute.
+        self.login_limit = RateLimiter(5, 300.0)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
