@@ -262,7 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _ctl(args)
         if args.command == "ledger":
             path = getattr(args, "config", None)
-            status = ledger_cli.run(args, load_config(path).ledger if path else None)
+            loaded = load_config(path) if path else None
+            # `ledger sightings`: the query log's sample rate is the server's.
+            args.default_sample = loaded.query_log_sample if loaded else 1
+            status = ledger_cli.run(args, loaded.ledger if loaded else None)
             sys.stdout.flush()
             return status
         if args.command == "export":

@@ -35,6 +35,7 @@ from dnsbl.ledger.model import (
 )
 from dnsbl.ledger.passwords import hash_password
 from dnsbl.ledger.publish import Published, publish
+from dnsbl.ledger.sightings import DAY, take_in
 from dnsbl.ledger.store import READ_ONLY, Store, open_store
 from dnsbl.ledger.tokens import new_token
 
@@ -167,6 +168,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                   description="revoke the token NAME: it is refused from now")
     revoke.add_argument("name", metavar="NAME")
 
+    sightings = command("sightings", "take in `dnsbl serve`'s sampled query logs: which "
+                                     "listed keys are looked up, how often, by how many "
+                                     "resolvers")
+    sightings.add_argument("files", metavar="FILE", nargs="+")
+    sightings.add_argument("--sample", type=int, metavar="N",
+                           help="1 in N queries was logged (default: the configuration's "
+                                "query_log_sample)")
+
     analyst = sub.add_parser("analyst", help="analysts of the web UI",
                              description="Analysts who log in to `dnsbl web`'s /ui.")
     analyst_sub = analyst.add_subparsers(dest="analyst_command", required=True,
@@ -281,7 +290,10 @@ def _show(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str
     result = {"key": key.text,
               "listings": [dict(listing.as_dict(), active=listing.active(at))
                            for listing in listings],
-              "history": [entry.as_dict() for entry in history]}
+              "history": [entry.as_dict() for entry in history],
+              "sightings": [{"key": k, "day": iso(day * DAY)[:10], "lookups": n,
+                             "resolvers": r, "first": iso(f), "last": iso(la)}
+                            for k in keys for day, n, r, f, la in store.sighting_days(k)]}
     return result, 0 if listings or history else EXIT_NOTHING, None
 
 
@@ -434,6 +446,16 @@ def _analyst_set(args: argparse.Namespace, config: LedgerConfig, store: Store,
             }, 0, None
 
 
+def _sightings(args: argparse.Namespace, config: LedgerConfig, store: Store,
+               who: str) -> Outcome:
+    sample = args.sample or getattr(args, "default_sample", 1)
+    if sample < 1:
+        raise LedgerError("--sample must be 1 or more")
+    counts = take_in(store, config, args.files, sample)
+    return {"message": f"{counts['lines']} line(s) read, {counts['matches']} sighting(s) "
+                       f"of listed keys, {counts['bad']} bad line(s)", **counts}, 0, None
+
+
 def _first_addresses(key: Key) -> list[bytes]:
     """What to publish after a change to ``key``: the file its first byte picks,
     or every file ([]) for a network wider than one first byte."""
@@ -448,7 +470,8 @@ _COMMANDS = {"add": _add, "remove": _remove, "show": _show, "list": _list,
              "publish": _publish_command, "allow add": _allow_add,
              "allow remove": _allow_remove, "allow list": _allow_list,
              "token create": _token_create, "token list": _token_list,
-             "token revoke": _token_revoke, "analyst set": _analyst_set}
+             "token revoke": _token_revoke, "analyst set": _analyst_set,
+             "sightings": _sightings}
 
 
 def _moment(text: str, at: int) -> int:
@@ -527,6 +550,12 @@ def _text(result: dict[str, Any]) -> Iterator[str]:
             yield (f"{entry['at']}  {entry['action']}  by {entry['who'] or '-'}  {target}"
                    + (f": {entry['why']}" if entry["why"] else "")
                    + (f"  [{entry['details']}]" if entry["details"] else ""))
+    if result.get("sightings"):
+        yield "sightings:"
+        for seen in result["sightings"]:
+            yield (f"{seen['day']}  {seen['key']}  {seen['lookups']} lookup(s) from "
+                   f"{seen['resolvers']} resolver(s), first {seen['first']}, "
+                   f"last {seen['last']}")
     published = result.get("published")
     if published is not None:
         for zone, count in published["entries"].items():

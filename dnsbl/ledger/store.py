@@ -92,6 +92,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             name TEXT PRIMARY KEY, password TEXT NOT NULL, created {bigint} NOT NULL)""",
         """CREATE TABLE sessions (
             digest TEXT PRIMARY KEY, analyst TEXT NOT NULL, expires {bigint} NOT NULL)""",
+        # Sightings from the servers' sampled query logs: per listed key and day,
+        # lookups (scaled by the sample rate), first and last, distinct resolvers.
+        """CREATE TABLE sightings (
+            key TEXT NOT NULL, day INTEGER NOT NULL, lookups {bigint} NOT NULL,
+            first_at {bigint} NOT NULL, last_at {bigint} NOT NULL, PRIMARY KEY (key, day))""",
+        "CREATE INDEX sightings_day ON sightings (day)",
+        """CREATE TABLE sighting_resolvers (
+            key TEXT NOT NULL, day INTEGER NOT NULL, client TEXT NOT NULL,
+            PRIMARY KEY (key, day, client))""",
+        # How far each query log was read, by (device, inode): a renamed
+        # (rotated) file goes on, a new one starts at 0, none counts twice.
+        """CREATE TABLE sighting_files (
+            path TEXT NOT NULL, inode {bigint} NOT NULL, offset_ {bigint} NOT NULL,
+            PRIMARY KEY (path, inode))""",
     ),
 )
 
@@ -558,6 +572,70 @@ class Store:
         self._execute(self.sql("DELETE FROM sessions WHERE digest = :digest"),
                       {"digest": digest})
         self._commit()
+
+    def log_offset(self, path: str, inode: int) -> int:
+        """How far the query log on device ``path``, ``inode``, was read already."""
+        rows = self._execute(self.sql(
+            "SELECT offset_ FROM sighting_files WHERE path = :path AND inode = :inode"),
+            {"path": path, "inode": inode}).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    def add_sightings(self, seen: dict[tuple[str, int], list[Any]],
+                      offsets: dict[tuple[str, int], int]) -> None:
+        """Add what a read of query logs found (per (key, day): lookups, first,
+        last, clients) and where each log was read up to, in one transaction."""
+        self._begin_write()
+        try:
+            self._executemany(self.sql(
+                "INSERT INTO sightings (key, day, lookups, first_at, last_at) VALUES "
+                "(:key, :day, :lookups, :first, :last) ON CONFLICT (key, day) DO UPDATE SET "
+                "lookups = sightings.lookups + excluded.lookups, "
+                "first_at = CASE WHEN excluded.first_at < sightings.first_at "
+                "THEN excluded.first_at ELSE sightings.first_at END, "
+                "last_at = CASE WHEN excluded.last_at > sightings.last_at "
+                "THEN excluded.last_at ELSE sightings.last_at END"),
+                [{"key": key, "day": day, "lookups": lookups, "first": first, "last": last}
+                 for (key, day), (lookups, first, last, _) in seen.items()])
+            self._executemany(self.sql(
+                "INSERT INTO sighting_resolvers (key, day, client) VALUES (:key, :day, "
+                ":client) ON CONFLICT (key, day, client) DO NOTHING"),
+                [{"key": key, "day": day, "client": client}
+                 for (key, day), (_, _, _, clients) in seen.items() for client in clients])
+            self._executemany(self.sql(
+                "INSERT INTO sighting_files (path, inode, offset_) VALUES (:path, :inode, "
+                ":offset) ON CONFLICT (path, inode) DO UPDATE SET offset_ = excluded.offset_"),
+                [{"path": path, "inode": inode, "offset": offset}
+                 for (path, inode), offset in offsets.items()])
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def sightings(self, keys: Sequence[str] = (), since_day: int = 0,
+                  limit: int = 100) -> list[tuple[str, int, int, int, int]]:
+        """(key, lookups, distinct resolvers, first, last) from ``since_day`` on,
+        of these keys (all when none), the most looked-up first."""
+        params: dict[str, Any] = {"since": since_day, "limit": limit}
+        where = ""
+        if keys:
+            where = "AND s.key IN (" + ", ".join(f":k{i}" for i in range(len(keys))) + ")"
+            params.update({f"k{i}": k for i, k in enumerate(keys)})
+        rows = self._execute(self.sql(
+            "SELECT s.key, SUM(s.lookups), (SELECT COUNT(DISTINCT r.client) FROM "
+            "sighting_resolvers r WHERE r.key = s.key AND r.day >= :since), "
+            f"MIN(s.first_at), MAX(s.last_at) FROM sightings s WHERE s.day >= :since {where} "
+            "GROUP BY s.key ORDER BY 2 DESC, s.key LIMIT :limit"), params).fetchall()
+        return [(key, int(n), int(r), int(f), int(la)) for key, n, r, f, la in rows]
+
+    def sighting_days(self, key: str) -> list[tuple[int, int, int, int, int]]:
+        """Per day of ``key``: (day, lookups, distinct resolvers, first, last)."""
+        if self.read_only and self._schema_version() < 3:
+            return []  # a read-only ledger of an older dnsbl: it has none
+        rows = self._execute(self.sql(
+            "SELECT s.day, s.lookups, (SELECT COUNT(*) FROM sighting_resolvers r "
+            "WHERE r.key = s.key AND r.day = s.day), s.first_at, s.last_at "
+            "FROM sightings s WHERE s.key = :key ORDER BY s.day"), {"key": key}).fetchall()
+        return [tuple(int(v) for v in row) for row in rows]  # type: ignore[misc]
 
     def live_counts(self, now: int) -> list[tuple[str, str, int]]:
         """(category, source, live listings), and the pending removal requests

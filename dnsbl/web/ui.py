@@ -17,12 +17,14 @@ from starlette.routing import Route
 from dnsbl.ledger.model import (
     LedgerError,
     Report,
+    iso,
     now,
     parse_expiry,
     parse_key,
     parse_reason,
 )
 from dnsbl.ledger.passwords import check_password
+from dnsbl.ledger.sightings import DAY
 from dnsbl.ledger.tokens import digest
 from dnsbl.web import actions
 from dnsbl.web.public import csrf_ok, csrf_token, set_csrf
@@ -248,6 +250,22 @@ async def revoke(request: Request) -> Response:
     return RedirectResponse("/ui/tokens", 303)
 
 
+async def sightings(request: Request) -> Response:
+    """GET /ui/sightings?days=N: the most looked-up listed keys of the last N days."""
+    analyst = await _analyst(request)
+    if analyst is None:
+        return _to_login()
+    state: State = request.app.state.web
+    days = request.query_params.get("days", "7")
+    if not days.isdigit() or not 1 <= int(days) <= 366:
+        days = "7"
+    since = now() // DAY - int(days) + 1
+    top = await state.ledger(lambda store: store.sightings(since_day=since, limit=100))
+    return _page(request, "ui_sightings.html", analyst, days=int(days), sightings=[
+        {"key": key, "lookups": lookups, "resolvers": resolvers, "first": iso(first),
+         "last": iso(last)} for key, lookups, resolvers, first, last in top])
+
+
 ROUTES = [
     Route("/ui/login", login_page, methods=["GET"]),
     Route("/ui/login", login, methods=["POST"]),
@@ -260,4 +278,5 @@ ROUTES = [
     Route("/ui/requests/{id:int}", decide, methods=["POST"]),
     Route("/ui/tokens", tokens_page, methods=["GET"]),
     Route("/ui/tokens/revoke", revoke, methods=["POST"]),
+    Route("/ui/sightings", sightings, methods=["GET"]),
 ]
