@@ -57,6 +57,8 @@ def site(tmp_path):
     folder = tmp_path / "ledger"
     ledger = Ledger(folder, str(folder / "ledger.sqlite"),
                     '[ledger.web]\nremoval_instructions = "Mail abuse@example.org."\n')
+    ledger.config.write_text(f'query_log = "{tmp_path / "queries.log"}"\n'
+                             + ledger.config.read_text())
     done = subprocess.run([sys.executable, "-m", "dnsbl", "ledger", "--config",
                            str(ledger.config), "analyst", "set", "alice"],
                           input=PASSWORD + "\n", capture_output=True, text=True, cwd=ROOT,
@@ -115,6 +117,20 @@ def test_lookup_request_login_add_remove_and_approve_in_a_browser(browser, site)
              what="dnsbl serve answering the listing added in the browser")
     assert time.monotonic() - added < scaled(2)
     wait_for(lambda: "web:alice" in browser.page_source, scaled(10), what="the history")
+
+    # The sightings view: the address looked up three times, taken in from the log.
+    for _ in range(3):
+        client.a(dns_name("198.51.99.30"))
+    log = ledger.folder.parent / "queries.log"
+    wait_for(lambda: log.exists() and log.read_text().count("198.51.99.30") >= 3,
+             scaled(10), what="the query log")
+    ledger.ok("sightings", str(log))
+    find("#nav-sightings").click()
+    wait_for(lambda: browser.find_elements(By.ID, "sightings"), scaled(10),
+             what="the sightings page")
+    row = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#sightings tr")
+           if "198.51.99.30" in r.text]
+    assert row and row[0].split()[:3] == ["198.51.99.30", "3", "1"], row
 
     # Search, then remove it with a reason.
     find("#q").clear()
