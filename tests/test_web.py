@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sqlite3
 import time
 import urllib.parse
@@ -401,3 +402,16 @@ def test_web_listens_on_loopback_unless_configured_and_counts_requests(
     assert 'dnsbl_web_requests_total{route="/api/v1/listings",status="401"} 1.0' in metrics
     assert 'dnsbl_ledger_listings{category="spam",source="cert-a"} 1.0' in metrics
     assert "dnsbl_ledger_removal_requests_pending 0.0" in metrics
+
+
+def test_a_change_pending_publication_is_published_when_web_stops(sqlite_ledger, start_web):
+    token = make_token(sqlite_ledger, "--source", "cert-a")
+    sqlite_ledger.ok("publish")
+    web = start_web(sqlite_ledger)
+    assert web.request("POST", "/api/v1/listings", {
+        "key": "198.51.99.50", "category": "spam", "reason": "r"}, token).status == 201
+    web.stop()  # at once: within the publish delay
+    # uvicorn ends by re-raising the SIGTERM it handled: systemd's clean stop.
+    assert web.proc.returncode in (0, -signal.SIGTERM), "".join(web.log)
+    assert "Traceback" not in "".join(web.log)
+    assert "198.51.99.50" in sqlite_ledger.zone_text()

@@ -1,8 +1,9 @@
 """What the web application does to the ledger, run on its ledger thread.
 
 Each function takes the store first (see :class:`dnsbl.web.ledger.LedgerThread`)
-and values already checked by the caller's parser; a change publishes the zone
-files it touches, as ``dnsbl ledger`` does, so ``dnsbl serve`` answers it.
+and values already checked by the caller's parser; a change also returns what
+it touched, which the caller hands to ``publish_soon`` so ``dnsbl serve``
+answers it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 from dnsbl.ledger.config import LedgerConfig
 from dnsbl.ledger.guard import Guard
 from dnsbl.ledger.model import Key, LedgerError, Listing, Report, Token, now, parse_key
-from dnsbl.ledger.publish import publish
 from dnsbl.ledger.store import Store
 from dnsbl.ledger.tokens import digest
 
@@ -23,9 +23,14 @@ def token_for(store: Store, secret: str) -> Token | None:
     return store.token_by_digest(digest(secret))
 
 
+#: What a change returns beside its result: the first addresses of the keys
+#: it changed, for :meth:`LedgerThread.publish_soon` (None: every file; []: none).
+Changed = list[bytes] | None
+
+
 def add(store: Store, config: LedgerConfig, reports: list[Report], who: str,
-        details: str) -> dict[str, Any]:
-    """Merge ``reports`` in one transaction (all or nothing), then publish."""
+        details: str) -> tuple[dict[str, Any], Changed]:
+    """Merge ``reports`` in one transaction (all or nothing)."""
     at = now()
     store.stage(reports)
     merged = store.merge(at, who, details)
@@ -41,22 +46,22 @@ def add(store: Store, config: LedgerConfig, reports: list[Report], who: str,
             warnings.append(f"{key.text} will not be published: {why}")
     if warnings:
         result["warnings"] = warnings
+    changed: Changed = []
     if merged.added + merged.extended + merged.relisted:
-        starts = [r.key.start for r in reports] if len(reports) <= 64 else None
-        result["published"] = publish(store, config, at, who, starts).as_dict()
-    return result
+        changed = ([r.key.start for r in reports if r.key.prefixlen >= 8]
+                   if len(reports) <= 64 and all(r.key.prefixlen >= 8 for r in reports)
+                   else None)
+    return result, changed
 
 
 def remove(store: Store, config: LedgerConfig, key: Key, category: str | None,
-           sources: Iterable[str], reason: str, who: str) -> list[Listing]:
-    """End ``key``'s live listings from each of ``sources``; publish when any ended."""
+           sources: Iterable[str], reason: str, who: str) -> tuple[list[Listing], Changed]:
+    """End ``key``'s live listings from each of ``sources``."""
     at = now()
     ended: list[Listing] = []
     for source in sources:
         ended.extend(store.remove(key, category, source, reason, who, at))
-    if ended:
-        publish(store, config, at, who, [key.start] if key.prefixlen >= 8 else None)
-    return ended
+    return ended, ([key.start] if key.prefixlen >= 8 else None) if ended else []
 
 
 def show(store: Store, key: Key) -> dict[str, Any]:

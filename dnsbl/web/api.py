@@ -133,7 +133,7 @@ async def create(request: Request) -> Response:
     state: State = request.app.state.web
     who = f"token:{token.name}"
     report = parse_listing(await _json(request), state.config, token, who)
-    result = await state.ledger(actions.add, state.config, [report], who, "api add")
+    result = await state.change(actions.add, state.config, [report], who, "api add")
     _conflict(result, report.key.text)
     result.update(key=report.key.text, category=report.category, source=report.source)
     return JSONResponse(result, status_code=201 if result["added"] + result["relisted"]
@@ -170,7 +170,7 @@ async def bulk(request: Request) -> Response:
                             + "; ".join(shown), errors[0].split(": ")[1])
     if not reports:
         raise bad("body", "no listings (one JSON object a line)")
-    result = await state.ledger(actions.add, state.config, reports, who,
+    result = await state.change(actions.add, state.config, reports, who,
                                 f"api bulk ({len(reports)})")
     result["records"] = len(reports)
     return JSONResponse(result, status_code=200)
@@ -217,7 +217,7 @@ async def remove(request: Request) -> Response:
     if item.get("source") is not None:
         _may_write(token, str(item["source"]))
         sources = (str(item["source"]),)
-    ended = await state.ledger(actions.remove, state.config, key, category, sources, reason,
+    ended = await state.change(actions.remove, state.config, key, category, sources, reason,
                                f"token:{token.name}")
     if not ended:
         raise ApiError(404, f"{key.text}: no live listing from "
@@ -285,7 +285,7 @@ async def decide(request: Request) -> Response:
         reason = " ".join(f"removal request #{decided.id} from {decided.contact}: "
                           f"{decided.message}".split())
         reason = reason.encode()[:255].decode("utf-8", "ignore")
-        ended = await state.ledger(actions.remove, state.config, parse_key(decided.key),
+        ended = await state.change(actions.remove, state.config, parse_key(decided.key),
                                    None, token.source_list, reason, who)
         result["removed"] = [e.as_dict() for e in ended]
     return JSONResponse(result)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 
@@ -10,6 +12,8 @@ from dnsbl.ledger.config import LedgerConfig
 from dnsbl.web.errors import ApiError
 from dnsbl.web.ledger import LedgerThread
 from dnsbl.web.ratelimit import RateLimiter
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -28,6 +32,14 @@ class State:
         self.request_limit = RateLimiter(web.request_rate, 3600.0)
         # Failed logins per client address: five, then one a minute.
         self.login_limit = RateLimiter(5, 300.0)
+
+    async def change(self, fn: Callable[..., tuple[T, list[bytes] | None]], *args: Any) -> T:
+        """Run a change of :mod:`dnsbl.web.actions` on the ledger, then have what
+        it touched published (shortly, with the changes meanwhile)."""
+        result, changed = await self.ledger(fn, *args)
+        if changed != []:
+            self.ledger.publish_soon(changed)
+        return result
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -173,10 +173,10 @@ async def change(request: Request) -> Response:
                        else at + category.lifetime)
             report = Report(key, category.name, source, reason, at, expires, "", 100, None,
                             False, who)
-            await state.ledger(actions.add, state.config, [report], who, "web add")
+            await state.change(actions.add, state.config, [report], who, "web add")
         else:
             sources = [form["source"]] if form.get("source") else None
-            await state.ledger(_remove_any, state.config, key, form.get("category") or None,
+            await state.change(_remove_any, state.config, key, form.get("category") or None,
                                sources, reason, who)
     except LedgerError as exc:
         return _page(request, "ui_search.html", analyst, 400, q=form.get("key", ""),
@@ -185,7 +185,8 @@ async def change(request: Request) -> Response:
 
 
 def _remove_any(store: Any, config: Any, key: Any, category: str | None,
-                sources: list[str] | None, reason: str, who: str) -> list[Any]:
+                sources: list[str] | None, reason: str,
+                who: str) -> tuple[list[Any], actions.Changed]:
     """An analyst removes from every source unless one is named."""
     if sources is None:
         sources = sorted({listing.source for listing in store.covering(key)
@@ -222,7 +223,7 @@ async def decide(request: Request) -> Response:
     if decided is not None and verdict == "approve":
         reason = " ".join(f"removal request #{decided.id} from {decided.contact}: "
                           f"{decided.message}".split()).encode()[:255].decode("utf-8", "ignore")
-        await state.ledger(_remove_any, state.config, parse_key(decided.key), None, None,
+        await state.change(_remove_any, state.config, parse_key(decided.key), None, None,
                            reason, who)
     return RedirectResponse("/ui/requests", 303)
 
