@@ -16,9 +16,10 @@ from dnsbl.config import load_config
 from dnsbl.ledger.config import parse_ledger
 from dnsbl.ledger.store import open_store
 from dnsbl.ledger.tokens import new_token
-from tests.conftest import ServerThread, free_port
+from tests.conftest import ServerThread
 from tests.helpers import scaled, wait_for
-from tests.ledger_helpers import Ledger, PostgresServer, postgres_bin
+from tests.ledger_helpers import Ledger
+from tests.test_ledger import postgres  # noqa: F401  (the fixture: a server of our own)
 from tests.web_helpers import Web, make_token
 
 ZONE = "rep.example.org"
@@ -32,21 +33,6 @@ request_rate = 1000
 
 def dns_name(address: str) -> str:
     return ".".join(reversed(address.split("."))) + "." + ZONE
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    bin_dir = postgres_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL is not installed (Debian: postgresql)")
-    server = PostgresServer(bin_dir, free_port())
-    try:
-        server.start()
-    except Exception as exc:
-        server.stop()
-        pytest.skip(f"cannot start PostgreSQL here: {exc}")
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -14,7 +14,17 @@ from typing import Any
 
 from dnsbl.ledger.config import LedgerConfig
 from dnsbl.ledger.guard import Guard
-from dnsbl.ledger.model import Key, LedgerError, Listing, Report, Token, now, parse_key
+from dnsbl.ledger.model import (
+    MAX_REASON,
+    Key,
+    LedgerError,
+    Listing,
+    RemovalRequest,
+    Report,
+    Token,
+    now,
+    parse_key,
+)
 from dnsbl.ledger.store import Store
 from dnsbl.ledger.tokens import digest
 
@@ -62,6 +72,35 @@ def remove(store: Store, config: LedgerConfig, key: Key, category: str | None,
     for source in sources:
         ended.extend(store.remove(key, category, source, reason, who, at))
     return ended, ([key.start] if key.prefixlen >= 8 else None) if ended else []
+
+
+def remove_any(store: Store, config: LedgerConfig, key: Key, category: str | None,
+               sources: Iterable[str] | None, reason: str,
+               who: str) -> tuple[list[Listing], Changed]:
+    """:func:`remove`, from every source listing ``key`` when ``sources`` is None
+    (an analyst's removal)."""
+    if sources is None:
+        sources = sorted({listing.source for listing in store.covering(key)
+                          if listing.key == key.text and listing.removed_at is None})
+    return remove(store, config, key, category, sources, reason, who)
+
+
+def decide(store: Store, config: LedgerConfig, request_id: int, approve: bool,
+           sources: Iterable[str] | None,
+           who: str) -> tuple[tuple[RemovalRequest | None, list[Listing]], Changed]:
+    """Approve (remove the key's listings from ``sources``, all when None, with
+    the request as the reason) or reject a pending removal request; (None, [])
+    when it is not pending."""
+    decided = store.decide_removal(request_id, "approved" if approve else "rejected", who,
+                                   now())
+    if decided is None or not approve:
+        return (decided, []), []
+    reason = " ".join(f"removal request #{decided.id} from {decided.contact}: "
+                      f"{decided.message}".split())
+    reason = reason.encode()[:MAX_REASON].decode("utf-8", "ignore")
+    ended, changed = remove_any(store, config, parse_key(decided.key), None, sources, reason,
+                                who)
+    return (decided, ended), changed
 
 
 def show(store: Store, key: Key) -> dict[str, Any]:

@@ -275,18 +275,13 @@ async def decide(request: Request) -> Response:
     if verdict not in ("approve", "reject"):
         raise ApiError(404, f"no such action {verdict!r} (approve or reject)")
     who = f"token:{token.name}"
-    decided = await state.ledger(lambda store: store.decide_removal(
-        request.path_params["id"], "approved" if verdict == "approve" else "rejected", who,
-        now()))
+    decided, ended = await state.change(actions.decide, state.config,
+                                        request.path_params["id"], verdict == "approve",
+                                        token.source_list, who)
     if decided is None:
         raise ApiError(404, f"removal request {request.path_params['id']}: none pending")
     result: dict[str, Any] = {"request": decided.as_dict()}
     if verdict == "approve":
-        reason = " ".join(f"removal request #{decided.id} from {decided.contact}: "
-                          f"{decided.message}".split())
-        reason = reason.encode()[:255].decode("utf-8", "ignore")
-        ended = await state.change(actions.remove, state.config, parse_key(decided.key),
-                                   None, token.source_list, reason, who)
         result["removed"] = [e.as_dict() for e in ended]
     return JSONResponse(result)
 

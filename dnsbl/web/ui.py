@@ -71,6 +71,19 @@ def _to_login() -> Response:
     return RedirectResponse("/ui/login", 303)
 
 
+async def _posted(request: Request) -> tuple[str, dict[str, str]] | Response:
+    """A form posted in a session: (the analyst, the form), or the answer to
+    give instead (to the login page without a session, 403 without the CSRF token)."""
+    analyst = await _analyst(request)
+    if analyst is None:
+        return _to_login()
+    form = await _form(request)
+    if not hmac.compare_digest(form.get("csrf", ""),
+                               _csrf_for(request.cookies.get(SESSION_COOKIE, ""))):
+        return _forbidden(request)
+    return analyst, form
+
+
 async def login_page(request: Request) -> Response:
     token = csrf_token(request)
     return set_csrf(request, render(request, "ui_login.html", {"csrf": token, "error": ""}),
@@ -149,13 +162,10 @@ async def search(request: Request) -> Response:
 
 async def change(request: Request) -> Response:
     """POST /ui/add and /ui/remove: a listing changed by the analyst."""
-    analyst = await _analyst(request)
-    if analyst is None:
-        return _to_login()
-    form = await _form(request)
-    if not hmac.compare_digest(form.get("csrf", ""),
-                               _csrf_for(request.cookies.get(SESSION_COOKIE, ""))):
-        return _forbidden(request)
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    analyst, form = posted
     state: State = request.app.state.web
     who = f"web:{analyst}"
     at = now()
@@ -176,22 +186,12 @@ async def change(request: Request) -> Response:
             await state.change(actions.add, state.config, [report], who, "web add")
         else:
             sources = [form["source"]] if form.get("source") else None
-            await state.change(_remove_any, state.config, key, form.get("category") or None,
+            await state.change(actions.remove_any, state.config, key, form.get("category") or None,
                                sources, reason, who)
     except LedgerError as exc:
         return _page(request, "ui_search.html", analyst, 400, q=form.get("key", ""),
                      error=str(exc), result=None, categories=[])
     return RedirectResponse(f"/ui/search?q={quote(key.text)}", 303)
-
-
-def _remove_any(store: Any, config: Any, key: Any, category: str | None,
-                sources: list[str] | None, reason: str,
-                who: str) -> tuple[list[Any], actions.Changed]:
-    """An analyst removes from every source unless one is named."""
-    if sources is None:
-        sources = sorted({listing.source for listing in store.covering(key)
-                          if listing.key == key.text and listing.removed_at is None})
-    return actions.remove(store, config, key, category, sources, reason, who)
 
 
 async def requests_page(request: Request) -> Response:
@@ -205,26 +205,16 @@ async def requests_page(request: Request) -> Response:
 
 
 async def decide(request: Request) -> Response:
-    analyst = await _analyst(request)
-    if analyst is None:
-        return _to_login()
-    form = await _form(request)
-    if not hmac.compare_digest(form.get("csrf", ""),
-                               _csrf_for(request.cookies.get(SESSION_COOKIE, ""))):
-        return _forbidden(request)
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    analyst, form = posted
     state: State = request.app.state.web
     verdict = form.get("verdict", "")
     if verdict not in ("approve", "reject"):
         return _to_login()
-    who = f"web:{analyst}"
-    request_id = request.path_params["id"]
-    decided = await state.ledger(lambda store: store.decide_removal(
-        request_id, "approved" if verdict == "approve" else "rejected", who, now()))
-    if decided is not None and verdict == "approve":
-        reason = " ".join(f"removal request #{decided.id} from {decided.contact}: "
-                          f"{decided.message}".split()).encode()[:255].decode("utf-8", "ignore")
-        await state.change(_remove_any, state.config, parse_key(decided.key), None, None,
-                           reason, who)
+    await state.change(actions.decide, state.config, request.path_params["id"],
+                       verdict == "approve", None, f"web:{analyst}")
     return RedirectResponse("/ui/requests", 303)
 
 
@@ -238,13 +228,10 @@ async def tokens_page(request: Request) -> Response:
 
 
 async def revoke(request: Request) -> Response:
-    analyst = await _analyst(request)
-    if analyst is None:
-        return _to_login()
-    form = await _form(request)
-    if not hmac.compare_digest(form.get("csrf", ""),
-                               _csrf_for(request.cookies.get(SESSION_COOKIE, ""))):
-        return _forbidden(request)
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    analyst, form = posted
     state: State = request.app.state.web
     name = form.get("name", "")
     await state.ledger(lambda store: store.revoke_token(name, f"web:{analyst}", now()))
