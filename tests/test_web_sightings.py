@@ -3,6 +3,7 @@ takes them in, `show` and the analysts' sightings page report them."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -85,4 +86,45 @@ def test_sightings_from_the_query_log_scaled_counted_once_and_across_rotation(tm
     finally:
         if web is not None:
             web.stop()
+        server.stop()
+
+
+def test_sightings_follow_the_log_through_a_rotation_until_sigterm(tmp_path):
+    folder = tmp_path / "ledger"
+    ledger = Ledger(folder, str(folder / "ledger.sqlite"))
+    log = tmp_path / "queries.log"
+    ledger.config.write_text(f'query_log = "{log}"\n' + ledger.config.read_text())
+    ledger.ok("add", "198.51.99.40", "--category", "spam", "--source", "cert-a",
+              "--reason", "spam")
+    server = ServerThread(load_config(str(ledger.config)))
+    follower = None
+    try:
+        client = server.start()
+        follower = ledger.process("sightings", "--follow", "0.1", "--json", str(log))
+
+        def lookups() -> int:
+            seen = ledger.json("show", "198.51.99.40")["sightings"]
+            return seen[0]["lookups"] if seen else 0
+
+        for _ in range(3):
+            client.a(dns_name("198.51.99.40"))
+        wait_for(lambda: lookups() == 3, scaled(10), what="3 lookups followed")
+        # Rotation: lines still going to the old file, then the new one.
+        os.rename(log, tmp_path / "queries.log.1")
+        for _ in range(2):
+            client.a(dns_name("198.51.99.40"))
+        wait_for(lambda: lookups() == 5, scaled(10), what="the rotated file's last lines")
+        server.server.query_log.reopen()
+        wait_for(log.exists, scaled(10), what="the server's new query log")
+        for _ in range(4):
+            client.a(dns_name("198.51.99.40"))
+        wait_for(lambda: lookups() == 9, scaled(10), what="the new file followed")
+        follower.terminate()
+        out, err = follower.communicate(timeout=scaled(20))
+        assert follower.returncode == 0, err
+        assert json.loads(out)["lines"] == 9
+    finally:
+        if follower is not None and follower.poll() is None:
+            follower.kill()
+            follower.communicate()
         server.stop()

@@ -13,7 +13,9 @@ import getpass
 import json
 import os
 import secrets
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -35,7 +37,7 @@ from dnsbl.ledger.model import (
 )
 from dnsbl.ledger.passwords import hash_password
 from dnsbl.ledger.publish import Published, publish
-from dnsbl.ledger.sightings import DAY, take_in
+from dnsbl.ledger.sightings import DAY, follow, take_in
 from dnsbl.ledger.store import READ_ONLY, Store, open_store
 from dnsbl.ledger.tokens import new_token
 
@@ -175,6 +177,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sightings.add_argument("--sample", type=int, metavar="N",
                            help="1 in N queries was logged (default: the configuration's "
                                 "query_log_sample)")
+    sightings.add_argument("--follow", type=float, metavar="SECONDS",
+                           help="keep reading every SECONDS until SIGTERM or SIGINT, "
+                                "FILE.1 too (a rotated log's last lines)")
 
     analyst = sub.add_parser("analyst", help="analysts of the web UI",
                              description="Analysts who log in to `dnsbl web`'s /ui.")
@@ -451,7 +456,15 @@ def _sightings(args: argparse.Namespace, config: LedgerConfig, store: Store,
     sample = args.sample or getattr(args, "default_sample", 1)
     if sample < 1:
         raise LedgerError("--sample must be 1 or more")
-    counts = take_in(store, config, args.files, sample)
+    if args.follow is not None:
+        if args.follow <= 0:
+            raise LedgerError("--follow takes a number of seconds above 0")
+        stop = threading.Event()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, lambda *_: stop.set())
+        counts = follow(store, config, args.files, sample, args.follow, stop)
+    else:
+        counts = take_in(store, config, args.files, sample)
     return {"message": f"{counts['lines']} line(s) read, {counts['matches']} sighting(s) "
                        f"of listed keys, {counts['bad']} bad line(s)", **counts}, 0, None
 

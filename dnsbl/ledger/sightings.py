@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,10 +24,11 @@ DAY = 86400
 
 
 def take_in(store: Store, config: LedgerConfig, paths: Iterable[str],
-            sample: int) -> dict[str, int]:
+            sample: int, missing_ok: bool = False) -> dict[str, int]:
     """Read the new lines of each query log into the ledger; returns counts.
 
-    :raises LedgerError: for a log that cannot be read.
+    :raises LedgerError: for a log that cannot be read (one missing, unless
+        ``missing_ok``: between a rotation and the server's new file).
     """
     publish_dir = os.path.abspath(config.publish_dir) + os.sep
     seen: dict[tuple[str, int], list[Any]] = {}
@@ -50,6 +52,10 @@ def take_in(store: Store, config: LedgerConfig, paths: Iterable[str],
                     counts["lines"] += 1
                     counts["matches"] += _count(line, publish_dir, sample, seen, counts)
                 offsets[where] = log.tell() - len(line)
+        except FileNotFoundError:
+            if missing_ok:
+                continue
+            raise LedgerError(f"{path}: cannot read: no such file") from None
         except OSError as exc:
             raise LedgerError(f"{path}: cannot read: {exc.strerror or exc}") from None
     store.add_sightings(seen, offsets)
@@ -83,3 +89,17 @@ def _count(line: bytes, publish_dir: str, sample: int,
         record[2] = max(record[2], at)
         record[3].add(client)
     return len(keys)
+
+
+def follow(store: Store, config: LedgerConfig, paths: list[str], sample: int,
+           interval: float, stop: threading.Event) -> dict[str, int]:
+    """:func:`take_in` every ``interval`` seconds until ``stop`` is set. Each
+    FILE's rotated predecessor ``FILE.1`` is read too, so the lines written
+    between the last read and the rotation are counted (once: by inode)."""
+    total = {"lines": 0, "matches": 0, "bad": 0}
+    watched = [name for path in paths for name in (path + ".1", path)]
+    while True:
+        for name, count in take_in(store, config, watched, sample, missing_ok=True).items():
+            total[name] += count
+        if stop.wait(interval):
+            return total
