@@ -16,10 +16,7 @@ from dnsbl.config import load_config
 from dnsbl.ledger.config import parse_ledger
 from dnsbl.ledger.store import open_store
 from dnsbl.ledger.tokens import new_token
-from tests.conftest import ServerThread
-from tests.helpers import scaled, wait_for
-from tests.ledger_helpers import Ledger
-from tests.test_ledger import postgres  # noqa: F401  (the fixture: a server of our own)
+from tests.helpers import Ledger, ServerThread, scaled, wait_for
 from tests.web_helpers import Web, make_token
 
 ZONE = "rep.example.org"

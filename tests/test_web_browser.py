@@ -12,9 +12,7 @@ import time
 import pytest
 
 from dnsbl.config import load_config
-from tests.conftest import ROOT, ServerThread
-from tests.helpers import scaled, wait_for
-from tests.ledger_helpers import Ledger
+from tests.helpers import ROOT, Ledger, ServerThread, scaled, wait_for
 from tests.web_helpers import Web
 
 pytestmark = pytest.mark.slow

@@ -8,9 +8,7 @@ import os
 import re
 
 from dnsbl.config import load_config
-from tests.conftest import ServerThread
-from tests.helpers import scaled, wait_for
-from tests.ledger_helpers import Ledger
+from tests.helpers import Ledger, ServerThread, scaled, wait_for
 from tests.test_web_ui import PASSWORD, login, set_analyst
 from tests.web_helpers import Web
 

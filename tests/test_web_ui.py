@@ -9,8 +9,7 @@ import urllib.parse
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.ledger_helpers import Ledger
+from tests.helpers import ROOT, Ledger
 from tests.web_helpers import Web, make_token
 
 PASSWORD = "correct horse battery"

@@ -11,9 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.conftest import ROOT, free_port
-from tests.helpers import scaled, wait_for
-from tests.ledger_helpers import Ledger
+from tests.helpers import ROOT, Ledger, free_port, scaled, wait_for
 
 
 @dataclass
