@@ -21,6 +21,13 @@ import pytest
 
 from tests.helpers import ROOT, Ledger, ledger_name, samples, value, wait_for
 
+#: A ledger made by this dnsbl, taken back to schema version 1: the tables
+#: of later versions dropped.
+BACK_TO_V1 = ("DROP TABLE allowlist; DROP TABLE tokens; DROP TABLE removal_requests; "
+              "DROP TABLE analysts; DROP TABLE sessions; DROP TABLE sightings; "
+              "DROP TABLE sighting_resolvers; DROP TABLE sighting_files; "
+              "PRAGMA user_version = 1")
+
 
 def _dump(database: Path) -> list[str]:
     """Everything in an SQLite ledger, as SQL: equal dumps, equal ledgers."""
@@ -103,7 +110,7 @@ def read_only_ledger(request) -> Iterator[tuple[Ledger, bool]]:
         if getattr(request, "param", "") == "old":  # as written before the allowlist
             db = sqlite3.connect(folder / "l" / "ledger.sqlite")
             try:
-                db.executescript("DROP TABLE allowlist; PRAGMA user_version = 1")
+                db.executescript(BACK_TO_V1)
             finally:
                 db.close()
         if as_nobody and shutil.which("setpriv") is None:
@@ -213,7 +220,7 @@ def test_a_ledger_of_the_previous_schema_gains_the_allowlist_on_first_use(sqlite
     database = sqlite_ledger.folder / "ledger.sqlite"
     db = sqlite3.connect(database)
     try:
-        db.executescript("DROP TABLE allowlist; PRAGMA user_version = 1")
+        db.executescript(BACK_TO_V1)
     finally:
         db.close()
     sqlite_ledger.ok("allow", "add", "203.0.114.90", "--reason", "ours")

@@ -12,7 +12,10 @@ import argparse
 import getpass
 import json
 import os
+import secrets
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -32,8 +35,11 @@ from dnsbl.ledger.model import (
     parse_reason,
     parse_when,
 )
+from dnsbl.ledger.passwords import hash_password
 from dnsbl.ledger.publish import Published, publish
+from dnsbl.ledger.sightings import DAY, follow, take_in
 from dnsbl.ledger.store import READ_ONLY, Store, open_store
+from dnsbl.ledger.tokens import new_token
 
 EXIT_NOTHING = 1
 EXIT_INPUT = 2
@@ -143,6 +149,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          description="the allowlist, with who added each and why",
                          parents=[common])
 
+    token = sub.add_parser("token", help="API tokens for `dnsbl web`",
+                           description="Bearer tokens for the HTTP API: each writes only "
+                                       "its sources; shown once, kept as a digest.")
+    token_sub = token.add_subparsers(dest="token_command", required=True,
+                                     parser_class=type(parser))
+    create = token_sub.add_parser("create", parents=[common],
+                                  help="make a token and print it alone (shown only now)",
+                                  description="make a token and print it alone on standard "
+                                              "output; it is not shown again")
+    create.add_argument("--source", action="append", required=True,
+                        help="a source it may write (repeat for several)")
+    create.add_argument("--name", help="for the audit and `token revoke` "
+                                       "(default: the first source and a random suffix)")
+    create.add_argument("--read-only", action="store_true", help="it may only read")
+    create.add_argument("--expires", metavar="90d|DATE", help="default: never")
+    token_sub.add_parser("list", parents=[common], help="every token, without its secret",
+                         description="every token, without its secret")
+    revoke = token_sub.add_parser("revoke", parents=[common], help="revoke the token NAME",
+                                  description="revoke the token NAME: it is refused from now")
+    revoke.add_argument("name", metavar="NAME")
+
+    sightings = command("sightings", "take in `dnsbl serve`'s sampled query logs: which "
+                                     "listed keys are looked up, how often, by how many "
+                                     "resolvers")
+    sightings.add_argument("files", metavar="FILE", nargs="+")
+    sightings.add_argument("--sample", type=int, metavar="N",
+                           help="1 in N queries was logged (default: the configuration's "
+                                "query_log_sample)")
+    sightings.add_argument("--follow", type=float, metavar="SECONDS",
+                           help="keep reading every SECONDS until SIGTERM or SIGINT, "
+                                "FILE.1 too (a rotated log's last lines)")
+
+    analyst = sub.add_parser("analyst", help="analysts of the web UI",
+                             description="Analysts who log in to `dnsbl web`'s /ui.")
+    analyst_sub = analyst.add_subparsers(dest="analyst_command", required=True,
+                                         parser_class=type(parser))
+    set_ = analyst_sub.add_parser("set", parents=[common],
+                                  help="add analyst NAME or change their password",
+                                  description="add analyst NAME or change their password "
+                                              "(their sessions end); the password is read "
+                                              "from standard input, one line")
+    set_.add_argument("name", metavar="NAME")
+
 
 def run(args: argparse.Namespace, config: LedgerConfig | None) -> int:
     """Run one ``dnsbl ledger`` command; returns the exit code."""
@@ -153,6 +202,8 @@ def run(args: argparse.Namespace, config: LedgerConfig | None) -> int:
     command = args.ledger_command
     if command == "allow":
         command = f"allow {args.allow_command}"
+    if command in ("token", "analyst"):
+        command = f"{command} {getattr(args, command + '_command')}"
     try:
         store = open_store(config.database, config.lock_timeout)
     except LedgerError as exc:
@@ -244,7 +295,10 @@ def _show(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str
     result = {"key": key.text,
               "listings": [dict(listing.as_dict(), active=listing.active(at))
                            for listing in listings],
-              "history": [entry.as_dict() for entry in history]}
+              "history": [entry.as_dict() for entry in history],
+              "sightings": [{"key": k, "day": iso(day * DAY)[:10], "lookups": n,
+                             "resolvers": r, "first": iso(f), "last": iso(la)}
+                            for k in keys for day, n, r, f, la in store.sighting_days(k)]}
     return result, 0 if listings or history else EXIT_NOTHING, None
 
 
@@ -356,6 +410,65 @@ def _allow_list(args: argparse.Namespace, config: LedgerConfig, store: Store,
             }, 0, None
 
 
+def _token_create(args: argparse.Namespace, config: LedgerConfig, store: Store,
+                  who: str) -> Outcome:
+    at = now()
+    sources = tuple(args.source)
+    name = args.name or f"{sources[0]}-{secrets.token_hex(3)}"
+    secret, token = new_token(name, sources, args.read_only, at,
+                              parse_expiry(args.expires, at) if args.expires else None, who)
+    store.add_token(token)
+    # The secret alone on standard output: `TOKEN=$(dnsbl ledger token create ...)`.
+    return {"token": secret, **token.as_dict()}, 0, None
+
+
+def _token_list(args: argparse.Namespace, config: LedgerConfig, store: Store,
+                who: str) -> Outcome:
+    return {"tokens": [t.as_dict() for t in store.tokens()]}, 0, None
+
+
+def _token_revoke(args: argparse.Namespace, config: LedgerConfig, store: Store,
+                  who: str) -> Outcome:
+    if not store.revoke_token(args.name, who, now()):
+        return ({"message": f"{args.name}: no live token of that name"}, EXIT_NOTHING, None)
+    return {"message": f"token {args.name} revoked"}, 0, None
+
+
+def _analyst_set(args: argparse.Namespace, config: LedgerConfig, store: Store,
+                 who: str) -> Outcome:
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise LedgerError("the passwords differ; nothing changed")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 12:
+        raise LedgerError("a password has at least 12 characters")
+    if not args.name or any(c.isspace() for c in args.name):
+        raise LedgerError(f"an analyst's name is one word, not {args.name!r}")
+    new = store.set_analyst(args.name, hash_password(password), who, now())
+    return {"message": f"analyst {args.name} " + ("added" if new else "has a new password")
+            }, 0, None
+
+
+def _sightings(args: argparse.Namespace, config: LedgerConfig, store: Store,
+               who: str) -> Outcome:
+    sample = args.sample or getattr(args, "default_sample", 1)
+    if sample < 1:
+        raise LedgerError("--sample must be 1 or more")
+    if args.follow is not None:
+        if args.follow <= 0:
+            raise LedgerError("--follow takes a number of seconds above 0")
+        stop = threading.Event()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, lambda *_: stop.set())
+        counts = follow(store, config, args.files, sample, args.follow, stop)
+    else:
+        counts = take_in(store, config, args.files, sample)
+    return {"message": f"{counts['lines']} line(s) read, {counts['matches']} sighting(s) "
+                       f"of listed keys, {counts['bad']} bad line(s)", **counts}, 0, None
+
+
 def _first_addresses(key: Key) -> list[bytes]:
     """What to publish after a change to ``key``: the file its first byte picks,
     or every file ([]) for a network wider than one first byte."""
@@ -364,11 +477,14 @@ def _first_addresses(key: Key) -> list[bytes]:
 
 #: What a read-only ledger can do: read, and publish (which writes the zone
 #: files, and to the ledger only the audit row of a publish that changed one).
-_READERS = {"show", "list", "history", "export", "allow list", "publish"}
+_READERS = {"show", "list", "history", "export", "allow list", "publish", "token list"}
 _COMMANDS = {"add": _add, "remove": _remove, "show": _show, "list": _list,
              "history": _history, "import": _import, "export": _export,
              "publish": _publish_command, "allow add": _allow_add,
-             "allow remove": _allow_remove, "allow list": _allow_list}
+             "allow remove": _allow_remove, "allow list": _allow_list,
+             "token create": _token_create, "token list": _token_list,
+             "token revoke": _token_revoke, "analyst set": _analyst_set,
+             "sightings": _sightings}
 
 
 def _moment(text: str, at: int) -> int:
@@ -405,6 +521,9 @@ def _print(result: dict[str, Any], as_json: bool) -> None:
 
 
 def _text(result: dict[str, Any]) -> Iterator[str]:
+    if "token" in result:
+        yield result["token"]
+        return
     if "warning" in result:
         print(f"warning: {result['warning']}", file=sys.stderr)
     if "message" in result:
@@ -444,6 +563,12 @@ def _text(result: dict[str, Any]) -> Iterator[str]:
             yield (f"{entry['at']}  {entry['action']}  by {entry['who'] or '-'}  {target}"
                    + (f": {entry['why']}" if entry["why"] else "")
                    + (f"  [{entry['details']}]" if entry["details"] else ""))
+    if result.get("sightings"):
+        yield "sightings:"
+        for seen in result["sightings"]:
+            yield (f"{seen['day']}  {seen['key']}  {seen['lookups']} lookup(s) from "
+                   f"{seen['resolvers']} resolver(s), first {seen['first']}, "
+                   f"last {seen['last']}")
     published = result.get("published")
     if published is not None:
         for zone, count in published["entries"].items():
@@ -459,5 +584,11 @@ def _text(result: dict[str, Any]) -> Iterator[str]:
                 yield f"  ... and {len(held) - _SHOWN_ERRORS} more (--json lists them all)"
     for entry in result.get("allowlist", []):
         yield f"{entry['key']}  by {entry['who']}  {entry['at']}: {entry['why']}"
+    for token in result.get("tokens", []):
+        state = (f"revoked {token['revoked']}" if token["revoked"] else
+                 f"expires {token['expires']}" if token["expires"] else "live")
+        yield (f"{token['name']}  sources {','.join(token['sources'])}  "
+               f"{'read-only' if token['read_only'] else 'read-write'}  {state}  "
+               f"created {token['created']} by {token['who']}")
     if "exported" in result:
         yield f"exported {result['exported']} listing(s) to {result['file']}"

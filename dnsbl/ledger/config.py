@@ -28,6 +28,24 @@ class Category:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The ``[ledger.web]`` table: what ``dnsbl web`` serves and its limits."""
+
+    #: Loopback unless configured: a deployment puts a TLS proxy in front.
+    listen: str = "127.0.0.1:8080"
+    #: Shown on the public lookup page under a listed address.
+    removal_instructions: str = ""
+    #: Bytes a request body may have (a bulk NDJSON upload: bulk_body).
+    max_body: int = 64 * 1024
+    bulk_body: int = 16 * 1024 * 1024
+    #: Public lookups per client address per minute; removal requests per hour.
+    lookup_rate: int = 60
+    request_rate: int = 5
+    #: API requests per token per second (a burst of as many is allowed).
+    api_rate: int = 200
+
+
+@dataclass(frozen=True)
 class LedgerConfig:
     #: A file name (SQLite, created on first use) or a ``postgresql://`` URL.
     database: str
@@ -52,6 +70,8 @@ class LedgerConfig:
     #: Files each zone is split into (by the first byte of the address): a
     #: change rewrites, and the server reloads, the one file it falls in.
     shards: int = 16
+    #: ``dnsbl web``'s settings.
+    web: WebConfig = WebConfig()
 
     def category(self, name: str) -> Category:
         """The category called ``name`` or aliased so.
@@ -92,7 +112,9 @@ class LedgerConfig:
 
 _KEYS = {"database", "publish_dir", "zone", "categories", "category", "lookup_url",
          "allowlist", "warninglists", "publish_interval", "private_sources", "ttl",
-         "lock_timeout", "shards"}
+         "lock_timeout", "shards", "web"}
+_WEB_KEYS = {"listen", "removal_instructions", "max_body", "bulk_body", "lookup_rate",
+             "request_rate", "api_rate"}
 _CATEGORY_KEYS = {"name", "a", "lifetime", "widest_v4", "widest_v6", "zones", "public",
                   "aliases"}
 
@@ -143,7 +165,27 @@ def parse_ledger(table: Any, base: str) -> LedgerConfig:
         allowlist=_files(table, "allowlist", base), warninglists=_files(table, "warninglists",
                                                                          base),
         publish_interval=interval, private_sources=_strings(table, "private_sources", "[ledger]"),
-        ttl=ttl, lock_timeout=lock_timeout, shards=shards)
+        ttl=ttl, lock_timeout=lock_timeout, shards=shards, web=_web(table.get("web", {})))
+
+
+def _web(table: Any) -> WebConfig:
+    if not isinstance(table, dict):
+        raise LedgerError("[ledger.web] must be a table")
+    unknown = set(table) - _WEB_KEYS
+    if unknown:
+        raise LedgerError(f"[ledger.web]: unknown setting(s): {', '.join(sorted(unknown))}")
+    numbers: dict[str, int] = {}
+    for name in ("max_body", "bulk_body", "lookup_rate", "request_rate", "api_rate"):
+        value = table.get(name, getattr(WebConfig, name))
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise LedgerError(f"[ledger.web]: {name} must be a whole number above 0, "
+                              f"not {value!r}")
+        numbers[name] = value
+    for name in ("listen", "removal_instructions"):
+        if not isinstance(table.get(name, ""), str):
+            raise LedgerError(f"[ledger.web]: {name} must be a string")
+    return WebConfig(listen=table.get("listen", WebConfig.listen),
+                     removal_instructions=table.get("removal_instructions", ""), **numbers)
 
 
 def _category(name: str, spec: Any) -> Category:

@@ -231,3 +231,54 @@ class AuditEntry:
         return {"at": iso(self.at), "who": self.who, "action": self.action, "key": self.key,
                 "category": self.category, "source": self.source, "why": self.why,
                 "details": self.details}
+
+
+@dataclass(frozen=True)
+class Token:
+    """An API token as kept: its name and the SHA-256 of its secret, never the secret."""
+
+    name: str
+    digest: str
+    sources: str  # comma-separated: the sources it may write
+    read_only: int
+    created: int
+    expires: int | None
+    revoked: int | None
+    who: str
+
+    @property
+    def source_list(self) -> tuple[str, ...]:
+        return tuple(s for s in self.sources.split(",") if s)
+
+    def live(self, at: int) -> bool:
+        return self.revoked is None and (self.expires is None or self.expires > at)
+
+    def as_row(self) -> dict[str, object]:
+        return {"name": self.name, "digest": self.digest, "sources": self.sources,
+                "read_only": int(self.read_only), "created": self.created,
+                "expires": self.expires, "revoked": self.revoked, "who": self.who}
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "sources": list(self.source_list),
+                "read_only": bool(self.read_only), "created": iso(self.created),
+                "expires": iso(self.expires), "revoked": iso(self.revoked), "who": self.who}
+
+
+@dataclass(frozen=True)
+class RemovalRequest:
+    """A request from the public lookup page to remove a listing."""
+
+    id: int
+    key: str
+    contact: str
+    message: str
+    client: str
+    at: int
+    state: str  # pending, approved, rejected
+    decided_at: int | None
+    decided_by: str | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"id": self.id, "key": self.key, "contact": self.contact,
+                "message": self.message, "at": iso(self.at), "state": self.state,
+                "decided_at": iso(self.decided_at), "decided_by": self.decided_by or ""}

@@ -17,7 +17,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dnsbl.ledger.model import AuditEntry, Key, LedgerError, Listing, Report, parse_key
+from dnsbl.ledger.model import (
+    AuditEntry,
+    Key,
+    LedgerError,
+    Listing,
+    RemovalRequest,
+    Report,
+    Token,
+    parse_key,
+)
 
 #: What a change to a ledger opened read-only gets, after its name.
 READ_ONLY = "the ledger is read-only here; nothing was changed"
@@ -28,8 +37,7 @@ BATCH = 5000
 #: The schema, one list of statements per version; a database is brought
 #: forward by running the versions after its own, each in its transaction.
 #: ``{serial}``, ``{blob}`` and ``{bigint}`` are the backend's types.
-#: Later versions are appended here, never edited (#16 adds tokens,
-#: sightings and removal requests, each keyed by listing key and source).
+#: Later versions are appended here, never edited.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE listings (
@@ -64,6 +72,40 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             key TEXT PRIMARY KEY, family INTEGER NOT NULL, prefixlen INTEGER NOT NULL,
             start_addr {blob} NOT NULL, end_addr {blob} NOT NULL,
             why TEXT NOT NULL, who TEXT NOT NULL, at {bigint} NOT NULL)""",
+    ),
+    (
+        # API tokens: only the SHA-256 of the secret is kept; a token writes
+        # only its sources (a comma-separated list).
+        """CREATE TABLE tokens (
+            name TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, sources TEXT NOT NULL,
+            read_only INTEGER NOT NULL, created {bigint} NOT NULL, expires {bigint},
+            revoked {bigint}, who TEXT NOT NULL)""",
+        # Removal requests from the public lookup page, until an analyst decides.
+        """CREATE TABLE removal_requests (
+            id {serial} PRIMARY KEY, key TEXT NOT NULL, contact TEXT NOT NULL,
+            message TEXT NOT NULL, client TEXT NOT NULL, at {bigint} NOT NULL,
+            state TEXT NOT NULL, decided_at {bigint}, decided_by TEXT)""",
+        "CREATE INDEX removal_requests_state ON removal_requests (state, key)",
+        # Analysts of the web UI (a scrypt hash of the password) and their
+        # sessions (the SHA-256 of the cookie's random id).
+        """CREATE TABLE analysts (
+            name TEXT PRIMARY KEY, password TEXT NOT NULL, created {bigint} NOT NULL)""",
+        """CREATE TABLE sessions (
+            digest TEXT PRIMARY KEY, analyst TEXT NOT NULL, expires {bigint} NOT NULL)""",
+        # Sightings from the servers' sampled query logs: per listed key and day,
+        # lookups (scaled by the sample rate), first and last, distinct resolvers.
+        """CREATE TABLE sightings (
+            key TEXT NOT NULL, day INTEGER NOT NULL, lookups {bigint} NOT NULL,
+            first_at {bigint} NOT NULL, last_at {bigint} NOT NULL, PRIMARY KEY (key, day))""",
+        "CREATE INDEX sightings_day ON sightings (day)",
+        """CREATE TABLE sighting_resolvers (
+            key TEXT NOT NULL, day INTEGER NOT NULL, client TEXT NOT NULL,
+            PRIMARY KEY (key, day, client))""",
+        # How far each query log was read, by (device, inode): a renamed
+        # (rotated) file goes on, a new one starts at 0, none counts twice.
+        """CREATE TABLE sighting_files (
+            path TEXT NOT NULL, inode {bigint} NOT NULL, offset_ {bigint} NOT NULL,
+            PRIMARY KEY (path, inode))""",
     ),
 )
 
@@ -126,6 +168,8 @@ _MERGE = f"""INSERT INTO listings (key, family, prefixlen, start_addr, end_addr,
 _LISTING_COLUMNS = ("key, category, source, reason, ref, confidence, first_seen, last_seen, "
                     "expires, entered_by, removed_at, forced")
 _AUDIT_COLUMNS = "at, who, action, key, category, source, why, details"
+_TOKEN_COLUMNS = "name, digest, sources, read_only, created, expires, revoked, who"
+_REQUEST_COLUMNS = ("id, key, contact, message, client, at, state, decided_at, decided_by")
 
 
 @dataclass
@@ -365,6 +409,242 @@ class Store:
         self._execute(self.sql(
             f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:now, :who, :action, :key, '', "
             "'', :why, 'allowlist')"), {**params, "action": action})
+
+    # -- API tokens and removal requests (the web application's) ------------------
+
+    def add_token(self, token: Token) -> None:
+        """Keep a new token (its digest only).
+
+        :raises LedgerError: when a token of that name exists.
+        """
+        params = token.as_row()
+        self._begin_write()
+        try:
+            if self._execute(self.sql("SELECT 1 FROM tokens WHERE name = :name"),
+                             params).fetchall():
+                raise LedgerError(f"a token named {token.name!r} exists; choose another "
+                                  "--name or revoke it")
+            self._execute(self.sql(
+                "INSERT INTO tokens (name, digest, sources, read_only, created, expires, "
+                "revoked, who) VALUES (:name, :digest, :sources, :read_only, :created, "
+                ":expires, :revoked, :who)"), params)
+            self._execute(self.sql(
+                f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:created, :who, "
+                "'token create', '', '', :sources, '', :name)"), params)
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def tokens(self) -> list[Token]:
+        """Every token, revoked ones too, by name."""
+        return [Token(*row) for row in self._execute(self.sql(
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY name")).fetchall()]
+
+    def token_by_digest(self, digest: str) -> Token | None:
+        rows = self._execute(self.sql(
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE digest = :digest"),
+            {"digest": digest}).fetchall()
+        return Token(*rows[0]) if rows else None
+
+    def revoke_token(self, name: str, who: str, now: int) -> bool:
+        """Revoke the token ``name``; False when there is no live one of that name."""
+        params = {"name": name, "who": who, "now": now}
+        self._begin_write()
+        try:
+            if not self._execute(self.sql(
+                    "UPDATE tokens SET revoked = :now WHERE name = :name AND revoked IS NULL"),
+                    params).rowcount:
+                self._rollback()
+                return False
+            self._execute(self.sql(
+                f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:now, :who, 'token revoke', "
+                "'', '', '', '', :name)"), params)
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return True
+
+    def request_removal(self, key: str, contact: str, message: str, client: str,
+                        now: int) -> tuple[int, bool]:
+        """Queue a removal request for ``key``: (its id, True) or, when one is
+        pending already, (that one's id, False) and nothing is added."""
+        params = {"key": key, "contact": contact, "message": message, "client": client,
+                  "now": now}
+        self._begin_write()
+        try:
+            pending = self._execute(self.sql(
+                "SELECT id FROM removal_requests WHERE state = 'pending' AND key = :key"),
+                params).fetchall()
+            if pending:
+                self._rollback()
+                return int(pending[0][0]), False
+            self._execute(self.sql(
+                "INSERT INTO removal_requests (key, contact, message, client, at, state) "
+                "VALUES (:key, :contact, :message, :client, :now, 'pending')"), params)
+            made = self._execute(self.sql(
+                "SELECT id FROM removal_requests WHERE state = 'pending' AND key = :key"),
+                params).fetchall()
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return int(made[0][0]), True
+
+    def removal_requests(self, state: str | None = "pending") -> list[RemovalRequest]:
+        """Removal requests in one state (all when None), oldest first."""
+        where = "WHERE state = :state" if state else ""
+        return [RemovalRequest(*row) for row in self._execute(self.sql(
+            f"SELECT {_REQUEST_COLUMNS} FROM removal_requests {where} ORDER BY id"),
+            {"state": state}).fetchall()]
+
+    def decide_removal(self, request_id: int, state: str, who: str,
+                       now: int) -> RemovalRequest | None:
+        """Mark a pending request approved or rejected; None when it is not pending.
+        (Approving it does not remove the listing: the caller does, with the
+        request as the reason.)"""
+        params = {"id": request_id, "state": state, "who": who, "now": now}
+        self._begin_write()
+        try:
+            if not self._execute(self.sql(
+                    "UPDATE removal_requests SET state = :state, decided_at = :now, "
+                    "decided_by = :who WHERE id = :id AND state = 'pending'"),
+                    params).rowcount:
+                self._rollback()
+                return None
+            row = self._execute(self.sql(
+                f"SELECT {_REQUEST_COLUMNS} FROM removal_requests WHERE id = :id"),
+                params).fetchall()[0]
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return RemovalRequest(*row)
+
+    def set_analyst(self, name: str, password_hash: str, who: str, now: int) -> bool:
+        """Add an analyst or set their password; True when new. Their sessions end."""
+        params = {"name": name, "password": password_hash, "now": now, "who": who}
+        self._begin_write()
+        try:
+            new = not self._execute(self.sql("SELECT 1 FROM analysts WHERE name = :name"),
+                                    params).fetchall()
+            self._execute(self.sql(
+                "INSERT INTO analysts (name, password, created) VALUES (:name, :password, "
+                ":now) ON CONFLICT (name) DO UPDATE SET password = excluded.password"),
+                params)
+            self._execute(self.sql("DELETE FROM sessions WHERE analyst = :name"), params)
+            self._execute(self.sql(
+                f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:now, :who, :action, '', '', "
+                "'', '', :name)"), {**params, "action": "analyst add" if new
+                                    else "analyst password"})
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return new
+
+    def analyst_password(self, name: str) -> str | None:
+        rows = self._execute(self.sql("SELECT password FROM analysts WHERE name = :name"),
+                             {"name": name}).fetchall()
+        return str(rows[0][0]) if rows else None
+
+    def start_session(self, digest: str, analyst: str, expires: int, now: int) -> None:
+        self._begin_write()
+        try:
+            self._execute(self.sql("DELETE FROM sessions WHERE expires <= :now"), {"now": now})
+            self._execute(self.sql("INSERT INTO sessions (digest, analyst, expires) VALUES "
+                                   "(:digest, :analyst, :expires)"),
+                          {"digest": digest, "analyst": analyst, "expires": expires})
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def session_analyst(self, digest: str, now: int) -> str | None:
+        """The analyst of a live session, or None."""
+        rows = self._execute(self.sql(
+            "SELECT analyst FROM sessions WHERE digest = :digest AND expires > :now"),
+            {"digest": digest, "now": now}).fetchall()
+        return str(rows[0][0]) if rows else None
+
+    def end_session(self, digest: str) -> None:
+        self._execute(self.sql("DELETE FROM sessions WHERE digest = :digest"),
+                      {"digest": digest})
+        self._commit()
+
+    def log_offset(self, path: str, inode: int) -> int:
+        """How far the query log on device ``path``, ``inode``, was read already."""
+        rows = self._execute(self.sql(
+            "SELECT offset_ FROM sighting_files WHERE path = :path AND inode = :inode"),
+            {"path": path, "inode": inode}).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    def add_sightings(self, seen: dict[tuple[str, int], list[Any]],
+                      offsets: dict[tuple[str, int], int]) -> None:
+        """Add what a read of query logs found (per (key, day): lookups, first,
+        last, clients) and where each log was read up to, in one transaction."""
+        self._begin_write()
+        try:
+            self._executemany(self.sql(
+                "INSERT INTO sightings (key, day, lookups, first_at, last_at) VALUES "
+                "(:key, :day, :lookups, :first, :last) ON CONFLICT (key, day) DO UPDATE SET "
+                "lookups = sightings.lookups + excluded.lookups, "
+                "first_at = CASE WHEN excluded.first_at < sightings.first_at "
+                "THEN excluded.first_at ELSE sightings.first_at END, "
+                "last_at = CASE WHEN excluded.last_at > sightings.last_at "
+                "THEN excluded.last_at ELSE sightings.last_at END"),
+                [{"key": key, "day": day, "lookups": lookups, "first": first, "last": last}
+                 for (key, day), (lookups, first, last, _) in seen.items()])
+            self._executemany(self.sql(
+                "INSERT INTO sighting_resolvers (key, day, client) VALUES (:key, :day, "
+                ":client) ON CONFLICT (key, day, client) DO NOTHING"),
+                [{"key": key, "day": day, "client": client}
+                 for (key, day), (_, _, _, clients) in seen.items() for client in clients])
+            self._executemany(self.sql(
+                "INSERT INTO sighting_files (path, inode, offset_) VALUES (:path, :inode, "
+                ":offset) ON CONFLICT (path, inode) DO UPDATE SET offset_ = excluded.offset_"),
+                [{"path": path, "inode": inode, "offset": offset}
+                 for (path, inode), offset in offsets.items()])
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+
+    def sightings(self, keys: Sequence[str] = (), since_day: int = 0,
+                  limit: int = 100) -> list[tuple[str, int, int, int, int]]:
+        """(key, lookups, distinct resolvers, first, last) from ``since_day`` on,
+        of these keys (all when none), the most looked-up first."""
+        params: dict[str, Any] = {"since": since_day, "limit": limit}
+        where = ""
+        if keys:
+            where = "AND s.key IN (" + ", ".join(f":k{i}" for i in range(len(keys))) + ")"
+            params.update({f"k{i}": k for i, k in enumerate(keys)})
+        rows = self._execute(self.sql(
+            "SELECT s.key, SUM(s.lookups), (SELECT COUNT(DISTINCT r.client) FROM "
+            "sighting_resolvers r WHERE r.key = s.key AND r.day >= :since), "
+            f"MIN(s.first_at), MAX(s.last_at) FROM sightings s WHERE s.day >= :since {where} "
+            "GROUP BY s.key ORDER BY 2 DESC, s.key LIMIT :limit"), params).fetchall()
+        return [(key, int(n), int(r), int(f), int(la)) for key, n, r, f, la in rows]
+
+    def sighting_days(self, key: str) -> list[tuple[int, int, int, int, int]]:
+        """Per day of ``key``: (day, lookups, distinct resolvers, first, last)."""
+        if self.read_only and self._schema_version() < 3:
+            return []  # a read-only ledger of an older dnsbl: it has none
+        rows = self._execute(self.sql(
+            "SELECT s.day, s.lookups, (SELECT COUNT(*) FROM sighting_resolvers r "
+            "WHERE r.key = s.key AND r.day = s.day), s.first_at, s.last_at "
+            "FROM sightings s WHERE s.key = :key ORDER BY s.day"), {"key": key}).fetchall()
+        return [tuple(int(v) for v in row) for row in rows]  # type: ignore[misc]
+
+    def live_counts(self, now: int) -> list[tuple[str, str, int]]:
+        """(category, source, live listings), and the pending removal requests
+        as ('', '', n) first."""
+        pending = self._execute("SELECT COUNT(*) FROM removal_requests "
+                                "WHERE state = 'pending'").fetchall()[0][0]
+        return [("", "", int(pending))] + [(c, s, int(n)) for c, s, n in self._execute(
+            self.sql(f"SELECT category, source, COUNT(*) FROM listings WHERE {_ACTIVE} "
+                     "GROUP BY category, source"), {"now": now}).fetchall()]
 
     def allowed(self) -> list[tuple[str, int, bytes, bytes, str, str, int]]:
         """The allowlist: (key, family, start, end, why, who, at), in key order."""

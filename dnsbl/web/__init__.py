@@ -1,0 +1,1 @@
+"""``dnsbl web``: the ledger over HTTP (API, public lookup, removal requests)."""

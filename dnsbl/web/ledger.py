@@ -1,0 +1,96 @@
+"""The web application's one connection to the ledger, on a thread of its own.
+
+The store's drivers block, and an SQLite connection belongs to the thread that
+opened it: every call goes to one worker thread, in order, so the event loop
+never waits on the database and changes are never interleaved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from dnsbl.ledger.config import LedgerConfig
+from dnsbl.ledger.model import now
+from dnsbl.ledger.publish import publish
+from dnsbl.ledger.store import Store, open_store
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+#: Seconds changes wait to be published together. Publishing one file costs
+#: tens of milliseconds (a write, an fsync, a rename): one publish per change
+#: would cap the API at a few dozen adds a second; this keeps a change in the
+#: served zone well within two seconds.
+PUBLISH_DELAY = 0.2
+
+
+class LedgerThread:
+    """Runs ``fn(store, *args)`` on the thread that owns the store."""
+
+    def __init__(self, config: LedgerConfig) -> None:
+        self.config = config
+        self._local = threading.local()
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ledger", initializer=self._open)
+        # First addresses of the keys changed since the last publish; None: all files.
+        self._changed: set[bytes] | None = set()
+        self._scheduled: asyncio.TimerHandle | None = None
+        # Open (and migrate) now: a ledger that cannot be used stops start-up.
+        self._pool.submit(lambda: None).result()
+
+    def _open(self) -> None:
+        self._local.store = open_store(self.config.database, self.config.lock_timeout)
+
+    def _run(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        return fn(self._local.store, *args, **kwargs)
+
+    async def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._run, fn, args, kwargs)
+
+    def publish_soon(self, changed: list[bytes] | None) -> None:
+        """Publish the files of ``changed`` (every file for None) within
+        PUBLISH_DELAY, together with the other changes meanwhile. On the loop."""
+        if changed is None:
+            self._changed = None
+        elif self._changed is not None:
+            self._changed.update(changed)
+        if self._scheduled is None:
+            self._scheduled = asyncio.get_running_loop().call_later(PUBLISH_DELAY,
+                                                                    self._publish)
+
+    def _publish(self) -> concurrent.futures.Future[None]:
+        changed, self._changed, self._scheduled = self._changed, set(), None
+        future = self._pool.submit(self._publish_now, changed)
+        future.add_done_callback(_report)
+        return future
+
+    def _publish_now(self, changed: set[bytes] | None) -> None:
+        publish(self._local.store, self.config, now(), "dnsbl web",
+                None if changed is None else sorted(changed))
+
+    def close(self) -> None:
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._publish().exception()  # what is pending, before the store closes
+
+        def close_store() -> None:
+            store: Store | None = getattr(self._local, "store", None)
+            if store is not None:
+                store.close()
+
+        self._pool.submit(close_store).result()
+        self._pool.shutdown()
+
+
+def _report(future: concurrent.futures.Future[None]) -> None:
+    exc = future.exception()
+    if exc is not None:
+        # The changes are in the ledger; the next publish (or `dnsbl serve`'s
+        # timer) writes them. Say why this one failed.
+        log.error("publish after a change failed: %s", exc)

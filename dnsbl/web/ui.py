@@ -1,0 +1,270 @@
+"""``/ui``: the analysts' pages. A login (scrypt password) starts a session kept
+in the ledger (the cookie holds a random id, the ledger its SHA-256); every form
+carries a CSRF token derived from the session, and a post without it is 403."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from dnsbl.ledger.model import (
+    LedgerError,
+    Report,
+    iso,
+    now,
+    parse_expiry,
+    parse_key,
+    parse_reason,
+)
+from dnsbl.ledger.passwords import check_password
+from dnsbl.ledger.sightings import DAY
+from dnsbl.ledger.tokens import digest
+from dnsbl.web import actions
+from dnsbl.web.public import csrf_ok, csrf_token, set_csrf
+from dnsbl.web.render import render
+from dnsbl.web.state import State, client_address, read_body
+
+SESSION_COOKIE = "dnsbl_session"
+SESSION_SECONDS = 8 * 3600
+EXPIRING_SOON = 2 * 86400
+
+
+def _csrf_for(session: str) -> str:
+    return hmac.new(session.encode(), b"csrf", hashlib.sha256).hexdigest()
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = await read_body(request, request.app.state.web.config.web.max_body)
+    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+
+
+async def _analyst(request: Request) -> str | None:
+    session = request.cookies.get(SESSION_COOKIE, "")
+    if not session:
+        return None
+    state: State = request.app.state.web
+    return await state.ledger(lambda store: store.session_analyst(digest(session), now()))
+
+
+def _page(request: Request, name: str, analyst: str, status_code: int = 200,
+          **context: Any) -> Response:
+    csrf = _csrf_for(request.cookies.get(SESSION_COOKIE, ""))
+    return render(request, name, {"analyst": analyst, "csrf": csrf, **context},
+                  status_code=status_code)
+
+
+def _forbidden(request: Request) -> Response:
+    return render(request, "message.html", {
+        "title": "Form expired", "message": "the form's security token is missing or wrong; "
+                                            "reload the page and send it again"},
+        status_code=403)
+
+
+def _to_login() -> Response:
+    return RedirectResponse("/ui/login", 303)
+
+
+async def _posted(request: Request) -> tuple[str, dict[str, str]] | Response:
+    """A form posted in a session: (the analyst, the form), or the answer to
+    give instead (to the login page without a session, 403 without the CSRF token)."""
+    analyst = await _analyst(request)
+    if analyst is None:
+        return _to_login()
+    form = await _form(request)
+    if not hmac.compare_digest(form.get("csrf", ""),
+                               _csrf_for(request.cookies.get(SESSION_COOKIE, ""))):
+        return _forbidden(request)
+    return analyst, form
+
+
+async def login_page(request: Request) -> Response:
+    token = csrf_token(request)
+    return set_csrf(request, render(request, "ui_login.html", {"csrf": token, "error": ""}),
+                    token)
+
+
+async def login(request: Request) -> Response:
+    state: State = request.app.state.web
+    form = await _form(request)
+    if not csrf_ok(request, form):
+        return _forbidden(request)
+    client = client_address(request)
+    token = csrf_token(request)
+    if state.login_limit.exhausted(client):
+        return set_csrf(request, render(request, "ui_login.html", {
+            "csrf": token, "error": "too many failed logins; wait a few minutes"},
+            status_code=429, headers={"Retry-After": str(state.login_limit.retry_after(
+                client))}), token)
+    name, password = form.get("name", ""), form.get("password", "")
+    stored = await state.ledger(lambda store: store.analyst_password(name))
+    if not check_password(password, stored):
+        state.login_limit.allow(client)  # counts the failure
+        # The same words whether the name or the password was wrong.
+        return set_csrf(request, render(request, "ui_login.html", {
+            "csrf": token, "error": "wrong name or password"}, status_code=401), token)
+    session = secrets.token_urlsafe(32)
+    await state.ledger(lambda store: store.start_session(
+        digest(session), name, now() + SESSION_SECONDS, now()))
+    response = RedirectResponse("/ui", 303)
+    response.set_cookie(SESSION_COOKIE, session, max_age=SESSION_SECONDS, httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https", path="/ui")
+    return response
+
+
+async def logout(request: Request) -> Response:
+    form = await _form(request)
+    session = request.cookies.get(SESSION_COOKIE, "")
+    if not session or not hmac.compare_digest(form.get("csrf", ""), _csrf_for(session)):
+        return _forbidden(request)
+    state: State = request.app.state.web
+    await state.ledger(lambda store: store.end_session(digest(session)))
+    response = _to_login()
+    response.delete_cookie(SESSION_COOKIE, path="/ui")
+    return response
+
+
+async def home(request: Request) -> Response:
+    analyst = await _analyst(request)
+    if analyst is None:
+        return _to_login()
+    state: State = request.app.state.web
+    at = now()
+    recent = await state.ledger(lambda store: store.history(limit=30))
+    expiring = await state.ledger(actions.search, 50, expiring_before=at + EXPIRING_SOON)
+    pending = await state.ledger(lambda store: store.removal_requests("pending"))
+    return _page(request, "ui_home.html", analyst, recent=[e.as_dict() for e in recent][::-1],
+                 expiring=expiring, pending=len(pending),
+                 categories=[c.name for c in state.config.categories])
+
+
+async def search(request: Request) -> Response:
+    analyst = await _analyst(request)
+    if analyst is None:
+        return _to_login()
+    state: State = request.app.state.web
+    text = request.query_params.get("q", "").strip()
+    try:
+        key = parse_key(text)
+    except LedgerError as exc:
+        return _page(request, "ui_search.html", analyst, 400, q=text, error=str(exc),
+                     result=None, categories=[])
+    result = await state.ledger(actions.show, key)
+    return _page(request, "ui_search.html", analyst, q=key.text, error="", result=result,
+                 categories=[c.name for c in state.config.categories])
+
+
+async def change(request: Request) -> Response:
+    """POST /ui/add and /ui/remove: a listing changed by the analyst."""
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    analyst, form = posted
+    state: State = request.app.state.web
+    who = f"web:{analyst}"
+    at = now()
+    try:
+        key = parse_key(form.get("key", ""))
+        reason = parse_reason(form.get("reason", "").strip())
+        if not reason:
+            raise LedgerError("reason: is required")
+        if request.url.path.endswith("/add"):
+            category = state.config.category(form.get("category", ""))
+            source = form.get("source", "").strip()
+            if not source or any(c.isspace() or c == "," for c in source):
+                raise LedgerError("source: one word, the team or feed that reported it")
+            expires = (parse_expiry(form["expires"], at) if form.get("expires")
+                       else at + category.lifetime)
+            report = Report(key, category.name, source, reason, at, expires, "", 100, None,
+                            False, who)
+            await state.change(actions.add, state.config, [report], who, "web add")
+        else:
+            sources = [form["source"]] if form.get("source") else None
+            await state.change(actions.remove_any, state.config, key, form.get("category") or None,
+                               sources, reason, who)
+    except LedgerError as exc:
+        return _page(request, "ui_search.html", analyst, 400, q=form.get("key", ""),
+                     error=str(exc), result=None, categories=[])
+    return RedirectResponse(f"/ui/search?q={quote(key.text)}", 303)
+
+
+async def requests_page(request: Request) -> Response:
+    analyst = await _analyst(request)
+    if analyst is None:
+        return _to_login()
+    state: State = request.app.state.web
+    pending = await state.ledger(lambda store: store.removal_requests("pending"))
+    return _page(request, "ui_requests.html", analyst,
+                 requests=[r.as_dict() for r in pending])
+
+
+async def decide(request: Request) -> Response:
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    analyst, form = posted
+    state: State = request.app.state.web
+    verdict = form.get("verdict", "")
+    if verdict not in ("approve", "reject"):
+        return _to_login()
+    await state.change(actions.decide, state.config, request.path_params["id"],
+                       verdict == "approve", None, f"web:{analyst}")
+    return RedirectResponse("/ui/requests", 303)
+
+
+async def tokens_page(request: Request) -> Response:
+    analyst = await _analyst(request)
+    if analyst is None:
+        return _to_login()
+    state: State = request.app.state.web
+    tokens = await state.ledger(lambda store: store.tokens())
+    return _page(request, "ui_tokens.html", analyst, tokens=[t.as_dict() for t in tokens])
+
+
+async def revoke(request: Request) -> Response:
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    analyst, form = posted
+    state: State = request.app.state.web
+    name = form.get("name", "")
+    await state.ledger(lambda store: store.revoke_token(name, f"web:{analyst}", now()))
+    return RedirectResponse("/ui/tokens", 303)
+
+
+async def sightings(request: Request) -> Response:
+    """GET /ui/sightings?days=N: the most looked-up listed keys of the last N days."""
+    analyst = await _analyst(request)
+    if analyst is None:
+        return _to_login()
+    state: State = request.app.state.web
+    days = request.query_params.get("days", "7")
+    if not days.isdigit() or not 1 <= int(days) <= 366:
+        days = "7"
+    since = now() // DAY - int(days) + 1
+    top = await state.ledger(lambda store: store.sightings(since_day=since, limit=100))
+    return _page(request, "ui_sightings.html", analyst, days=int(days), sightings=[
+        {"key": key, "lookups": lookups, "resolvers": resolvers, "first": iso(first),
+         "last": iso(last)} for key, lookups, resolvers, first, last in top])
+
+
+ROUTES = [
+    Route("/ui/login", login_page, methods=["GET"]),
+    Route("/ui/login", login, methods=["POST"]),
+    Route("/ui/logout", logout, methods=["POST"]),
+    Route("/ui", home, methods=["GET"]),
+    Route("/ui/search", search, methods=["GET"]),
+    Route("/ui/add", change, methods=["POST"]),
+    Route("/ui/remove", change, methods=["POST"]),
+    Route("/ui/requests", requests_page, methods=["GET"]),
+    Route("/ui/requests/{id:int}", decide, methods=["POST"]),
+    Route("/ui/tokens", tokens_page, methods=["GET"]),
+    Route("/ui/tokens/revoke", revoke, methods=["POST"]),
+    Route("/ui/sightings", sightings, methods=["GET"]),
+]

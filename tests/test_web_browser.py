@@ -1,0 +1,153 @@
+"""The browser paths of `dnsbl web` in a real headless Chromium (Debian's
+chromium and chromium-driver), with a real `dnsbl serve` answering."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from dnsbl.config import load_config
+from tests.helpers import ROOT, Ledger, ServerThread, scaled, wait_for
+from tests.web_helpers import Web
+
+pytestmark = pytest.mark.slow
+ZONE = "rep.example.org"
+PASSWORD = "correct horse battery"
+
+
+def dns_name(address: str) -> str:
+    return ".".join(reversed(address.split("."))) + "." + ZONE
+
+
+@pytest.fixture
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
+                                    "(pip install -e '.[test]')")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if chromium is None or driver_path is None:
+        pytest.skip("Chromium is not installed (Debian: chromium chromium-driver)")
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="dnsbl-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(scaled(30))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def site(tmp_path):
+    folder = tmp_path / "ledger"
+    ledger = Ledger(folder, str(folder / "ledger.sqlite"),
+                    '[ledger.web]\nremoval_instructions = "Mail abuse@example.org."\n')
+    ledger.config.write_text(f'query_log = "{tmp_path / "queries.log"}"\n'
+                             + ledger.config.read_text())
+    done = subprocess.run([sys.executable, "-m", "dnsbl", "ledger", "--config",
+                           str(ledger.config), "analyst", "set", "alice"],
+                          input=PASSWORD + "\n", capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    ledger.ok("add", "198.51.99.30", "--category", "spam", "--source", "cert-a",
+              "--reason", "spam run")
+    server = ServerThread(load_config(str(ledger.config)))
+    web = None
+    try:
+        client = server.start()
+        web = Web(ledger)
+        yield ledger, web, client
+    finally:
+        if web is not None:
+            web.stop()
+        server.stop()
+
+
+def test_lookup_request_login_add_remove_and_approve_in_a_browser(browser, site):
+    from selenium.webdriver.common.by import By
+
+    ledger, web, client = site
+    base = f"http://127.0.0.1:{web.port}"
+
+    def find(css: str):
+        return browser.find_element(By.CSS_SELECTOR, css)
+
+    # The public lookup and a removal request.
+    browser.get(f"{base}/lookup")
+    find("#ip").send_keys("198.51.99.30")
+    find("#look").click()
+    wait_for(lambda: "is listed in rep.example.org" in browser.page_source, scaled(10),
+             what="the lookup result")
+    assert "spam run" in browser.page_source and "Mail abuse@example.org." in find(
+        "#instructions").text
+    find("#contact").send_keys("owner@example.net")
+    find("#text").send_keys("we fixed the relay")
+    find("#send").click()
+    wait_for(lambda: "is queued for an analyst" in browser.page_source, scaled(10),
+             what="the request queued")
+
+    # The analyst logs in, adds a listing: dnsbl serve answers it within 2 s.
+    browser.get(f"{base}/ui/login")
+    find("#name").send_keys("alice")
+    find("#password").send_keys(PASSWORD)
+    find("#login").click()
+    wait_for(lambda: browser.find_elements(By.ID, "add-key"), scaled(10), what="the UI")
+    find("#add-key").send_keys("198.51.99.31")
+    find("#add-source").send_keys("cert-a")
+    find("#add-reason").send_keys("brute force on ssh")
+    find("#add-category").send_keys("scanner")
+    added = time.monotonic()
+    find("#add-submit").click()
+    wait_for(lambda: client.a(dns_name("198.51.99.31")) == ["127.0.0.4"], scaled(2),
+             what="dnsbl serve answering the listing added in the browser")
+    assert time.monotonic() - added < scaled(2)
+    wait_for(lambda: "web:alice" in browser.page_source, scaled(10), what="the history")
+
+    # The sightings view: the address looked up three times, taken in from the log.
+    for _ in range(3):
+        client.a(dns_name("198.51.99.30"))
+    log = ledger.folder.parent / "queries.log"
+    wait_for(lambda: log.exists() and log.read_text().count("198.51.99.30") >= 3,
+             scaled(10), what="the query log")
+    ledger.ok("sightings", str(log))
+    find("#nav-sightings").click()
+    wait_for(lambda: browser.find_elements(By.ID, "sightings"), scaled(10),
+             what="the sightings page")
+    row = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#sightings tr")
+           if "198.51.99.30" in r.text]
+    assert row and row[0].split()[:3] == ["198.51.99.30", "3", "1"], row
+
+    # Search, then remove it with a reason.
+    find("#q").clear()
+    find("#q").send_keys("198.51.99.31")
+    find("#search").click()
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".remove"), scaled(10),
+             what="the search result")
+    find(".remove-reason").send_keys("cleaned")
+    find(".remove").click()
+    wait_for(lambda: client.a(dns_name("198.51.99.31")) == [], scaled(2),
+             what="the removal answered")
+
+    # Approve the removal request: the listing goes, with the request as the reason.
+    browser.get(f"{base}/ui/requests")
+    assert "we fixed the relay" in find("#requests").text
+    find(".approve").click()
+    wait_for(lambda: "No request pending." in browser.page_source, scaled(10),
+             what="the queue emptied")
+    wait_for(lambda: client.a(dns_name("198.51.99.30")) == [], scaled(2),
+             what="the approved removal answered")
+    last = ledger.json("show", "198.51.99.30")["history"][-1]
+    assert last["action"] == "remove" and "we fixed the relay" in last["why"]

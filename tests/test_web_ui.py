@@ -1,0 +1,119 @@
+"""The analysts' pages of `dnsbl web` over HTTP: login, sessions, CSRF, changes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import urllib.parse
+
+import pytest
+
+from tests.helpers import ROOT, Ledger
+from tests.web_helpers import Web, make_token
+
+PASSWORD = "correct horse battery"
+
+
+def set_analyst(ledger: Ledger, name: str, password: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dnsbl", "ledger", "--config", str(ledger.config),
+         "analyst", "set", name], input=password + "\n", capture_output=True, text=True,
+        cwd=ROOT, timeout=60)
+
+
+@pytest.fixture
+def ledger(tmp_path) -> Ledger:
+    folder = tmp_path / "ledger"
+    ledger = Ledger(folder, str(folder / "ledger.sqlite"))
+    assert set_analyst(ledger, "alice", PASSWORD).returncode == 0
+    return ledger
+
+
+@pytest.fixture
+def web(ledger):
+    web = Web(ledger)
+    yield web
+    web.stop()
+    print("".join(web.log))
+
+
+def form(web: Web, path: str, fields: dict[str, str], cookies: dict[str, str]):
+    return web.request("POST", path, urllib.parse.urlencode(fields), headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
+
+
+def login(web: Web, name: str, password: str):
+    page = web.request("GET", "/ui/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    cookies = dict(page.cookies)
+    reply = form(web, "/ui/login", {"csrf": csrf, "name": name, "password": password},
+                 cookies)
+    cookies.update(reply.cookies)
+    return reply, cookies
+
+
+def csrf_of(web: Web, path: str, cookies: dict[str, str]) -> str:
+    page = web.request("GET", path, headers={
+        "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
+    assert page.status == 200, page.text
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+def test_a_short_password_is_refused_and_none_is_stored_in_clear(ledger):
+    done = set_analyst(ledger, "bob", "short")
+    assert done.returncode == 2 and "at least 12 characters" in done.stderr
+    raw = b"".join(p.read_bytes() for p in ledger.folder.glob("ledger.sqlite*"))
+    assert PASSWORD.encode() not in raw and b"scrypt$" in raw
+
+
+def test_login_gives_no_hint_and_repeated_failures_are_slowed(web):
+    assert web.request("GET", "/ui").status == 303  # to the login page
+    wrong_name, _ = login(web, "mallory", PASSWORD)
+    wrong_password, _ = login(web, "alice", "not the password")
+    assert wrong_name.status == wrong_password.status == 401
+    assert "wrong name or password" in wrong_name.text
+    def page(reply) -> str:
+        return re.sub(r'value="[^"]+"', "", reply.text)
+
+    assert page(wrong_name) == page(wrong_password)
+    statuses = [login(web, "alice", f"guess {i}")[0].status for i in range(5)]
+    assert statuses[-1] == 429 and 401 in statuses
+    # Even the right password waits now: the client is slowed, not told.
+    assert login(web, "alice", PASSWORD)[0].status == 429
+
+
+def test_a_session_changes_listings_and_every_form_needs_its_csrf_token(web, ledger):
+    reply, cookies = login(web, "alice", PASSWORD)
+    assert reply.status == 303 and reply.headers["location"] == "/ui"
+    session = [c.strip() for c in reply.headers.get("set-cookie", "").split(";")]
+    assert "HttpOnly" in session and "SameSite=strict" in session and "Path=/ui" in session
+    csrf = csrf_of(web, "/ui", cookies)
+    add = {"key": "198.51.99.20", "category": "spam", "source": "cert-a",
+           "reason": "<i>spam</i> run", "csrf": csrf}
+    assert form(web, "/ui/add", {**add, "csrf": ""}, cookies).status == 403
+    assert form(web, "/ui/add", {**add, "csrf": "0" * 64}, cookies).status == 403
+    assert ledger("show", "198.51.99.20")[0] == 1  # nothing was added
+    done = form(web, "/ui/add", add, cookies)
+    assert done.status == 303
+    page = web.request("GET", done.headers["location"], headers={
+        "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}).text
+    assert "&lt;i&gt;spam&lt;/i&gt; run" in page and "web:alice" in page
+    removal = {"key": "198.51.99.20", "category": "spam", "source": "cert-a",
+               "reason": "false positive", "csrf": csrf}
+    assert form(web, "/ui/remove", {**removal, "csrf": ""}, cookies).status == 403
+    assert form(web, "/ui/remove", removal, cookies).status == 303
+    shown = ledger.json("show", "198.51.99.20")
+    assert [(h["action"], h["who"]) for h in shown["history"]] == [
+        ("add", "web:alice"), ("remove", "web:alice")]
+    make_token(ledger, "--source", "cert-a", "--name", "feed")
+    assert "feed" in web.request("GET", "/ui/tokens", headers={
+        "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}).text
+    assert form(web, "/ui/tokens/revoke", {"name": "feed", "csrf": ""}, cookies).status == 403
+    assert form(web, "/ui/tokens/revoke", {"name": "feed", "csrf": csrf},
+                cookies).status == 303
+    assert ledger.json("token", "list")["tokens"][0]["revoked"]
+    assert form(web, "/ui/logout", {"csrf": csrf}, cookies).status == 303
+    assert web.request("GET", "/ui", headers={
+        "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}).status == 303
