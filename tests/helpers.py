@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import glob
 import gzip
+import http.client
 import io
 import ipaddress
 import json
@@ -30,12 +31,13 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dns.exception
 import dns.message
@@ -815,3 +817,114 @@ def seen(r: dns.message.Message, rdtype: str) -> tuple[str, list[str]]:
     # NXDOMAIN and NODATA both mean "not listed" to a client (an excluded
     # name under a wildcard is NODATA in a master file; see the README).
     return ("listed" if data else "not listed"), data
+
+
+# -- the web application (`dnsbl web`) --------------------------------------------------
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+class Web:
+    """One `python -m dnsbl web` child; stop() ends it whatever happened."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dnsbl", "web", "--config", str(ledger.config),
+             "--listen", f"127.0.0.1:{self.port}"], cwd=ROOT, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        self.log: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        wait_for(lambda: self._up(), scaled(30), what="dnsbl web answering")
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.log.append(line)
+
+    def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError("dnsbl web exited:\n" + "".join(self.log))
+        try:
+            return self.request("GET", "/api/v1/openapi.json").status == 200
+        except OSError:
+            return False
+
+    def request(self, method: str, path: str, body: bytes | str | dict | None = None,
+                token: str | None = None, headers: dict[str, str] | None = None) -> Reply:
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        if isinstance(body, dict):
+            body = json.dumps(body)
+            sent.setdefault("Content-Type", "application/json")
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=scaled(30))
+        try:
+            connection.request(method, path, body=body, headers=sent)
+            response = connection.getresponse()
+            cookies = {}
+            for value in response.headers.get_all("set-cookie") or []:
+                name, _, rest = value.partition("=")
+                cookies[name] = rest.split(";", 1)[0]
+            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()},
+                         response.read(), cookies)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(scaled(20))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def make_token(ledger: Ledger, *args: str) -> str:
+    """`dnsbl ledger token create ARGS` -> the token it printed alone."""
+    out = ledger.ok("token", "create", *args)
+    assert re.fullmatch(r"dnsbl_[A-Za-z0-9_-]{43}\n", out), out
+    return out.strip()
+
+
+def set_analyst(ledger: Ledger, name: str, password: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dnsbl", "ledger", "--config", str(ledger.config),
+         "analyst", "set", name], input=password + "\n", capture_output=True, text=True,
+        cwd=ROOT, timeout=60)
+
+
+def form(web: Web, path: str, fields: dict[str, str], cookies: dict[str, str]):
+    return web.request("POST", path, urllib.parse.urlencode(fields), headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
+
+
+def login(web: Web, name: str, password: str):
+    page = web.request("GET", "/ui/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    cookies = dict(page.cookies)
+    reply = form(web, "/ui/login", {"csrf": csrf, "name": name, "password": password},
+                 cookies)
+    cookies.update(reply.cookies)
+    return reply, cookies

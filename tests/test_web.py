@@ -16,8 +16,7 @@ from dnsbl.config import load_config
 from dnsbl.ledger.config import parse_ledger
 from dnsbl.ledger.store import open_store
 from dnsbl.ledger.tokens import new_token
-from tests.helpers import Ledger, ServerThread, scaled, wait_for
-from tests.web_helpers import Web, make_token
+from tests.helpers import Ledger, ServerThread, Web, make_token, scaled, wait_for
 
 ZONE = "rep.example.org"
 WEB = """private_sources = ["quiet-feed"]

@@ -12,8 +12,7 @@ import time
 import pytest
 
 from dnsbl.config import load_config
-from tests.helpers import ROOT, Ledger, ServerThread, scaled, wait_for
-from tests.web_helpers import Web
+from tests.helpers import ROOT, Ledger, ServerThread, Web, scaled, wait_for
 
 pytestmark = pytest.mark.slow
 ZONE = "rep.example.org"

@@ -8,9 +8,7 @@ import os
 import re
 
 from dnsbl.config import load_config
-from tests.helpers import Ledger, ServerThread, scaled, wait_for
-from tests.test_web_ui import PASSWORD, login, set_analyst
-from tests.web_helpers import Web
+from tests.helpers import PASSWORD, Ledger, ServerThread, Web, login, scaled, set_analyst, wait_for
 
 ZONE = "rep.example.org"
 

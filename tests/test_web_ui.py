@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import urllib.parse
 
 import pytest
 
-from tests.helpers import ROOT, Ledger
-from tests.web_helpers import Web, make_token
-
-PASSWORD = "correct horse battery"
-
-
-def set_analyst(ledger: Ledger, name: str, password: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dnsbl", "ledger", "--config", str(ledger.config),
-         "analyst", "set", name], input=password + "\n", capture_output=True, text=True,
-        cwd=ROOT, timeout=60)
+from tests.helpers import PASSWORD, Ledger, Web, form, login, make_token, set_analyst
 
 
 @pytest.fixture
@@ -36,22 +23,6 @@ def web(ledger):
     yield web
     web.stop()
     print("".join(web.log))
-
-
-def form(web: Web, path: str, fields: dict[str, str], cookies: dict[str, str]):
-    return web.request("POST", path, urllib.parse.urlencode(fields), headers={
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
-
-
-def login(web: Web, name: str, password: str):
-    page = web.request("GET", "/ui/login")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    cookies = dict(page.cookies)
-    reply = form(web, "/ui/login", {"csrf": csrf, "name": name, "password": password},
-                 cookies)
-    cookies.update(reply.cookies)
-    return reply, cookies
 
 
 def csrf_of(web: Web, path: str, cookies: dict[str, str]) -> str:
