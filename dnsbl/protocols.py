@@ -1,4 +1,8 @@
-"""Transports: datagrams in, answer(), datagrams out. Nothing else happens here."""
+"""Transports: UDP datagrams and TCP streams in, answer(), replies out.
+
+Around answer() only what a transport owns: rate limiting and the query log
+on the way out, and the bounds on TCP connections (RFC 7766 6.2).
+"""
 
 from __future__ import annotations
 
