@@ -44,6 +44,10 @@ CLASS_IN = 1
 DO = 0x80  # in an OPT record's TTL, third byte (RFC 3225)
 OPTION_NSID = 3  # EDNS option code (RFC 5001)
 
+MAX_LABEL = 63  # bytes in a label; a length byte above it is a pointer or reserved
+POINTER = 0xC0  # a length byte at least this starts a compression pointer
+MAX_NAME = 255  # bytes in a name, length bytes and root included
+
 #: Answers go to a name that is the question's name: a pointer to offset 12.
 QNAME_PTR = b"\xc0\x0c"
 MAX_UDP_PLAIN = 512
