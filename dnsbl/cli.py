@@ -619,7 +619,7 @@ def _check_test_points(zone: Zone, zoneset: ZoneSet, strict: bool) -> int:
     """Say where a zone lists what RFC 5782 says it must never, or does not
     list its test entries, for each kind of data it has; with ``strict`` the
     former are problems (their count is returned), else warnings."""
-    from dnsbl.explain import ask, name_under
+    from dnsbl.explain import name_under, reply_for
 
     problems = 0
     families = {d.family for d in zone.datasets}
@@ -627,7 +627,7 @@ def _check_test_points(zone: Zone, zoneset: ZoneSet, strict: bool) -> int:
         if family not in families:
             continue
         for key, must in ((never, False), (always, True)):
-            reply = ask(name_under(key, zone.name), "A", zoneset)
+            reply = reply_for(name_under(key, zone.name), "A", zoneset)
             listed = reply is not None and bool(reply.rr)
             if listed and not must:
                 print(f"{'error' if strict else 'warning'}: {zone.name}: {key} is listed; "
@@ -645,7 +645,7 @@ def _query(args: argparse.Namespace) -> int:
     not load (as grep: an error outweighs a miss)."""
     import dnslib
 
-    from dnsbl.explain import ask, find_zone, query_name, target_problem
+    from dnsbl.explain import find_zone, query_name, reply_for, target_problem
 
     problem = target_problem(args.target)
     if problem:
@@ -667,7 +667,7 @@ def _query(args: argparse.Namespace) -> int:
         out.append(f";; {name}")
         located = find_zone(name, zoneset)
         for qtype in ("A", "TXT"):
-            reply = ask(name, qtype, zoneset)
+            reply = reply_for(name, qtype, zoneset)
             if reply is None:
                 out.append(f"{qtype}: no reply")
                 continue
@@ -692,7 +692,8 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _explain(located: tuple, zoneset: ZoneSet) -> list[str]:
-    from dnsbl.explain import key_of, matches
+    from dnsbl.explain import matches
+    from dnsbl.keys import key_of
 
     zone, prefix = located
     key = key_of(prefix)
