@@ -155,8 +155,8 @@ def test_the_server_side_does_not_import_the_cli_explainer():
     import subprocess
     import sys
 
-    code = ("import sys, dnsbl.querylog, dnsbl.server; "
-            "print(sorted(m for m in ('dnsbl.explain', 'dnsbl.cli', 'dnslib') if m in sys.modules))")
+    code = ("import sys, dnsbl.querylog, dnsbl.server; print(sorted(m for m in "
+            "('dnsbl.explain', 'dnsbl.cli', 'dnslib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          timeout=60)
     assert out.stdout.strip() == "[]"
