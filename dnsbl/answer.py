@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 from dnsbl.datasets import AclDataset
@@ -26,6 +27,8 @@ from dnsbl.stats import (
     DROP_REASONS,
     DROP_RESPONSE,
     DROP_SHORT,
+    LISTED,
+    NOT_LISTED,
     OTHER_QTYPE,
     QTYPE_INDEX,
     QTYPE_LABELS,
@@ -37,11 +40,18 @@ from dnsbl.wire import (
     BADVERS,
     CD,
     CLASS_IN,
+    DO,
     FORMERR,
+    HEADER_LEN,
+    MAX_LABEL,
+    MAX_NAME,
     MAX_UDP_PLAIN,
     NOERROR,
     NOTIMP,
     NXDOMAIN,
+    OPCODE,
+    OPTION_NSID,
+    POINTER,
     QR,
     RD,
     REFUSED,
@@ -49,9 +59,14 @@ from dnsbl.wire import (
     TC,
     TYPE_A,
     TYPE_ANY,
+    TYPE_AXFR,
+    TYPE_IXFR,
+    TYPE_MAILA,
+    TYPE_MAILB,
     TYPE_NS,
     TYPE_OPT,
     TYPE_SOA,
+    TYPE_TSIG,
     TYPE_TXT,
     pointer,
 )
@@ -64,7 +79,8 @@ __all__ = ["DROP_REASONS", "EDNS_PAYLOAD", "Edns", "Stats", "answer"]
 EDNS_PAYLOAD = 1232
 
 _COUNTS = struct.Struct(">HHHH")
-NSID_OPTION = 3  # RFC 5001
+#: An OPT record's first bytes: the root name and the type.
+_OPT_OWNER_TYPE = struct.pack(">BH", 0, TYPE_OPT)
 
 
 class Edns:
@@ -75,11 +91,11 @@ class Edns:
 
     def __init__(self, payload: int = EDNS_PAYLOAD, nsid: bytes = b"") -> None:
         self.payload = max(MAX_UDP_PLAIN, min(payload, 65535))
-        head = b"\x00\x00\x29" + struct.pack(">H", self.payload)
+        head = _OPT_OWNER_TYPE + struct.pack(">H", self.payload)
         self.opt = head + b"\x00\x00\x00\x00\x00\x00"
         self.opt_do = with_do(self.opt)
         badvers = head + b"\x01\x00\x00\x00\x00\x00"
-        option = struct.pack(">HH", NSID_OPTION, len(nsid)) + nsid
+        option = struct.pack(">HH", OPTION_NSID, len(nsid)) + nsid
         opt_nsid = (head + b"\x00\x00\x00\x00" + struct.pack(">H", len(option)) + option
                     if nsid else self.opt)
         #: (DO asked, NSID asked) -> the OPT to send, and BADVERS's by DO.
@@ -92,14 +108,14 @@ class Edns:
 def with_do(opt: bytes) -> bytes:
     """The OPT record with the DO bit set: RFC 3225 3 says a query's DO bit
     MUST be copied into the response (a validator sends it)."""
-    return opt[:7] + bytes((opt[7] | 0x80,)) + opt[8:]
+    return opt[:7] + bytes((opt[7] | DO,)) + opt[8:]
 
 
 DEFAULT_EDNS = Edns()
 #: Byte of a nibble label -> its value (either case).
 _HEX_DIGITS = {ord(c): int(c, 16) for c in "0123456789abcdefABCDEF"}
 _TCP_OFFSET = len(QTYPE_LABELS)  # requests counters: UDP first, then TCP
-_META_TYPES = frozenset((250, 251, 252, 253, 254))  # TSIG, IXFR, AXFR, MAILB, MAILA
+_META_TYPES = frozenset((TYPE_TSIG, TYPE_IXFR, TYPE_AXFR, TYPE_MAILB, TYPE_MAILA))
 
 # The fast path: the question of almost every query, d.c.b.a.<zone> IN A/TXT/ANY.
 # One regex match (in C) splits the four decimal labels, the zone's name and
@@ -111,9 +127,10 @@ _REVERSED_V4 = re.compile(_DECIMAL_LABEL * 4 + rb"([^\x00]*\x00)(.{4})", re.S)
 _OCTETS = {bytes((len(text),)) + text.encode(): value
            for value in range(256) for text in {str(value), f"{value:02d}", f"{value:03d}"}}
 #: Type and class bytes -> (query type, its requests counter).
-_FAST_QTYPES = {qtype_class: (qtype, QTYPE_INDEX[qtype]) for qtype_class, qtype in (
-    (b"\x00\x01\x00\x01", TYPE_A), (b"\x00\x10\x00\x01", TYPE_TXT),
-    (b"\x00\xff\x00\x01", TYPE_ANY))}
+_FAST_QTYPES = {struct.pack(">HH", qtype, CLASS_IN): (qtype, QTYPE_INDEX[qtype])
+                for qtype in (TYPE_A, TYPE_TXT, TYPE_ANY)}
+#: The flag bits a query the fast path takes has clear: a response, or an opcode other than QUERY.
+_NOT_A_QUERY = QR | OPCODE
 _POINTERS = [pointer(offset) for offset in range(512)]
 # IPv6 addresses holding an IPv4 one, which IPv4 data answers.
 _MAPPED_PREFIX = b"\x00" * 10 + b"\xff\xff"  # ::ffff:0:0/96
@@ -139,199 +156,258 @@ def answer(data: bytes, zones: Zones, stats: Stats, udp: bool = True,
     if global_acl is not None and client is not None and global_acl.action(client) == "ignore":
         stats.dropped[DROP_ACL] += 1
         return None
+    query = _read_question(data, zones, stats, udp, client)
+    if not isinstance(query, _Query):
+        return query  # nothing, or a header-only reply: the question could not be read
+    refusal = _read_edns(query, edns, stats, udp)
+    if refusal is not None:
+        return refusal
+    return _in_zone(query, stats)
+
+
+class _Query:
+    """One question on the general path, read once: what each step of
+    answering it and the two reply builders need. Steps fill in the rest."""
+
+    __slots__ = ("data", "question", "qtype", "qclass", "qname", "offsets", "depth", "end",
+                 "zone", "counts", "client", "opt", "limit", "acl", "soa_owner", "negative",
+                 "looked", "exists")
+
+    def __init__(self, data: bytes, end: int, qname: bytes, offsets: list[int], depth: int,
+                 zone: Zone | None, counts: ZoneStats, client: str | None) -> None:
+        self.data = data
+        self.end = end  # where the question ends (and any other sections start)
+        self.question = data[HEADER_LEN:end]  # echoed as sent: 0x20 case and all
+        self.qtype = data[end - 4] << 8 | data[end - 3]
+        self.qclass = data[end - 2] << 8 | data[end - 1]
+        self.qname = qname  # lowercase
+        self.offsets = offsets  # where each label of the name starts
+        self.depth = depth  # labels in front of the zone's name
+        self.zone = zone
+        self.counts = counts  # the zone's counters, or the server's for no zone
+        self.client = client
+        self.opt = b""  # the OPT record to send
+        self.limit = 65535  # reply size; until EDNS is read (FORMERR, BADVERS), no limit
+        self.acl: str | Value | None = None  # what an ACL says to do instead of looking up
+        self.soa_owner = b""  # a pointer to the zone's name in the question
+        self.negative = b""  # the SOA for the authority section of NXDOMAIN and NODATA
+        self.looked = False  # some data was asked about this name
+        # Listed names lie below it: NODATA, never NXDOMAIN (RFC 8020), or
+        # resolvers doing QNAME minimisation would take the whole subtree for gone.
+        self.exists = False
+
+
+def _read_question(data: bytes, zones: Zones, stats: Stats, udp: bool,
+                   client: str | None) -> _Query | bytes | None:
+    """The header and question, checked, and the zone the name falls in; or
+    what to send instead: nothing (``None``), or a header-only reply saying why."""
     # Untrusted bytes straight from the network: check every length before use.
     n = len(data)
-    if n < 12:
+    if n < HEADER_LEN:
         stats.dropped[DROP_SHORT] += 1
         return None
     if data[2] & QR:
         stats.dropped[DROP_RESPONSE] += 1
         return None
-    if data[2] & 0x78:  # an opcode other than QUERY
+    if data[2] & OPCODE:  # an opcode other than QUERY
         return _bare(data, NOTIMP, stats, BAD_OPCODE)
     if data[4] or data[5] != 1:
         return _bare(data, FORMERR, stats, BAD_COUNTS)
-
     offsets = []
-    pos = 12
+    pos = HEADER_LEN
     while True:
         if pos >= n:
-            return _bare(data, FORMERR, stats, BAD_QUESTION if pos == 12 else BAD_NAME)
+            return _bare(data, FORMERR, stats, BAD_QUESTION if pos == HEADER_LEN else BAD_NAME)
         length = data[pos]
         if length == 0:
             break
-        if length > 63:  # a pointer or reserved label type has no place in a question
-            return _bare(data, FORMERR, stats, BAD_POINTER if length >= 0xC0 else BAD_NAME)
+        if length > MAX_LABEL:  # a pointer or reserved label type has no place in a question
+            return _bare(data, FORMERR, stats, BAD_POINTER if length >= POINTER else BAD_NAME)
         offsets.append(pos)
         pos += length + 1
-    end = pos + 5
-    if pos - 11 > 255:
+    end = pos + 5  # the root label, type and class
+    if pos - (HEADER_LEN - 1) > MAX_NAME:
         return _bare(data, FORMERR, stats, BAD_NAME)
     if end > n:
         return _bare(data, FORMERR, stats, BAD_QUESTION)
-    question = data[12:end]
-    qtype = data[pos + 1] << 8 | data[pos + 2]
-    qclass = data[pos + 3] << 8 | data[pos + 4]
-
     # The most specific zone the name falls in: try each suffix, longest first.
-    qname = question[:-4].lower()
+    qname = data[HEADER_LEN:pos + 1].lower()
     zone = None
     depth = 0
     for depth, off in enumerate(offsets):  # noqa: B007 (depth is used after the loop)
-        zone = zones.get(qname[off - 12:])
+        zone = zones.get(qname[off - HEADER_LEN:])
         if zone is not None:
             break
     counts = stats.unzoned if zone is None else zone.stats
-    counts.requests[QTYPE_INDEX.get(qtype, OTHER_QTYPE) + (0 if udp else _TCP_OFFSET)] += 1
+    query = _Query(data, end, qname, offsets, depth, zone, counts, client)
+    counts.requests[QTYPE_INDEX.get(query.qtype, OTHER_QTYPE) + (0 if udp else _TCP_OFFSET)] += 1
+    return query
 
-    opt = b""
+
+def _read_edns(query: _Query, edns: Edns, stats: Stats, udp: bool) -> bytes | None:
+    """The OPT to answer with and the size the reply must fit (over UDP: 512
+    bytes, or what EDNS asks up to our payload; over TCP: any); or the
+    FORMERR or BADVERS that a bad OPT gets instead."""
+    data = query.data
     limit = MAX_UDP_PLAIN
     if data[6] or data[7] or data[8] or data[9] or data[10] or data[11]:
-        asked = _edns(data, end)
-        if isinstance(asked, int):
-            stats.malformed[asked] += 1
-            return _reply(data, question, FORMERR, b"", 0, b"", 0, b"", counts)
-        if asked:
-            payload, version, nsid, dnssec_ok = asked
+        found = _edns(data, query.end)
+        if isinstance(found, int):
+            stats.malformed[found] += 1
+            return _status(query, FORMERR)
+        if found:
+            payload, version, nsid, dnssec_ok = found
             if version:
-                return _reply(data, question, BADVERS, b"", 0, b"", 0, edns.badvers[dnssec_ok],
-                              counts)
-            opt = edns.opts[dnssec_ok, nsid]
+                query.opt = edns.badvers[dnssec_ok]
+                return _status(query, BADVERS)
+            query.opt = edns.opts[dnssec_ok, nsid]
             limit = max(MAX_UDP_PLAIN, min(payload, edns.payload))
-    if not udp:
-        limit = 65535
+    query.limit = limit if udp else 65535
+    return None
 
-    if qclass != CLASS_IN:
+
+def _in_zone(query: _Query, stats: Stats) -> bytes | None:
+    """The answer to a readable question: refused outside our zones, else
+    from the zone's data, asked as an IPv4 address, an IPv6 address and a
+    domain name in turn (a zone may hold all three)."""
+    zone = query.zone
+    if query.qclass != CLASS_IN:
         stats.malformed[BAD_CLASS] += 1
-        return _reply(data, question, REFUSED, b"", 0, b"", 0, opt, counts, limit)
+        return _status(query, REFUSED)
     if zone is None:
-        return _reply(data, question, REFUSED, b"", 0, b"", 0, opt, counts, limit)
-    if qtype in _META_TYPES:
-        return _reply(data, question, NOTIMP, b"", 0, b"", 0, opt, counts, limit)
-    acl = None  # what an ACL says to do instead of looking data up
-    if zone.acls and client is not None:
-        acl = _acl(zone.acls, client)
-        if acl == "ignore":
+        return _status(query, REFUSED)
+    if query.qtype in _META_TYPES:
+        return _status(query, NOTIMP)
+    if zone.acls and query.client is not None:
+        query.acl = _acl(zone.acls, query.client)
+        if query.acl == "ignore":
             stats.dropped[DROP_ACL] += 1
             return None
     if zone.servfail:  # not loaded, or past its $TIMESTAMP expiry (as rbldnsd)
-        return _reply(data, question, SERVFAIL, b"", 0, b"", 0, opt, counts, limit)
-    if acl == "refuse":
-        return _reply(data, question, REFUSED, b"", 0, b"", 0, opt, counts, limit)
-    soa_owner = pointer(offsets[depth + zone.parent_labels])
-
-    if depth == 0:
-        return _apex(data, question, qtype, zone, soa_owner, opt, limit, acl is not None)
-
-    negative = soa_owner + zone.neg_soa_tail
-    looked = False  # some data was asked about this name
-    exists = False  # listed names lie below it: NODATA, never NXDOMAIN (RFC 8020), or
-    # resolvers doing QNAME minimisation would take the whole subtree for gone.
+        return _status(query, SERVFAIL)
+    if query.acl == "refuse":
+        return _status(query, REFUSED)
+    query.soa_owner = pointer(query.offsets[query.depth + zone.parent_labels])
+    query.negative = query.soa_owner + zone.neg_soa_tail
+    if query.depth == 0:
+        return _apex(query, zone)
+    reply = None
     if zone.lookups4:  # IPv4 data: 4.3.2.1.<zone>
-        octets = []
-        for off in offsets[:depth]:
-            label = data[off + 1:off + 1 + data[off]]
-            if len(label) > 3 or not label.isdigit():
-                break
-            value = int(label)
-            if value > 255:
-                break
-            octets.append(value)
-        else:
-            if depth == 4:
-                if acl is not None:
-                    return _acl_answer(data, question, qtype, zone, acl, client, soa_owner, opt,
-                                       limit)
-                ip = bytes((octets[3], octets[2], octets[1], octets[0]))
-                hits = [v for lookup in zone.lookups4 if (v := lookup(ip)) is not None]
-                if hits:
-                    # A dnset of the zone may list the name "2.0.0.127" too:
-                    # rbldnsd answers with both, each "$" its own entry.
-                    named, entries = (_name_hits(zone, _relative_name(qname, data, offsets,
-                                                                      depth))
-                                      if zone.names else ([], ()))
-                    if named:
-                        text = b"%d.%d.%d.%d" % (ip[0], ip[1], ip[2], ip[3])
-                        return _listing(data, question, qtype, zone, hits + named, 0,
-                                        (text,) * len(hits) + entries, soa_owner, opt, limit)
-                    return _listing(data, question, qtype, zone, hits, 4, ip, soa_owner, opt,
-                                    limit)
-                looked = True
-            else:
-                exists = depth < 4
-    if (zone.lookups6 or zone.lookups4) and depth <= 32:  # IPv6: 32 reversed nibbles
-        address = 0
-        for i, off in enumerate(offsets[:depth]):
-            if data[off] != 1 or data[off + 1] not in _HEX_DIGITS:
-                break
-            address |= _HEX_DIGITS[data[off + 1]] << (4 * (i + 32 - depth))
-        else:
-            if depth == 32:
-                ip = address.to_bytes(16, "big")
-                # As rbldnsd: where the zone has IPv4 data, an IPv4-mapped
-                # address (::ffff:a.b.c.d) is asked of it alone, and a 6to4
-                # one (2002:a.b.c.d::/48, RFC 3056) of it as well.
-                ip4 = None
-                if zone.lookups4:
-                    if ip[:12] == _MAPPED_PREFIX:
-                        ip4 = ip[12:]
-                    elif ip[:2] == _SIX_TO_FOUR_PREFIX:
-                        ip4 = ip[2:6]
-                if ip4 is not None or zone.lookups6:
-                    if acl is not None:
-                        return _acl_answer(data, question, qtype, zone, acl, client, soa_owner,
-                                           opt, limit)
-                    if ip4 is None:
-                        hits = [v for lookup in zone.lookups6 if (v := lookup(ip)) is not None]
-                        if hits:
-                            return _listing(data, question, qtype, zone, hits, 6, ip,
-                                            soa_owner, opt, limit)
-                    else:
-                        hits, texts = _embedded_v4_hits(zone, ip, ip4)
-                        if hits:
-                            return _listing(data, question, qtype, zone, hits, 0, texts,
-                                            soa_owner, opt, limit)
-                    looked = True
-            # Not when the name was a whole IPv4 address, looked up above: that
-            # answer stands (and is the fast path's), 2.0.0.2 is not "2002::".
-            elif ((zone.lookups4 and not looked and _leads_to_v4(address, depth))
-                  or any(under(address, 4 * depth) for under in zone.below6)):
-                exists = True
-    name = ""
-    if zone.names or zone.generic:
-        name = _relative_name(qname, data, offsets, depth)
+        reply = _ipv4(query, zone)
+    if reply is None and (zone.lookups6 or zone.lookups4) and query.depth <= 32:
+        reply = _ipv6(query, zone)  # 32 reversed nibbles
+    if reply is None and (zone.names or zone.generic):
+        reply = _domain(query, zone)
+    if reply is not None:
+        return reply
+    if query.looked:
+        query.counts.lookups[NOT_LISTED] += 1
+    return _authoritative(query, NOERROR if query.exists else NXDOMAIN, ())
+
+
+def _ipv4(query: _Query, zone: Zone) -> bytes | None:
+    """The answer when the name is a reversed IPv4 address (``4.3.2.1``);
+    ``None`` when it is not one, or is not listed."""
+    data, offsets, depth = query.data, query.offsets, query.depth
+    octets = []
+    for off in offsets[:depth]:
+        label = data[off + 1:off + 1 + data[off]]
+        if len(label) > 3 or not label.isdigit():
+            return None
+        value = int(label)
+        if value > 255:
+            return None
+        octets.append(value)
+    if depth != 4:
+        query.exists = depth < 4  # 2.1.<zone>: addresses lie below
+        return None
+    if query.acl is not None:
+        return _acl_answer(query, zone)
+    ip = bytes((octets[3], octets[2], octets[1], octets[0]))
+    hits = [v for lookup in zone.lookups4 if (v := lookup(ip)) is not None]
+    if not hits:
+        query.looked = True
+        return None
+    # A dnset of the zone may list the name "2.0.0.127" too: rbldnsd
+    # answers with both, each "$" its own entry.
+    named, entries = _name_hits(zone, _relative_name(query)) if zone.names else ([], ())
+    if named:
+        text = b"%d.%d.%d.%d" % (ip[0], ip[1], ip[2], ip[3])
+        return _listing(query, zone, hits + named, 0, (text,) * len(hits) + entries)
+    return _listing(query, zone, hits, 4, ip)
+
+
+def _ipv6(query: _Query, zone: Zone) -> bytes | None:
+    """The answer when the name is an IPv6 address as 32 reversed nibbles;
+    ``None`` when it is not one, or is not listed."""
+    data, offsets, depth = query.data, query.offsets, query.depth
+    address = 0
+    for i, off in enumerate(offsets[:depth]):
+        if data[off] != 1 or data[off + 1] not in _HEX_DIGITS:
+            return None
+        address |= _HEX_DIGITS[data[off + 1]] << (4 * (i + 32 - depth))
+    if depth != 32:
+        # Not when the name was a whole IPv4 address, looked up above: that
+        # answer stands (and is the fast path's), 2.0.0.2 is not "2002::".
+        if ((zone.lookups4 and not query.looked and _leads_to_v4(address, depth))
+                or any(under(address, 4 * depth) for under in zone.below6)):
+            query.exists = True
+        return None
+    ip = address.to_bytes(16, "big")
+    # As rbldnsd: where the zone has IPv4 data, an IPv4-mapped address
+    # (::ffff:a.b.c.d) is asked of it alone, and a 6to4 one (2002:a.b.c.d::/48,
+    # RFC 3056) of it as well.
+    ip4 = None
+    if zone.lookups4:
+        if ip[:12] == _MAPPED_PREFIX:
+            ip4 = ip[12:]
+        elif ip[:2] == _SIX_TO_FOUR_PREFIX:
+            ip4 = ip[2:6]
+    if ip4 is None and not zone.lookups6:
+        return None
+    if query.acl is not None:
+        return _acl_answer(query, zone)
+    if ip4 is None:
+        hits = [v for lookup in zone.lookups6 if (v := lookup(ip)) is not None]
+        if hits:
+            return _listing(query, zone, hits, 6, ip)
+    else:
+        hits, texts = _embedded_v4_hits(zone, ip, ip4)
+        if hits:
+            return _listing(query, zone, hits, 0, texts)
+    query.looked = True
+    return None
+
+
+def _domain(query: _Query, zone: Zone) -> bytes | None:
+    """The answer when the name is one of the zone's plain records (``www``)
+    or is listed in its dnsets (``badsite.example``); ``None`` when neither."""
+    name = _relative_name(query)
+    acl = query.acl
     if zone.generic:  # plain records (www, ...) and the names above them
         records = zone.generic.get(name)
         # Hidden from "empty" and "listed" clients, as in rbldnsd; a listed
         # one sees the ACL's answer where the zone has names (any name is a
         # question for them), NODATA elsewhere.
         if records is not None and not (zone.names and isinstance(acl, Value)):
-            if acl is not None:
-                records = {}
-            return _records(data, question, qtype, records, soa_owner + zone.neg_soa_tail,
-                            opt, counts, limit)
-        exists = exists or name in zone.generic_parents
+            return _generic(query, {} if acl is not None else records)
+        query.exists = query.exists or name in zone.generic_parents
     if zone.names:  # domain names: badsite.example.<zone>
         if acl is not None:
-            return _acl_answer(data, question, qtype, zone, acl, client, soa_owner, opt, limit)
+            return _acl_answer(query, zone)
         hits, entries = _name_hits(zone, name)
         if hits:
-            return _listing(data, question, qtype, zone, hits, 0, entries, soa_owner,
-                            opt, limit)
-        looked = True
-        exists = exists or any(d.has_children(name) for d in zone.names)
-    if looked:
-        counts.lookups[1] += 1
-    if exists:
-        return _reply(data, question, NOERROR, b"", 0, negative, 1, opt, counts, limit)
-    return _reply(data, question, NXDOMAIN, b"", 0, negative, 1, opt, counts, limit)
+            return _listing(query, zone, hits, 0, entries)
+        query.looked = True
+        query.exists = query.exists or any(d.has_children(name) for d in zone.names)
+    return None
 
 
 def _fast(data: bytes, zones: dict[bytes, Zone], udp: bool, edns: Edns) -> bytes | None:
     """The common question answered in few steps, or ``None`` for :func:`answer`'s
     general path (which gives the same answer, only slower)."""
-    match = _REVERSED_V4.match(data, 12)
-    if match is None or data[2] & 0xF8 or data[4:10] != b"\x00\x01\x00\x00\x00\x00":
+    match = _REVERSED_V4.match(data, HEADER_LEN)
+    if match is None or data[2] & _NOT_A_QUERY or data[4:10] != b"\x00\x01\x00\x00\x00\x00":
         return None  # not d.c.b.a.<something>, a response, another opcode, odd counts
     zone = zones.get(match[5].lower())
     if zone is None:
@@ -347,10 +423,10 @@ def _fast(data: bytes, zones: dict[bytes, Zone], udp: bool, edns: Edns) -> bytes
     if data[10] or data[11]:
         # Only the plain OPT (root owner, version 0, no options); anything else
         # is the general path's to check.
-        if (data[10:12] != b"\x00\x01" or data[end:end + 3] != b"\x00\x00\x29"
+        if (data[10:12] != b"\x00\x01" or data[end:end + 3] != _OPT_OWNER_TYPE
                 or data[end + 6:end + 7] != b"\x00" or data[end + 9:end + 11] != b"\x00\x00"):
             return None
-        opt = edns.opt_do if data[end + 7] & 0x80 else edns.opt
+        opt = edns.opt_do if data[end + 7] & DO else edns.opt
         limit = max(MAX_UDP_PLAIN, min(data[end + 3] << 8 | data[end + 4], edns.payload))
     octets = _OCTETS
     try:
@@ -383,19 +459,22 @@ def _fast(data: bytes, zones: dict[bytes, Zone], udp: bool, edns: Edns) -> bytes
                 records, an = value.a_rr + txt, 2
     reply = b"".join((data[:2], bytes((QR | AA | (data[2] & RD), rcode | (data[3] & CD), 0, 1,
                                        0, an, 0, ns, 0, 1 if opt else 0)),
-                      data[12:end], records, authority, opt))
+                      data[HEADER_LEN:end], records, authority, opt))
     if udp and len(reply) > limit:
         return None  # truncation is the general path's
     counts = zone.stats
     counts.requests[counter if udp else counter + _TCP_OFFSET] += 1
-    counts.lookups[0 if value is not None else 1] += 1
+    counts.lookups[LISTED if value is not None else NOT_LISTED] += 1
     counts.rcodes[rcode] += 1
     return reply
 
 
-def _relative_name(qname: bytes, data: bytes, offsets: list[int], depth: int) -> str:
+def _relative_name(query: _Query) -> str:
     """The question's name below the zone, lowercase: ``"www.example.com"``."""
-    return b".".join(qname[o - 11:o - 11 + data[o]] for o in offsets[:depth]).decode("latin-1")
+    qname, data = query.qname, query.data
+    at = HEADER_LEN - 1  # qname starts at the header's end, a label's text after its length
+    return b".".join(qname[o - at:o - at + data[o]]
+                     for o in query.offsets[:query.depth]).decode("latin-1")
 
 
 def _name_hits(zone: Zone, name: str) -> tuple[list[Value], tuple[bytes, ...]]:
@@ -452,26 +531,22 @@ def _acl(acls: tuple[AclDataset, ...], client: str) -> str | Value | None:
     return found[0]
 
 
-def _acl_answer(data: bytes, question: bytes, qtype: int, zone: Zone, acl: str | Value,
-                client: str | None, soa_owner: bytes, opt: bytes, limit: int) -> bytes:
+def _acl_answer(query: _Query, zone: Zone) -> bytes:
     """A valid question from a client an ACL answers for: "empty" says nothing
     is listed; a value says everything is, with ``$`` the client's address."""
-    if isinstance(acl, Value):
-        return _listing(data, question, qtype, zone, [acl], 0, (str(client).encode(),),
-                        soa_owner, opt, limit)
-    zone.stats.lookups[1] += 1
-    return _reply(data, question, NXDOMAIN, b"", 0, soa_owner + zone.neg_soa_tail, 1, opt,
-                  zone.stats, limit)
+    if isinstance(query.acl, Value):
+        return _listing(query, zone, [query.acl], 0, (str(query.client).encode(),))
+    query.counts.lookups[NOT_LISTED] += 1
+    return _authoritative(query, NXDOMAIN, ())
 
 
-def _listing(data: bytes, question: bytes, qtype: int, zone: Zone, hits: list[Value],
-             family: int, key: Any, soa_owner: bytes, opt: bytes, limit: int) -> bytes:
+def _listing(query: _Query, zone: Zone, hits: list[Value], family: int, key: Any) -> bytes:
     """Answer for a listed key: every matching dataset's A and TXT, once each.
 
     ``$`` in a TXT is the queried address (``key``, packed, family 4 or 6), or
     for names (family 0) the matching entry of each hit (``key[i]``)."""
-    counts = zone.stats
-    counts.lookups[0] += 1
+    query.counts.lookups[LISTED] += 1
+    qtype = query.qtype
     records: list[bytes] = []
     if qtype == TYPE_A or qtype == TYPE_ANY:
         for v in hits:
@@ -492,24 +567,14 @@ def _listing(data: bytes, question: bytes, qtype: int, zone: Zone, hits: list[Va
                 rr = v.txt_head + struct.pack(">HB", len(text) + 1, len(text)) + text
             if rr not in records:
                 records.append(rr)
-    if not records:
-        return _reply(data, question, NOERROR, b"", 0, soa_owner + zone.neg_soa_tail, 1, opt,
-                      counts, limit)
-    return _reply(data, question, NOERROR, b"".join(records), len(records), b"", 0, opt,
-                  counts, limit)
+    return _authoritative(query, NOERROR, records)
 
 
-def _records(data: bytes, question: bytes, qtype: int, by_type: dict[int, list[bytes]],
-             negative: bytes, opt: bytes, counts: ZoneStats, limit: int) -> bytes:
+def _generic(query: _Query, by_type: dict[int, list[bytes]]) -> bytes:
     """Plain records of one name: those of the asked type (all for ANY), or NODATA."""
-    if qtype == TYPE_ANY:
-        found = [rr for rrs in by_type.values() for rr in rrs]
-    else:
-        found = by_type.get(qtype, [])
-    if not found:
-        return _reply(data, question, NOERROR, b"", 0, negative, 1, opt, counts, limit)
-    return _reply(data, question, NOERROR, b"".join(found), len(found), b"", 0, opt, counts,
-                  limit)
+    if query.qtype == TYPE_ANY:
+        return _authoritative(query, NOERROR, [rr for rrs in by_type.values() for rr in rrs])
+    return _authoritative(query, NOERROR, by_type.get(query.qtype, []))
 
 
 def _entry_text(family: int, key: bytes) -> bytes:
@@ -536,25 +601,21 @@ def ipv6_text(packed: bytes) -> str:
     return ":".join(groups[:best]) + "::" + ":".join(groups[best + length:])
 
 
-def _apex(data: bytes, question: bytes, qtype: int, zone: Zone, owner: bytes, opt: bytes,
-          limit: int, acl: bool = False) -> bytes:
+def _apex(query: _Query, zone: Zone) -> bytes:
     """SOA and NS, and the generic records at "@", which a client an ACL
     answers for ("empty" or "listed") does not see, as in rbldnsd."""
+    qtype, owner = query.qtype, query.soa_owner
     records = []
     if not zone.parent_labels:  # a combined subzone has no SOA or NS of its own
         if qtype == TYPE_SOA or qtype == TYPE_ANY:
             records.append(owner + zone.soa_tail)
         if qtype == TYPE_NS or qtype == TYPE_ANY:
             records.extend(owner + tail for tail in zone.ns_tails)
-    apex = None if acl else zone.generic.get("")  # "@" lines of generic datasets
+    apex = None if query.acl is not None else zone.generic.get("")  # "@" lines of generic datasets
     if apex:
         records.extend(rr for rrs in (apex.values() if qtype == TYPE_ANY
                                       else [apex.get(qtype, [])]) for rr in rrs)
-    if records:
-        return _reply(data, question, NOERROR, b"".join(records), len(records), b"", 0, opt,
-                      zone.stats, limit)
-    return _reply(data, question, NOERROR, b"", 0, owner + zone.neg_soa_tail, 1, opt, zone.stats,
-                  limit)
+    return _authoritative(query, NOERROR, records)
 
 
 def _edns(data: bytes, pos: int) -> tuple[int, int, bool, bool] | tuple[()] | int:
@@ -572,7 +633,7 @@ def _edns(data: bytes, pos: int) -> tuple[int, int, bool, bool] | tuple[()] | in
                 if pos >= n:
                     return BAD_COUNTS if pos == start else BAD_NAME
                 length = data[pos]
-                if length >= 0xC0:
+                if length >= POINTER:
                     # RFC 1035 4.1.4: a pointer names a prior occurrence. Follow it, each
                     # hop before the last, so a loop or junk is FORMERR; offsets where a
                     # good name starts are remembered, so each byte is walked once.
@@ -584,14 +645,14 @@ def _edns(data: bytes, pos: int) -> tuple[int, int, bool, bool] | tuple[()] | in
                         walked.append(at)
                         if len(walked) > 255:  # more hops than a 255-byte name has
                             return BAD_POINTER
-                        if step >= 0xC0:
+                        if step >= POINTER:
                             if at + 1 >= n:
                                 return BAD_POINTER
                             at = (step & 0x3F) << 8 | data[at + 1]
                             if at >= back:
                                 return BAD_POINTER
                             back = at
-                        elif step > 63:
+                        elif step > MAX_LABEL:
                             return BAD_NAME
                         elif step == 0:
                             break
@@ -600,14 +661,15 @@ def _edns(data: bytes, pos: int) -> tuple[int, int, bool, bool] | tuple[()] | in
                     good.update(walked)
                     pos += 2
                     break
-                if length > 63:
+                if length > MAX_LABEL:
                     return BAD_NAME
                 pos += length + 1
                 if length == 0:
                     break
             if pos + 10 > n:  # a record cut short: an OPT's is an EDNS fault
-                return BAD_EDNS if data[pos:pos + 2] == b"\x00\x29" else BAD_COUNTS
-            rtype, _rclass, ttl, rdlen = struct.unpack_from(">HHIH", data, pos)
+                return BAD_EDNS if data[pos:pos + 2] == _OPT_OWNER_TYPE[1:] else BAD_COUNTS
+            # An OPT's class is the sender's UDP payload size (RFC 6891 6.1.2).
+            rtype, rclass, ttl, rdlen = struct.unpack_from(">HHIH", data, pos)
             pos += 10 + rdlen
             if pos > n:
                 return BAD_EDNS if rtype == TYPE_OPT else BAD_COUNTS
@@ -619,11 +681,11 @@ def _edns(data: bytes, pos: int) -> tuple[int, int, bool, bool] | tuple[()] | in
                 while at < pos:
                     if at + 4 > pos:
                         return BAD_EDNS
-                    nsid = nsid or (data[at] << 8 | data[at + 1]) == NSID_OPTION
+                    nsid = nsid or (data[at] << 8 | data[at + 1]) == OPTION_NSID
                     at += 4 + (data[at + 2] << 8 | data[at + 3])
                 if at != pos:
                     return BAD_EDNS
-                found = (_rclass, (ttl >> 16) & 0xFF, nsid, bool(ttl & 0x8000))
+                found = (rclass, (ttl >> 16) & 0xFF, nsid, bool(ttl & DO << 8))
     return found
 
 
@@ -631,22 +693,35 @@ def _bare(data: bytes, rcode: int, stats: Stats, reason: int) -> bytes:
     """A header-only reply, for a question we could not read (``reason``: why)."""
     stats.malformed[reason] += 1
     stats.unzoned.rcodes[rcode] += 1
-    return data[:2] + bytes((QR | (data[2] & 0x79), rcode | (data[3] & CD))) + bytes(8)
+    return data[:2] + bytes((QR | (data[2] & (OPCODE | RD)), rcode | (data[3] & CD))) + bytes(8)
 
 
-def _reply(data: bytes, question: bytes, rcode: int, answers: bytes, ancount: int,
-           authority: bytes, nscount: int, opt: bytes, counts: ZoneStats,
-           limit: int = 65535) -> bytes:
-    counts.rcodes[rcode] += 1
-    if rcode > 15:  # extended (BADVERS): the OPT carries the upper bits
-        rcode = 0
+def _status(query: _Query, rcode: int) -> bytes:
+    """A reply of no records that says only ``rcode``: a refusal or a failure."""
+    return _message(query, rcode, 0, 0, b"")
+
+
+def _authoritative(query: _Query, rcode: int, records: Sequence[bytes]) -> bytes:
+    """An answer from the zone's data: ``records``, or none and the zone's SOA
+    (NODATA when ``rcode`` is NOERROR, else NXDOMAIN)."""
+    if records:
+        return _message(query, rcode, len(records), 0, b"".join(records))
+    return _message(query, rcode, 0, 1, query.negative)
+
+
+def _message(query: _Query, rcode: int, ancount: int, nscount: int, records: bytes) -> bytes:
+    """The reply: header, the question as asked, ``records``, our OPT; past the
+    size limit, only the header (TC=1), the question and the OPT."""
+    query.counts.rcodes[rcode] += 1
+    rcode &= 0x0F  # extended (BADVERS): the OPT carries the upper bits
+    data, opt = query.data, query.opt
     arcount = 1 if opt else 0
     # Authoritative only for data answers; not for refusals or failures.
     aa = AA if rcode == NOERROR or rcode == NXDOMAIN else 0
-    flags = bytes((QR | aa | (data[2] & (0x78 | RD)), rcode | (data[3] & CD)))
+    flags = bytes((QR | aa | (data[2] & (OPCODE | RD)), rcode | (data[3] & CD)))
     reply = (data[:2] + flags + _COUNTS.pack(1, ancount, nscount, arcount)
-             + question + answers + authority + opt)
-    if len(reply) > limit:
+             + query.question + records + opt)
+    if len(reply) > query.limit:
         flags = bytes((flags[0] | TC, flags[1]))
-        reply = data[:2] + flags + _COUNTS.pack(1, 0, 0, arcount) + question + opt
+        reply = data[:2] + flags + _COUNTS.pack(1, 0, 0, arcount) + query.question + opt
     return reply

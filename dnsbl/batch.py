@@ -133,9 +133,6 @@ class BatchedUDP:
             self._loop = None
         self._sock.close()
 
-    def getsockname(self) -> Any:
-        return self._sock.getsockname()
-
     def _drain(self) -> None:
         assert _CALLS is not None
         recvmmsg, sendmmsg = _CALLS

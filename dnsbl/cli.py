@@ -22,7 +22,6 @@ from dnsbl.config import (
     ConfigError,
     ServerConfig,
     load_config,
-    parse_listen,
     with_overrides,
 )
 from dnsbl.control import ControlError, default_path, discard, open_socket
@@ -216,16 +215,6 @@ def build_parser() -> argparse.ArgumentParser:
                     "3 the ledger cannot be used now; nothing is changed unless 0.")
     ledger_cli.add_arguments(ledger)
 
-    web = sub.add_parser(
-        "web", help="the ledger over HTTP: API, public lookup, removal requests",
-        description="Serve the ledger's HTTP API (/api/v1), the public lookup page and "
-                    "removal requests; loopback unless --listen or [ledger.web] listen "
-                    "says otherwise (put a TLS reverse proxy in front).")
-    web.add_argument("--config", metavar="FILE", required=True,
-                     help="the server's TOML configuration, with a [ledger] table")
-    web.add_argument("--listen", metavar="HOST:PORT",
-                     help="default: [ledger.web] listen, else 127.0.0.1:8080")
-
     migrate = sub.add_parser(
         "from-rbldnsd", help="print the configuration equivalent to an rbldnsd command line",
         description="Print the dnsbl TOML configuration that serves what `rbldnsd ARGS...` "
@@ -263,16 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _ctl(args)
         if args.command == "ledger":
             path = getattr(args, "config", None)
-            loaded = load_config(path) if path else None
-            # `ledger sightings`: the query log's sample rate is the server's.
-            args.default_sample = loaded.query_log_sample if loaded else 1
-            status = ledger_cli.run(args, loaded.ledger if loaded else None)
+            status = ledger_cli.run(args, load_config(path).ledger if path else None)
             sys.stdout.flush()
             return status
         if args.command == "export":
             return _export(args)
-        if args.command == "web":
-            return _web(args)
         status = _check(args) if args.command == "check" else _query(args)
         sys.stdout.flush()  # here, where a closed pipe can still be caught
         return status
@@ -320,18 +304,6 @@ def _export(args: argparse.Namespace) -> int:
         print(f"dnsbl: export: {args.output}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_PROBLEMS
     return 0
-
-
-def _web(args: argparse.Namespace) -> int:
-    from dnsbl.web.serve import run
-
-    ledger = load_config(args.config).ledger
-    if ledger is None:
-        print(f"dnsbl web: {args.config}: no [ledger] table to serve", file=sys.stderr)
-        return EXIT_USAGE
-    if args.listen:
-        parse_listen(args.listen)  # a bad address is a ConfigError, said before start-up
-    return run(ledger, args.listen)
 
 
 def _from_rbldnsd(argv: list[str]) -> int:
@@ -648,7 +620,7 @@ def _check_test_points(zone: Zone, zoneset: Snapshot, strict: bool) -> int:
     """Say where a zone lists what RFC 5782 says it must never, or does not
     list its test entries, for each kind of data it has; with ``strict`` the
     former are problems (their count is returned), else warnings."""
-    from dnsbl.explain import ask, name_under
+    from dnsbl.explain import name_under, reply_for
 
     problems = 0
     families = {d.family for d in zone.datasets}
@@ -656,7 +628,7 @@ def _check_test_points(zone: Zone, zoneset: Snapshot, strict: bool) -> int:
         if family not in families:
             continue
         for key, must in ((never, False), (always, True)):
-            reply = ask(name_under(key, zone.name), "A", zoneset)
+            reply = reply_for(name_under(key, zone.name), "A", zoneset)
             listed = reply is not None and bool(reply.rr)
             if listed and not must:
                 print(f"{'error' if strict else 'warning'}: {zone.name}: {key} is listed; "
@@ -674,7 +646,7 @@ def _query(args: argparse.Namespace) -> int:
     not load (as grep: an error outweighs a miss)."""
     import dnslib
 
-    from dnsbl.explain import ask, find_zone, query_name, target_problem
+    from dnsbl.explain import find_zone, query_name, reply_for, target_problem
 
     problem = target_problem(args.target)
     if problem:
@@ -696,7 +668,7 @@ def _query(args: argparse.Namespace) -> int:
         out.append(f";; {name}")
         located = find_zone(name, zoneset)
         for qtype in ("A", "TXT"):
-            reply = ask(name, qtype, zoneset)
+            reply = reply_for(name, qtype, zoneset)
             if reply is None:
                 out.append(f"{qtype}: no reply")
                 continue
@@ -721,7 +693,8 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _explain(located: tuple, zoneset: Snapshot) -> list[str]:
-    from dnsbl.explain import key_of, matches
+    from dnsbl.explain import matches
+    from dnsbl.keys import key_of
 
     zone, prefix = located
     key = key_of(prefix)

@@ -8,18 +8,15 @@ from typing import TYPE_CHECKING
 
 from dnsbl import datasets
 from dnsbl.answer import Stats, answer, ipv6_text
-from dnsbl.datasets import ListedDataset
 from dnsbl.datasets.names import BOTH, EXACT, SUBDOMAINS
+from dnsbl.keys import Address, dataset_keys, key_of
 from dnsbl.stats import ZoneStats
 from dnsbl.zonefile import Value, file_signature
 from dnsbl.zones import Snapshot, Zone
 
 if TYPE_CHECKING:
-    # Imported in ask() only: the server imports this module for its query
-    # log, and serving never needs dnslib.
+    # Imported in reply_for() only: serving never needs dnslib.
     import dnslib
-
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)
@@ -94,7 +91,7 @@ def name_under(key: str, zone: str) -> str:
     return f"{address.reverse_pointer.removesuffix(suffix)}.{zone}"
 
 
-def ask(name: str, qtype: str, zoneset: Snapshot) -> dnslib.DNSRecord | None:
+def reply_for(name: str, qtype: str, zoneset: Snapshot) -> dnslib.DNSRecord | None:
     """What the server answers to ``name``/``qtype``, as a parsed message."""
     import dnslib
 
@@ -113,52 +110,11 @@ def find_zone(name: str, zoneset: Snapshot) -> tuple[Zone, str] | None:
     return None
 
 
-def key_of(prefix: str) -> Address | str:
-    """The labels in front of a zone as the data means them: ``"2.0.0.127"`` ->
-    127.0.0.2, 32 nibbles -> an IPv6 address, anything else -> the name."""
-    labels = prefix.split(".") if prefix else []
-    try:
-        if len(labels) == 4:
-            return ipaddress.IPv4Address(".".join(reversed(labels)))
-        if len(labels) == 32:
-            digits = "".join(reversed(labels))
-            return ipaddress.IPv6Address(":".join(digits[i:i + 4] for i in range(0, 32, 4)))
-    except ValueError:
-        pass
-    return prefix
-
-
-def asked(zone: Zone, key: Address | str) -> list[tuple[ListedDataset, Address | str] | None]:
-    """Per dataset of the zone, what answer.py asks it for ``key``: ``key``
-    itself, the IPv4 address inside an IPv4-mapped or 6to4 one, or nothing
-    (None) when the dataset holds another family. 2001:db8::1 -> the IPv6
-    datasets; ::ffff:127.0.0.2 in a zone with IPv4 data -> its IPv4 datasets
-    with 127.0.0.2, and no others."""
-    out: list[tuple[ListedDataset, Address | str] | None] = []
-    # An IPv6 address holding an IPv4 one is asked of the IPv4 data too (a
-    # 6to4 one) or instead (an IPv4-mapped one), as answer.py does.
-    embedded = None
-    if isinstance(key, ipaddress.IPv6Address) and zone.lookups4:
-        embedded = key.ipv4_mapped or key.sixtofour
-    for dataset in zone.datasets:
-        family = {4: "ip4", 6: "ip6"}.get(getattr(key, "version", 0), "name")
-        wanted: Address | str = key
-        if embedded is not None and dataset.family == "ip4":
-            family, wanted = "ip4", embedded
-        elif embedded is not None and key.ipv4_mapped is not None:  # type: ignore[union-attr]
-            family = ""
-        if isinstance(dataset, ListedDataset) and dataset.family == family:
-            out.append((dataset, wanted))
-        else:
-            out.append(None)
-    return out
-
-
 def matches(zone: Zone, key: Address | str) -> list[Match | None]:
     """Per dataset of the zone, the line that decides ``key`` (as the index does:
     the most specific entry wins; at the same one an exclusion, else the later)."""
     out: list[Match | None] = []
-    for pair in asked(zone, key):
+    for pair in dataset_keys(zone, key):
         if pair is None:
             out.append(None)
             continue
@@ -222,7 +178,7 @@ def replies(target: str, zoneset: Snapshot) -> Replies:
     try:
         for zone, _ in counters:
             zone.stats = ZoneStats()
-        return [(name, {qtype: ask(name, qtype, zoneset) for qtype in ("A", "TXT")})
+        return [(name, {qtype: reply_for(name, qtype, zoneset) for qtype in ("A", "TXT")})
                 for name in names]
     finally:
         for zone, stats in counters:

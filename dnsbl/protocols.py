@@ -1,4 +1,8 @@
-"""Transports: datagrams in, answer(), datagrams out. Nothing else happens here."""
+"""Transports: UDP datagrams and TCP streams in, answer(), replies out.
+
+Around answer() only what a transport owns: rate limiting and the query log
+on the way out, and the bounds on TCP connections (RFC 7766 6.2).
+"""
 
 from __future__ import annotations
 
@@ -133,10 +137,13 @@ class TCPProtocol(_Answering, asyncio.Protocol):
     """
 
     __slots__ = ("_limits", "_buffer", "_timer", "_counted", "_client", "_paused", "_xfr",
-                 "_transfer", "_drained")
+                 "_transfer", "_drained", "_loop")
 
-    def __init__(self, shared: Shared) -> None:
+    def __init__(self, shared: Shared, loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(shared)
+        # The loop the idle timer runs on: the running one, unless a test
+        # hands in one whose clock it moves (as uvicorn's protocol tests do).
+        self._loop = loop
         self._limits = shared.tcp
         self._buffer = bytearray()
         self._timer: asyncio.TimerHandle | None = None
@@ -163,13 +170,15 @@ class TCPProtocol(_Answering, asyncio.Protocol):
         self._counted = True
         # pause_writing() fires once this much waits to be sent.
         transport.set_write_buffer_limits(high=limits.max_buffered)  # type: ignore[attr-defined]
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         self._arm()
 
     def _arm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._limits.idle_timeout, self._expire)
+        assert self._loop is not None  # set by connection_made()
+        self._timer = self._loop.call_later(self._limits.idle_timeout, self._expire)
 
     def _expire(self) -> None:
         """Nothing read and no answer drained for ``idle_timeout``."""

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from dnsbl.explain import asked, key_of
+from dnsbl.keys import dataset_keys, key_of
 from dnsbl.stats import QTYPE_INDEX, QTYPE_LABELS, RCODE_LABELS
 from dnsbl.zones import Snapshot
 
@@ -178,7 +178,7 @@ def _matched(labels: list[str], zoneset: Snapshot) -> list[dict[str, str]]:
             continue
         key = key_of(".".join(lowered[:depth]))
         out = []
-        for pair in asked(zone, key):
+        for pair in dataset_keys(zone, key):
             if pair is None:
                 continue
             dataset, wanted = pair

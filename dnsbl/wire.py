@@ -11,6 +11,7 @@ import struct
 HEADER_LEN = 12
 
 QR = 0x80  # in flags byte 0
+OPCODE = 0x78  # in flags byte 0: 0 is QUERY
 AA = 0x04  # in flags byte 0
 TC = 0x02  # in flags byte 0
 RD = 0x01  # in flags byte 0
@@ -29,11 +30,24 @@ TYPE_NS = 2
 TYPE_SOA = 6
 TYPE_MX = 15
 TYPE_TXT = 16
+TYPE_MX = 15
+TYPE_AAAA = 28
 TYPE_OPT = 41
+# Meta types (RFC 6895 3.1): questions about transfers and signatures, not data.
+TYPE_TSIG = 250
 TYPE_IXFR = 251
 TYPE_AXFR = 252
+TYPE_MAILB = 253
+TYPE_MAILA = 254
 TYPE_ANY = 255
 CLASS_IN = 1
+
+DO = 0x80  # in an OPT record's TTL, third byte (RFC 3225)
+OPTION_NSID = 3  # EDNS option code (RFC 5001)
+
+MAX_LABEL = 63  # bytes in a label; a length byte above it is a pointer or reserved
+POINTER = 0xC0  # a length byte at least this starts a compression pointer
+MAX_NAME = 255  # bytes in a name, length bytes and root included
 
 #: Answers go to a name that is the question's name: a pointer to offset 12.
 QNAME_PTR = b"\xc0\x0c"

@@ -4,7 +4,8 @@ Two zones serve the same ip4trie file: ``fast.test`` holds only that data, so
 its reversed-address questions take answer.py's fast path; ``slow.test`` also
 holds a generic record, which sends every question through the general path.
 The names have the same length, so for any question the two replies must be
-the same bytes but for the zone's name.
+the same bytes but for the zone's name. A spy on the fast path checks that
+``fast.test`` questions do take it (else the comparison proves nothing).
 """
 
 from __future__ import annotations
@@ -60,6 +61,26 @@ def servers(tmp_path_factory):
     thread.stop()
 
 
+@pytest.fixture(scope="module")
+def fast_answered():
+    """The questions answer.py's fast path answered (it returns None for those
+    it leaves to the general path); the server runs in this process."""
+    from dnsbl import answer
+
+    answered: list[bytes] = []
+    fast = answer._fast
+
+    def spy(data, *args):
+        reply = fast(data, *args)
+        if reply is not None:
+            answered.append(data)
+        return reply
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(answer, "_fast", spy)
+        yield answered
+
+
 def _exchange(client, wire: bytes, tcp: bool) -> bytes:
     if tcp:
         with socket.create_connection((client.host, client.port), timeout=scaled(3)) as conn:
@@ -93,9 +114,10 @@ def _name(address: str, zone: str, zeros: bool, upper: str) -> str:
        edns=st.sampled_from([None, 512, 1232, 4096]),
        zeros=st.booleans(), upper=st.text("01", max_size=40), rd=st.booleans(),
        tcp=st.booleans(), qid=st.integers(0, 65535), dnssec=st.booleans())
-def test_fast_and_general_paths_agree(servers, address, qtype, edns, zeros, upper, rd, tcp, qid,
-                                      dnssec):
+def test_fast_and_general_paths_agree(servers, fast_answered, address, qtype, edns, zeros, upper,
+                                      rd, tcp, qid, dnssec):
     replies = {}
+    taken = {}
     for zone in ("fast.test", "slow.test"):
         query = dns.message.make_query(_name(address, zone, zeros, upper), qtype,
                                        use_edns=edns is not None, payload=edns or 512,
@@ -103,10 +125,32 @@ def test_fast_and_general_paths_agree(servers, address, qtype, edns, zeros, uppe
         query.id = qid
         if not rd:
             query.flags &= ~dns.flags.RD
+        fast_answered.clear()
         replies[zone] = _exchange(servers, query.to_wire(), tcp)
+        taken[zone] = bool(fast_answered)
     fast, slow = replies["fast.test"], replies["slow.test"]
     assert fast == re.sub(rb"(?i)slow", _as_fast, slow)
     dns.message.from_wire(fast)  # and it is a well-formed message
+    # What the fast path leaves to the general one: other types, a TXT the
+    # entry does not have (NODATA), and a reply to truncate.
+    fast_case = (qtype in ("A", "TXT", "ANY") and not (address == "192.0.2.3" and qtype != "A")
+                 and not dns.message.from_wire(fast).flags & dns.flags.TC)
+    assert taken == {"fast.test": fast_case, "slow.test": False}
+
+
+@pytest.mark.parametrize("qtype", ["A", "TXT", "ANY"])
+@pytest.mark.parametrize("address", ["192.0.2.2", "198.51.100.130", "10.1.2.3"])
+def test_the_common_questions_take_the_fast_path(servers, fast_answered, address, qtype):
+    # Listed, excluded and unlisted, with and without EDNS and the DO bit.
+    for zone, fast in (("fast.test", True), ("slow.test", False)):
+        for edns, dnssec in ((None, False), (1232, False), (1232, True)):
+            query = dns.message.make_query(_name(address, zone, False, ""), qtype,
+                                           use_edns=edns is not None, payload=edns or 512,
+                                           want_dnssec=dnssec)
+            fast_answered.clear()
+            reply = dns.message.from_wire(_exchange(servers, query.to_wire(), False))
+            assert reply.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+            assert fast_answered == ([query.to_wire()] if fast else [])
 
 
 def test_fast_path_answers_listed_and_unlisted(servers):

@@ -147,3 +147,16 @@ def test_entries_lost_to_a_full_disk_are_counted(process, zone_file):
     assert server.stop() == 0
     said = [line for line in "".join(server.log).splitlines() if "query log /dev/full" in line]
     assert len(said) == 1 and "No space left on device" in said[0]  # once, not per batch
+
+
+def test_the_server_side_does_not_import_the_cli_explainer():
+    # The query log shares what a question asks the data with `dnsbl query`
+    # through dnsbl.keys, not by importing the command's module.
+    import subprocess
+    import sys
+
+    code = ("import sys, dnsbl.querylog, dnsbl.server; print(sorted(m for m in "
+            "('dnsbl.explain', 'dnsbl.cli', 'dnslib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         timeout=60)
+    assert out.stdout.strip() == "[]"
