@@ -22,7 +22,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dnsbl import answer as answer_module
+from dnsbl.answer import DEFAULT_EDNS, FAST_PATHS
 from tests.helpers import ServerThread, scaled
+
+NOT_BUILT = "the compiled fast path was not built (no C compiler at install time)"
+PATHS = ["python", pytest.param("compiled", marks=pytest.mark.skipif(
+    "compiled" not in FAST_PATHS, reason=NOT_BUILT))]
 
 ZONE = [
     ":127.0.0.2:Listed, see https://bl.example.org/?ip=$",
@@ -41,7 +47,7 @@ ADDRESSES = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5",
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory):
+def served(tmp_path_factory):
     from dnsbl.config import Listen, ServerConfig, with_overrides
 
     work = tmp_path_factory.mktemp("fast")
@@ -56,8 +62,22 @@ def servers(tmp_path_factory):
         f"slow.test:generic:{generic}"])
     thread = ServerThread(config)
     client = thread.start()
-    yield client
+    yield thread, client
     thread.stop()
+
+
+@pytest.fixture
+def servers(served, fast_path):
+    """The server's client, the server answering with ``fast_path``."""
+    return served[1]
+
+
+@pytest.fixture(params=PATHS)
+def fast_path(request, monkeypatch):
+    """Answer with the one fast path or the other: answer() looks it up per
+    call, so a server already running switches too."""
+    monkeypatch.setattr(answer_module, "_fast", FAST_PATHS[request.param])
+    return request.param
 
 
 def _exchange(client, wire: bytes, tcp: bool) -> bytes:
@@ -117,3 +137,121 @@ def test_fast_path_answers_listed_and_unlisted(servers):
     reply = servers.query("8.113.0.203.fast.test", "A")
     assert reply.rcode() == dns.rcode.NXDOMAIN
     assert reply.authority[0].rdtype == dns.rdatatype.SOA
+
+
+# --- the compiled fast path against the Python one, byte for byte ---------------------------
+
+def _counters(zones) -> list[list[int]]:
+    return [list(counts) for zone in zones.values()
+            for counts in (zone.stats.requests, zone.stats.rcodes, zone.stats.lookups)]
+
+
+def assert_paths_agree(data: bytes, zones, udp: bool, edns=DEFAULT_EDNS) -> bytes | None:
+    """Both fast paths on one datagram: the same reply (or both ``None``: the
+    general path's) and the same counters bumped."""
+    python, compiled = FAST_PATHS["python"], FAST_PATHS["compiled"]
+    before = _counters(zones)
+    expected = python(data, zones, udp, edns)
+    middle = _counters(zones)
+    got = compiled(data, zones, udp, edns)
+    after = _counters(zones)
+    assert got == expected, f"the paths differ on {data!r} (udp={udp})"
+    assert ([[m - b for b, m in zip(bs, ms, strict=True)] for bs, ms in zip(before, middle,
+                                                                             strict=True)]
+            == [[a - m for m, a in zip(ms, as_, strict=True)] for ms, as_ in zip(middle, after,
+                                                                                  strict=True)])
+    return got
+
+
+def _fast_query(address: str, qtype: str, edns: int | None, dnssec: bool, zeros: bool,
+                upper: str) -> bytes:
+    query = dns.message.make_query(_name(address, "fast.test", zeros, upper), qtype,
+                                   use_edns=edns is not None, payload=edns or 512,
+                                   want_dnssec=dnssec and edns is not None)
+    return query.to_wire()
+
+
+compiled_only = pytest.mark.skipif("compiled" not in FAST_PATHS, reason=NOT_BUILT)
+
+
+@compiled_only
+@settings(max_examples=2000, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(address=st.sampled_from(ADDRESSES + ["300.1.2.3", "255.255.255.255", "0.0.0.0"]),
+       qtype=st.sampled_from(["A", "TXT", "ANY", "MX"]),
+       edns=st.sampled_from([None, 0, 511, 512, 600, 1232, 65535]), dnssec=st.booleans(),
+       zeros=st.booleans(), upper=st.text("01", max_size=40), udp=st.booleans(),
+       cut=st.integers(0, 80), flips=st.lists(st.tuples(st.integers(0, 120), st.integers(0, 255)),
+                                               max_size=3),
+       tail=st.binary(max_size=8))
+def test_compiled_and_python_fast_paths_agree(served, address, qtype, edns, dnssec, zeros, upper,
+                                              udp, cut, flips, tail):
+    # Valid fast questions, then the same cut short, with bytes changed and
+    # bytes added: every bounds check of the one must be the other's.
+    zones = served[0].server.registry.current.zones
+    wire = _fast_query(address, qtype, edns, dnssec, zeros, upper)
+    assert_paths_agree(wire, zones, udp)
+    changed = bytearray(wire)
+    for at, byte in flips:
+        if at < len(changed):
+            changed[at] = byte
+    for data in (bytes(changed), wire[:len(wire) - cut], wire + tail, bytes(changed) + tail):
+        assert_paths_agree(data, zones, udp)
+
+
+@compiled_only
+def test_compiled_path_answers_what_the_python_one_answers(served):
+    # Not everything handed to the general path: the listed, the unlisted,
+    # the "$" TXT, ANY, EDNS with DO, over UDP and TCP.
+    zones = served[0].server.registry.current.zones
+    answered = 0
+    for address in ADDRESSES:
+        for qtype in ("A", "TXT", "ANY"):
+            for edns, dnssec in ((None, False), (1232, True)):
+                for udp in (True, False):
+                    wire = _fast_query(address, qtype, edns, dnssec, False, "")
+                    answered += assert_paths_agree(wire, zones, udp) is not None
+    assert answered >= 100
+
+
+@compiled_only
+def test_compiled_path_survives_the_hostile_corpus(served):
+    from tests.test_hostile import CORPUS
+    zones = dict(served[0].server.registry.current.zones)
+    # The corpus asks about bl.test: serve it from the fast zone's data.
+    zones[b"\x02bl\x04test\x00"] = zones[b"\x04fast\x04test\x00"]
+    for case in CORPUS.values():
+        for udp in (True, False):
+            assert_paths_agree(case.packet, zones, udp)
+            for cut in range(len(case.packet)):
+                assert_paths_agree(case.packet[:cut], zones, udp)
+
+
+def test_the_compiled_path_is_built_where_a_compiler_is():
+    # setup.py builds the extension optionally: a silent build failure would
+    # leave every test above skipped. Where cc and Python.h are, it is built.
+    import shutil
+    import sysconfig
+    from pathlib import Path
+
+    compiler = os.environ.get("CC", "cc").split()[0]
+    headers = Path(sysconfig.get_paths()["include"], "Python.h")
+    if shutil.which(compiler) is None or not headers.exists():
+        pytest.skip(f"no C compiler ({compiler}) or no {headers} (Debian: python3-dev)")
+    assert "compiled" in FAST_PATHS, "a compiler is here, but the extension was not built"
+
+
+@pytest.mark.parametrize("pure", ["", "1"])
+def test_serve_logs_which_fast_path_answers(process, zone_file, pure):
+    # DNSBL_PURE_PYTHON=1 asks for the Python path; without it, the compiled
+    # one serves where built. Either way the same answers.
+    expected = "python" if pure or "compiled" not in FAST_PATHS else "compiled"
+    server = process("--zone", f"bl.test:ip4trie:{zone_file(ZONE)}", "--listen", "127.0.0.1:0",
+                     env={"DNSBL_PURE_PYTHON": pure})
+    client = server.wait_listening()
+    [line] = server.wait_log(" fast path")
+    assert f"answering with the {expected} fast path" in line
+    if pure and "compiled" in FAST_PATHS:
+        assert "(DNSBL_PURE_PYTHON=1)" in line
+    assert client.a("2.2.0.192.bl.test") == ["127.0.0.3"]
+    assert client.txt("2.2.0.192.bl.test") == ["Spam from 192.0.2.2"]
