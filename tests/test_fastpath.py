@@ -255,3 +255,41 @@ def test_serve_logs_which_fast_path_answers(process, zone_file, pure):
         assert "(DNSBL_PURE_PYTHON=1)" in line
     assert client.a("2.2.0.192.bl.test") == ["127.0.0.3"]
     assert client.txt("2.2.0.192.bl.test") == ["Spam from 192.0.2.2"]
+
+
+@pytest.mark.slow
+def test_an_install_that_cannot_compile_serves_with_the_python_path(process, zone_file,
+                                                                      tmp_path):
+    # The compiler made to fail: pip install still succeeds, without the
+    # extension, and that install serves, through the Python fast path.
+    import subprocess
+    import sys
+
+    target = tmp_path / "site"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-cache-dir",
+         "--target", str(target), root],
+        capture_output=True, text=True, timeout=scaled(600),
+        env={**os.environ, "CC": "false", "PIP_NO_INPUT": "1"}, cwd=tmp_path)
+    assert build.returncode == 0, build.stdout + build.stderr
+    assert (target / "dnsbl" / "answer.py").is_file()
+    assert not list((target / "dnsbl").glob("_fastpath*.so")), "built with CC=false?"
+    # Served by the interpreter the virtualenv was made from, out of the
+    # source tree, with the install and then the virtualenv's packages (its
+    # dependencies) on the path: the editable install's import hook, which
+    # would find the source tree's extension, is not loaded.
+    import sysconfig
+
+    shim = "import os, sys; os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
+    server = process("--zone", f"bl.test:ip4trie:{zone_file(ZONE)}", "--listen", "127.0.0.1:0",
+                     cwd=tmp_path, command=[sys._base_executable, "-c", shim],
+                     env={"PYTHONPATH": os.pathsep.join((str(target),
+                                                         sysconfig.get_paths()["purelib"])),
+                          "DNSBL_PURE_PYTHON": ""})
+    client = server.wait_listening()
+    [line] = server.wait_log(" fast path")
+    assert "answering with the python fast path (the compiled one was not built" in line
+    assert client.a("2.2.0.192.bl.test") == ["127.0.0.3"]
+    assert client.txt("2.2.0.192.bl.test") == ["Spam from 192.0.2.2"]
+    assert client.query("8.113.0.203.bl.test").rcode() == dns.rcode.NXDOMAIN
