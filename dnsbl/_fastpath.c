@@ -12,8 +12,12 @@
  * with the Python version.
  */
 #define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE /* struct mmsghdr */
 #include <Python.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/socket.h>
+#endif
 
 #define QR 0x80
 #define AA 0x04
@@ -96,30 +100,11 @@ bytes_attr(PyObject *obj, PyObject *name, PyObject **hold, const char **out, Py_
     return 0;
 }
 
+/* The reply to the n bytes at data, None for the general path, or NULL with
+ * an exception. zones is a dict (checked by the callers). */
 static PyObject *
-fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+answer_fast(const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp, PyObject *edns)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "fast(data, zones, udp, edns)");
-        return NULL;
-    }
-    if (index_a < 0) {
-        PyErr_SetString(PyExc_RuntimeError, "fast() before configure()");
-        return NULL;
-    }
-    PyObject *zones = args[1], *edns = args[3];
-    int udp = PyObject_IsTrue(args[2]);
-    if (udp < 0)
-        return NULL;
-    if (!PyDict_Check(zones)) {
-        PyErr_SetString(PyExc_TypeError, "zones must be a dict");
-        return NULL;
-    }
-    Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    const unsigned char *data = view.buf;
-    Py_ssize_t n = view.len;
     PyObject *result = NULL, *zone = NULL, *lookup = NULL, *servfail = NULL, *value = NULL;
     PyObject *ip = NULL, *key = NULL, *opt_obj = NULL, *a_hold = NULL, *txt_rr_hold = NULL;
     PyObject *built_txt = NULL, *tail_hold = NULL, *stats = NULL;
@@ -376,9 +361,117 @@ done:
     Py_XDECREF(built_txt);
     Py_XDECREF(tail_hold);
     Py_XDECREF(stats);
+    return result;
+}
+
+static int
+check_args(PyObject *zones)
+{
+    if (index_a < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "called before configure()");
+        return -1;
+    }
+    if (!PyDict_Check(zones)) {
+        PyErr_SetString(PyExc_TypeError, "zones must be a dict");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "fast(data, zones, udp, edns)");
+        return NULL;
+    }
+    int udp = PyObject_IsTrue(args[2]);
+    if (udp < 0 || check_args(args[1]) < 0)
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *result = answer_fast(view.buf, view.len, args[1], udp, args[3]);
     PyBuffer_Release(&view);
     return result;
 }
+
+#ifdef __linux__
+/* batch.py's loop over the datagrams one recvmmsg read: each answered by the
+ * fast path, else by general(data) (answer.answer, in Python); the replies
+ * written where the outgoing headers' buffers point, each addressed to its
+ * datagram's sender. Returns how many replies are ready for sendmmsg. */
+static PyObject *
+answer_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "answer_batch(msgs_in, count, msgs_out, slot, zones, edns, general)");
+        return NULL;
+    }
+    PyObject *zones = args[4], *edns = args[5], *general = args[6];
+    Py_ssize_t count = PyLong_AsSsize_t(args[1]), slot = PyLong_AsSsize_t(args[3]);
+    if ((count == -1 || slot == -1) && PyErr_Occurred())
+        return NULL;
+    if (check_args(zones) < 0)
+        return NULL;
+    Py_buffer in_view, out_view;
+    if (PyObject_GetBuffer(args[0], &in_view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[2], &out_view, PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&in_view);
+        return NULL;
+    }
+    Py_ssize_t sent = 0;
+    PyObject *result = NULL;
+    if (count < 0 || (size_t)count * sizeof(struct mmsghdr) > (size_t)in_view.len
+        || (size_t)count * sizeof(struct mmsghdr) > (size_t)out_view.len) {
+        PyErr_SetString(PyExc_ValueError, "count is past the headers");
+        goto done;
+    }
+    struct mmsghdr *in = in_view.buf, *out = out_view.buf;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        struct msghdr *head = &in[i].msg_hdr;
+        const unsigned char *data = head->msg_iov[0].iov_base;
+        Py_ssize_t n = in[i].msg_len;
+        if ((size_t)n > head->msg_iov[0].iov_len)
+            n = (Py_ssize_t)head->msg_iov[0].iov_len;
+        PyObject *reply = answer_fast(data, n, zones, 1, edns);
+        if (reply == Py_None) {
+            Py_DECREF(reply);
+            PyObject *bytes = PyBytes_FromStringAndSize((const char *)data, n);
+            if (bytes == NULL)
+                goto done;
+            reply = PyObject_CallOneArg(general, bytes);
+            Py_DECREF(bytes);
+        }
+        if (reply == NULL)
+            goto done;
+        if (reply == Py_None) {
+            Py_DECREF(reply);
+            continue;
+        }
+        if (!PyBytes_Check(reply) || PyBytes_GET_SIZE(reply) > slot) {
+            PyErr_SetString(PyExc_ValueError, "a reply that is not bytes or over a slot");
+            Py_DECREF(reply);
+            goto done;
+        }
+        struct msghdr *to = &out[sent].msg_hdr;
+        memcpy(to->msg_iov[0].iov_base, PyBytes_AS_STRING(reply),
+               (size_t)PyBytes_GET_SIZE(reply));
+        to->msg_iov[0].iov_len = (size_t)PyBytes_GET_SIZE(reply);
+        to->msg_name = head->msg_name;
+        to->msg_namelen = head->msg_namelen;
+        Py_DECREF(reply);
+        sent++;
+    }
+    result = PyLong_FromSsize_t(sent);
+done:
+    PyBuffer_Release(&in_view);
+    PyBuffer_Release(&out_view);
+    return result;
+}
+#endif
 
 static PyObject *
 configure(PyObject *module, PyObject *args)
@@ -397,6 +490,10 @@ configure(PyObject *module, PyObject *args)
 static PyMethodDef methods[] = {
     {"fast", (PyCFunction)(void (*)(void))fast, METH_FASTCALL,
      "fast(data, zones, udp, edns) -> bytes | None: answer._fast_python, compiled."},
+#ifdef __linux__
+    {"answer_batch", (PyCFunction)(void (*)(void))answer_batch, METH_FASTCALL,
+     "answer_batch(msgs_in, count, msgs_out, slot, zones, edns, general) -> replies ready."},
+#endif
     {"configure", configure, METH_VARARGS,
      "configure(a, txt, any, tcp_offset): the requests counters' indexes."},
     {NULL, NULL, 0, NULL},

@@ -293,3 +293,27 @@ def test_an_install_that_cannot_compile_serves_with_the_python_path(process, zon
     assert client.a("2.2.0.192.bl.test") == ["127.0.0.3"]
     assert client.txt("2.2.0.192.bl.test") == ["Spam from 192.0.2.2"]
     assert client.query("8.113.0.203.bl.test").rcode() == dns.rcode.NXDOMAIN
+
+
+@compiled_only
+def test_udp_batches_go_through_the_compiled_loop(served, monkeypatch):
+    # With the compiled fast path answering, batch.py hands each recvmmsg
+    # batch to the compiled loop, which calls answer() for what it cannot
+    # answer itself (here the general path's generic record).
+    from dnsbl import batch
+
+    if not batch.AVAILABLE:
+        pytest.skip("no recvmmsg/sendmmsg on this system")
+    real, batches = batch._answer_batch, []
+
+    def counting(*args):
+        batches.append(args[1])
+        return real(*args)
+
+    monkeypatch.setattr(batch, "_answer_batch", counting)
+    monkeypatch.setattr(answer_module, "_fast", FAST_PATHS["compiled"])
+    client = served[1]
+    assert client.a("1.2.0.192.fast.test") == ["127.0.0.2"]
+    assert client.a("www.slow.test") == ["127.0.0.9"]
+    assert client.query("8.113.0.203.fast.test").rcode() == dns.rcode.NXDOMAIN
+    assert sum(batches) >= 3
