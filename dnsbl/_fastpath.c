@@ -14,6 +14,7 @@
 #define PY_SSIZE_T_CLEAN
 #define _GNU_SOURCE /* struct mmsghdr */
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 #ifdef __linux__
 #include <sys/socket.h>
@@ -33,7 +34,7 @@ static Py_ssize_t index_a = -1, index_txt = -1, index_any = -1, tcp_offset = -1;
 
 static PyObject *s_fast_lookup, *s_servfail, *s_stats, *s_requests, *s_lookups, *s_rcodes,
     *s_a_rr, *s_txt_rr, *s_txt, *s_txt_head, *s_neg_soa_tail, *s_opt, *s_opt_do, *s_payload,
-    *s_join;
+    *s_join, *s_index;
 
 /* One decimal label at data[pos]: 1 to 3 ASCII digits after their length byte.
  * Its value (0..999) and the position after it, or -1. */
@@ -98,6 +99,102 @@ bytes_attr(PyObject *obj, PyObject *name, PyObject **hold, const char **out, Py_
     *out = PyBytes_AS_STRING(*hold);
     *len = PyBytes_GET_SIZE(*hold);
     return 0;
+}
+
+/* An array('I') of 4-byte items, or -1 (not one: the caller falls back). */
+static int
+uint32_array(PyObject *obj, Py_buffer *view)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        PyErr_Clear();
+        return -1;
+    }
+    if (view->itemsize != 4 || view->format == NULL || strcmp(view->format, "I") != 0) {
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* dataset.IP4Dataset's lookup, done here from what it exposes as
+ * lookup.index: (keys, starts, numbers, values, shift, trie_get or None),
+ * the same steps as the Python closure. 1 with *value set (a new
+ * reference), 0 where that is not there or not as expected (the caller
+ * calls the lookup instead), -1 with an exception. */
+static int
+indexed_lookup(PyObject *lookup, uint32_t key, PyObject *ip, PyObject **value)
+{
+    PyObject *index = PyObject_GetAttr(lookup, s_index);
+    if (index == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    int rc = 0;
+    Py_buffer keys, starts, numbers;
+    int have = 0; /* buffers held */
+    if (!PyTuple_Check(index) || PyTuple_GET_SIZE(index) != 6
+        || !PyList_Check(PyTuple_GET_ITEM(index, 3)))
+        goto out;
+    PyObject *values = PyTuple_GET_ITEM(index, 3), *trie_get = PyTuple_GET_ITEM(index, 5);
+    long shift = PyLong_AsLong(PyTuple_GET_ITEM(index, 4));
+    if (shift == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        goto out;
+    }
+    if (shift < 1 || shift > 31)
+        goto out;
+    if (uint32_array(PyTuple_GET_ITEM(index, 0), &keys) < 0)
+        goto out;
+    have = 1;
+    if (uint32_array(PyTuple_GET_ITEM(index, 1), &starts) < 0)
+        goto out;
+    have = 2;
+    if (uint32_array(PyTuple_GET_ITEM(index, 2), &numbers) < 0)
+        goto out;
+    have = 3;
+    const uint32_t *k = keys.buf, *st = starts.buf, *num = numbers.buf;
+    Py_ssize_t nkeys = keys.len / 4, nstarts = starts.len / 4, nnumbers = numbers.len / 4;
+    Py_ssize_t block = (Py_ssize_t)(key >> shift);
+    if (block + 1 >= nstarts)
+        goto out;
+    Py_ssize_t lo = st[block], hi = st[block + 1];
+    if (lo > hi || hi > nkeys || hi > nnumbers)
+        goto out;
+    if (lo != hi) {
+        while (lo < hi) { /* bisect_left */
+            Py_ssize_t mid = lo + (hi - lo) / 2;
+            if (k[mid] < key)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < (Py_ssize_t)st[block + 1] && k[lo] == key) {
+            uint32_t number = num[lo];
+            if ((Py_ssize_t)number >= PyList_GET_SIZE(values))
+                goto out;
+            *value = Py_NewRef(PyList_GET_ITEM(values, number));
+            rc = 1;
+            goto out;
+        }
+    }
+    if (trie_get == Py_None) {
+        *value = Py_NewRef(Py_None);
+        rc = 1;
+    } else {
+        *value = PyObject_CallOneArg(trie_get, ip);
+        rc = *value == NULL ? -1 : 1;
+    }
+out:
+    if (have >= 3)
+        PyBuffer_Release(&numbers);
+    if (have >= 2)
+        PyBuffer_Release(&starts);
+    if (have >= 1)
+        PyBuffer_Release(&keys);
+    Py_DECREF(index);
+    return rc;
 }
 
 /* The reply to the n bytes at data, None for the general path, or NULL with
@@ -207,7 +304,13 @@ answer_fast(const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp, P
     ip = PyBytes_FromStringAndSize((const char *)address, 4);
     if (ip == NULL)
         goto error;
-    value = PyObject_CallOneArg(lookup, ip);
+    uint32_t packed = (uint32_t)address[0] << 24 | (uint32_t)address[1] << 16
+                   | (uint32_t)address[2] << 8 | address[3];
+    int looked = indexed_lookup(lookup, packed, ip, &value);
+    if (looked < 0)
+        goto error;
+    if (looked == 0)
+        value = PyObject_CallOneArg(lookup, ip);
     if (value == NULL)
         goto error;
 
@@ -264,9 +367,9 @@ answer_fast(const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp, P
                 Py_ssize_t size = PyBytes_GET_SIZE(text);
                 if (size > 255)
                     size = 255;
-                PyObject *head_hold;
-                const char *head;
-                Py_ssize_t head_len;
+                PyObject *head_hold = NULL;
+                const char *head = NULL;
+                Py_ssize_t head_len = 0;
                 if (bytes_attr(value, s_txt_head, &head_hold, &head, &head_len) < 0
                     || head == NULL) {
                     if (head == NULL && !PyErr_Occurred())
@@ -516,7 +619,7 @@ PyInit__fastpath(void)
         {&s_requests, "requests"}, {&s_lookups, "lookups"}, {&s_rcodes, "rcodes"},
         {&s_a_rr, "a_rr"}, {&s_txt_rr, "txt_rr"}, {&s_txt, "txt"}, {&s_txt_head, "txt_head"},
         {&s_neg_soa_tail, "neg_soa_tail"}, {&s_opt, "opt"}, {&s_opt_do, "opt_do"},
-        {&s_payload, "payload"}, {&s_join, "join"},
+        {&s_payload, "payload"}, {&s_join, "join"}, {&s_index, "index"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (*names[i].slot == NULL) {
