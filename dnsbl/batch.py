@@ -60,14 +60,14 @@ def _calls() -> tuple[Any, Any] | None:
 
 
 _CALLS = _calls()
+#: Whether this system has recvmmsg and sendmmsg.
+AVAILABLE = _CALLS is not None
 #: The loop below compiled (_fastpath.c), where built: used while the
 #: compiled fast path is the one answering (answer._fast).
 _COMPILED_FAST = FAST_PATHS.get("compiled")
 _answer_batch: Any = None
 if _COMPILED_FAST is not None:
     from dnsbl._fastpath import answer_batch as _answer_batch  # type: ignore[attr-defined,no-redef]
-#: Whether this system has recvmmsg and sendmmsg.
-AVAILABLE = _CALLS is not None
 
 # Where the fields the loop touches sit, in units of the memoryviews below.
 _STRIDE_I = sizeof(_MMsgHdr) // 4
