@@ -264,14 +264,22 @@ def test_an_install_that_cannot_compile_serves_with_the_python_path(process, zon
                                                                       tmp_path):
     # The compiler made to fail: pip install still succeeds, without the
     # extension, and that install serves, through the Python fast path.
+    import shutil
     import subprocess
     import sys
 
-    target = tmp_path / "site"
+    target, source = tmp_path / "site", tmp_path / "source"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # A copy of the sources alone: pip builds in the tree it is given, and a
+    # build/ there from an earlier build would hand over its extension
+    # without compiling anything.
+    shutil.copytree(os.path.join(root, "dnsbl"), source / "dnsbl",
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
+        shutil.copy(os.path.join(root, name), source / name)
     build = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-cache-dir",
-         "--target", str(target), root],
+         "--target", str(target), str(source)],
         capture_output=True, text=True, timeout=scaled(600),
         env={**os.environ, "CC": "false", "PIP_NO_INPUT": "1"}, cwd=tmp_path)
     assert build.returncode == 0, build.stdout + build.stderr
