@@ -190,7 +190,7 @@ def test_compiled_and_python_fast_paths_agree(served, address, qtype, edns, dnss
                                               udp, cut, flips, tail):
     # Valid fast questions, then the same cut short, with bytes changed and
     # bytes added: every bounds check of the one must be the other's.
-    zones = served[0].server.registry.current.zones
+    zones = served[0].server.served.current.zones
     wire = _fast_query(address, qtype, edns, dnssec, zeros, upper)
     assert_paths_agree(wire, zones, udp)
     changed = bytearray(wire)
@@ -205,7 +205,7 @@ def test_compiled_and_python_fast_paths_agree(served, address, qtype, edns, dnss
 def test_compiled_path_answers_what_the_python_one_answers(served):
     # Not everything handed to the general path: the listed, the unlisted,
     # the "$" TXT, ANY, EDNS with DO, over UDP and TCP.
-    zones = served[0].server.registry.current.zones
+    zones = served[0].server.served.current.zones
     answered = 0
     for address in ADDRESSES:
         for qtype in ("A", "TXT", "ANY"):
@@ -219,7 +219,7 @@ def test_compiled_path_answers_what_the_python_one_answers(served):
 @compiled_only
 def test_compiled_path_survives_the_hostile_corpus(served):
     from tests.test_hostile import CORPUS
-    zones = dict(served[0].server.registry.current.zones)
+    zones = dict(served[0].server.served.current.zones)
     # The corpus asks about bl.test: serve it from the fast zone's data.
     zones[b"\x02bl\x04test\x00"] = zones[b"\x04fast\x04test\x00"]
     for case in CORPUS.values():
