@@ -22,7 +22,7 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/activate pyproject.toml
+$(VENV)/.installed: $(BIN)/activate pyproject.toml setup.py dnsbl/_fastpath.c
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 

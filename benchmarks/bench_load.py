@@ -1,7 +1,7 @@
 """Load benchmark: dnsperf against the server, comparing settings A B A B.
 
     .venv/bin/python benchmarks/bench_load.py [--entries N] [--runs K] [--seconds S]
-        [--compare metrics|rrl|rbldnsd|batch|workers|none]
+        [--compare metrics|rrl|rbldnsd|batch|workers|none] [--sorted]
 
 Generates a zone (benchmarks/generate.py: N single addresses plus CIDR blocks,
 half the queries listed, A=0.8,TXT=0.2), starts ``python -m dnsbl serve`` on
@@ -11,15 +11,17 @@ every second while on), ``--compare rrl`` rate limiting on and off: on
 with a rate of a million per second and no exemption, so every query takes
 the whole token-bucket path (prefix, bucket lookup, refill, spend) and none
 is limited (a limited query would be cheaper: no reply), ``--compare
-rbldnsd`` rbldnsd (A) and dnsbl (B) on the same zone, both on CPU 0,
+rbldnsd`` rbldnsd (A), dnsbl with its compiled fast path (B) and with the
+Python one (C, ``DNSBL_PURE_PYTHON=1``) on the same zone, each on CPU 0,
 ``--compare batch`` UDP one datagram per system call (A) against recvmmsg
 batches (B). dnsbl runs one worker unless compared by
 ``--compare workers``: 1 worker (A) against ``--workers N`` (B, default 2);
 then neither server nor dnsperf is pinned (the workers need the CPUs) and
 dnsperf uses 16 sockets, so SO_REUSEPORT has flows to spread. Prints
-queries/s, average and max latency, lost queries, RSS (summed over the
-server's processes) and start-to-first-answer per run, and the medians with
-the ratio B/A, pair by pair.
+queries/s, average and max latency, lost queries, the server's CPU time per
+answered query (user + system, from /proc, summed over its processes), RSS
+(summed likewise) and start-to-first-answer per run, and the medians with
+the ratio of each setting to A, run by run.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def pinned(cmd: list[str], cpu: int) -> list[str]:
     return [taskset, "-c", str(cpu), *cmd]
 
 
-def start_server(zone: str, port: int, extra: list[str]) -> subprocess.Popen:
+def start_server(zone: str, port: int, extra: list[str],
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
     if extra[:1] == ["rbldnsd"]:
         # rbldnsd refuses root: as root it runs as rbldns, chrooted to the zone's folder.
         cmd = ["rbldnsd", "-n", "-b", f"127.0.0.1/{port}", "-c", "0", "-t", "2100"]
@@ -78,7 +81,7 @@ def start_server(zone: str, port: int, extra: list[str]) -> subprocess.Popen:
                "--log-level", "warning", *workers, *extra]
     started = time.monotonic()
     server = subprocess.Popen(pinned(cmd, SERVER_CPU), cwd=os.path.dirname(HERE),
-                              stdout=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})})
     # 2.0.0.127.bl.example.org A: what both servers answer once loaded.
     query = b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00" + b"".join(
         bytes((len(label),)) + label.encode()
@@ -111,13 +114,26 @@ def stop(proc: subprocess.Popen) -> None:
 
 def rss_mb(pid: int) -> float:
     """Resident memory of ``pid`` and its children (the workers), in MB."""
-    total = _own_rss_mb(pid)
+    return _own_rss_mb(pid) + sum(rss_mb(child) for child in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
-            children = [int(c) for c in f.read().split()]
+            return [int(c) for c in f.read().split()]
     except OSError:
-        children = []
-    return total + sum(rss_mb(child) for child in children)
+        return []
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its children (the workers)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return own + sum(cpu_seconds(child) for child in _children(pid))
 
 
 def _own_rss_mb(pid: int) -> float:
@@ -139,6 +155,7 @@ def dnsperf(port: int, queries: str, seconds: float) -> dict[str, float]:
         return float(m.group(1)) if m else float("nan")
     return {
         "qps": number(r"Queries per second:\s+([\d.]+)"),
+        "completed": number(r"Queries completed:\s+(\d+)"),
         "lost": number(r"Queries lost:\s+(\d+)"),
         "avg_ms": number(r"Average Latency \(s\):\s+([\d.]+)") * 1000,
         "max_ms": number(r"max ([\d.]+)\)") * 1000,
@@ -161,6 +178,8 @@ def main() -> int:
     parser.add_argument("--compare", choices=["metrics", "rrl", "rbldnsd", "batch", "workers",
                                               "none"], default="metrics")
     parser.add_argument("--workers", type=int, default=2, help="B of --compare workers")
+    parser.add_argument("--sorted", action="store_true",
+                        help="the zone's entries sorted (generate.py --sorted), not random order")
     args = parser.parse_args()
     if args.compare == "workers":
         global PINNED, CLIENTS
@@ -173,7 +192,8 @@ def main() -> int:
     work = tempfile.mkdtemp(prefix="dnsbl-load-")
     zone, queries = os.path.join(work, "bl.zone"), os.path.join(work, "queries.txt")
     generate.main(["--zone-out", zone, "--queries-out", queries, "--singles", str(args.entries),
-                   "--cidrs", str(max(1, args.entries // 50)), "--queries", "200000"])
+                   "--cidrs", str(max(1, args.entries // 50)), "--queries", "200000",
+                   *(["--sorted"] if args.sorted else [])])
     metrics_port = free_port(socket.SOCK_STREAM)
     # RRL on, at a rate dnsperf does not reach and with nobody exempt: every
     # query pays for the token bucket (an exempt client would skip it), and
@@ -182,58 +202,69 @@ def main() -> int:
     with open(rrl_config, "w") as f:
         f.write("[rrl]\nrate = 1000000\n")
     off = ["--metrics", "none"]
-    settings = {
-        "metrics": (off, ["--metrics", f"127.0.0.1:{metrics_port}"]),
-        "rrl": (off, [*off, "--config", rrl_config]),
-        "rbldnsd": (["rbldnsd"], off),
-        "batch": ([*off, "--udp-batch", "0"], off),
-        "workers": (off, [*off, "--workers", str(args.workers)]),
-        "none": (off, off),
+    pure = {"DNSBL_PURE_PYTHON": "1"}
+    # (label, serve arguments, environment) of each setting, A first.
+    settings: list[tuple[str, list[str], dict[str, str]]] = {
+        "metrics": [("metrics off", off, {}),
+                    ("metrics on", ["--metrics", f"127.0.0.1:{metrics_port}"], {})],
+        "rrl": [("rrl off", off, {}), ("rrl on", [*off, "--config", rrl_config], {})],
+        "rbldnsd": [("rbldnsd", ["rbldnsd"], {}), ("dnsbl compiled", off, {}),
+                    ("dnsbl python", off, pure)],
+        "batch": [("one at a time", [*off, "--udp-batch", "0"], {}), ("batched", off, {})],
+        "workers": [("1 worker", off, {}),
+                    (f"{args.workers} workers", [*off, "--workers", str(args.workers)], {})],
+        "none": [("A", off, {}), ("B", off, {})],
     }[args.compare]
-    labels = {"metrics": ("metrics off", "metrics on"), "rrl": ("rrl off", "rrl on"),
-              "rbldnsd": ("rbldnsd", "dnsbl"), "batch": ("one at a time", "batched"),
-              "workers": ("1 worker", f"{args.workers} workers"),
-              "none": ("A", "B")}[args.compare]
+    labels = [label for label, _extra, _env in settings]
     if args.compare == "rbldnsd":
         os.chmod(work, 0o755)
         os.chmod(zone, 0o644)
-    results: dict[str, list[dict[str, float]]] = {labels[0]: [], labels[1]: []}
+    results: dict[str, list[dict[str, float]]] = {label: [] for label in labels}
     print(f"{args.entries:,} entries, {args.seconds:.0f} s per run, "
-          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    print("run | setting | queries/s | avg ms | max ms | lost | RSS MB | start to first answer s")
+          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print("run | setting | queries/s | avg ms | max ms | lost | CPU µs/query | RSS MB "
+          "| start to first answer s")
     try:
         for run in range(args.runs):
-            for which in (0, 1):
+            for label, extra, env in settings:
                 port = free_port()
-                server = start_server(zone, port, settings[which])
+                server = start_server(zone, port, extra, env)
                 done = threading.Event()
-                if args.compare == "metrics" and which == 1:
+                if args.compare == "metrics" and label == labels[1]:
                     threading.Thread(target=scraper, args=(metrics_port, done),
                                      daemon=True).start()
                 try:
+                    cpu = cpu_seconds(server.pid)
                     result = dnsperf(port, queries, args.seconds)
+                    cpu = cpu_seconds(server.pid) - cpu
+                    result["cpu_us"] = cpu / max(result["completed"], 1) * 1e6
                     result["rss"] = rss_mb(server.pid)
                     result["load"] = server.load_seconds  # type: ignore[attr-defined]
                 finally:
                     done.set()
                     stop(server)
-                results[labels[which]].append(result)
-                print(f"{run + 1} | {labels[which]} | {result['qps']:.0f} | "
+                results[label].append(result)
+                print(f"{run + 1} | {label} | {result['qps']:.0f} | "
                       f"{result['avg_ms']:.2f} | {result['max_ms']:.1f} | "
-                      f"{result['lost']:.0f} | {result['rss']:.0f} | {result['load']:.2f}")
+                      f"{result['lost']:.0f} | {result['cpu_us']:.1f} | {result['rss']:.0f} | "
+                      f"{result['load']:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    medians = {k: statistics.median(r["qps"] for r in v) for k, v in results.items()}
-    a, b = labels
-    print(f"median queries/s: {a} {medians[a]:.0f}, {b} {medians[b]:.0f}, "
-          f"ratio {medians[b] / medians[a]:.3f}")
-    pairs = [rb["qps"] / ra["qps"] for ra, rb in zip(results[a], results[b], strict=True)]
-    print("pairwise ratios:", ", ".join(f"{p:.3f}" for p in pairs),
-          f"(median {statistics.median(pairs):.3f})")
-    for key, what in (("rss", "RSS MB"), ("load", "start to first answer s")):
+    print(f"load average now {os.getloadavg()[0]:.2f}")
+    a = labels[0]
+    for key, what in (("qps", "queries/s"), ("cpu_us", "server CPU µs/query"),
+                      ("rss", "RSS MB"), ("load", "start to first answer s")):
         ma = statistics.median(r[key] for r in results[a])
-        mb = statistics.median(r[key] for r in results[b])
-        print(f"median {what}: {a} {ma:.2f}, {b} {mb:.2f}, ratio {mb / ma:.2f}")
+        print(f"median {what}: " + ", ".join(
+            f"{b} {statistics.median(r[key] for r in results[b]):.2f}"
+            + ("" if b == a else
+               f" (ratio {statistics.median(r[key] for r in results[b]) / ma:.3f})")
+            for b in labels))
+    for b in labels[1:]:
+        runs = [rb["qps"] / ra["qps"] for ra, rb in zip(results[a], results[b], strict=True)]
+        print(f"queries/s ratios {b}/{a} run by run:", ", ".join(f"{p:.3f}" for p in runs),
+              f"(median {statistics.median(runs):.3f})")
     return 0
 
 

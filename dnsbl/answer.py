@@ -9,9 +9,10 @@ bumps plain-int counters.
 
 from __future__ import annotations
 
+import os
 import re
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dnsbl.datasets import AclDataset
@@ -73,7 +74,8 @@ from dnsbl.wire import (
 from dnsbl.zonefile import Value
 from dnsbl.zones import Zone, Zones
 
-__all__ = ["DROP_REASONS", "EDNS_PAYLOAD", "Edns", "Stats", "answer"]
+__all__ = ["DROP_REASONS", "EDNS_PAYLOAD", "FAST_PATH", "FAST_PATHS", "FAST_PATH_WHY", "Edns",
+           "Stats", "answer"]
 
 #: The UDP payload size we advertise and accept at most (DNS Flag Day 2020).
 EDNS_PAYLOAD = 1232
@@ -403,9 +405,12 @@ def _domain(query: _Query, zone: Zone) -> bytes | None:
     return None
 
 
-def _fast(data: bytes, zones: dict[bytes, Zone], udp: bool, edns: Edns) -> bytes | None:
+def _fast_python(data: bytes, zones: dict[bytes, Zone], udp: bool, edns: Edns) -> bytes | None:
     """The common question answered in few steps, or ``None`` for :func:`answer`'s
-    general path (which gives the same answer, only slower)."""
+    general path (which gives the same answer, only slower).
+
+    _fastpath.c is this function compiled: a change here is a change there,
+    and tests/test_fastpath.py holds the two to the same bytes."""
     match = _REVERSED_V4.match(data, HEADER_LEN)
     if match is None or data[2] & _NOT_A_QUERY or data[4:10] != b"\x00\x01\x00\x00\x00\x00":
         return None  # not d.c.b.a.<something>, a response, another opcode, odd counts
@@ -725,3 +730,35 @@ def _message(query: _Query, rcode: int, ancount: int, nscount: int, records: byt
         flags = bytes((flags[0] | TC, flags[1]))
         reply = data[:2] + flags + _COUNTS.pack(1, 0, 0, arcount) + query.question + opt
     return reply
+
+
+FastPath = Callable[[bytes, dict[bytes, Zone], bool, Edns], "bytes | None"]
+
+
+def _compiled() -> FastPath | None:
+    """_fastpath.c's fast path, or ``None`` where it was not built (no
+    compiler at install time): then the Python one serves, answering the same."""
+    try:
+        from dnsbl import _fastpath  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    _fastpath.configure(QTYPE_INDEX[TYPE_A], QTYPE_INDEX[TYPE_TXT], QTYPE_INDEX[TYPE_ANY],
+                        _TCP_OFFSET)
+    fast: FastPath = _fastpath.fast
+    return fast
+
+
+#: The fast paths this install has, by name ("compiled" where it was built).
+FAST_PATHS: dict[str, FastPath] = {"python": _fast_python}
+if (_built := _compiled()) is not None:
+    FAST_PATHS["compiled"] = _built
+#: The one that serves: the compiled one where built, unless DNSBL_PURE_PYTHON=1
+#: asks for the Python one (to compare them, or to rule the extension out).
+FAST_PATH = ("compiled" if "compiled" in FAST_PATHS
+             and os.environ.get("DNSBL_PURE_PYTHON", "") in ("", "0") else "python")
+_fast = FAST_PATHS[FAST_PATH]
+#: Why the Python one serves, for the line serve logs at start-up.
+FAST_PATH_WHY = ""
+if FAST_PATH == "python":
+    FAST_PATH_WHY = (" (DNSBL_PURE_PYTHON=1)" if "compiled" in FAST_PATHS
+                     else " (the compiled one was not built: no C compiler at install time?)")

@@ -15,10 +15,12 @@ import mmap
 import socket
 import sys
 from ctypes import POINTER, Structure, c_int, c_size_t, c_uint, c_uint32, c_void_p, sizeof
+from functools import partial
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
-from dnsbl.answer import answer
+from dnsbl import answer as answering
+from dnsbl.answer import FAST_PATHS, answer
 from dnsbl.protocols import Shared, udp_reply
 from dnsbl.rrl import limited
 from dnsbl.stats import DROP_SEND
@@ -60,6 +62,12 @@ def _calls() -> tuple[Any, Any] | None:
 _CALLS = _calls()
 #: Whether this system has recvmmsg and sendmmsg.
 AVAILABLE = _CALLS is not None
+#: The loop below compiled (_fastpath.c), where built: used while the
+#: compiled fast path is the one answering (answer._fast).
+_COMPILED_FAST = FAST_PATHS.get("compiled")
+_answer_batch: Any = None
+if _COMPILED_FAST is not None:
+    from dnsbl._fastpath import answer_batch as _answer_batch  # type: ignore[attr-defined,no-redef]
 
 # Where the fields the loop touches sit, in units of the memoryviews below.
 _STRIDE_I = sizeof(_MMsgHdr) // 4
@@ -157,7 +165,16 @@ class BatchedUDP:
             rrl = shared.rrl
             now = monotonic() if rrl is not None else 0.0
             sent = 0
-            for i in range(count):
+            if (_answer_batch is not None and not addressed and rrl is None
+                    and answering._fast is _COMPILED_FAST):
+                # The common case, no Python per datagram: the compiled fast
+                # path, else answer() for that datagram alone.
+                sent = _answer_batch(msgs_in, count, self._out, _SLOT, zones, edns,
+                                     partial(answer, zones=zones, stats=stats, edns=edns))
+                looped = count  # none left for the loop below
+            else:
+                looped = 0
+            for i in range(looped, count):
                 data = bytes(inbox[i * _SLOT:i * _SLOT + in_u32[i * _STRIDE_I + _LEN_I]])
                 if addressed:
                     reply = udp_reply(shared, zones, data,

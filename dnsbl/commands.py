@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dnsbl.answer import FAST_PATH
 from dnsbl.config import ServerConfig
 from dnsbl.reload import CheckResult, DatasetStatus
 from dnsbl.stats import RCODE_LABELS, Stats, ZoneStats
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The code that answers queries: one today; a faster one may come.
-ANSWERING = "python"
+#: The code that answers the common questions: "compiled" or "python".
+ANSWERING = FAST_PATH
 COMMANDS = ("status", "reload", "query")
 
 

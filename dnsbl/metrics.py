@@ -107,7 +107,8 @@ SERIES: dict[str, Series] = {
         "counter", "sum",
         "Loads of the dataset refused, by reason; the previous data kept serving."),
     "dnsbl_build_info": Series(
-        "gauge", "max", "Version of dnsbl, Python and the event loop, as labels."),
+        "gauge", "max", "Version of dnsbl, Python, the event loop and the fast path that "
+                        "answers (compiled or python), as labels."),
     "dnsbl_workers": Series(
         "gauge", None, "Worker processes running, ready and answering (with --workers above 1; "
                        "the other series are then folded over the workers)."),
@@ -279,10 +280,11 @@ class Collector:
 
         yield from self._datasets(zoneset)
 
-        info = metric_family("dnsbl_build_info", ["version", "python", "loop"])
+        info = metric_family("dnsbl_build_info", ["version", "python", "loop", "answering"])
         from dnsbl import __version__
+        from dnsbl.answer import FAST_PATH
 
-        info.add_metric([__version__, platform.python_version(), self._loop_name], 1)
+        info.add_metric([__version__, platform.python_version(), self._loop_name, FAST_PATH], 1)
         yield info
 
     def _datasets(self, zoneset: Snapshot) -> Iterator[Metric]:

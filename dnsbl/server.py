@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from dnsbl import batch, commands, systemd
-from dnsbl.answer import Edns
+from dnsbl.answer import FAST_PATH, FAST_PATH_WHY, Edns
 from dnsbl.commands import Statistics
 from dnsbl.config import Listen, ServerConfig
 from dnsbl.control import ControlServer
@@ -146,6 +146,7 @@ class Server:
         :raises StartupError: naming what could not be bound.
         """
         loop = asyncio.get_running_loop()
+        log.info("answering with the %s fast path%s", FAST_PATH, FAST_PATH_WHY)
         self.loop_name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
         if self.config.query_log:
             try:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from dnsbl.answer import FAST_PATH
 from tests.helpers import LISTED, ROOT, data, free_port, run_cli, write
 
 
@@ -51,7 +52,7 @@ def test_status_names_zones_serials_entries_and_workers(controlled, workers):
     result = ctl(control, "status")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert f"dnsbl pid {server.proc.pid}" in out and "answering with python" in out
+    assert f"dnsbl pid {server.proc.pid}" in out and f"answering with {FAST_PATH}" in out
     assert "zone bl.test: loaded, serial " in out and "100 entries" in out
     assert f"ip4set {zone}: 100 entries, 1 load(s)" in out
     assert out.count(", answering, 0 restart(s)") == (2 if workers == "2" else 0)
@@ -59,7 +60,7 @@ def test_status_names_zones_serials_entries_and_workers(controlled, workers):
     [entry] = reply["zones"]
     assert (entry["name"], entry["entries"], entry["last_result"]) == ("bl.test", 100, "ok")
     assert entry["serial"] == int(zone.stat().st_mtime)
-    assert reply["answering"] == "python"
+    assert reply["answering"] == FAST_PATH
     assert (len(reply["workers"]) if reply["workers"] else 1) == int(workers)
 
 

@@ -23,7 +23,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dnsbl import answer as answer_module
+from dnsbl.answer import DEFAULT_EDNS, FAST_PATHS
 from tests.helpers import ServerThread, scaled
+
+NOT_BUILT = "the compiled fast path was not built (no C compiler at install time)"
+PATHS = ["python", pytest.param("compiled", marks=pytest.mark.skipif(
+    "compiled" not in FAST_PATHS, reason=NOT_BUILT))]
 
 ZONE = [
     ":127.0.0.2:Listed, see https://bl.example.org/?ip=$",
@@ -33,16 +39,18 @@ ZONE = [
     "192.0.2.4 :5:" + "x" * 250 + "$",  # a long TXT: ANY without EDNS is 512+ bytes
     "198.51.100.0/24 :6:Range",
     "!198.51.100.128/26",
+    "!198.51.100.10",  # a single excluded: value number 0 in the index of singles
     "203.0.113.7",
 ]
 ADDRESSES = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5",
-             "198.51.100.9", "198.51.100.130", "203.0.113.7", "203.0.113.8", "10.1.2.3",
+             "198.51.100.9", "198.51.100.10", "198.51.100.130", "203.0.113.7", "203.0.113.8",
+             "10.1.2.3",
              # also nibble names: 6to4's 2002:: and IPv4-mapped ::ffff: start so
              "2.0.0.2", "0.0.0.0"]
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory):
+def served(tmp_path_factory):
     from dnsbl.config import Listen, ServerConfig, with_overrides
 
     work = tmp_path_factory.mktemp("fast")
@@ -57,18 +65,16 @@ def servers(tmp_path_factory):
         f"slow.test:generic:{generic}"])
     thread = ServerThread(config)
     client = thread.start()
-    yield client
+    yield thread, client
     thread.stop()
 
 
-@pytest.fixture(scope="module")
-def fast_answered():
-    """The questions answer.py's fast path answered (it returns None for those
-    it leaves to the general path); the server runs in this process."""
-    from dnsbl import answer
-
+@pytest.fixture
+def fast_answered(fast_path, monkeypatch):
+    """The questions the fast path chosen by ``fast_path`` answered (it returns
+    None for those it leaves to the general path); the server runs in this process."""
     answered: list[bytes] = []
-    fast = answer._fast
+    fast = answer_module._fast
 
     def spy(data, *args):
         reply = fast(data, *args)
@@ -76,9 +82,22 @@ def fast_answered():
             answered.append(data)
         return reply
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(answer, "_fast", spy)
-        yield answered
+    monkeypatch.setattr(answer_module, "_fast", spy)
+    return answered
+
+
+@pytest.fixture
+def servers(served, fast_path):
+    """The server's client, the server answering with ``fast_path``."""
+    return served[1]
+
+
+@pytest.fixture(params=PATHS)
+def fast_path(request, monkeypatch):
+    """Answer with the one fast path or the other: answer() looks it up per
+    call, so a server already running switches too."""
+    monkeypatch.setattr(answer_module, "_fast", FAST_PATHS[request.param])
+    return request.param
 
 
 def _exchange(client, wire: bytes, tcp: bool) -> bytes:
@@ -161,3 +180,191 @@ def test_fast_path_answers_listed_and_unlisted(servers):
     reply = servers.query("8.113.0.203.fast.test", "A")
     assert reply.rcode() == dns.rcode.NXDOMAIN
     assert reply.authority[0].rdtype == dns.rdatatype.SOA
+
+
+# --- the compiled fast path against the Python one, byte for byte ---------------------------
+
+def _counters(zones) -> list[list[int]]:
+    return [list(counts) for zone in zones.values()
+            for counts in (zone.stats.requests, zone.stats.rcodes, zone.stats.lookups)]
+
+
+def assert_paths_agree(data: bytes, zones, udp: bool, edns=DEFAULT_EDNS) -> bytes | None:
+    """Both fast paths on one datagram: the same reply (or both ``None``: the
+    general path's) and the same counters bumped."""
+    python, compiled = FAST_PATHS["python"], FAST_PATHS["compiled"]
+    before = _counters(zones)
+    expected = python(data, zones, udp, edns)
+    middle = _counters(zones)
+    got = compiled(data, zones, udp, edns)
+    after = _counters(zones)
+    assert got == expected, f"the paths differ on {data!r} (udp={udp})"
+    assert ([[m - b for b, m in zip(bs, ms, strict=True)] for bs, ms in zip(before, middle,
+                                                                             strict=True)]
+            == [[a - m for m, a in zip(ms, as_, strict=True)] for ms, as_ in zip(middle, after,
+                                                                                  strict=True)])
+    return got
+
+
+def _fast_query(address: str, qtype: str, edns: int | None, dnssec: bool, zeros: bool,
+                upper: str) -> bytes:
+    query = dns.message.make_query(_name(address, "fast.test", zeros, upper), qtype,
+                                   use_edns=edns is not None, payload=edns or 512,
+                                   want_dnssec=dnssec and edns is not None)
+    return query.to_wire()
+
+
+compiled_only = pytest.mark.skipif("compiled" not in FAST_PATHS, reason=NOT_BUILT)
+
+
+@compiled_only
+@settings(max_examples=2000, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(address=st.sampled_from(ADDRESSES + ["300.1.2.3", "255.255.255.255", "0.0.0.0"]),
+       qtype=st.sampled_from(["A", "TXT", "ANY", "MX"]),
+       edns=st.sampled_from([None, 0, 511, 512, 600, 1232, 65535]), dnssec=st.booleans(),
+       zeros=st.booleans(), upper=st.text("01", max_size=40), udp=st.booleans(),
+       cut=st.integers(0, 80), flips=st.lists(st.tuples(st.integers(0, 120), st.integers(0, 255)),
+                                               max_size=3),
+       tail=st.binary(max_size=8))
+def test_compiled_and_python_fast_paths_agree(served, address, qtype, edns, dnssec, zeros, upper,
+                                              udp, cut, flips, tail):
+    # Valid fast questions, then the same cut short, with bytes changed and
+    # bytes added: every bounds check of the one must be the other's.
+    zones = served[0].server.served.current.zones
+    wire = _fast_query(address, qtype, edns, dnssec, zeros, upper)
+    assert_paths_agree(wire, zones, udp)
+    changed = bytearray(wire)
+    for at, byte in flips:
+        if at < len(changed):
+            changed[at] = byte
+    for data in (bytes(changed), wire[:len(wire) - cut], wire + tail, bytes(changed) + tail):
+        assert_paths_agree(data, zones, udp)
+
+
+@compiled_only
+def test_compiled_path_answers_what_the_python_one_answers(served):
+    # Not everything handed to the general path: the listed, the unlisted,
+    # the "$" TXT, ANY, EDNS with DO, over UDP and TCP.
+    zones = served[0].server.served.current.zones
+    answered = 0
+    for address in ADDRESSES:
+        for qtype in ("A", "TXT", "ANY"):
+            for edns, dnssec in ((None, False), (1232, True)):
+                for udp in (True, False):
+                    wire = _fast_query(address, qtype, edns, dnssec, False, "")
+                    answered += assert_paths_agree(wire, zones, udp) is not None
+    assert answered >= 100
+
+
+@compiled_only
+def test_compiled_path_survives_the_hostile_corpus(served):
+    from tests.test_hostile import CORPUS
+    zones = dict(served[0].server.served.current.zones)
+    # The corpus asks about bl.test: serve it from the fast zone's data.
+    zones[b"\x02bl\x04test\x00"] = zones[b"\x04fast\x04test\x00"]
+    for case in CORPUS.values():
+        for udp in (True, False):
+            assert_paths_agree(case.packet, zones, udp)
+            for cut in range(len(case.packet)):
+                assert_paths_agree(case.packet[:cut], zones, udp)
+
+
+def test_the_compiled_path_is_built_where_a_compiler_is():
+    # setup.py builds the extension optionally: a silent build failure would
+    # leave every test above skipped. Where cc and Python.h are, it is built.
+    import shutil
+    import sysconfig
+    from pathlib import Path
+
+    compiler = os.environ.get("CC", "cc").split()[0]
+    headers = Path(sysconfig.get_paths()["include"], "Python.h")
+    if shutil.which(compiler) is None or not headers.exists():
+        pytest.skip(f"no C compiler ({compiler}) or no {headers} (Debian: python3-dev)")
+    assert "compiled" in FAST_PATHS, "a compiler is here, but the extension was not built"
+
+
+@pytest.mark.parametrize("pure", ["", "1"])
+def test_serve_logs_which_fast_path_answers(process, zone_file, pure):
+    # DNSBL_PURE_PYTHON=1 asks for the Python path; without it, the compiled
+    # one serves where built. Either way the same answers.
+    expected = "python" if pure or "compiled" not in FAST_PATHS else "compiled"
+    server = process("--zone", f"bl.test:ip4trie:{zone_file(ZONE)}", "--listen", "127.0.0.1:0",
+                     env={"DNSBL_PURE_PYTHON": pure})
+    client = server.wait_listening()
+    [line] = server.wait_log(" fast path")
+    assert f"answering with the {expected} fast path" in line
+    if pure and "compiled" in FAST_PATHS:
+        assert "(DNSBL_PURE_PYTHON=1)" in line
+    assert client.a("2.2.0.192.bl.test") == ["127.0.0.3"]
+    assert client.txt("2.2.0.192.bl.test") == ["Spam from 192.0.2.2"]
+
+
+@pytest.mark.slow
+def test_an_install_that_cannot_compile_serves_with_the_python_path(process, zone_file,
+                                                                      tmp_path):
+    # The compiler made to fail: pip install still succeeds, without the
+    # extension, and that install serves, through the Python fast path.
+    import shutil
+    import subprocess
+    import sys
+
+    target, source = tmp_path / "site", tmp_path / "source"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # A copy of the sources alone: pip builds in the tree it is given, and a
+    # build/ there from an earlier build would hand over its extension
+    # without compiling anything.
+    shutil.copytree(os.path.join(root, "dnsbl"), source / "dnsbl",
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
+        shutil.copy(os.path.join(root, name), source / name)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-cache-dir",
+         "--target", str(target), str(source)],
+        capture_output=True, text=True, timeout=scaled(600),
+        env={**os.environ, "CC": "false", "PIP_NO_INPUT": "1"}, cwd=tmp_path)
+    assert build.returncode == 0, build.stdout + build.stderr
+    assert (target / "dnsbl" / "answer.py").is_file()
+    assert not list((target / "dnsbl").glob("_fastpath*.so")), "built with CC=false?"
+    # Served by the interpreter the virtualenv was made from, out of the
+    # source tree, with the install and then the virtualenv's packages (its
+    # dependencies) on the path: the editable install's import hook, which
+    # would find the source tree's extension, is not loaded.
+    import sysconfig
+
+    shim = "import os, sys; os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
+    server = process("--zone", f"bl.test:ip4trie:{zone_file(ZONE)}", "--listen", "127.0.0.1:0",
+                     cwd=tmp_path, command=[sys._base_executable, "-c", shim],
+                     env={"PYTHONPATH": os.pathsep.join((str(target),
+                                                         sysconfig.get_paths()["purelib"])),
+                          "DNSBL_PURE_PYTHON": ""})
+    client = server.wait_listening()
+    [line] = server.wait_log(" fast path")
+    assert "answering with the python fast path (the compiled one was not built" in line
+    assert client.a("2.2.0.192.bl.test") == ["127.0.0.3"]
+    assert client.txt("2.2.0.192.bl.test") == ["Spam from 192.0.2.2"]
+    assert client.query("8.113.0.203.bl.test").rcode() == dns.rcode.NXDOMAIN
+
+
+@compiled_only
+def test_udp_batches_go_through_the_compiled_loop(served, monkeypatch):
+    # With the compiled fast path answering, batch.py hands each recvmmsg
+    # batch to the compiled loop, which calls answer() for what it cannot
+    # answer itself (here the general path's generic record).
+    from dnsbl import batch
+
+    if not batch.AVAILABLE:
+        pytest.skip("no recvmmsg/sendmmsg on this system")
+    real, batches = batch._answer_batch, []
+
+    def counting(*args):
+        batches.append(args[1])
+        return real(*args)
+
+    monkeypatch.setattr(batch, "_answer_batch", counting)
+    monkeypatch.setattr(answer_module, "_fast", FAST_PATHS["compiled"])
+    client = served[1]
+    assert client.a("1.2.0.192.fast.test") == ["127.0.0.2"]
+    assert client.a("www.slow.test") == ["127.0.0.9"]
+    assert client.query("8.113.0.203.fast.test").rcode() == dns.rcode.NXDOMAIN
+    assert sum(batches) >= 3

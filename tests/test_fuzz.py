@@ -8,6 +8,9 @@ that dnspython reads as a well-formed message, with the query's ID, QR=1 and
 the query's opcode, no OPT when the query had no additional records, and at
 most 512 bytes unless it carries an OPT (RFC 1035 4.2.1, RFC 6891 7).
 
+Each runs once per fast path (the compiled one and the Python one), and
+in-process the two are also held to the same bytes for every input.
+
 One real server is fuzzed over UDP with hypothesis: at most UDP_EXAMPLES
 (2,500) datagrams or UDP_SECONDS (30 s) of wall time, whichever ends first
 (examples drawn past the time budget are not sent; drawing them costs about
@@ -40,6 +43,7 @@ from hypothesis import strategies as st
 from dnsbl.answer import answer
 from dnsbl.config import Listen, ServerConfig, merge_zones, parse_zone_spec
 from tests.helpers import ServerThread, scaled
+from tests.test_fastpath import FAST_PATHS, assert_paths_agree, fast_path  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow  # tens of thousands of inputs
 
@@ -198,6 +202,7 @@ def assert_still_answers(client) -> None:
     assert client.query("2.0.0.127.bl.test", tcp=True).answer[0][0].address == "127.0.0.2"
 
 
+@pytest.mark.usefixtures("fast_path")
 def test_fuzz_udp_server(server, record_property):
     _thread, client = server
     sent = [0]
@@ -242,6 +247,7 @@ def test_fuzz_udp_server(server, record_property):
     assert_still_answers(client)
 
 
+@pytest.mark.usefixtures("fast_path")
 def test_fuzz_answer_in_process(server, record_property):
     thread, client = server
     zones = thread.server.served.current.zones
@@ -260,6 +266,8 @@ def test_fuzz_answer_in_process(server, record_property):
             reply = answer(packet, zones, stats, udp=udp)
         except Exception as exc:  # the point of the test: it must never raise
             pytest.fail(f"answer() raised {exc!r} for {packet!r}")
+        if "compiled" in FAST_PATHS:  # the two fast paths: the same bytes, the same counts
+            assert_paths_agree(packet, zones, udp)
         if udp:
             check_reply(packet, reply)
         elif reply is not None:

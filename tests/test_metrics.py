@@ -12,6 +12,7 @@ from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 
+from dnsbl.answer import FAST_PATH
 from dnsbl.config import Listen, ServerConfig, ZoneConfig, parse_zone_spec
 from dnsbl.ledger.config import LedgerConfig
 from dnsbl.metrics import SERIES, build_registry, declared_fold, fold
@@ -85,7 +86,8 @@ def test_query_counts_move_exactly(metered):
     assert 0 <= value(found, "dnsbl_dataset_data_age_seconds", dataset=dataset) < 60
     assert ("dnsbl_build_info", frozenset({
         "version": __import__("dnsbl").__version__,
-        "python": __import__("platform").python_version(), "loop": "uvloop"}.items())) in found
+        "python": __import__("platform").python_version(), "loop": "uvloop",
+        "answering": FAST_PATH}.items())) in found
     assert any(name == "process_resident_memory_bytes" for name, _ in found)
     # Labels come from bounded sets: never a client address or a query name.
     label_values = {text for _name, labels in found for _label, text in labels}

@@ -1,0 +1,10 @@
+"""The compiled fast path, built where a C compiler is at hand.
+
+Everything else about the package is in pyproject.toml. ``optional=True``:
+where the extension cannot be built (no compiler, no Python headers), the
+install goes on without it and answer.py serves with its Python fast path.
+"""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("dnsbl._fastpath", ["dnsbl/_fastpath.c"], optional=True)])
