@@ -22,6 +22,7 @@ from dnsbl.config import (
     ConfigError,
     ServerConfig,
     load_config,
+    parse_listen,
     with_overrides,
 )
 from dnsbl.control import ControlError, default_path, discard, open_socket
@@ -215,6 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "3 the ledger cannot be used now; nothing is changed unless 0.")
     ledger_cli.add_arguments(ledger)
 
+    web = sub.add_parser(
+        "web", help="the ledger over HTTP: API, public lookup, removal requests",
+        description="Serve the ledger's HTTP API (/api/v1), the public lookup page and "
+                    "removal requests; loopback unless --listen or [ledger.web] listen "
+                    "says otherwise (put a TLS reverse proxy in front).")
+    web.add_argument("--config", metavar="FILE", required=True,
+                     help="the server's TOML configuration, with a [ledger] table")
+    web.add_argument("--listen", metavar="HOST:PORT",
+                     help="default: [ledger.web] listen, else 127.0.0.1:8080")
+
     migrate = sub.add_parser(
         "from-rbldnsd", help="print the configuration equivalent to an rbldnsd command line",
         description="Print the dnsbl TOML configuration that serves what `rbldnsd ARGS...` "
@@ -252,11 +263,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _ctl(args)
         if args.command == "ledger":
             path = getattr(args, "config", None)
-            status = ledger_cli.run(args, load_config(path).ledger if path else None)
+            loaded = load_config(path) if path else None
+            # `ledger sightings`: the query log's sample rate is the server's.
+            args.default_sample = loaded.query_log_sample if loaded else 1
+            status = ledger_cli.run(args, loaded.ledger if loaded else None)
             sys.stdout.flush()
             return status
         if args.command == "export":
             return _export(args)
+        if args.command == "web":
+            return _web(args)
         status = _check(args) if args.command == "check" else _query(args)
         sys.stdout.flush()  # here, where a closed pipe can still be caught
         return status
@@ -304,6 +320,18 @@ def _export(args: argparse.Namespace) -> int:
         print(f"dnsbl: export: {args.output}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_PROBLEMS
     return 0
+
+
+def _web(args: argparse.Namespace) -> int:
+    from dnsbl.web.serve import run
+
+    ledger = load_config(args.config).ledger
+    if ledger is None:
+        print(f"dnsbl web: {args.config}: no [ledger] table to serve", file=sys.stderr)
+        return EXIT_USAGE
+    if args.listen:
+        parse_listen(args.listen)  # a bad address is a ConfigError, said before start-up
+    return run(ledger, args.listen)
 
 
 def _from_rbldnsd(argv: list[str]) -> int:

@@ -4,19 +4,16 @@ chromium and chromium-driver), with a real `dnsbl serve` answering."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 
 import pytest
 
 from dnsbl.config import load_config
-from tests.helpers import ROOT, Ledger, ServerThread, Web, scaled, wait_for
+from tests.helpers import PASSWORD, Ledger, ServerThread, Web, scaled, set_analyst, wait_for
 
 pytestmark = pytest.mark.slow
 ZONE = "rep.example.org"
-PASSWORD = "correct horse battery"
 
 
 def dns_name(address: str) -> str:
@@ -56,10 +53,7 @@ def site(tmp_path):
                     '[ledger.web]\nremoval_instructions = "Mail abuse@example.org."\n')
     ledger.config.write_text(f'query_log = "{tmp_path / "queries.log"}"\n'
                              + ledger.config.read_text())
-    done = subprocess.run([sys.executable, "-m", "dnsbl", "ledger", "--config",
-                           str(ledger.config), "analyst", "set", "alice"],
-                          input=PASSWORD + "\n", capture_output=True, text=True, cwd=ROOT,
-                          timeout=60)
+    done = set_analyst(ledger, "alice", PASSWORD)
     assert done.returncode == 0, done.stderr
     ledger.ok("add", "198.51.99.30", "--category", "spam", "--source", "cert-a",
               "--reason", "spam run")

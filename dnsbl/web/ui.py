@@ -4,9 +4,11 @@ carries a CSRF token derived from the session, and a post without it is 403."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -84,6 +86,33 @@ async def _posted(request: Request) -> tuple[str, dict[str, str]] | Response:
     return analyst, form
 
 
+Page = Callable[[Request, str, State], Awaitable[Response]]
+FormPost = Callable[[Request, str, dict[str, str], State], Awaitable[Response]]
+
+
+def _signed_in(page: Page) -> Callable[[Request], Awaitable[Response]]:
+    """A page for analysts: without a session, the login page instead."""
+    @functools.wraps(page)
+    async def handler(request: Request) -> Response:
+        analyst = await _analyst(request)
+        if analyst is None:
+            return _to_login()
+        return await page(request, analyst, request.app.state.web)
+    return handler
+
+
+def _form_post(post: FormPost) -> Callable[[Request], Awaitable[Response]]:
+    """A form posted by an analyst, its CSRF token checked (see :func:`_posted`)."""
+    @functools.wraps(post)
+    async def handler(request: Request) -> Response:
+        posted = await _posted(request)
+        if isinstance(posted, Response):
+            return posted
+        analyst, form = posted
+        return await post(request, analyst, form, request.app.state.web)
+    return handler
+
+
 async def login_page(request: Request) -> Response:
     token = csrf_token(request)
     return set_csrf(request, render(request, "ui_login.html", {"csrf": token, "error": ""}),
@@ -130,11 +159,8 @@ async def logout(request: Request) -> Response:
     return response
 
 
-async def home(request: Request) -> Response:
-    analyst = await _analyst(request)
-    if analyst is None:
-        return _to_login()
-    state: State = request.app.state.web
+@_signed_in
+async def home(request: Request, analyst: str, state: State) -> Response:
     at = now()
     recent = await state.ledger(lambda store: store.history(limit=30))
     expiring = await state.ledger(actions.search, 50, expiring_before=at + EXPIRING_SOON)
@@ -144,11 +170,8 @@ async def home(request: Request) -> Response:
                  categories=[c.name for c in state.config.categories])
 
 
-async def search(request: Request) -> Response:
-    analyst = await _analyst(request)
-    if analyst is None:
-        return _to_login()
-    state: State = request.app.state.web
+@_signed_in
+async def search(request: Request, analyst: str, state: State) -> Response:
     text = request.query_params.get("q", "").strip()
     try:
         key = parse_key(text)
@@ -160,13 +183,10 @@ async def search(request: Request) -> Response:
                  categories=[c.name for c in state.config.categories])
 
 
-async def change(request: Request) -> Response:
+@_form_post
+async def change(request: Request, analyst: str, form: dict[str, str],
+                 state: State) -> Response:
     """POST /ui/add and /ui/remove: a listing changed by the analyst."""
-    posted = await _posted(request)
-    if isinstance(posted, Response):
-        return posted
-    analyst, form = posted
-    state: State = request.app.state.web
     who = f"web:{analyst}"
     at = now()
     try:
@@ -194,22 +214,16 @@ async def change(request: Request) -> Response:
     return RedirectResponse(f"/ui/search?q={quote(key.text)}", 303)
 
 
-async def requests_page(request: Request) -> Response:
-    analyst = await _analyst(request)
-    if analyst is None:
-        return _to_login()
-    state: State = request.app.state.web
+@_signed_in
+async def requests_page(request: Request, analyst: str, state: State) -> Response:
     pending = await state.ledger(lambda store: store.removal_requests("pending"))
     return _page(request, "ui_requests.html", analyst,
                  requests=[r.as_dict() for r in pending])
 
 
-async def decide(request: Request) -> Response:
-    posted = await _posted(request)
-    if isinstance(posted, Response):
-        return posted
-    analyst, form = posted
-    state: State = request.app.state.web
+@_form_post
+async def decide(request: Request, analyst: str, form: dict[str, str],
+                 state: State) -> Response:
     verdict = form.get("verdict", "")
     if verdict not in ("approve", "reject"):
         return _to_login()
@@ -218,32 +232,23 @@ async def decide(request: Request) -> Response:
     return RedirectResponse("/ui/requests", 303)
 
 
-async def tokens_page(request: Request) -> Response:
-    analyst = await _analyst(request)
-    if analyst is None:
-        return _to_login()
-    state: State = request.app.state.web
+@_signed_in
+async def tokens_page(request: Request, analyst: str, state: State) -> Response:
     tokens = await state.ledger(lambda store: store.tokens())
     return _page(request, "ui_tokens.html", analyst, tokens=[t.as_dict() for t in tokens])
 
 
-async def revoke(request: Request) -> Response:
-    posted = await _posted(request)
-    if isinstance(posted, Response):
-        return posted
-    analyst, form = posted
-    state: State = request.app.state.web
+@_form_post
+async def revoke(request: Request, analyst: str, form: dict[str, str],
+                 state: State) -> Response:
     name = form.get("name", "")
     await state.ledger(lambda store: store.revoke_token(name, f"web:{analyst}", now()))
     return RedirectResponse("/ui/tokens", 303)
 
 
-async def sightings(request: Request) -> Response:
+@_signed_in
+async def sightings(request: Request, analyst: str, state: State) -> Response:
     """GET /ui/sightings?days=N: the most looked-up listed keys of the last N days."""
-    analyst = await _analyst(request)
-    if analyst is None:
-        return _to_login()
-    state: State = request.app.state.web
     days = request.query_params.get("days", "7")
     if not days.isdigit() or not 1 <= int(days) <= 366:
         days = "7"
