@@ -13,6 +13,7 @@ import urllib.parse
 import pytest
 
 from dnsbl.config import load_config
+from dnsbl.ledger.access import Access
 from dnsbl.ledger.config import parse_ledger
 from dnsbl.ledger.store import open_store
 from dnsbl.ledger.tokens import new_token
@@ -139,7 +140,7 @@ def test_tokens_are_checked_on_every_request(sqlite_ledger, start_web):
     try:
         at = int(time.time())
         expired, record = new_token("old", ("cert-a",), False, at - 100, at - 1, "tester")
-        store.add_token(record)
+        Access(store).add_token(record)
     finally:
         store.close()
     web = start_web(ledger)

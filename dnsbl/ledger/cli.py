@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from typing import IO, Any
 
+from dnsbl.ledger.access import Access
 from dnsbl.ledger.config import LedgerConfig
 from dnsbl.ledger.formats import EXPORT_FORMATS, FORMATS, Defaults, read, write_export
 from dnsbl.ledger.guard import Guard
@@ -37,6 +38,7 @@ from dnsbl.ledger.model import (
 )
 from dnsbl.ledger.passwords import hash_password
 from dnsbl.ledger.publish import Published, publish
+from dnsbl.ledger.sighted import Sightings
 from dnsbl.ledger.sightings import DAY, follow, take_in
 from dnsbl.ledger.store import READ_ONLY, Store, open_store
 from dnsbl.ledger.tokens import new_token
@@ -298,7 +300,7 @@ def _show(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str
               "history": [entry.as_dict() for entry in history],
               "sightings": [{"key": k, "day": iso(day * DAY)[:10], "lookups": n,
                              "resolvers": r, "first": iso(f), "last": iso(la)}
-                            for k in keys for day, n, r, f, la in store.sighting_days(k)]}
+                            for k in keys for day, n, r, f, la in Sightings(store).days(k)]}
     return result, 0 if listings or history else EXIT_NOTHING, None
 
 
@@ -417,19 +419,19 @@ def _token_create(args: argparse.Namespace, config: LedgerConfig, store: Store,
     name = args.name or f"{sources[0]}-{secrets.token_hex(3)}"
     secret, token = new_token(name, sources, args.read_only, at,
                               parse_expiry(args.expires, at) if args.expires else None, who)
-    store.add_token(token)
+    Access(store).add_token(token)
     # The secret alone on standard output: `TOKEN=$(dnsbl ledger token create ...)`.
     return {"token": secret, **token.as_dict()}, 0, None
 
 
 def _token_list(args: argparse.Namespace, config: LedgerConfig, store: Store,
                 who: str) -> Outcome:
-    return {"tokens": [t.as_dict() for t in store.tokens()]}, 0, None
+    return {"tokens": [t.as_dict() for t in Access(store).tokens()]}, 0, None
 
 
 def _token_revoke(args: argparse.Namespace, config: LedgerConfig, store: Store,
                   who: str) -> Outcome:
-    if not store.revoke_token(args.name, who, now()):
+    if not Access(store).revoke_token(args.name, who, now()):
         return ({"message": f"{args.name}: no live token of that name"}, EXIT_NOTHING, None)
     return {"message": f"token {args.name} revoked"}, 0, None
 
@@ -446,7 +448,7 @@ def _analyst_set(args: argparse.Namespace, config: LedgerConfig, store: Store,
         raise LedgerError("a password has at least 12 characters")
     if not args.name or any(c.isspace() for c in args.name):
         raise LedgerError(f"an analyst's name is one word, not {args.name!r}")
-    new = store.set_analyst(args.name, hash_password(password), who, now())
+    new = Access(store).set_analyst(args.name, hash_password(password), who, now())
     return {"message": f"analyst {args.name} " + ("added" if new else "has a new password")
             }, 0, None
 

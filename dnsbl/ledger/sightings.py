@@ -18,6 +18,7 @@ from typing import Any
 
 from dnsbl.ledger.config import LedgerConfig
 from dnsbl.ledger.model import LedgerError, parse_key
+from dnsbl.ledger.sighted import Sightings
 from dnsbl.ledger.store import Store
 
 DAY = 86400
@@ -34,6 +35,7 @@ def take_in(store: Store, config: LedgerConfig, paths: Iterable[str],
     seen: dict[tuple[str, int], list[Any]] = {}
     offsets: dict[tuple[str, int], int] = {}
     counts = {"lines": 0, "matches": 0, "bad": 0}
+    table = Sightings(store)
     for path in paths:
         try:
             with open(path, "rb") as log:
@@ -42,7 +44,7 @@ def take_in(store: Store, config: LedgerConfig, paths: Iterable[str],
                 # server opens a new one (a new inode, read from 0).
                 stat = os.fstat(log.fileno())
                 where = (str(stat.st_dev), stat.st_ino)
-                offset = store.log_offset(*where)
+                offset = table.log_offset(*where)
                 # A smaller file than the offset: truncated, or an inode reused.
                 log.seek(offset if offset <= stat.st_size else 0)
                 while True:
@@ -58,7 +60,7 @@ def take_in(store: Store, config: LedgerConfig, paths: Iterable[str],
             raise LedgerError(f"{path}: cannot read: no such file") from None
         except OSError as exc:
             raise LedgerError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    store.add_sightings(seen, offsets)
+    table.add(seen, offsets)
     return counts
 
 

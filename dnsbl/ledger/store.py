@@ -1,8 +1,11 @@
-"""The ledger's storage: one SQL schema and every query, over a backend's connection.
+"""The ledger's storage: the SQL schema, and the listings', removals', audit's and
+allowlist's queries, over a backend's connection (:mod:`dnsbl.ledger.connection`).
 
 :mod:`dnsbl.ledger.sqlite` and :mod:`dnsbl.ledger.postgres` supply the
 connection, the column types, the placeholders and the writers' lock; the
-statements here are written once for both (``:name`` placeholders,
+statements here, and those of the web application's tables
+(:mod:`~dnsbl.ledger.access`, :mod:`~dnsbl.ledger.requests`,
+:mod:`~dnsbl.ledger.sighted`), are written once for both (``:name`` placeholders,
 ``INSERT ... ON CONFLICT``, ``CASE`` instead of ``max()``/``GREATEST()``).
 
 Every change is one transaction. Reports (from ``add`` and every import) are
@@ -12,21 +15,20 @@ so a million-line import is as atomic as a single ``add``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dnsbl.ledger.connection import AUDIT_COLUMNS, Connection
 from dnsbl.ledger.model import (
     AuditEntry,
     Key,
     LedgerError,
     Listing,
-    RemovalRequest,
     Report,
-    Token,
     parse_key,
 )
+from dnsbl.ledger.requests import RemovalRequests
 
 #: What a change to a ledger opened read-only gets, after its name.
 READ_ONLY = "the ledger is read-only here; nothing was changed"
@@ -167,9 +169,6 @@ _MERGE = f"""INSERT INTO listings (key, family, prefixlen, start_addr, end_addr,
     removed_at = NULL"""
 _LISTING_COLUMNS = ("key, category, source, reason, ref, confidence, first_seen, last_seen, "
                     "expires, entered_by, removed_at, forced")
-_AUDIT_COLUMNS = "at, who, action, key, category, source, why, details"
-_TOKEN_COLUMNS = "name, digest, sources, read_only, created, expires, revoked, who"
-_REQUEST_COLUMNS = ("id, key, contact, message, client, at, state, decided_at, decided_by")
 
 
 @dataclass
@@ -186,68 +185,9 @@ class Merged:
                 "held_by_removal": self.held}
 
 
-class Store:
-    """The ledger on one connection. Subclasses connect and supply the dialect."""
-
-    #: Column types and the statement that makes ``audit`` append-only.
-    types: dict[str, str] = {}
-    #: Python's sqlite3 takes ``:name``; psycopg takes ``%(name)s``.
-    named_style = True
-    #: The driver's exceptions, which :meth:`explain` turns into one line.
-    errors: tuple[type[Exception], ...] = ()
-    #: Opened read-only (a file we cannot write): reads only, no migration.
-    read_only = False
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    # -- what a backend supplies ---------------------------------------------------
-
-    def _execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:
-        raise NotImplementedError
-
-    def _executemany(self, sql: str, rows: Sequence[dict[str, Any]]) -> None:
-        raise NotImplementedError
-
-    def _begin(self) -> None:
-        """Start a transaction (autocommit otherwise)."""
-        raise NotImplementedError
-
-    def _begin_write(self) -> None:
-        """Start a transaction that holds the writers' lock (one writer at a time:
-        two imports at once then lose no update)."""
-        raise NotImplementedError
-
-    def _stream(self, sql: str, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
-        """Rows of a query without holding them all in memory."""
-        raise NotImplementedError
-
-    def _commit(self) -> None:
-        raise NotImplementedError
-
-    def _rollback(self) -> None:
-        raise NotImplementedError
-
-    def _schema_version(self) -> int:
-        raise NotImplementedError
-
-    def _set_schema_version(self, version: int) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def explain(self, exc: BaseException) -> str:
-        """A driver error as one line that says what to do."""
-        return f"{self.url}: {exc}"
-
-    # -- shared ----------------------------------------------------------------------
-
-    def sql(self, text: str) -> str:
-        text = text.format(**self.types) if "{" in text else text
-        if not self.named_style:
-            text = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", text)
-        return text
+class Store(Connection):
+    """The ledger's listings, removals, audit and allowlist on one connection;
+    :func:`open_store` gives the backend's."""
 
     def migrate(self) -> int:
         """Bring the schema forward to the newest version; returns the version.
@@ -309,20 +249,14 @@ class Store:
         """Apply the staged reports in one transaction: new keys are listed, repeats
         extend last seen and expiry, removed ones come back only on newer evidence."""
         params = {"now": now, "who": who, "details": details}
-        self._begin_write()
-        try:
-            merged = Merged(held=self._execute(self.sql(_HELD)).rowcount)
-            for action, count in self._execute(self.sql(_COUNT), params).fetchall():
+        with self.writing():
+            merged = Merged(held=self.change(_HELD))
+            for action, count in self.rows(_COUNT, params):
                 setattr(merged, {"add": "added", "extend": "extended",
                                  "relist": "relisted"}[action], count)
-            self._execute(self.sql(_AUDIT_STAGED), params)
-            self._execute(self.sql(_AUDIT_FORCED), params)
-            self._execute(self.sql(_MERGE), params)
-            self._execute("DELETE FROM staged")
-            self._commit()
-        except BaseException:
-            self._rollback()
-            raise
+            for statement in (_AUDIT_STAGED, _AUDIT_FORCED, _MERGE):
+                self.change(statement, params)
+            self.change("DELETE FROM staged")
         return merged
 
     def remove(self, key: Key, category: str | None, source: str | None, why: str, who: str,
@@ -335,37 +269,24 @@ class Store:
         where = ("key = :key AND removed_at IS NULL"
                  + (" AND category = :category" if category is not None else "")
                  + (" AND source = :source" if source is not None else ""))
-        self._begin_write()
-        try:
-            ended = [_listing(row) for row in self._execute(
-                self.sql(f"SELECT {_LISTING_COLUMNS} FROM listings WHERE {where}"),
-                params).fetchall()]
+        with self.writing():
+            ended = [_listing(row) for row in self.rows(
+                f"SELECT {_LISTING_COLUMNS} FROM listings WHERE {where}", params)]
             if not ended:
-                self._rollback()
                 return []
-            self._execute(self.sql(f"UPDATE listings SET removed_at = :now WHERE {where}"),
-                          params)
-            self._execute(self.sql(
-                "INSERT INTO removals (key, category, source, removed_at, who, why) "
-                "VALUES (:key, :category, :source, :now, :who, :why)"), params)
-            self._executemany(self.sql(
-                f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:now, :who, 'remove', :key, "
-                ":category, :source, :why, '')"),
+            self.change(f"UPDATE listings SET removed_at = :now WHERE {where}", params)
+            self.change("INSERT INTO removals (key, category, source, removed_at, who, why) "
+                        "VALUES (:key, :category, :source, :now, :who, :why)", params)
+            self.change_many(
+                f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (:now, :who, 'remove', :key, "
+                ":category, :source, :why, '')",
                 [{**params, "category": e.category, "source": e.source} for e in ended])
-            self._commit()
-        except BaseException:
-            self._rollback()
-            raise
         return ended
 
     def record(self, entry: AuditEntry) -> None:
         """Add one audit row on its own (a publish, say)."""
-        self._execute(self.sql(
-            f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:at, :who, :action, :key, "
-            ":category, :source, :why, :details)"), {
-                "at": entry.at, "who": entry.who, "action": entry.action, "key": entry.key,
-                "category": entry.category, "source": entry.source, "why": entry.why,
-                "details": entry.details})
+        self.audit(entry.at, entry.who, entry.action, key=entry.key, category=entry.category,
+                   source=entry.source, why=entry.why, details=entry.details)
         self._commit()
 
     def allow(self, key: Key, why: str, who: str, now: int) -> bool:
@@ -373,282 +294,36 @@ class Store:
         was not allowed yet (else its reason is replaced)."""
         params = {"key": key.text, "family": key.family, "prefixlen": key.prefixlen,
                   "start": key.start, "end": key.end, "why": why, "who": who, "now": now}
-        self._begin_write()
-        try:
-            new = not self._execute(self.sql("SELECT 1 FROM allowlist WHERE key = :key"),
-                                    params).fetchall()
-            self._execute(self.sql(
+        with self.writing():
+            new = not self.rows("SELECT 1 FROM allowlist WHERE key = :key", params)
+            self.change(
                 "INSERT INTO allowlist (key, family, prefixlen, start_addr, end_addr, why, "
                 "who, at) VALUES (:key, :family, :prefixlen, :start, :end, :why, :who, :now) "
                 "ON CONFLICT (key) DO UPDATE SET why = excluded.why, who = excluded.who, "
-                "at = excluded.at"), params)
-            self._audit_allow(params, "allow" if new else "allow again")
-            self._commit()
-        except BaseException:
-            self._rollback()
-            raise
+                "at = excluded.at", params)
+            self.audit(now, who, "allow" if new else "allow again", key=key.text, why=why,
+                       details="allowlist")
         return new
 
     def unallow(self, key: Key, why: str, who: str, now: int) -> bool:
         """Take ``key`` off the allowlist; False (nothing changed) when it was not on it."""
-        params = {"key": key.text, "why": why, "who": who, "now": now}
-        self._begin_write()
-        try:
-            if not self._execute(self.sql("DELETE FROM allowlist WHERE key = :key"),
-                                 params).rowcount:
-                self._rollback()
+        with self.writing():
+            if not self.change("DELETE FROM allowlist WHERE key = :key", {"key": key.text}):
                 return False
-            self._audit_allow(params, "unallow")
-            self._commit()
-        except BaseException:
-            self._rollback()
-            raise
+            self.audit(now, who, "unallow", key=key.text, why=why, details="allowlist")
         return True
-
-    def _audit_allow(self, params: dict[str, Any], action: str) -> None:
-        self._execute(self.sql(
-            f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:now, :who, :action, :key, '', "
-            "'', :why, 'allowlist')"), {**params, "action": action})
-
-    # -- API tokens and removal requests (the web application's) ------------------
-
-    def add_token(self, token: Token) -> None:
-        """Keep a new token (its digest only).
-
-        :raises LedgerError: when a token of that name exists.
-        """
-        params = token.as_row()
-        self._begin_write()
-        try:
-            if self._execute(self.sql("SELECT 1 FROM tokens WHERE name = :name"),
-                             params).fetchall():
-                raise LedgerError(f"a token named {token.name!r} exists; choose another "
-                                  "--name or revoke it")
-            self._execute(self.sql(
-                "INSERT INTO tokens (name, digest, sources, read_only, created, expires, "
-                "revoked, who) VALUES (:name, :digest, :sources, :read_only, :created, "
-                ":expires, :revoked, :who)"), params)
-            self._execute(self.sql(
-                f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:created, :who, "
-                "'token create', '', '', :sources, '', :name)"), params)
-            self._commit()
-        except BaseException:
-            self._rollback()
-            raise
-
-    def tokens(self) -> list[Token]:
-        """Every token, revoked ones too, by name."""
-        return [Token(*row) for row in self._execute(self.sql(
-            f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY name")).fetchall()]
-
-    def token_by_digest(self, digest: str) -> Token | None:
-        rows = self._execute(self.sql(
-            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE digest = :digest"),
-            {"digest": digest}).fetchall()
-        return Token(*rows[0]) if rows else None
-
-    def revoke_token(self, name: str, who: str, now: int) -> bool:
-        """Revoke the token ``name``; False when there is no live one of that name."""
-        params = {"name": name, "who": who, "now": now}
-        self._begin_write()
-        try:
-            if not self._execute(self.sql(
-                    "UPDATE tokens SET revoked = :now WHERE name = :name AND revoked IS NULL"),
-                    params).rowcount:
-                self._rollback()
-                return False
-            self._execute(self.sql(
-                f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:now, :who, 'token revoke', "
-                "'', '', '', '', :name)"), params)
-            self._commit()
-        except BaseException:
-            self._rollback()
-            raise
-        return True
-
-    def request_removal(self, key: str, contact: str, message: str, client: str,
-                        now: int) -> tuple[int, bool]:
-        """Queue a removal request for ``key``: (its id, True) or, when one is
-        pending already, (that one's id, False) and nothing is added."""
-        params = {"key": key, "contact": contact, "message": message, "client": client,
-                  "now": now}
-        self._begin_write()
-        try:
-            pending = self._execute(self.sql(
-                "SELECT id FROM removal_requests WHERE state = 'pending' AND key = :key"),
-                params).fetchall()
-            if pending:
-                self._rollback()
-                return int(pending[0][0]), False
-            self._execute(self.sql(
-                "INSERT INTO removal_requests (key, contact, message, client, at, state) "
-                "VALUES (:key, :contact, :message, :client, :now, 'pending')"), params)
-            made = self._execute(self.sql(
-                "SELECT id FROM removal_requests WHERE state = 'pending' AND key = :key"),
-                params).fetchall()
-            self._commit()
-        except BaseException:
-            self._rollback()
-            raise
-        return int(made[0][0]), True
-
-    def removal_requests(self, state: str | None = "pending") -> list[RemovalRequest]:
-        """Removal requests in one state (all when None), oldest first."""
-        where = "WHERE state = :state" if state else ""
-        return [RemovalRequest(*row) for row in self._execute(self.sql(
-            f"SELECT {_REQUEST_COLUMNS} FROM removal_requests {where} ORDER BY id"),
-            {"state": state}).fetchall()]
-
-    def decide_removal(self, request_id: int, state: str, who: str,
-                       now: int) -> RemovalRequest | None:
-        """Mark a pending request approved or rejected; None when it is not pending.
-        (Approving it does not remove the listing: the caller does, with the
-        request as the reason.)"""
-        params = {"id": request_id, "state": state, "who": who, "now": now}
-        self._begin_write()
-        try:
-            if not self._execute(self.sql(
-                    "UPDATE removal_requests SET state = :state, decided_at = :now, "
-                    "decided_by = :who WHERE id = :id AND state = 'pending'"),
-                    params).rowcount:
-                self._rollback()
-                return None
-            row = self._execute(self.sql(
-                f"SELECT {_REQUEST_COLUMNS} FROM removal_requests WHERE id = :id"),
-                params).fetchall()[0]
-            self._commit()
-        except BaseException:
-            self._rollback()
-            raise
-        return RemovalRequest(*row)
-
-    def set_analyst(self, name: str, password_hash: str, who: str, now: int) -> bool:
-        """Add an analyst or set their password; True when new. Their sessions end."""
-        params = {"name": name, "password": password_hash, "now": now, "who": who}
-        self._begin_write()
-        try:
-            new = not self._execute(self.sql("SELECT 1 FROM analysts WHERE name = :name"),
-                                    params).fetchall()
-            self._execute(self.sql(
-                "INSERT INTO analysts (name, password, created) VALUES (:name, :password, "
-                ":now) ON CONFLICT (name) DO UPDATE SET password = excluded.password"),
-                params)
-            self._execute(self.sql("DELETE FROM sessions WHERE analyst = :name"), params)
-            self._execute(self.sql(
-                f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (:now, :who, :action, '', '', "
-                "'', '', :name)"), {**params, "action": "analyst add" if new
-                                    else "analyst password"})
-            self._commit()
-        except BaseException:
-            self._rollback()
-            raise
-        return new
-
-    def analyst_password(self, name: str) -> str | None:
-        rows = self._execute(self.sql("SELECT password FROM analysts WHERE name = :name"),
-                             {"name": name}).fetchall()
-        return str(rows[0][0]) if rows else None
-
-    def start_session(self, digest: str, analyst: str, expires: int, now: int) -> None:
-        self._begin_write()
-        try:
-            self._execute(self.sql("DELETE FROM sessions WHERE expires <= :now"), {"now": now})
-            self._execute(self.sql("INSERT INTO sessions (digest, analyst, expires) VALUES "
-                                   "(:digest, :analyst, :expires)"),
-                          {"digest": digest, "analyst": analyst, "expires": expires})
-            self._commit()
-        except BaseException:
-            self._rollback()
-            raise
-
-    def session_analyst(self, digest: str, now: int) -> str | None:
-        """The analyst of a live session, or None."""
-        rows = self._execute(self.sql(
-            "SELECT analyst FROM sessions WHERE digest = :digest AND expires > :now"),
-            {"digest": digest, "now": now}).fetchall()
-        return str(rows[0][0]) if rows else None
-
-    def end_session(self, digest: str) -> None:
-        self._execute(self.sql("DELETE FROM sessions WHERE digest = :digest"),
-                      {"digest": digest})
-        self._commit()
-
-    def log_offset(self, path: str, inode: int) -> int:
-        """How far the query log on device ``path``, ``inode``, was read already."""
-        rows = self._execute(self.sql(
-            "SELECT offset_ FROM sighting_files WHERE path = :path AND inode = :inode"),
-            {"path": path, "inode": inode}).fetchall()
-        return int(rows[0][0]) if rows else 0
-
-    def add_sightings(self, seen: dict[tuple[str, int], list[Any]],
-                      offsets: dict[tuple[str, int], int]) -> None:
-        """Add what a read of query logs found (per (key, day): lookups, first,
-        last, clients) and where each log was read up to, in one transaction."""
-        self._begin_write()
-        try:
-            self._executemany(self.sql(
-                "INSERT INTO sightings (key, day, lookups, first_at, last_at) VALUES "
-                "(:key, :day, :lookups, :first, :last) ON CONFLICT (key, day) DO UPDATE SET "
-                "lookups = sightings.lookups + excluded.lookups, "
-                "first_at = CASE WHEN excluded.first_at < sightings.first_at "
-                "THEN excluded.first_at ELSE sightings.first_at END, "
-                "last_at = CASE WHEN excluded.last_at > sightings.last_at "
-                "THEN excluded.last_at ELSE sightings.last_at END"),
-                [{"key": key, "day": day, "lookups": lookups, "first": first, "last": last}
-                 for (key, day), (lookups, first, last, _) in seen.items()])
-            self._executemany(self.sql(
-                "INSERT INTO sighting_resolvers (key, day, client) VALUES (:key, :day, "
-                ":client) ON CONFLICT (key, day, client) DO NOTHING"),
-                [{"key": key, "day": day, "client": client}
-                 for (key, day), (_, _, _, clients) in seen.items() for client in clients])
-            self._executemany(self.sql(
-                "INSERT INTO sighting_files (path, inode, offset_) VALUES (:path, :inode, "
-                ":offset) ON CONFLICT (path, inode) DO UPDATE SET offset_ = excluded.offset_"),
-                [{"path": path, "inode": inode, "offset": offset}
-                 for (path, inode), offset in offsets.items()])
-            self._commit()
-        except BaseException:
-            self._rollback()
-            raise
-
-    def sightings(self, keys: Sequence[str] = (), since_day: int = 0,
-                  limit: int = 100) -> list[tuple[str, int, int, int, int]]:
-        """(key, lookups, distinct resolvers, first, last) from ``since_day`` on,
-        of these keys (all when none), the most looked-up first."""
-        params: dict[str, Any] = {"since": since_day, "limit": limit}
-        where = ""
-        if keys:
-            where = "AND s.key IN (" + ", ".join(f":k{i}" for i in range(len(keys))) + ")"
-            params.update({f"k{i}": k for i, k in enumerate(keys)})
-        rows = self._execute(self.sql(
-            "SELECT s.key, SUM(s.lookups), (SELECT COUNT(DISTINCT r.client) FROM "
-            "sighting_resolvers r WHERE r.key = s.key AND r.day >= :since), "
-            f"MIN(s.first_at), MAX(s.last_at) FROM sightings s WHERE s.day >= :since {where} "
-            "GROUP BY s.key ORDER BY 2 DESC, s.key LIMIT :limit"), params).fetchall()
-        return [(key, int(n), int(r), int(f), int(la)) for key, n, r, f, la in rows]
-
-    def sighting_days(self, key: str) -> list[tuple[int, int, int, int, int]]:
-        """Per day of ``key``: (day, lookups, distinct resolvers, first, last)."""
-        if self.read_only and self._schema_version() < 3:
-            return []  # a read-only ledger of an older dnsbl: it has none
-        rows = self._execute(self.sql(
-            "SELECT s.day, s.lookups, (SELECT COUNT(*) FROM sighting_resolvers r "
-            "WHERE r.key = s.key AND r.day = s.day), s.first_at, s.last_at "
-            "FROM sightings s WHERE s.key = :key ORDER BY s.day"), {"key": key}).fetchall()
-        return [tuple(int(v) for v in row) for row in rows]  # type: ignore[misc]
 
     def live_counts(self, now: int) -> list[tuple[str, str, int]]:
         """(category, source, live listings), and the pending removal requests
         as ('', '', n) first."""
-        pending = self._execute("SELECT COUNT(*) FROM removal_requests "
-                                "WHERE state = 'pending'").fetchall()[0][0]
-        return [("", "", int(pending))] + [(c, s, int(n)) for c, s, n in self._execute(
-            self.sql(f"SELECT category, source, COUNT(*) FROM listings WHERE {_ACTIVE} "
-                     "GROUP BY category, source"), {"now": now}).fetchall()]
+        counts = [(c, s, int(n)) for c, s, n in self.rows(
+            f"SELECT category, source, COUNT(*) FROM listings WHERE {_ACTIVE} "
+            "GROUP BY category, source", {"now": now})]
+        return [("", "", RemovalRequests(self).pending()), *counts]
 
     def allowed(self) -> list[tuple[str, int, bytes, bytes, str, str, int]]:
         """The allowlist: (key, family, start, end, why, who, at), in key order."""
-        if self.read_only and self._schema_version() < 2:
+        if not self.has_schema(2):
             return []  # a read-only ledger of an older dnsbl: it has none
         return [(key, family, bytes(start), bytes(end), why, who, at)
                 for key, family, start, end, why, who, at in self._execute(self.sql(
@@ -681,7 +356,7 @@ class Store:
         order = "ORDER BY id DESC LIMIT :limit" if limit else "ORDER BY id"
         if limit:
             params["limit"] = limit
-        rows = self._execute(self.sql(f"SELECT {_AUDIT_COLUMNS} FROM audit {where} {order}"),
+        rows = self._execute(self.sql(f"SELECT {AUDIT_COLUMNS} FROM audit {where} {order}"),
                              params).fetchall()
         entries = [AuditEntry(*row) for row in rows]
         return entries[::-1] if limit else entries

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from dnsbl.ledger.access import Access
 from dnsbl.ledger.config import LedgerConfig
 from dnsbl.ledger.guard import Guard
 from dnsbl.ledger.model import (
@@ -25,12 +26,13 @@ from dnsbl.ledger.model import (
     now,
     parse_key,
 )
+from dnsbl.ledger.requests import RemovalRequests
 from dnsbl.ledger.store import Store
 from dnsbl.ledger.tokens import digest
 
 
 def token_for(store: Store, secret: str) -> Token | None:
-    return store.token_by_digest(digest(secret))
+    return Access(store).token_by_digest(digest(secret))
 
 
 #: What a change returns beside its result: the first addresses of the keys
@@ -91,7 +93,7 @@ def decide(store: Store, config: LedgerConfig, request_id: int, approve: bool,
     """Approve (remove the key's listings from ``sources``, all when None, with
     the request as the reason) or reject a pending removal request; (None, [])
     when it is not pending."""
-    decided = store.decide_removal(request_id, "approved" if approve else "rejected", who,
+    decided = RemovalRequests(store).decide(request_id, "approved" if approve else "rejected", who,
                                    now())
     if decided is None or not approve:
         return (decided, []), []

@@ -27,6 +27,7 @@ from dnsbl.ledger.model import (
     parse_reason,
     parse_when,
 )
+from dnsbl.ledger.requests import RemovalRequests
 from dnsbl.web import actions
 from dnsbl.web.errors import ApiError, bad
 from dnsbl.web.openapi import OPENAPI
@@ -261,7 +262,7 @@ async def requests(request: Request) -> Response:
     wanted = request.query_params.get("state", "pending")
     if wanted not in ("pending", "approved", "rejected", "all"):
         raise bad("state", "one of pending, approved, rejected, all")
-    found = await state.ledger(lambda store: store.removal_requests(
+    found = await state.ledger(lambda store: RemovalRequests(store).in_state(
         None if wanted == "all" else wanted))
     return JSONResponse({"requests": [r.as_dict() for r in found]})
 

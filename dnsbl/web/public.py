@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from dnsbl.ledger.model import LedgerError, iso, now, parse_key
+from dnsbl.ledger.requests import RemovalRequests
 from dnsbl.web import actions
 from dnsbl.web.render import render
 
@@ -139,7 +140,7 @@ async def removal_request(request: Request) -> Response:
                                                 "message": "; ".join(problems)},
                       status_code=400)
     request_id, new = await state.ledger(
-        lambda store: store.request_removal(key.text, contact, message, client, now()))
+        lambda store: RemovalRequests(store).request(key.text, contact, message, client, now()))
     text = (f"Your request #{request_id} to remove {key.text} is queued for an analyst."
             if new else f"A request to remove {key.text} is already pending "
                         f"(#{request_id}); it was not sent again.")

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from dnsbl.ledger.access import Access
 from dnsbl.ledger.model import (
     LedgerError,
     Report,
@@ -26,6 +27,8 @@ from dnsbl.ledger.model import (
     parse_reason,
 )
 from dnsbl.ledger.passwords import check_password
+from dnsbl.ledger.requests import RemovalRequests
+from dnsbl.ledger.sighted import Sightings
 from dnsbl.ledger.sightings import DAY
 from dnsbl.ledger.tokens import digest
 from dnsbl.web import actions
@@ -52,7 +55,7 @@ async def _analyst(request: Request) -> str | None:
     if not session:
         return None
     state: State = request.app.state.web
-    return await state.ledger(lambda store: store.session_analyst(digest(session), now()))
+    return await state.ledger(lambda store: Access(store).session_analyst(digest(session), now()))
 
 
 def _page(request: Request, name: str, analyst: str, status_code: int = 200,
@@ -132,14 +135,14 @@ async def login(request: Request) -> Response:
             status_code=429, headers={"Retry-After": str(state.login_limit.retry_after(
                 client))}), token)
     name, password = form.get("name", ""), form.get("password", "")
-    stored = await state.ledger(lambda store: store.analyst_password(name))
+    stored = await state.ledger(lambda store: Access(store).analyst_password(name))
     if not check_password(password, stored):
         state.login_limit.allow(client)  # counts the failure
         # The same words whether the name or the password was wrong.
         return set_csrf(request, render(request, "ui_login.html", {
             "csrf": token, "error": "wrong name or password"}, status_code=401), token)
     session = secrets.token_urlsafe(32)
-    await state.ledger(lambda store: store.start_session(
+    await state.ledger(lambda store: Access(store).start_session(
         digest(session), name, now() + SESSION_SECONDS, now()))
     response = RedirectResponse("/ui", 303)
     response.set_cookie(SESSION_COOKIE, session, max_age=SESSION_SECONDS, httponly=True,
@@ -153,7 +156,7 @@ async def logout(request: Request) -> Response:
     if not session or not hmac.compare_digest(form.get("csrf", ""), _csrf_for(session)):
         return _forbidden(request)
     state: State = request.app.state.web
-    await state.ledger(lambda store: store.end_session(digest(session)))
+    await state.ledger(lambda store: Access(store).end_session(digest(session)))
     response = _to_login()
     response.delete_cookie(SESSION_COOKIE, path="/ui")
     return response
@@ -164,7 +167,7 @@ async def home(request: Request, analyst: str, state: State) -> Response:
     at = now()
     recent = await state.ledger(lambda store: store.history(limit=30))
     expiring = await state.ledger(actions.search, 50, expiring_before=at + EXPIRING_SOON)
-    pending = await state.ledger(lambda store: store.removal_requests("pending"))
+    pending = await state.ledger(lambda store: RemovalRequests(store).in_state("pending"))
     return _page(request, "ui_home.html", analyst, recent=[e.as_dict() for e in recent][::-1],
                  expiring=expiring, pending=len(pending),
                  categories=[c.name for c in state.config.categories])
@@ -216,7 +219,7 @@ async def change(request: Request, analyst: str, form: dict[str, str],
 
 @_signed_in
 async def requests_page(request: Request, analyst: str, state: State) -> Response:
-    pending = await state.ledger(lambda store: store.removal_requests("pending"))
+    pending = await state.ledger(lambda store: RemovalRequests(store).in_state("pending"))
     return _page(request, "ui_requests.html", analyst,
                  requests=[r.as_dict() for r in pending])
 
@@ -234,7 +237,7 @@ async def decide(request: Request, analyst: str, form: dict[str, str],
 
 @_signed_in
 async def tokens_page(request: Request, analyst: str, state: State) -> Response:
-    tokens = await state.ledger(lambda store: store.tokens())
+    tokens = await state.ledger(lambda store: Access(store).tokens())
     return _page(request, "ui_tokens.html", analyst, tokens=[t.as_dict() for t in tokens])
 
 
@@ -242,7 +245,7 @@ async def tokens_page(request: Request, analyst: str, state: State) -> Response:
 async def revoke(request: Request, analyst: str, form: dict[str, str],
                  state: State) -> Response:
     name = form.get("name", "")
-    await state.ledger(lambda store: store.revoke_token(name, f"web:{analyst}", now()))
+    await state.ledger(lambda store: Access(store).revoke_token(name, f"web:{analyst}", now()))
     return RedirectResponse("/ui/tokens", 303)
 
 
@@ -253,7 +256,7 @@ async def sightings(request: Request, analyst: str, state: State) -> Response:
     if not days.isdigit() or not 1 <= int(days) <= 366:
         days = "7"
     since = now() // DAY - int(days) + 1
-    top = await state.ledger(lambda store: store.sightings(since_day=since, limit=100))
+    top = await state.ledger(lambda store: Sightings(store).top(since_day=since, limit=100))
     return _page(request, "ui_sightings.html", analyst, days=int(days), sightings=[
         {"key": key, "lookups": lookups, "resolvers": resolvers, "first": iso(first),
          "last": iso(last)} for key, lookups, resolvers, first, last in top])
