@@ -653,6 +653,11 @@ class Ledger:
         assert status == 0, (status, out, err)
         return out
 
+    def add(self, key: str, category: str, source: str, reason: str, *more: str) -> str:
+        """``dnsbl ledger add``, which must succeed."""
+        return self.ok("add", key, "--category", category, "--source", source,
+                       "--reason", reason, *more)
+
     def json(self, *args: str) -> dict:
         return json.loads(self.ok("--json", *args))
 

@@ -34,12 +34,10 @@ RECENT = int(time.time()) - 3600
 # -- add, repeat, remove --------------------------------------------------------------
 
 def test_add_is_published_and_served_with_every_category(ledger, served):
-    ledger.ok("add", "203.0.114.7", "--category", "spam", "--source", "cert-a",
-              "--reason", "spam run", "--ref", "TICKET-1", "--confidence", "80")
-    ledger.ok("add", "203.0.114.7", "--category", "botnet-cc", "--source", "cert-b",
-              "--reason", "C2 for $family")
-    ledger.ok("add", "2001:67c:10::/48", "--category", "scanner", "--source", "cert-a",
-              "--reason", "scans ssh")
+    ledger.add("203.0.114.7", "spam", "cert-a", "spam run", "--ref", "TICKET-1",
+               "--confidence", "80")
+    ledger.add("203.0.114.7", "botnet-cc", "cert-b", "C2 for $family")
+    ledger.add("2001:67c:10::/48", "scanner", "cert-a", "scans ssh")
     thread, client = served(ledger)
     assert client.a(ledger_name("203.0.114.7")) == ["127.0.0.2", "127.0.0.3"]
     assert client.txt(ledger_name("203.0.114.7")) == [
@@ -78,8 +76,7 @@ def test_a_repeat_report_extends_instead_of_duplicating(ledger):
 
 
 def test_removal_sticks_against_old_evidence_and_yields_to_new(ledger, served):
-    ledger.ok("add", "203.0.114.9", "--category", "spam", "--source", "cert-a",
-              "--reason", "spam")
+    ledger.add("203.0.114.9", "spam", "cert-a", "spam")
     removed = ledger.json("remove", "203.0.114.9", "--reason", "owner cleaned up")
     assert [r["source"] for r in removed["removed"]] == ["cert-a"]
     assert "203.0.114.9" not in ledger.zone_text()
@@ -320,8 +317,7 @@ def test_export_then_import_gives_the_same_published_zone(make_ledger):
     one.ok("add", "203.0.114.50", "--category", "spam", "--source", "cert-a",
            "--reason", 'quotes " and, commas', "--ref", "T-1", "--confidence", "70")
     one.ok("add", "203.0.114.50", "--category", "spam", "--source", "cert-b", "--reason", "b")
-    one.ok("add", "2001:67c:20::/48", "--category", "botnet-cc", "--source", "cert-a",
-           "--reason", "ünïcode reason", "--force")
+    one.add("2001:67c:20::/48", "botnet-cc", "cert-a", "ünïcode reason", "--force")
     for fmt in ("json", "csv"):
         other = make_ledger() if fmt == "csv" else two
         exported = one.write(f"export.{fmt}", one.ok("export", "--format", fmt))
@@ -400,8 +396,7 @@ def test_kill_9_during_a_publish_leaves_the_served_zone_whole(ledger, served):
     ledger.ok("publish")
     published = ledger.zone_text()
     thread, client = served(ledger)
-    ledger.ok("add", "203.0.114.80", "--category", "scanner", "--source", "a",
-              "--reason", "r", "--no-publish")
+    ledger.add("203.0.114.80", "scanner", "a", "r", "--no-publish")
     temp = ledger.zone.parent
     proc = ledger.process("publish")
     wait_for(lambda: any(p.name.endswith(".tmp") for p in temp.iterdir()) or
@@ -455,8 +450,7 @@ def test_a_read_only_ledger_is_one_message_and_exit_3():
     try:
         os.chmod(folder, 0o755)
         ledger = Ledger(folder / "l", str(folder / "l" / "ledger.sqlite"))
-        ledger.ok("add", "203.0.114.90", "--category", "spam", "--source", "a",
-                  "--reason", "r")
+        ledger.add("203.0.114.90", "spam", "a", "r")
         before, zone = ledger.export(), ledger.zone_text()
         command = [sys.executable, "-m", "dnsbl", "ledger", "--config", str(ledger.config),
                    "add", "203.0.114.91", "--category", "spam", "--source", "a",

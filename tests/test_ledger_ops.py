@@ -82,8 +82,7 @@ def test_a_full_disk_is_one_message_and_changes_nothing(sqlite_ledger, command):
         args = ["import", ledger.write("feed.txt", "203.0.114.92\n203.0.114.93\n"),
                 "--format", "plain", "--source", "feed", "--category", "scanner"]
     else:  # a publish with something to write
-        ledger.ok("add", "203.0.114.94", "--category", "spam", "--source", "a",
-                  "--reason", "r", "--no-publish")
+        ledger.add("203.0.114.94", "spam", "a", "r", "--no-publish")
         args = ["publish"]
     before, zones = _dump(database), _zones(ledger)
     result = _cli(ledger, *args, preexec=_full_disk)
@@ -105,8 +104,7 @@ def read_only_ledger(request) -> Iterator[tuple[Ledger, bool]]:
     ledger = Ledger(folder / "l", str(folder / "l" / "ledger.sqlite"))
     as_nobody = os.geteuid() == 0  # root writes anything: ask as nobody instead
     try:
-        ledger.ok("add", "203.0.114.90", "--category", "spam", "--source", "a",
-                  "--reason", "r")
+        ledger.add("203.0.114.90", "spam", "a", "r")
         if getattr(request, "param", "") == "old":  # as written before the allowlist
             db = sqlite3.connect(folder / "l" / "ledger.sqlite")
             try:

@@ -264,12 +264,9 @@ def test_html_and_sql_in_fields_come_back_escaped_and_change_nothing_else(
 def test_the_public_lookup_shows_what_is_published_and_nothing_not_public(
         sqlite_ledger, start_web):
     ledger = sqlite_ledger
-    ledger.ok("add", "198.51.99.5", "--category", "spam", "--source", "cert-a",
-              "--reason", "sent spam", "--ref", "INTERNAL-REF-77")
-    ledger.ok("add", "198.51.99.5", "--category", "scanner", "--source", "quiet-feed",
-              "--reason", "scanned ssh")
-    ledger.ok("add", "10.1.2.3", "--category", "spam", "--source", "cert-a",
-              "--reason", "held by the guard")
+    ledger.add("198.51.99.5", "spam", "cert-a", "sent spam", "--ref", "INTERNAL-REF-77")
+    ledger.add("198.51.99.5", "scanner", "quiet-feed", "scanned ssh")
+    ledger.add("10.1.2.3", "spam", "cert-a", "held by the guard")
     web = start_web(ledger)
     reply = web.request("GET", "/lookup?ip=198.51.99.5", headers={"Accept": "application/json"})
     assert reply.status == 200
@@ -316,10 +313,8 @@ def _post_form(web: Web, fields: dict[str, str], cookie: str | None):
 def test_a_removal_request_is_queued_once_and_approval_removes_the_listing(
         sqlite_ledger, start_web, served):
     ledger = sqlite_ledger
-    ledger.ok("add", "198.51.99.6", "--category", "spam", "--source", "cert-a",
-              "--reason", "sent spam")
-    ledger.ok("add", "198.51.99.4", "--category", "spam", "--source", "cert-a",
-              "--reason", "sent spam")
+    ledger.add("198.51.99.6", "spam", "cert-a", "sent spam")
+    ledger.add("198.51.99.4", "spam", "cert-a", "sent spam")
     token = make_token(ledger, "--source", "cert-a", "--name", "analyst")
     client = served(ledger)
     web = start_web(ledger)
@@ -361,8 +356,7 @@ def test_a_removal_request_is_queued_once_and_approval_removes_the_listing(
 def test_removal_requests_are_rate_limited_per_client(tmp_path, start_web):
     folder = tmp_path / "ledger"
     ledger = Ledger(folder, str(folder / "ledger.sqlite"), "[ledger.web]\nrequest_rate = 2\n")
-    ledger.ok("add", "198.51.99.6", "--category", "spam", "--source", "cert-a",
-              "--reason", "sent spam")
+    ledger.add("198.51.99.6", "spam", "cert-a", "sent spam")
     web = start_web(ledger)
     cookie, csrf = _form(web, "198.51.99.6")
     fields = {"ip": "198.51.99.6", "contact": "owner@example.net", "message": "m",
@@ -376,8 +370,7 @@ def test_web_listens_on_loopback_unless_configured_and_counts_requests(
     assert parse_ledger({}, "/tmp").web.listen == "127.0.0.1:8080"
     web = start_web(sqlite_ledger)
     assert any(f"serving http://127.0.0.1:{web.port}" in line for line in web.log)
-    sqlite_ledger.ok("add", "198.51.99.5", "--category", "spam", "--source", "cert-a",
-                     "--reason", "r")
+    sqlite_ledger.add("198.51.99.5", "spam", "cert-a", "r")
     web.request("GET", "/lookup?ip=198.51.99.5")
     web.request("GET", "/api/v1/listings")
     metrics = web.request("GET", "/metrics").text

@@ -55,8 +55,7 @@ def site(tmp_path):
                              + ledger.config.read_text())
     done = set_analyst(ledger, "alice", PASSWORD)
     assert done.returncode == 0, done.stderr
-    ledger.ok("add", "198.51.99.30", "--category", "spam", "--source", "cert-a",
-              "--reason", "spam run")
+    ledger.add("198.51.99.30", "spam", "cert-a", "spam run")
     server = ServerThread(load_config(str(ledger.config)))
     web = None
     try:

@@ -23,12 +23,9 @@ def test_sightings_from_the_query_log_scaled_counted_once_and_across_rotation(tm
     log = tmp_path / "queries.log"
     ledger.config.write_text(f'query_log = "{log}"\nquery_log_sample = 2\n'
                              + ledger.config.read_text())
-    ledger.ok("add", "198.51.99.40", "--category", "spam", "--source", "cert-a",
-              "--reason", "spam")
-    ledger.ok("add", "198.51.99.0/24", "--category", "scanner", "--source", "cert-b",
-              "--reason", "scanning net")
-    ledger.ok("add", "198.51.99.41", "--category", "spam", "--source", "cert-a",
-              "--reason", "never asked")
+    ledger.add("198.51.99.40", "spam", "cert-a", "spam")
+    ledger.add("198.51.99.0/24", "scanner", "cert-b", "scanning net")
+    ledger.add("198.51.99.41", "spam", "cert-a", "never asked")
     server = ServerThread(load_config(str(ledger.config)))
     web = None
     try:
@@ -90,8 +87,7 @@ def test_sightings_follow_the_log_through_a_rotation_until_sigterm(tmp_path):
     ledger = Ledger(folder, str(folder / "ledger.sqlite"))
     log = tmp_path / "queries.log"
     ledger.config.write_text(f'query_log = "{log}"\n' + ledger.config.read_text())
-    ledger.ok("add", "198.51.99.40", "--category", "spam", "--source", "cert-a",
-              "--reason", "spam")
+    ledger.add("198.51.99.40", "spam", "cert-a", "spam")
     server = ServerThread(load_config(str(ledger.config)))
     follower = None
     try:
