@@ -4,8 +4,9 @@
 
 Runs two long-lived worker processes, one importing dnsbl from this tree and
 one from ``REV`` (``git archive``d into a temporary directory), both serving
-the same generated zones. Each round asks both, in alternating order, to
-answer every question ``--count`` times and report the CPU time per answer
+the same generated zones. Each round asks both, one after the other in
+alternating order, to answer each question ``--count`` times and report the
+CPU time per answer
 (``time.process_time``: what the process itself spent, which a loaded shared
 machine disturbs less than wall time). Prints, per question, the median of
 the per-round ratios this tree / REV: 1.00 is no change, above it slower.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import statistics
 import subprocess
@@ -57,7 +57,8 @@ QUESTIONS = [
 
 def _worker(zone_dir: str, count: int) -> None:
     """Load the zones with whichever dnsbl is on sys.path, then per line on
-    stdin answer every question ``count`` times and print CPU seconds each."""
+    stdin (a question's index) answer it ``count`` times and print the CPU
+    seconds per answer."""
     import dnslib
 
     from dnsbl.answer import Stats, answer
@@ -77,15 +78,13 @@ def _worker(zone_dir: str, count: int) -> None:
     for packet in packets:  # warm up, and check every question has an answer
         if answer(packet, zones, stats) is None:
             raise SystemExit(f"no answer to {packet!r}")
-    for _ in sys.stdin:
-        times = []
-        for packet in packets:
-            clock = time.process_time
-            start = clock()
-            for _ in range(count):
-                answer(packet, zones, stats)
-            times.append((clock() - start) / count)
-        print(json.dumps(times), flush=True)
+    clock = time.process_time
+    for line in sys.stdin:
+        packet = packets[int(line)]
+        start = clock()
+        for _ in range(count):
+            answer(packet, zones, stats)
+        print((clock() - start) / count, flush=True)
 
 
 def _checkout(rev: str, into: str) -> str:
@@ -104,21 +103,22 @@ def _start(tree: str, zone_dir: str, count: int) -> subprocess.Popen[str]:
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
 
-def _round(worker: subprocess.Popen[str]) -> list[float]:
+def _time(worker: subprocess.Popen[str], question: int) -> float:
+    """CPU seconds per answer to one question, as the worker measured them."""
     assert worker.stdin is not None and worker.stdout is not None
-    worker.stdin.write("go\n")
+    worker.stdin.write(f"{question}\n")
     worker.stdin.flush()
     line = worker.stdout.readline()
     if not line:
         raise SystemExit("a worker died; see its error above")
-    return json.loads(line)
+    return float(line)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", default="3fb0955", help="revision to compare with")
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--count", type=int, default=20000, help="answers per question a round")
+    parser.add_argument("--rounds", type=int, default=41)
+    parser.add_argument("--count", type=int, default=5000, help="answers per question a round")
     parser.add_argument("--worker", metavar="ZONE_DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -136,12 +136,17 @@ def main() -> None:
         try:
             ratios: list[list[float]] = [[] for _ in QUESTIONS]
             began = time.monotonic()
+            # Each pair back to back, who goes first alternating: the load
+            # the other engineers' jobs put on the machine drifts between pairs.
             for n in range(args.rounds):
-                order = workers if n % 2 == 0 else workers[::-1]
-                results = {id(w): _round(w) for w in order}
-                new, old = results[id(workers[0])], results[id(workers[1])]
-                for i, (a, b) in enumerate(zip(new, old, strict=True)):
-                    ratios[i].append(a / b)
+                for i in range(len(QUESTIONS)):
+                    if (n + i) % 2:
+                        old = _time(workers[1], i)
+                        new = _time(workers[0], i)
+                    else:
+                        new = _time(workers[0], i)
+                        old = _time(workers[1], i)
+                    ratios[i].append(new / old)
             print(f"{args.rounds} rounds of {args.count} answers a question, "
                   f"{time.monotonic() - began:.0f} s; this tree / {args.against}, CPU per answer:")
             for (label, _, _), r in zip(QUESTIONS, ratios, strict=True):
