@@ -188,13 +188,16 @@ class _Query:
         self.client = client
         self.opt = opt  # the OPT record to send
         self.limit = limit  # the reply's size limit
-        self.acl: str | Value | None = None  # what an ACL says to do instead of looking up
-        self.soa_owner = b""  # a pointer to the zone's name in the question
-        self.negative = b""  # the SOA for the authority section of NXDOMAIN and NODATA
-        self.looked = False  # some data was asked about this name
-        # Listed names lie below it: NODATA, never NXDOMAIN (RFC 8020), or
-        # resolvers doing QNAME minimisation would take the whole subtree for gone.
-        self.exists = False
+        # The rest _in_zone sets once the question is not refused: a refusal
+        # (much of what reaches the general path) does without them.
+
+    acl: str | Value | None  # what an ACL says to do instead of looking up
+    soa_owner: bytes  # a pointer to the zone's name in the question
+    negative: bytes  # the SOA for the authority section of NXDOMAIN and NODATA
+    looked: bool  # some data was asked about this name
+    # Listed names lie below it: NODATA, never NXDOMAIN (RFC 8020), or
+    # resolvers doing QNAME minimisation would take the whole subtree for gone.
+    exists: bool
 
 
 def _read_question(data: bytes, zones: Zones, stats: Stats, udp: bool, edns: Edns,
@@ -281,15 +284,17 @@ def _in_zone(query: _Query, stats: Stats) -> bytes | None:
         return _reply(query, REFUSED)
     if query.qtype in _META_TYPES:
         return _reply(query, NOTIMP)
-    if zone.acls and query.client is not None:
-        query.acl = _acl(zone.acls, query.client)
-        if query.acl == "ignore":
-            stats.dropped[DROP_ACL] += 1
-            return None
+    client = query.client
+    acl = _acl(zone.acls, client) if zone.acls and client is not None else None
+    if acl == "ignore":
+        stats.dropped[DROP_ACL] += 1
+        return None
     if zone.servfail:  # not loaded, or past its $TIMESTAMP expiry (as rbldnsd)
         return _reply(query, SERVFAIL)
-    if query.acl == "refuse":
+    if acl == "refuse":
         return _reply(query, REFUSED)
+    query.acl = acl
+    query.looked = query.exists = False
     depth = query.depth
     query.soa_owner = owner = _POINTERS[query.offsets[depth + zone.parent_labels]]
     query.negative = owner + zone.neg_soa_tail
