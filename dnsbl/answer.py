@@ -166,31 +166,27 @@ def answer(data: bytes, zones: Zones, stats: Stats, udp: bool = True,
 
 class _Query:
     """One question on the general path, read once: what each step of
-    answering it and the reply builder need, in one constructor call (this
-    is per query). Steps fill in the rest."""
+    answering it and the reply builder need, made by :func:`_new_query` in
+    one call (this is per query). Steps fill in the rest."""
 
     __slots__ = ("data", "question", "qtype", "qclass", "qname", "offsets", "depth",
                  "zone", "counts", "client", "opt", "limit", "acl", "soa_owner", "negative",
                  "looked", "exists")
 
-    def __init__(self, data: bytes, end: int, qtype: int, qname: bytes, offsets: list[int],
-                 depth: int, zone: Zone | None, counts: ZoneStats, client: str | None,
-                 opt: bytes, limit: int) -> None:
-        self.data = data
-        self.question = data[HEADER_LEN:end]  # echoed as sent: 0x20 case and all
-        self.qtype = qtype
-        self.qclass = data[end - 2] << 8 | data[end - 1]
-        self.qname = qname  # lowercase
-        self.offsets = offsets  # where each label of the name starts
-        self.depth = depth  # labels in front of the zone's name
-        self.zone = zone
-        self.counts = counts  # the zone's counters, or the server's for no zone
-        self.client = client
-        self.opt = opt  # the OPT record to send
-        self.limit = limit  # the reply's size limit
-        # The rest _in_zone sets once the question is not refused: a refusal
-        # (much of what reaches the general path) does without them.
-
+    data: bytes
+    question: bytes  # echoed as sent: 0x20 case and all
+    qtype: int
+    qclass: int
+    qname: bytes  # lowercase
+    offsets: list[int]  # where each label of the name starts
+    depth: int  # labels in front of the zone's name
+    zone: Zone | None
+    counts: ZoneStats  # the zone's counters, or the server's for no zone
+    client: str | None
+    opt: bytes  # the OPT record to send
+    limit: int  # the reply's size limit
+    # The rest _in_zone sets once the question is not refused: a refusal
+    # (much of what reaches the general path) does without them.
     acl: str | Value | None  # what an ACL says to do instead of looking up
     soa_owner: bytes  # a pointer to the zone's name in the question
     negative: bytes  # the SOA for the authority section of NXDOMAIN and NODATA
@@ -198,6 +194,31 @@ class _Query:
     # Listed names lie below it: NODATA, never NXDOMAIN (RFC 8020), or
     # resolvers doing QNAME minimisation would take the whole subtree for gone.
     exists: bool
+
+
+_new = object.__new__
+
+
+def _new_query(data: bytes, end: int, qtype: int, qname: bytes, offsets: list[int], depth: int,
+               zone: Zone | None, counts: ZoneStats, client: str | None, opt: bytes,
+               limit: int) -> _Query:
+    """A :class:`_Query` for the question ending at ``end``. A function, not
+    ``__init__``: on CPython 3.11 calling a class whose ``__init__`` is Python
+    packs the arguments into a tuple first, a fifth more per query."""
+    query = _new(_Query)
+    query.data = data
+    query.question = data[HEADER_LEN:end]
+    query.qtype = qtype
+    query.qclass = data[end - 2] << 8 | data[end - 1]
+    query.qname = qname
+    query.offsets = offsets
+    query.depth = depth
+    query.zone = zone
+    query.counts = counts
+    query.client = client
+    query.opt = opt
+    query.limit = limit
+    return query
 
 
 def _read_question(data: bytes, zones: Zones, stats: Stats, udp: bool, edns: Edns,
@@ -250,10 +271,10 @@ def _read_question(data: bytes, zones: Zones, stats: Stats, udp: bool, edns: Edn
     if data[6] or data[7] or data[8] or data[9] or data[10] or data[11]:
         opt, limit, rcode = _read_edns(data, end, edns, stats)
         if rcode != NOERROR:
-            return _reply(_Query(data, end, qtype, qname, offsets, depth, zone, counts, client,
-                                 opt, limit), rcode)
-    return _Query(data, end, qtype, qname, offsets, depth, zone, counts, client,
-                  opt, limit if udp else 65535)
+            return _reply(_new_query(data, end, qtype, qname, offsets, depth, zone, counts,
+                                     client, opt, limit), rcode)
+    return _new_query(data, end, qtype, qname, offsets, depth, zone, counts, client,
+                      opt, limit if udp else 65535)
 
 
 def _read_edns(data: bytes, end: int, edns: Edns, stats: Stats) -> tuple[bytes, int, int]:
