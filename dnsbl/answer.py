@@ -158,51 +158,74 @@ def answer(data: bytes, zones: Zones, stats: Stats, udp: bool = True,
     if global_acl is not None and client is not None and global_acl.action(client) == "ignore":
         stats.dropped[DROP_ACL] += 1
         return None
-    query = _read_question(data, zones, stats, udp, client)
+    query = _read_question(data, zones, stats, udp, edns, client)
     if not isinstance(query, _Query):
-        return query  # nothing, or a header-only reply: the question could not be read
-    refusal = _read_edns(query, edns, stats, udp)
-    if refusal is not None:
-        return refusal
+        return query  # nothing, or a reply saying why the question or its OPT is no good
     return _in_zone(query, stats)
 
 
 class _Query:
     """One question on the general path, read once: what each step of
-    answering it and the two reply builders need. Steps fill in the rest."""
+    answering it and the reply builder need, made by :func:`_new_query` in
+    one call (this is per query). Steps fill in the rest."""
 
-    __slots__ = ("data", "question", "qtype", "qclass", "qname", "offsets", "depth", "end",
+    __slots__ = ("data", "question", "qtype", "qclass", "qname", "offsets", "depth",
                  "zone", "counts", "client", "opt", "limit", "acl", "soa_owner", "negative",
                  "looked", "exists")
 
-    def __init__(self, data: bytes, end: int, qname: bytes, offsets: list[int], depth: int,
-                 zone: Zone | None, counts: ZoneStats, client: str | None) -> None:
-        self.data = data
-        self.end = end  # where the question ends (and any other sections start)
-        self.question = data[HEADER_LEN:end]  # echoed as sent: 0x20 case and all
-        self.qtype = data[end - 4] << 8 | data[end - 3]
-        self.qclass = data[end - 2] << 8 | data[end - 1]
-        self.qname = qname  # lowercase
-        self.offsets = offsets  # where each label of the name starts
-        self.depth = depth  # labels in front of the zone's name
-        self.zone = zone
-        self.counts = counts  # the zone's counters, or the server's for no zone
-        self.client = client
-        self.opt = b""  # the OPT record to send
-        self.limit = 65535  # reply size; until EDNS is read (FORMERR, BADVERS), no limit
-        self.acl: str | Value | None = None  # what an ACL says to do instead of looking up
-        self.soa_owner = b""  # a pointer to the zone's name in the question
-        self.negative = b""  # the SOA for the authority section of NXDOMAIN and NODATA
-        self.looked = False  # some data was asked about this name
-        # Listed names lie below it: NODATA, never NXDOMAIN (RFC 8020), or
-        # resolvers doing QNAME minimisation would take the whole subtree for gone.
-        self.exists = False
+    data: bytes
+    question: bytes  # echoed as sent: 0x20 case and all
+    qtype: int
+    qclass: int
+    qname: bytes  # lowercase
+    offsets: list[int]  # where each label of the name starts
+    depth: int  # labels in front of the zone's name
+    zone: Zone | None
+    counts: ZoneStats  # the zone's counters, or the server's for no zone
+    client: str | None
+    opt: bytes  # the OPT record to send
+    limit: int  # the reply's size limit
+    # The rest _in_zone sets once the question is not refused: a refusal
+    # (much of what reaches the general path) does without them.
+    acl: str | Value | None  # what an ACL says to do instead of looking up
+    soa_owner: bytes  # a pointer to the zone's name in the question
+    negative: bytes  # the SOA for the authority section of NXDOMAIN and NODATA
+    looked: bool  # some data was asked about this name
+    # Listed names lie below it: NODATA, never NXDOMAIN (RFC 8020), or
+    # resolvers doing QNAME minimisation would take the whole subtree for gone.
+    exists: bool
 
 
-def _read_question(data: bytes, zones: Zones, stats: Stats, udp: bool,
+_new = object.__new__
+
+
+def _new_query(data: bytes, end: int, qtype: int, qname: bytes, offsets: list[int], depth: int,
+               zone: Zone | None, counts: ZoneStats, client: str | None, opt: bytes,
+               limit: int) -> _Query:
+    """A :class:`_Query` for the question ending at ``end``. A function, not
+    ``__init__``: on CPython 3.11 calling a class whose ``__init__`` is Python
+    packs the arguments into a tuple first, a fifth more per query."""
+    query = _new(_Query)
+    query.data = data
+    query.question = data[HEADER_LEN:end]
+    query.qtype = qtype
+    query.qclass = data[end - 2] << 8 | data[end - 1]
+    query.qname = qname
+    query.offsets = offsets
+    query.depth = depth
+    query.zone = zone
+    query.counts = counts
+    query.client = client
+    query.opt = opt
+    query.limit = limit
+    return query
+
+
+def _read_question(data: bytes, zones: Zones, stats: Stats, udp: bool, edns: Edns,
                    client: str | None) -> _Query | bytes | None:
-    """The header and question, checked, and the zone the name falls in; or
-    what to send instead: nothing (``None``), or a header-only reply saying why."""
+    """The header, question and OPT, checked, and the zone the name falls in;
+    or what to send instead: nothing (``None``), a header-only reply saying
+    why, or the FORMERR or BADVERS that a bad OPT gets."""
     # Untrusted bytes straight from the network: check every length before use.
     n = len(data)
     if n < HEADER_LEN:
@@ -241,31 +264,33 @@ def _read_question(data: bytes, zones: Zones, stats: Stats, udp: bool,
         if zone is not None:
             break
     counts = stats.unzoned if zone is None else zone.stats
-    query = _Query(data, end, qname, offsets, depth, zone, counts, client)
-    counts.requests[QTYPE_INDEX.get(query.qtype, OTHER_QTYPE) + (0 if udp else _TCP_OFFSET)] += 1
-    return query
-
-
-def _read_edns(query: _Query, edns: Edns, stats: Stats, udp: bool) -> bytes | None:
-    """The OPT to answer with and the size the reply must fit (over UDP: 512
-    bytes, or what EDNS asks up to our payload; over TCP: any); or the
-    FORMERR or BADVERS that a bad OPT gets instead."""
-    data = query.data
+    qtype = data[pos + 1] << 8 | data[pos + 2]
+    counts.requests[QTYPE_INDEX.get(qtype, OTHER_QTYPE) + (0 if udp else _TCP_OFFSET)] += 1
+    opt = b""
     limit = MAX_UDP_PLAIN
     if data[6] or data[7] or data[8] or data[9] or data[10] or data[11]:
-        found = _edns(data, query.end)
-        if isinstance(found, int):
-            stats.malformed[found] += 1
-            return _status(query, FORMERR)
-        if found:
-            payload, version, nsid, dnssec_ok = found
-            if version:
-                query.opt = edns.badvers[dnssec_ok]
-                return _status(query, BADVERS)
-            query.opt = edns.opts[dnssec_ok, nsid]
-            limit = max(MAX_UDP_PLAIN, min(payload, edns.payload))
-    query.limit = limit if udp else 65535
-    return None
+        opt, limit, rcode = _read_edns(data, end, edns, stats)
+        if rcode != NOERROR:
+            return _reply(_new_query(data, end, qtype, qname, offsets, depth, zone, counts,
+                                     client, opt, limit), rcode)
+    return _new_query(data, end, qtype, qname, offsets, depth, zone, counts, client,
+                      opt, limit if udp else 65535)
+
+
+def _read_edns(data: bytes, end: int, edns: Edns, stats: Stats) -> tuple[bytes, int, int]:
+    """The OPT to answer with, the size a UDP reply must fit (512 bytes, or
+    what EDNS asks up to our payload) and NOERROR; or a bad OPT's FORMERR or
+    BADVERS (and no size limit on saying so)."""
+    found = _edns(data, end)
+    if isinstance(found, int):
+        stats.malformed[found] += 1
+        return b"", 65535, FORMERR
+    if not found:
+        return b"", MAX_UDP_PLAIN, NOERROR
+    payload, version, nsid, dnssec_ok = found
+    if version:
+        return edns.badvers[dnssec_ok], 65535, BADVERS
+    return edns.opts[dnssec_ok, nsid], max(MAX_UDP_PLAIN, min(payload, edns.payload)), NOERROR
 
 
 def _in_zone(query: _Query, stats: Stats) -> bytes | None:
@@ -275,28 +300,31 @@ def _in_zone(query: _Query, stats: Stats) -> bytes | None:
     zone = query.zone
     if query.qclass != CLASS_IN:
         stats.malformed[BAD_CLASS] += 1
-        return _status(query, REFUSED)
+        return _reply(query, REFUSED)
     if zone is None:
-        return _status(query, REFUSED)
+        return _reply(query, REFUSED)
     if query.qtype in _META_TYPES:
-        return _status(query, NOTIMP)
-    if zone.acls and query.client is not None:
-        query.acl = _acl(zone.acls, query.client)
-        if query.acl == "ignore":
-            stats.dropped[DROP_ACL] += 1
-            return None
+        return _reply(query, NOTIMP)
+    client = query.client
+    acl = _acl(zone.acls, client) if zone.acls and client is not None else None
+    if acl == "ignore":
+        stats.dropped[DROP_ACL] += 1
+        return None
     if zone.servfail:  # not loaded, or past its $TIMESTAMP expiry (as rbldnsd)
-        return _status(query, SERVFAIL)
-    if query.acl == "refuse":
-        return _status(query, REFUSED)
-    query.soa_owner = pointer(query.offsets[query.depth + zone.parent_labels])
-    query.negative = query.soa_owner + zone.neg_soa_tail
-    if query.depth == 0:
+        return _reply(query, SERVFAIL)
+    if acl == "refuse":
+        return _reply(query, REFUSED)
+    query.acl = acl
+    query.looked = query.exists = False
+    depth = query.depth
+    query.soa_owner = owner = _POINTERS[query.offsets[depth + zone.parent_labels]]
+    query.negative = owner + zone.neg_soa_tail
+    if depth == 0:
         return _apex(query, zone)
     reply = None
     if zone.lookups4:  # IPv4 data: 4.3.2.1.<zone>
         reply = _ipv4(query, zone)
-    if reply is None and (zone.lookups6 or zone.lookups4) and query.depth <= 32:
+    if reply is None and (zone.lookups6 or zone.lookups4) and depth <= 32:
         reply = _ipv6(query, zone)  # 32 reversed nibbles
     if reply is None and (zone.names or zone.generic):
         reply = _domain(query, zone)
@@ -304,7 +332,7 @@ def _in_zone(query: _Query, stats: Stats) -> bytes | None:
         return reply
     if query.looked:
         query.counts.lookups[NOT_LISTED] += 1
-    return _authoritative(query, NOERROR if query.exists else NXDOMAIN, ())
+    return _reply(query, NOERROR if query.exists else NXDOMAIN)
 
 
 def _ipv4(query: _Query, zone: Zone) -> bytes | None:
@@ -542,7 +570,7 @@ def _acl_answer(query: _Query, zone: Zone) -> bytes:
     if isinstance(query.acl, Value):
         return _listing(query, zone, [query.acl], 0, (str(query.client).encode(),))
     query.counts.lookups[NOT_LISTED] += 1
-    return _authoritative(query, NXDOMAIN, ())
+    return _reply(query, NXDOMAIN)
 
 
 def _listing(query: _Query, zone: Zone, hits: list[Value], family: int, key: Any) -> bytes:
@@ -572,14 +600,14 @@ def _listing(query: _Query, zone: Zone, hits: list[Value], family: int, key: Any
                 rr = v.txt_head + struct.pack(">HB", len(text) + 1, len(text)) + text
             if rr not in records:
                 records.append(rr)
-    return _authoritative(query, NOERROR, records)
+    return _reply(query, NOERROR, records)
 
 
 def _generic(query: _Query, by_type: dict[int, list[bytes]]) -> bytes:
     """Plain records of one name: those of the asked type (all for ANY), or NODATA."""
     if query.qtype == TYPE_ANY:
-        return _authoritative(query, NOERROR, [rr for rrs in by_type.values() for rr in rrs])
-    return _authoritative(query, NOERROR, by_type.get(query.qtype, []))
+        return _reply(query, NOERROR, [rr for rrs in by_type.values() for rr in rrs])
+    return _reply(query, NOERROR, by_type.get(query.qtype, []))
 
 
 def _entry_text(family: int, key: bytes) -> bytes:
@@ -620,7 +648,7 @@ def _apex(query: _Query, zone: Zone) -> bytes:
     if apex:
         records.extend(rr for rrs in (apex.values() if qtype == TYPE_ANY
                                       else [apex.get(qtype, [])]) for rr in rrs)
-    return _authoritative(query, NOERROR, records)
+    return _reply(query, NOERROR, records)
 
 
 def _edns(data: bytes, pos: int) -> tuple[int, int, bool, bool] | tuple[()] | int:
@@ -701,31 +729,31 @@ def _bare(data: bytes, rcode: int, stats: Stats, reason: int) -> bytes:
     return data[:2] + bytes((QR | (data[2] & (OPCODE | RD)), rcode | (data[3] & CD))) + bytes(8)
 
 
-def _status(query: _Query, rcode: int) -> bytes:
-    """A reply of no records that says only ``rcode``: a refusal or a failure."""
-    return _message(query, rcode, 0, 0, b"")
+def _reply(query: _Query, rcode: int, records: Sequence[bytes] = ()) -> bytes:
+    """The reply: header, the question as asked, the answer, our OPT; past the
+    size limit, only the header (TC=1), the question and the OPT.
 
-
-def _authoritative(query: _Query, rcode: int, records: Sequence[bytes]) -> bytes:
-    """An answer from the zone's data: ``records``, or none and the zone's SOA
-    (NODATA when ``rcode`` is NOERROR, else NXDOMAIN)."""
-    if records:
-        return _message(query, rcode, len(records), 0, b"".join(records))
-    return _message(query, rcode, 0, 1, query.negative)
-
-
-def _message(query: _Query, rcode: int, ancount: int, nscount: int, records: bytes) -> bytes:
-    """The reply: header, the question as asked, ``records``, our OPT; past the
-    size limit, only the header (TC=1), the question and the OPT."""
+    A data answer (NOERROR, NXDOMAIN) is authoritative: ``records``, or none
+    and the zone's SOA (NODATA or NXDOMAIN). Any other ``rcode`` (a refusal
+    or a failure) says only that. One builder, not two: this is per query."""
     query.counts.rcodes[rcode] += 1
-    rcode &= 0x0F  # extended (BADVERS): the OPT carries the upper bits
     data, opt = query.data, query.opt
     arcount = 1 if opt else 0
-    # Authoritative only for data answers; not for refusals or failures.
-    aa = AA if rcode == NOERROR or rcode == NXDOMAIN else 0
+    if rcode == NOERROR or rcode == NXDOMAIN:
+        aa = AA
+        if records:
+            counts = _COUNTS.pack(1, len(records), 0, arcount)
+            body = b"".join(records)
+        else:
+            counts = _COUNTS.pack(1, 0, 1, arcount)
+            body = query.negative
+    else:
+        rcode &= 0x0F  # extended (BADVERS): the OPT carries the upper bits
+        aa = AA if rcode == NOERROR else 0  # BADVERS keeps the AA it has always had
+        counts = _COUNTS.pack(1, 0, 0, arcount)
+        body = b""
     flags = bytes((QR | aa | (data[2] & (OPCODE | RD)), rcode | (data[3] & CD)))
-    reply = (data[:2] + flags + _COUNTS.pack(1, ancount, nscount, arcount)
-             + query.question + records + opt)
+    reply = data[:2] + flags + counts + query.question + body + opt
     if len(reply) > query.limit:
         flags = bytes((flags[0] | TC, flags[1]))
         reply = data[:2] + flags + _COUNTS.pack(1, 0, 0, arcount) + query.question + opt
