@@ -31,8 +31,9 @@ class Parsed:
     """A dataset as read from its files: directives, and entries as flat data.
 
     ``values[0]`` is ``None``: value number 0 means "excluded". IPv4 single
-    addresses come as sorted ``array("I")`` bytes with their value numbers;
-    other keys as (key, bits or mode, number) triples.
+    addresses come as sorted ``array("I")`` bytes with their value numbers
+    (which indexing takes over: it empties them); other keys as (key, bits or
+    mode, number) triples.
     """
 
     kind: str
