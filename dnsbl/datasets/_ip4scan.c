@@ -10,7 +10,7 @@
  * or a byte outside printable ASCII inside the line, a special, a default
  * line, a value text not seen yet) is left to Python.
  *
- * resolve() sorts the single addresses (stable, so file order decides among
+ * resolve() sorts the single addresses (stably, so file order decides among
  * repeats) and applies the rules of repeats, as ip4._Singles.resolve does.
  *
  * Written against the plain C API: building it needs nothing but a compiler
@@ -250,37 +250,52 @@ done:
     return result;
 }
 
-/* Stable LSD radix sort of keys, carrying idx along; tk, ti: room for n each.
- * A pass where every key has the same byte is skipped. The result ends in
- * keys and idx. */
+/* Sort in place by radix, a byte at a time from the top (American flag
+ * sort: no second array), from the byte at ``shift`` down; short stretches
+ * by insertion. Each value is (address << 32 | index in file order): all
+ * distinct, so the order is the one a stable sort of the addresses gives,
+ * and it costs 8 bytes an entry, not the 16 of a sort into a second array. */
 static void
-radix_sort(uint32_t *keys, uint32_t *idx, uint32_t *tk, uint32_t *ti, Py_ssize_t n)
+flag_sort(uint64_t *a, Py_ssize_t n, int shift)
 {
-    uint32_t *from_k = keys, *from_i = idx, *to_k = tk, *to_i = ti;
-    for (int shift = 0; shift < 32; shift += 8) {
-        Py_ssize_t count[256] = {0};
-        for (Py_ssize_t i = 0; i < n; i++)
-            count[(from_k[i] >> shift) & 255]++;
-        if (count[(from_k[0] >> shift) & 255] == n)
-            continue;
-        Py_ssize_t at = 0;
-        for (int b = 0; b < 256; b++) {
-            Py_ssize_t c = count[b];
-            count[b] = at;
-            at += c;
+    if (n < 32) {
+        for (Py_ssize_t i = 1; i < n; i++) {
+            uint64_t v = a[i];
+            Py_ssize_t j = i;
+            for (; j > 0 && a[j - 1] > v; j--)
+                a[j] = a[j - 1];
+            a[j] = v;
         }
-        for (Py_ssize_t i = 0; i < n; i++) {
-            Py_ssize_t to = count[(from_k[i] >> shift) & 255]++;
-            to_k[to] = from_k[i];
-            to_i[to] = from_i[i];
-        }
-        uint32_t *swap_k = from_k, *swap_i = from_i;
-        from_k = to_k, from_i = to_i;
-        to_k = swap_k, to_i = swap_i;
+        return;
     }
-    if (from_k != keys) {
-        memcpy(keys, from_k, (size_t)n * sizeof(uint32_t));
-        memcpy(idx, from_i, (size_t)n * sizeof(uint32_t));
+    Py_ssize_t count[256] = {0}, next[256], end[256];
+    for (Py_ssize_t i = 0; i < n; i++)
+        count[(a[i] >> shift) & 255]++;
+    Py_ssize_t at = 0;
+    for (int b = 0; b < 256; b++) {
+        next[b] = at;
+        at += count[b];
+        end[b] = at;
+    }
+    for (int b = 0; b < 256; b++) {
+        while (next[b] < end[b]) { /* carry each value to its bucket, swapping */
+            uint64_t v = a[next[b]];
+            int d = (int)((v >> shift) & 255);
+            while (d != b) {
+                uint64_t w = a[next[d]];
+                a[next[d]++] = v;
+                v = w;
+                d = (int)((v >> shift) & 255);
+            }
+            a[next[b]++] = v;
+        }
+    }
+    if (shift == 0)
+        return;
+    for (int b = 0; b < 256; b++) {
+        Py_ssize_t first = end[b] - count[b];
+        if (count[b] > 1)
+            flag_sort(a + first, count[b], shift - 8);
     }
 }
 
@@ -291,7 +306,7 @@ resolve(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "w*w*", &kb, &nb))
         return NULL;
     PyObject *result = NULL;
-    uint32_t *idx = NULL, *tk = NULL, *ti = NULL;
+    uint64_t *sorted = NULL;
     u32s found_origins = {0}, found_keys = {0};
     Py_ssize_t n = kb.len / (Py_ssize_t)sizeof(uint32_t), kept = n, exclusions = 0;
     uint32_t *keys = kb.buf, *numbers = nb.buf;
@@ -303,43 +318,41 @@ resolve(PyObject *self, PyObject *args)
     while (i < n && keys[i - 1] < keys[i])
         i++;
     if (i < n) { /* not sorted, or repeats: sort, then walk the repeats */
-        idx = PyMem_Malloc((size_t)n * sizeof(uint32_t));
-        tk = PyMem_Malloc((size_t)n * sizeof(uint32_t));
-        ti = PyMem_Malloc((size_t)n * sizeof(uint32_t));
-        if (idx == NULL || tk == NULL || ti == NULL) {
+        sorted = PyMem_Malloc((size_t)n * sizeof(uint64_t));
+        if (sorted == NULL) {
             PyErr_NoMemory();
             goto done;
         }
-        for (Py_ssize_t j = 0; j < n; j++)
-            idx[j] = (uint32_t)j;
         Py_BEGIN_ALLOW_THREADS
-        radix_sort(keys, idx, tk, ti, n);
         for (Py_ssize_t j = 0; j < n; j++)
-            tk[j] = numbers[idx[j]];
-        memcpy(numbers, tk, (size_t)n * sizeof(uint32_t));
+            sorted[j] = (uint64_t)keys[j] << 32 | (uint64_t)j;
+        flag_sort(sorted, n, 56);
         Py_END_ALLOW_THREADS
-        PyMem_Free(tk);
-        PyMem_Free(ti);
-        tk = ti = NULL;
-        /* Entry j repeats entry j - 1, later in the files: it decides; both
-         * listed is a warning; an exclusion of exactly this address wins. */
+        /* Entry j repeats the one before it, later in the files: it decides;
+         * both listed is a warning; an exclusion of exactly this address wins.
+         * What is kept goes to keys[w] and the low half of sorted[w] (read
+         * already), as numbers is read in file order until the end. */
         Py_ssize_t w = 0;
         for (Py_ssize_t j = 0; j < n; j++) {
-            uint32_t number = numbers[j];
-            while (j + 1 < n && keys[j + 1] == keys[j]) {
+            uint32_t key = (uint32_t)(sorted[j] >> 32);
+            uint32_t number = numbers[(uint32_t)sorted[j]];
+            while (j + 1 < n && (uint32_t)(sorted[j + 1] >> 32) == key) {
                 j++;
-                if (numbers[j] && number) {
-                    if (push(&found_origins, idx[j]) < 0 || push(&found_keys, keys[j]) < 0)
+                uint32_t origin = (uint32_t)sorted[j], later = numbers[origin];
+                if (later && number) {
+                    if (push(&found_origins, origin) < 0 || push(&found_keys, key) < 0)
                         goto done;
-                    number = numbers[j];
+                    number = later;
                 }
                 else if (number)
-                    number = numbers[j]; /* a later exclusion */
+                    number = later; /* a later exclusion */
             }
-            keys[w] = keys[j];
-            numbers[w] = number;
+            keys[w] = key;
+            sorted[w] = number;
             w++;
         }
+        for (Py_ssize_t j = 0; j < w; j++)
+            numbers[j] = (uint32_t)sorted[j];
         kept = w;
     }
     for (Py_ssize_t j = 0; j < kept; j++)
@@ -349,9 +362,7 @@ resolve(PyObject *self, PyObject *args)
 done:
     PyBuffer_Release(&kb);
     PyBuffer_Release(&nb);
-    PyMem_Free(idx);
-    PyMem_Free(tk);
-    PyMem_Free(ti);
+    PyMem_Free(sorted);
     PyMem_Free(found_origins.items);
     PyMem_Free(found_keys.items);
     return result;
