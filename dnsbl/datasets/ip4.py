@@ -515,10 +515,7 @@ class _Singles(Singles):
         keys, numbers, loose = self.keys, self.numbers, self._loose
         if not loose or len(loose) > len(keys) // 4:
             return None
-        in_runs = bytearray(b"\1") * len(keys)
-        for i in loose:
-            in_runs[i] = 0
-        run_keys = array("I", compress(keys, in_runs))
+        run_keys = _without(keys, loose)
         if not _ascending(run_keys):
             return None
         by_key = sorted((keys[i], numbers[i]) for i in loose)
@@ -528,7 +525,7 @@ class _Singles(Singles):
                                              for i, key in zip(at, loose_keys, strict=True)):
             return None
         loose_numbers = [number for _, number in by_key]
-        run_numbers = array("I", compress(numbers, in_runs))
+        run_numbers = _without(numbers, loose)
         numbers = _interleave(run_numbers, at, loose_numbers)
         return _interleave(run_keys, at, loose_keys), numbers, numbers.count(0)
 
@@ -548,6 +545,17 @@ class _Singles(Singles):
         run = bisect_right(self._starts, origin) - 1
         _, path = self._files[bisect_right(self._files, origin, key=lambda f: f[0]) - 1]
         return path, self._lines[run] + origin - self._starts[run], key
+
+
+def _without(items: array, positions: array) -> array:
+    """``items`` without those at ``positions`` (ascending): slices, not a
+    pass over every item in Python."""
+    out = array(items.typecode)
+    done = 0
+    for at in positions:
+        out += items[done:at]
+        done = at + 1
+    return out + items[done:]
 
 
 def _interleave(items: array, positions: Sequence[int], extra: Iterable[int]) -> array:
