@@ -357,7 +357,8 @@ class _Scanner:
                 self.texts_after = default
             first, first_line = pos, lineno
             pos, lineno, stopped, text, keys, numbers, starts, lines, blocks = SCAN.scan(
-                data, pos, lineno, texts, collector.number(default), reader.maxrange, self.tset)
+                data, pos, lineno, texts, collector.number(default),
+                min(reader.maxrange, 1 << 33), self.tset)  # past 2**32: no limit either way
             taken = len(keys) // 4 + len(blocks)
             if taken > collector.count.left:
                 # Past max_entries: the Python reader raises at the right line.
