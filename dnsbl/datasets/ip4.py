@@ -482,7 +482,7 @@ class _Singles(Singles):
             kept, exclusions, origins, found_keys = SCAN.resolve(keys, numbers)
             del keys[kept:], numbers[kept:]
             if origins:
-                self._warn(describe, warnings, _pairs(origins, found_keys))
+                self._warn(describe, warnings, _uints(origins), _uints(found_keys))
             return keys, numbers, exclusions
         if _ascending(keys):
             return keys, numbers, numbers.count(0)
@@ -495,16 +495,17 @@ class _Singles(Singles):
         # Walked, not listed: a file of one line repeated has a repeat per line.
         repeats = compress(range(1, len(keys)), map(eq, keys, islice(keys, 1, None)))
         keep = bytearray(b"\1") * len(keys)
-        found = []
+        found, found_keys = array("I"), array("I")
         for i in repeats:  # entry i repeats entry i - 1, later in the files: it decides
             keep[i - 1] = 0
             if numbers[i] and numbers[i - 1]:
-                found.append((order[i], keys[i]))
+                found.append(order[i])
+                found_keys.append(keys[i])
             elif not numbers[i - 1]:
                 numbers[i] = 0  # an exclusion of exactly this address wins
         if len(keep) == keep.count(1):
             return keys, numbers, numbers.count(0)
-        self._warn(describe, warnings, found)
+        self._warn(describe, warnings, found, found_keys)
         numbers = array("I", compress(numbers, keep))
         return array("I", compress(keys, keep)), numbers, numbers.count(0)
 
@@ -531,14 +532,16 @@ class _Singles(Singles):
         return _interleave(run_keys, at, loose_keys), numbers, numbers.count(0)
 
     def _warn(self, describe: Callable[[Any, int], str], warnings: Warnings,
-              found: list[tuple[int, int]]) -> None:
-        """A warning for each (origin, address) repeated with both listed."""
+              origins: array, keys: array) -> None:
+        """A warning for each address repeated with both listed: where the
+        later one is (its index in file order) and the address."""
         # Only as many as are kept: five million repeats of one line cost no
-        # five million warnings (the earliest in file order are kept).
-        if len(found) > warnings.room():
-            warnings.dropped += len(found) - warnings.room()
-            found = heapq.nsmallest(warnings.room(), found)
-        for path, lineno, key in sorted(self._where(*pair) for pair in found):
+        # five million warnings, nor objects (the earliest in file order are kept).
+        chosen: Iterable[int] = range(len(origins))
+        if len(origins) > warnings.room():
+            warnings.dropped += len(origins) - warnings.room()
+            chosen = heapq.nsmallest(warnings.room(), chosen, key=origins.__getitem__)
+        for path, lineno, key in sorted(self._where(origins[i], keys[i]) for i in chosen):
             warnings.append(duplicate(describe(key, 32), path, lineno))
 
     def _where(self, origin: int, key: int) -> tuple[str, int, int]:
@@ -571,11 +574,10 @@ def _interleave(items: array, positions: Sequence[int], extra: Iterable[int]) ->
     return out + items[done:]
 
 
-def _pairs(origins: bytes, keys: bytes) -> list[tuple[int, int]]:
-    first, second = array("I"), array("I")
-    first.frombytes(origins)
-    second.frombytes(keys)
-    return list(zip(first, second, strict=True))
+def _uints(data: bytes) -> array:
+    out = array("I")
+    out.frombytes(data)
+    return out
 
 
 def _ascending(keys: array) -> bool:
