@@ -22,7 +22,8 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/activate pyproject.toml setup.py dnsbl/_fastpath.c
+$(VENV)/.installed: $(BIN)/activate pyproject.toml setup.py dnsbl/_fastpath.c \
+		dnsbl/datasets/_ip4scan.c
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 

@@ -1,4 +1,4 @@
-"""The compiled fast path, built where a C compiler is at hand.
+"""The compiled fast path and IPv4 reader, built where a C compiler is at hand.
 
 Everything else about the package is in pyproject.toml. ``optional=True``:
 where the extension cannot be built (no compiler, no Python headers), the
@@ -7,4 +7,8 @@ install goes on without it and answer.py serves with its Python fast path.
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("dnsbl._fastpath", ["dnsbl/_fastpath.c"], optional=True)])
+setup(ext_modules=[
+    Extension("dnsbl._fastpath", ["dnsbl/_fastpath.c"], optional=True),
+    # Reading IPv4 lists (datasets/ip4.py): its Python reader is the fallback.
+    Extension("dnsbl.datasets._ip4scan", ["dnsbl/datasets/_ip4scan.c"], optional=True),
+])

@@ -453,6 +453,11 @@ class DatasetReader:
                 self._parsed_values[(text, default)] = value
         return value
 
+    def known_value(self, text: str, default: Value) -> Value | None:
+        """What :meth:`value` read ``text`` to after ``default``, if it did
+        without a warning (so any line with it reads the same)."""
+        return self._parsed_values.get((text, default))
+
     def _parse_value(self, path: str, lineno: int, text: str, default: Value) -> Value | None:
         if text[0] != ":":
             raw: str | None = text

@@ -31,8 +31,9 @@ class Parsed:
     """A dataset as read from its files: directives, and entries as flat data.
 
     ``values[0]`` is ``None``: value number 0 means "excluded". IPv4 single
-    addresses come as sorted ``array("I")`` bytes with their value numbers;
-    other keys as (key, bits or mode, number) triples.
+    addresses come as sorted ``array("I")`` bytes with their value numbers
+    (which indexing takes over: it empties them); other keys as (key, bits or
+    mode, number) triples.
     """
 
     kind: str
@@ -215,41 +216,11 @@ class ListedDataset(Dataset):
 
     @classmethod
     def collect(cls, reader: DatasetReader, default_ttl: int) -> Parsed:
-        count = Counter(reader)
-        numbers: dict[Value, int] = {}  # value -> its number; 0 is an exclusion (None)
-        values: list[Value | None] = [None]
-        singles = cls.singles()
-        blocks: dict[tuple[Any, int], int] = {}  # (net or name, bits or mode) -> value number
-        by_key: dict[tuple[Any, int], list[int]] = {}  # all_values: every value number
+        collector = Collector(cls, reader)
+        add = collector.add
         for item in reader.items():
-            value = item.value if isinstance(item, Run) else item[2]
-            if value is None:
-                number = 0
-            else:
-                number = numbers.get(value, -1)
-                if number < 0:
-                    number = numbers[value] = len(values)
-                    values.append(value)
-            if isinstance(item, Run):
-                assert singles is not None  # only IPv4 data has runs
-                count.run(item)
-                singles.add_run(item.addresses, number, item.path, item.first_line)
-                continue
-            key, bits, _value, path, lineno = item
-            count.one(path, lineno)
-            if cls.all_values:
-                # rbldnsd answers every value a name is listed with; an
-                # exclusion of the name wins over all of them, in any order.
-                listed = by_key.setdefault((key, bits), [])
-                if not number:
-                    listed[:] = [0]
-                elif listed[:1] != [0] and number not in listed:
-                    listed.append(number)
-            elif singles is not None and bits == 32:
-                singles.add(key, number, path, lineno)
-            else:
-                cls._add_block(blocks, key, bits, number, reader.warnings, path, lineno)
-        return cls._finish(reader, default_ttl, values, singles, blocks, by_key)
+            add(item)
+        return collector.finish(default_ttl)
 
     @classmethod
     def _add_block(cls, blocks: dict[tuple[Any, int], int], key: Any, bits: int, number: int,
@@ -286,6 +257,65 @@ class ListedDataset(Dataset):
                              single_exclusions=single_exclusions, blocks=block_list)
         reader.finish_values()
         return parsed
+
+
+class Collector:
+    """What :meth:`ListedDataset.collect` gathers, an item at a time: value
+    numbers, single addresses, blocks; then the :class:`Parsed` of it all."""
+
+    def __init__(self, cls: type[ListedDataset], reader: DatasetReader) -> None:
+        self.cls, self.reader = cls, reader
+        self.count = Counter(reader)
+        self._numbers: dict[Value, int] = {}  # value -> its number; 0 is an exclusion (None)
+        self.values: list[Value | None] = [None]
+        self.singles = cls.singles()
+        #: (net or name, bits or mode) -> value number
+        self.blocks: dict[tuple[Any, int], int] = {}
+        self.by_key: dict[tuple[Any, int], list[int]] = {}  # all_values: every value number
+
+    def number(self, value: Value | None) -> int:
+        """The number of ``value`` (0 for an exclusion), numbered at first sight."""
+        if value is None:
+            return 0
+        number = self._numbers.get(value, -1)
+        if number < 0:
+            number = self._numbers[value] = len(self.values)
+            self.values.append(value)
+        return number
+
+    def add(self, item: Entry | Run) -> None:
+        singles = self.singles
+        if isinstance(item, Run):
+            assert singles is not None  # only IPv4 data has runs
+            number = self._numbers.get(item.value, -1)
+            if number < 0:
+                number = self.number(item.value)
+            self.count.run(item)
+            singles.add_run(item.addresses, number, item.path, item.first_line)
+            return
+        key, bits, value, path, lineno = item
+        # number(), inline: a call a line costs the Python reader 5% of a load.
+        number = 0 if value is None else self._numbers.get(value, -1)
+        if number < 0:
+            number = self.number(value)
+        self.count.one(path, lineno)
+        cls = self.cls
+        if cls.all_values:
+            # rbldnsd answers every value a name is listed with; an
+            # exclusion of the name wins over all of them, in any order.
+            listed = self.by_key.setdefault((key, bits), [])
+            if not number:
+                listed[:] = [0]
+            elif listed[:1] != [0] and number not in listed:
+                listed.append(number)
+        elif singles is not None and bits == 32:
+            singles.add(key, number, path, lineno)
+        else:
+            cls._add_block(self.blocks, key, bits, number, self.reader.warnings, path, lineno)
+
+    def finish(self, default_ttl: int) -> Parsed:
+        return self.cls._finish(self.reader, default_ttl, self.values, self.singles,
+                                self.blocks, self.by_key)
 
 
 class Singles(ABC):

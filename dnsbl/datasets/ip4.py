@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
+import os
 import re
 import sys
 from array import array
@@ -19,8 +20,23 @@ from typing import Any
 
 import pytricia
 
-from dnsbl.datasets.base import ListedDataset, NetworkEntry, Parsed, Singles, duplicate
+from dnsbl.datasets.base import (
+    Collector,
+    ListedDataset,
+    NetworkEntry,
+    Parsed,
+    Singles,
+    duplicate,
+)
 from dnsbl.zonefile import DatasetReader, Entry, Run, Value, Warnings, match_key
+
+try:
+    from dnsbl.datasets import _ip4scan  # type: ignore[attr-defined]
+except ImportError:  # not built (no compiler at install time): Python reads it all
+    _ip4scan = None
+#: The compiled reader (_ip4scan.c), or None: then the Python one, which is
+#: the reference, reads every line. DNSBL_PURE_PYTHON=1 asks for it.
+SCAN: Any = (_ip4scan if os.environ.get("DNSBL_PURE_PYTHON", "") in ("", "0") else None)
 
 
 class IP4Entry(NetworkEntry):
@@ -177,10 +193,15 @@ class IP4Dataset(ListedDataset):
 
     def __init__(self, parsed: Parsed) -> None:
         super().__init__(parsed)
+        # Each copied, then let go: with both copies of both at once, a 10M
+        # list would peak 80 MB above what it then holds. (A Parsed is indexed
+        # once.)
         keys = array("I")
         keys.frombytes(parsed.singles)
+        parsed.singles = b""
         numbers = array("I")
         numbers.frombytes(parsed.numbers)
+        parsed.numbers = b""
         self._shift = 32 - _index_bits(len(keys))
         starts = _block_starts(keys, 32 - self._shift)
         self._keys, self._numbers, self._starts = keys, numbers, starts
@@ -207,6 +228,17 @@ class IP4Dataset(ListedDataset):
     @classmethod
     def singles(cls) -> Singles:
         return _Singles()
+
+    @classmethod
+    def collect(cls, reader: DatasetReader, default_ttl: int) -> Parsed:
+        if SCAN is None or reader.given is not None:
+            return super().collect(reader, default_ttl)
+        scanner = _Scanner(Collector(cls, reader))
+        for path in reader.paths:
+            reader.default = reader.builtin  # a default value lasts one file
+            for lineno, data in reader.read_blocks(path):
+                scanner.block(path, lineno, data)
+        return scanner.collector.finish(default_ttl)
 
     @classmethod
     def read_block(cls, reader: DatasetReader, path: str, lineno: int,
@@ -300,6 +332,60 @@ class IP4Dataset(ListedDataset):
         return self._trie.get_key(ip)
 
 
+class _Scanner:
+    """Whole blocks of a file read by the compiled scan(), which stops at each
+    line it does not take whole; the Python reader reads that one (and says
+    what is wrong with it), and scan() goes on after it."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self.reader = collector.reader
+        assert isinstance(collector.singles, _Singles)
+        self.singles = collector.singles
+        self.tset = self.reader.kind == "ip4tset"
+        #: Value texts seen after the default in force -> their value number.
+        self.texts: dict[bytes, int] = {}
+        self.texts_after: Value | None = None
+
+    def block(self, path: str, lineno: int, data: bytes) -> None:
+        reader, collector, texts = self.reader, self.collector, self.texts
+        pos, end = 0, len(data)
+        while pos < end:
+            default = reader.default
+            if default is not self.texts_after:  # ":2" reads differently after another default
+                texts.clear()
+                self.texts_after = default
+            first, first_line = pos, lineno
+            pos, lineno, stopped, text, keys, numbers, starts, lines, blocks = SCAN.scan(
+                data, pos, lineno, texts, collector.number(default),
+                min(reader.maxrange, 1 << 33), self.tset)  # past 2**32: no limit either way
+            taken = len(keys) // 4 + len(blocks)
+            if taken > collector.count.left:
+                # Past max_entries: the Python reader raises at the right line.
+                for item in IP4Dataset.read_block(reader, path, first_line, data[first:pos]):
+                    collector.add(item)
+            else:
+                collector.count.left -= taken
+                self.singles.add_scanned(path, keys, numbers, starts, lines)
+                add_block, blocks_seen, warnings = (IP4Dataset._add_block, collector.blocks,
+                                                    reader.warnings)
+                for key, bits, number, at in blocks:
+                    add_block(blocks_seen, key, bits, number, warnings, path, at)
+            if not stopped:
+                return
+            stop = data.find(b"\n", pos)
+            stop = end if stop < 0 else stop
+            line = data[pos:stop].decode("latin-1").strip()
+            if line:
+                for item in reader.feed(path, lineno, line):
+                    collector.add(item)
+            if text is not None:  # the lines after with this text are scan()'s
+                value = reader.known_value(text.decode("latin-1"), default)
+                if value is not None and reader.default is default:
+                    texts[text] = collector.number(value)
+            pos, lineno = stop + 1, lineno + 1
+
+
 def _index_bits(count: int) -> int:
     """How many top bits of an address the block index goes by: 8 to 16, for
     blocks of 16 to 32 keys. A bisect a block builds the index: 16 bits for a
@@ -328,82 +414,152 @@ class _Singles(Singles):
     the rules of the blocks: the later value wins (with a warning), and an
     exclusion of the address wins in any order.
 
-    Runs of bare addresses go straight into arrays; the few lines read one
-    by one ("loose": with a value, an exclusion, a test point on top) are kept
-    aside with where they came in, so a sorted list costs no sort at all.
+    Every address goes into two arrays in file order, whichever way it was
+    read (a run, a line, a batch of the compiled reader); where the line
+    numbers stop counting up by one, a break records the index and the line,
+    so any entry's file and line can be found again for a warning. A sorted
+    list costs no sort at all.
     """
 
     def __init__(self) -> None:
-        self.keys = array("I")  # from runs, in file order
+        self.keys = array("I")  # in file order
         self.numbers = array("I")
-        self._runs: list[tuple[int, str, int]] = []  # (first index, file, first line)
-        #: (key, number, file, line, how many run entries came before it)
-        self._loose: list[tuple[int, int, str, int, int]] = []
+        self._starts = array("I")  # where the line numbers break: the index,
+        self._lines = array("I")  # and the line of that entry
+        self._files: list[tuple[int, str]] = []  # (first index, file)
+        self._path = ""
+        self._next_line = -1  # the line an entry added next would continue from
+        #: Where the entries read one by one (not in a run) are: the Python
+        #: reader places them among sorted runs without a sort.
+        self._loose = array("I")
+
+    def _break(self, path: str, lineno: int) -> None:
+        if path != self._path:
+            self._files.append((len(self.keys), path))
+            self._path = path
+        self._starts.append(len(self.keys))
+        self._lines.append(lineno)
 
     def add(self, key: int, number: int, path: str, lineno: int) -> None:
-        self._loose.append((key, number, path, lineno, len(self.keys)))
+        if lineno != self._next_line or path != self._path:
+            self._break(path, lineno)
+        self._next_line = lineno + 1
+        self._loose.append(len(self.keys))
+        self.keys.append(key)
+        self.numbers.append(number)
 
     def add_run(self, addresses: array, number: int, path: str, first_line: int) -> None:
-        self._runs.append((len(self.keys), path, first_line))
+        if first_line != self._next_line or path != self._path:
+            self._break(path, first_line)
+        self._next_line = first_line + len(addresses)
         self.keys.extend(addresses)
         self.numbers.extend(array("I", [number]) * len(addresses))
+
+    def add_scanned(self, path: str, keys: bytes, numbers: bytes, starts: bytes,
+                    lines: bytes) -> None:
+        """What one call of the compiled scan() read: addresses, their value
+        numbers, and its breaks (indexes from 0, each with its line)."""
+        if not keys:
+            return
+        base = len(self.keys)
+        if path != self._path:
+            self._files.append((base, path))
+            self._path = path
+        breaks = array("I")
+        breaks.frombytes(starts)
+        self._starts.extend(array("I", [base + i for i in breaks]) if base else breaks)
+        self._lines.frombytes(lines)
+        self.keys.frombytes(keys)
+        self.numbers.frombytes(numbers)
+        self._next_line = self._lines[-1] + len(self.keys) - self._starts[-1]
 
     def resolve(self, describe: Callable[[Any, int], str],
                 warnings: Warnings) -> tuple[array, array, int]:
         """The addresses sorted and unique, their value numbers, and how many
-        of those are exclusions (0)."""
-        keys, numbers, loose = self.keys, self.numbers, self._loose
-        if _ascending(keys):  # place the loose lines among the sorted runs
-            by_key = sorted(loose)
-            loose_keys = array("I", [key for key, *_ in by_key])
-            at = [bisect_left(keys, key) for key in loose_keys]
-            clash = any(i < len(keys) and keys[i] == key
-                        for i, key in zip(at, loose_keys, strict=True))
-            if _ascending(loose_keys) and not clash:
-                loose_numbers = [number for _, number, *_ in by_key]
-                return (_interleave(keys, at, loose_keys), _interleave(numbers, at, loose_numbers),
-                        loose_numbers.count(0))  # runs never hold exclusions
-        # Anything else: every entry in file order, then a stable sort by address.
-        positions = [entry[4] for entry in loose]
-        keys = _interleave(keys, positions, [key for key, *_ in loose])
-        numbers = _interleave(numbers, positions, [number for _, number, *_ in loose])
-        origins = _interleave(array("I", range(len(self.keys))), positions,
-                              range(len(self.keys), len(self.keys) + len(loose)))
+        of those are exclusions."""
+        keys, numbers = self.keys, self.numbers
+        if SCAN is not None:
+            kept, exclusions, origins, found_keys = SCAN.resolve(keys, numbers)
+            del keys[kept:], numbers[kept:]
+            if origins:
+                self._warn(describe, warnings, _uints(origins), _uints(found_keys))
+            return keys, numbers, exclusions
+        if _ascending(keys):
+            return keys, numbers, numbers.count(0)
+        placed = self._place_loose()
+        if placed is not None:
+            return placed
         order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: file order kept
         keys = array("I", map(keys.__getitem__, order))
         numbers = array("I", map(numbers.__getitem__, order))
         # Walked, not listed: a file of one line repeated has a repeat per line.
         repeats = compress(range(1, len(keys)), map(eq, keys, islice(keys, 1, None)))
         keep = bytearray(b"\1") * len(keys)
-        found = array("I")
+        found, found_keys = array("I"), array("I")
         for i in repeats:  # entry i repeats entry i - 1, later in the files: it decides
             keep[i - 1] = 0
             if numbers[i] and numbers[i - 1]:
-                found.append(origins[order[i]])
+                found.append(order[i])
+                found_keys.append(keys[i])
             elif not numbers[i - 1]:
                 numbers[i] = 0  # an exclusion of exactly this address wins
         if len(keep) == keep.count(1):
             return keys, numbers, numbers.count(0)
-        # Only as many as are kept: five million repeats of one line cost no
-        # five million warnings (origins ascend in file order, loose lines last).
-        if len(found) > warnings.room():
-            warnings.dropped += len(found) - warnings.room()
-            found = array("I", heapq.nsmallest(warnings.room(), found))
-        for where in sorted(map(self._where, found)):
-            path, lineno, key = where
-            warnings.append(duplicate(describe(key, 32), path, lineno))
+        self._warn(describe, warnings, found, found_keys)
         numbers = array("I", compress(numbers, keep))
         return array("I", compress(keys, keep)), numbers, numbers.count(0)
 
-    def _where(self, origin: int) -> tuple[str, int, int]:
-        """(file, line, address) of an entry: a run entry's index, or past
-        those, a loose one's."""
-        if origin >= len(self.keys):
-            key, _number, path, lineno, _at = self._loose[origin - len(self.keys)]
-            return path, lineno, key
-        start, path, first_line = self._runs[bisect_right(self._runs, origin,
-                                                          key=lambda run: run[0]) - 1]
-        return path, first_line + origin - start, self.keys[origin]
+    def _place_loose(self) -> tuple[array, array, int] | None:
+        """Sorted runs with the lines read one by one out of order among them
+        (a sorted list with a test point on top, exclusions at the end): the
+        loose ones sorted and placed by bisection, no sort of the whole. None
+        where that is not the case (or two entries repeat an address)."""
+        keys, numbers, loose = self.keys, self.numbers, self._loose
+        if not loose or len(loose) > len(keys) // 4:
+            return None
+        run_keys = _without(keys, loose)
+        if not _ascending(run_keys):
+            return None
+        by_key = sorted((keys[i], numbers[i]) for i in loose)
+        loose_keys = array("I", [key for key, _ in by_key])
+        at = [bisect_left(run_keys, key) for key in loose_keys]
+        if not _ascending(loose_keys) or any(i < len(run_keys) and run_keys[i] == key
+                                             for i, key in zip(at, loose_keys, strict=True)):
+            return None
+        loose_numbers = [number for _, number in by_key]
+        run_numbers = _without(numbers, loose)
+        numbers = _interleave(run_numbers, at, loose_numbers)
+        return _interleave(run_keys, at, loose_keys), numbers, numbers.count(0)
+
+    def _warn(self, describe: Callable[[Any, int], str], warnings: Warnings,
+              origins: array, keys: array) -> None:
+        """A warning for each address repeated with both listed: where the
+        later one is (its index in file order) and the address."""
+        # Only as many as are kept: five million repeats of one line cost no
+        # five million warnings, nor objects (the earliest in file order are kept).
+        chosen: Iterable[int] = range(len(origins))
+        if len(origins) > warnings.room():
+            warnings.dropped += len(origins) - warnings.room()
+            chosen = heapq.nsmallest(warnings.room(), chosen, key=origins.__getitem__)
+        for path, lineno, key in sorted(self._where(origins[i], keys[i]) for i in chosen):
+            warnings.append(duplicate(describe(key, 32), path, lineno))
+
+    def _where(self, origin: int, key: int) -> tuple[str, int, int]:
+        """(file, line, address) of the entry at index ``origin`` in file order."""
+        run = bisect_right(self._starts, origin) - 1
+        _, path = self._files[bisect_right(self._files, origin, key=lambda f: f[0]) - 1]
+        return path, self._lines[run] + origin - self._starts[run], key
+
+
+def _without(items: array, positions: array) -> array:
+    """``items`` without those at ``positions`` (ascending): slices, not a
+    pass over every item in Python."""
+    out = array(items.typecode)
+    done = 0
+    for at in positions:
+        out += items[done:at]
+        done = at + 1
+    return out + items[done:]
 
 
 def _interleave(items: array, positions: Sequence[int], extra: Iterable[int]) -> array:
@@ -416,6 +572,12 @@ def _interleave(items: array, positions: Sequence[int], extra: Iterable[int]) ->
         out.append(item)
         done = at
     return out + items[done:]
+
+
+def _uints(data: bytes) -> array:
+    out = array("I")
+    out.frombytes(data)
+    return out
 
 
 def _ascending(keys: array) -> bool:
