@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterable, Iterator
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from socket import inet_ntoa
 from typing import Any, TextIO
 
 from dnsbl.config import ServerConfig
@@ -33,7 +36,7 @@ from dnsbl.datasets.names import EXACT, SUBDOMAINS
 from dnsbl.loader import LoadError, load_snapshot
 from dnsbl.rpz import TYPE_CNAME, RpzPolicy, action_rdata, rpz_ip_name
 from dnsbl.wire import TYPE_A, TYPE_MX, TYPE_NS, TYPE_SOA, TYPE_TXT, name_to_wire, txt_rdata
-from dnsbl.zonefile import Value
+from dnsbl.zonefile import MAX_TXT, Value
 from dnsbl.zones import Snapshot, Zone
 
 #: Past this many records an export stops with an error: a /9 written as
@@ -181,13 +184,6 @@ def _ip_text(family: str, key: int) -> str:
     return str(ipaddress.IPv6Address(key))
 
 
-def _ip_labels(family: str, key: int, bits: int) -> tuple[str, ...]:
-    """The labels of an octet (nibble) aligned network, top first: 10.1/16 -> ("10", "1")."""
-    if family == "ip4":
-        return tuple(str((key >> (24 - 8 * i)) & 0xFF) for i in range(bits // 8))
-    return tuple(format((key >> (124 - 4 * i)) & 0xF, "x") for i in range(bits // 4))
-
-
 class _Budget:
     def __init__(self, limit: int) -> None:
         self.left = limit
@@ -203,17 +199,13 @@ class _Budget:
 
 @dataclass
 class _Tree:
-    """Entries on a tree of labels (top label first). ``exact``: values of
-    names themselves; ``below``: values of everything strictly under a name."""
+    """Name entries on a tree of labels (top label first). ``exact``: values
+    of names themselves; ``below``: values of everything strictly under a name."""
 
-    leaf_depth: int  # IPv4: 4 labels, IPv6: 32; names: 0 (no leaves)
-    fanout: tuple[str, ...] = ()
     exact: dict[tuple[str, ...], Value | None] = field(default_factory=dict)
     below: dict[tuple[str, ...], Value | None] = field(default_factory=dict)
     text: dict[tuple[str, ...], str] = field(default_factory=dict)  # what $ is at a wildcard
     kids: dict[tuple[str, ...], set[str]] = field(default_factory=dict)
-    holes: set[tuple[str, ...]] = field(default_factory=set)  # an exclusion strictly below
-    mapped: bool = False  # ::ffff:0:0/96 holds the IPv4 data: $ is the IPv4 address
 
     def add(self, labels: tuple[str, ...], value: Value | None, exact: bool,
             text: str) -> None:
@@ -222,30 +214,10 @@ class _Tree:
             self.text[labels] = text
         for depth in range(len(labels)):
             self.kids.setdefault(labels[:depth], set()).add(labels[depth])
-            if value is None:
-                self.holes.add(labels[:depth])
 
 
-def _ip_tree(family: str, entries: list[tuple[int, int, Value | None]],
-             budget: _Budget) -> _Tree:
-    width, step = (32, 8) if family == "ip4" else (128, 4)
-    tree = _Tree(width // step, tuple(str(i) for i in range(256)) if family == "ip4"
-                 else tuple("0123456789abcdef"))
-    # Aligned to whole labels; a longer prefix is written later, so it wins.
-    for key, bits, value in sorted(entries, key=lambda e: e[1]):
-        level = -(-bits // step) * step
-        count = 1 << (level - bits)
-        if count > 1:
-            budget.spend(count, f"{_ip_text(family, key)}/{bits} as /{level}s")
-        for i in range(count):
-            net = key + (i << (width - level))
-            labels = _ip_labels(family, net, level)
-            tree.add(labels, value, level == width, f"{_ip_text(family, net)}/{level}")
-    return tree
-
-
-def _name_tree(entries: list[tuple[str, int, Value | None]]) -> _Tree:
-    tree = _Tree(0)
+def _name_tree(entries: Iterable[tuple[str, int, Value | None]]) -> _Tree:
+    tree = _Tree()
     for name, mode, value in entries:
         labels = tuple(reversed(name.split(".")))
         if mode != SUBDOMAINS:
@@ -262,9 +234,8 @@ def _records(owner: str, value: Value, ttl: int, text: str) -> Iterator[Record]:
         yield (owner, ttl, TYPE_TXT, txt_rdata(txt))
 
 
-def _tree_records(tree: _Tree, ttl: int, suffix: str, ip: bool,
-                  budget: _Budget) -> Iterator[Record]:
-    """The records of the tree with DNSBL meaning in DNS terms."""
+def _name_records(tree: _Tree, ttl: int, suffix: str, budget: _Budget) -> Iterator[Record]:
+    """The records of a name tree with DNSBL meaning in DNS terms."""
 
     def owner(labels: tuple[str, ...]) -> str:
         name = ".".join(reversed(labels))
@@ -273,40 +244,22 @@ def _tree_records(tree: _Tree, ttl: int, suffix: str, ip: bool,
     def walk(node: tuple[str, ...], region: Value | None) -> Iterator[Record]:
         # What the name itself answers: its own entry, else its parent's region.
         value = tree.exact.get(node, region)
-        if node and value is not None and (not ip or len(node) == tree.leaf_depth):
+        if node and value is not None:
             budget.spend(2, "records")
-            yield from _records(owner(node), value, ttl, node_text(node))
-        elif not ip and value is None and region is not None:
+            yield from _records(owner(node), value, ttl, ".".join(reversed(node)))
+        elif value is None and region is not None:
             # An excluded name under a listed wildcard must exist, or the
             # wildcard answers for it; a record of a private type (RFC 6895)
             # makes it exist with no A or TXT: NODATA, not listed.
             budget.spend(1, "records")
             yield (owner(node), ttl, TYPE_PRIVATE, b"")
-        if ip and len(node) == tree.leaf_depth:
-            return
         region = tree.below.get(node, region)
-        if ip and region is not None and node in tree.holes:
-            # A hole: no wildcard here; each child is written on its own, so
-            # the excluded one does not exist and its names are NXDOMAIN.
-            for label in tree.fanout:
-                yield from walk((*node, label), region)
-            return
         if region is not None:
             budget.spend(2, "records")
             star = f"*.{owner(node)}" if owner(node) != "@" else "*"
             yield from _records(star, region, ttl, region_text(node))
-        for label in sorted(tree.kids.get(node, ()), key=sort_key):
+        for label in sorted(tree.kids.get(node, ())):
             yield from walk((*node, label), region)
-
-    def node_text(node: tuple[str, ...]) -> str:
-        if not ip:
-            return ".".join(reversed(node))
-        if tree.leaf_depth == 4:
-            return ".".join(node)
-        address = int("".join(node), 16)
-        if tree.mapped and address >> 32 == 0xFFFF:
-            return str(ipaddress.IPv4Address(address & 0xFFFFFFFF))
-        return str(ipaddress.IPv6Address(address))
 
     def region_text(node: tuple[str, ...]) -> str:
         # The entry that made the region: what $ stands for in a wildcard's
@@ -315,15 +268,169 @@ def _tree_records(tree: _Tree, ttl: int, suffix: str, ip: bool,
             node = node[:-1]
         return tree.text.get(node, "")
 
-    def sort_key(label: str) -> Any:
-        return int(label) if tree.leaf_depth == 4 else label
-
     yield from walk((), None)
+
+
+# The IP data is written from a sorted index, streamed: no tree of the zone.
+# Every entry is first aligned to whole labels (octets for IPv4, nibbles for
+# IPv6: 172.16/12 becomes 16 /16s), so it is one node of the reverse tree,
+# and keyed ``network << 8 | level``: sorting the keys puts the nodes in the
+# order of a depth-first walk, a node before its descendants, the labels of
+# siblings in numeric order. A node's descendants are then a run of the
+# index, found by bisection, and the walk holds only the path it is on.
+
+Index = tuple[Sequence[int], list[Value | None]]
+
+
+def _ip_index(family: str, entries: Iterable[tuple[int, int, Value | None]],
+              budget: _Budget) -> Index:
+    """The label-aligned entries, sorted, one per node: (keys, values).
+
+    Where two entries land on one node the longer prefix wins, and of equal
+    ones the later (DNS has one answer per name; dnsbl the most specific)."""
+    width, step = (32, 8) if family == "ip4" else (128, 4)
+    values: list[Value | None] = []
+    ranked = []  # key << 40 | original prefix length << 32 | position
+    for key, bits, value in entries:
+        level = -(-bits // step) * step
+        rank = bits << 32 | len(values)
+        values.append(value)
+        if level == bits:
+            ranked.append((key << 8 | level) << 40 | rank)
+            continue
+        count = 1 << (level - bits)
+        if count > 1:
+            budget.spend(count, f"{_ip_text(family, key)}/{bits} as /{level}s")
+        for i in range(count):
+            ranked.append(((key + (i << (width - level))) << 8 | level) << 40 | rank)
+    ranked.sort()
+    keys: Any = array("Q") if family == "ip4" else []
+    kept: list[Value | None] = []
+    last = -1
+    for rank in ranked:
+        key = rank >> 40
+        if key == last:
+            kept[-1] = values[rank & 0xFFFFFFFF]  # ranks ascend: this one wins
+        else:
+            keys.append(key)
+            kept.append(values[rank & 0xFFFFFFFF])
+            last = key
+    return keys, kept
+
+
+def _ip_records(family: str, index: Index, ttl: int, suffix: str, mapped: bool,
+                budget: _Budget) -> Iterator[Record]:
+    """The records of the IP data with DNSBL meaning in DNS terms, in the
+    index's order: a node's own records, then its wildcard, then its
+    children's. A leaf (a whole address) listed gets A and TXT; a node under a
+    listed region gets a wildcard, so names that exist below the region's
+    owner still match it; a listed region with an exclusion below (a hole) is
+    written child by child instead, so the excluded one does not exist."""
+    keys, values = index
+    width, step = (32, 8) if family == "ip4" else (128, 4)
+    leaf_depth = width // step
+    label_text = [str(i) for i in range(256)] if family == "ip4" else list("0123456789abcdef")
+    tail = f".{suffix}" if suffix else ""
+    # Whether a run of the index holds an exclusion: counts of them up to each position.
+    holes = None
+    if None in values:
+        holes = array("L", [0])
+        for value in values:
+            holes.append(holes[-1] + (value is None))
+    txt_cache: dict[int, bytes] = {}
+
+    def records(owner: str, value: Value, text: str) -> Iterator[Record]:
+        budget.spend(2, "records")
+        yield (owner, ttl, TYPE_A, value.a)
+        if value.txt is not None:
+            if len(value.txt) == 1:  # no "$": the same for every entry
+                rdata = txt_cache.get(id(value))
+                if rdata is None:
+                    rdata = txt_cache[id(value)] = txt_rdata(value.txt[0][:MAX_TXT])
+            else:
+                rdata = txt_rdata(value.text_for(text) or b"")
+            yield (owner, ttl, TYPE_TXT, rdata)
+
+    def leaf_text(net: int) -> str:
+        if family == "ip4":
+            return inet_ntoa(net.to_bytes(4, "big"))
+        if mapped and net >> 32 == 0xFFFF:
+            return inet_ntoa((net & 0xFFFFFFFF).to_bytes(4, "big"))
+        return str(ipaddress.IPv6Address(net))
+
+    def name_of(net: int, top: int, depth: int, below: str) -> str:
+        """The owner (without the suffix) of ``net``'s node at ``depth``,
+        from the name ``below`` of its ancestor at ``top``."""
+        labels = [label_text[(net >> (width - step * d)) & ((1 << step) - 1)]
+                  for d in range(depth, top, -1)]
+        if below:
+            labels.append(below)
+        return ".".join(labels)
+
+    def walk(net: int, depth: int, name: str, lo: int, hi: int, region: Value | None,
+             text: str) -> Iterator[Record]:
+        # keys[lo:hi]: the node's own entry, if any, then its descendants'.
+        level = depth * step
+        if lo < hi and keys[lo] == net << 8 | level:
+            own = values[lo]
+            lo += 1
+            if depth == leaf_depth:
+                region = own
+            else:
+                region, text = own, f"{_ip_text(family, net)}/{level}"
+        if depth == leaf_depth:
+            if region is not None:
+                yield from records(name + tail, region, leaf_text(net))
+            return
+        size = 1 << (width - level - step)  # addresses under a child
+        if region is not None and holes is not None and holes[hi] > holes[lo]:
+            # A hole: no wildcard here; each child is written on its own, so
+            # the excluded one does not exist and its names are NXDOMAIN.
+            for label in range(1 << step):
+                child = net + label * size
+                end = bisect_left(keys, (child + size) << 8, lo, hi)
+                yield from walk(child, depth + 1, f"{label_text[label]}.{name}" if name
+                                else label_text[label], lo, end, region, text)
+                lo = end
+            return
+        if region is not None:
+            owner = name + tail if name else suffix
+            yield from records(f"*.{owner}" if owner else "*", region, text)
+        while lo < hi:
+            first = keys[lo]
+            if depth + 1 == leaf_depth and first & 0xFF == width:
+                # A whole address right below: no bisection for one entry.
+                child, end = first >> 8, lo + 1
+                child_depth = leaf_depth
+            else:
+                child = (first >> 8) & -size
+                end = bisect_left(keys, (child + size) << 8, lo, hi)
+                child_depth = depth + 1
+                if region is None:
+                    # Nothing is written on the way down to the deepest node
+                    # that holds the whole run: go there at once.
+                    common = (first >> 8) ^ (keys[end - 1] >> 8)
+                    child_depth = min((width - common.bit_length()) // step,
+                                      (first & 0xFF) // step)
+                    child = (first >> 8) & -(1 << (width - child_depth * step))
+            yield from walk(child, child_depth, name_of(child, depth, child_depth, name),
+                            lo, end, region, text)
+            lo = end
+
+    yield from walk(0, 0, "", 0, len(keys), None, "")
 
 
 def bind_records(zoneset: Snapshot, zone: Zone,
                  max_records: int = DEFAULT_MAX_RECORDS) -> Iterator[Record]:
-    """The zone's records as a standard zone: SOA and NS first.
+    """The zone's records as a standard zone, streamed.
+
+    The order, the same on every call for the same data: SOA and NS; the
+    records of generic datasets; then per subzone and family (names, IPv4,
+    IPv6, in the order the datasets first appear; IPv6 after IPv4 where a
+    zone has IPv4 data, for its IPv4-mapped names) a depth-first walk of
+    the reverse tree, top label first, siblings in label order (numeric for
+    addresses, by text for names), each node's own records (A, then TXT)
+    before its wildcard's and before its children's.
 
     :raises ExportError: past ``max_records`` records.
     """
@@ -331,40 +438,51 @@ def bind_records(zoneset: Snapshot, zone: Zone,
     yield from _apex(zone)
     # Datasets of one family under one name are written as one tree (DNS has
     # one answer per name; where two list the same key, the later one's).
-    families: dict[tuple[str, str], tuple[int, list[Any]]] = {}
+    families: dict[tuple[str, str], tuple[int, list[Dataset]]] = {}
     for subzone, dataset in zone_parts(zoneset, zone):
-        for family, key, bits, value in _entries(dataset):
-            if family == "record":
-                rtype, rttl, rdata = bits
+        if isinstance(dataset, GenericDataset):
+            for _family, key, (rtype, rttl, rdata), _value in _entries(dataset):
                 yield (".".join(x for x in (key, subzone) if x) or "@", rttl, rtype, rdata)
-                continue
-            families.setdefault((subzone, family), (dataset.ttl, []))[1].append(
-                (key, bits, value))
+            continue
+        first = next(_entries(dataset), None)
+        if first is not None:  # (one with no entries does not make a family)
+            families.setdefault((subzone, first[0]), (dataset.ttl, []))[1].append(dataset)
     for (subzone, family), (ttl, _listed) in list(families.items()):
         if family == "ip4" and (subzone, "ip6") not in families:
             families[(subzone, "ip6")] = (ttl, [])  # for its IPv4-mapped names
-    for (subzone, family), (ttl, entries) in families.items():
+
+    def entries(subzone: str, family: str) -> Iterator[tuple[Any, Any, Value | None]]:
+        for dataset in families.get((subzone, family), (0, []))[1]:
+            for _family, key, bits, value in _entries(dataset):
+                yield key, bits, value
+
+    for (subzone, family), (ttl, _datasets) in families.items():
         if family == "name":
-            tree = _name_tree(entries)
-        else:
-            mapped = family == "ip6" and (subzone, "ip4") in families
-            if mapped:
-                entries = _mapped(entries, families[(subzone, "ip4")][1])
-            tree = _ip_tree(family, entries, budget)
-            tree.mapped = mapped
-        yield from _tree_records(tree, ttl, subzone, family != "name", budget)
+            yield from _name_records(_name_tree(entries(subzone, family)), ttl, subzone,
+                                     budget)
+            continue
+        mapped = family == "ip6" and (subzone, "ip4") in families
+        listed = entries(subzone, family)
+        if mapped:
+            listed = _mapped(listed, entries(subzone, "ip4"))
+        yield from _ip_records(family, _ip_index(family, listed, budget), ttl, subzone,
+                               mapped, budget)
 
 
 _MAPPED = 0xFFFF << 32  # ::ffff:0:0/96
 
 
-def _mapped(entries6: list[Any], entries4: list[Any]) -> list[Any]:
+def _mapped(entries6: Iterable[tuple[int, int, Value | None]],
+            entries4: Iterable[tuple[int, int, Value | None]]
+            ) -> Iterator[tuple[int, int, Value | None]]:
     """The IPv6 entries as dnsbl answers them in a zone with IPv4 data: an
     IPv4-mapped address (::ffff:a.b.c.d) is asked of the IPv4 data alone."""
-    outside = [(key, bits, value) for key, bits, value in entries6
-               if bits < 96 or key >> 32 != 0xFFFF]
-    return [*outside, (_MAPPED, 96, None),
-            *((_MAPPED | key, 96 + bits, value) for key, bits, value in entries4)]
+    for key, bits, value in entries6:
+        if bits < 96 or key >> 32 != 0xFFFF:
+            yield key, bits, value
+    yield _MAPPED, 96, None
+    for key, bits, value in entries4:
+        yield _MAPPED | key, 96 + bits, value
 
 
 # -- rpz ----------------------------------------------------------------------
