@@ -512,11 +512,27 @@ def _allowed(config: ServerConfig, policy: RpzPolicy) -> Iterator[
             raise ExportError(str(exc)) from None
 
 
+def _trigger(family: str, key: int, bits: int) -> str:
+    """The RPZ draft's name of a network (:func:`dnsbl.rpz.rpz_ip_name`);
+    IPv4 without making an object of it, for a list of millions."""
+    if family == "ip4":
+        return f"{bits}.{key & 0xFF}.{key >> 8 & 0xFF}.{key >> 16 & 0xFF}.{key >> 24}"
+    return rpz_ip_name(ipaddress.IPv6Network((key, bits)))
+
+
 def rpz_records(zoneset: Snapshot, zone: Zone, config: ServerConfig,
                 policy: RpzPolicy | None = None) -> Iterator[Record]:
     """The zone as a Response Policy Zone (owners relative to its origin).
 
-    :raises ExportError: for a category the policy names that is not one.
+    One record per trigger, in an order that is the same on every call for
+    the same data: SOA and NS; ``rpz-ip`` triggers, IPv4 then IPv6, by
+    network then prefix length; ``rpz-client-ip`` triggers the same; then
+    the name triggers by name. Where two entries make one trigger (two
+    datasets list one network, or the allowlist names a listed one), the
+    allowlist wins, else the later dataset, as in the ``bind`` form.
+
+    :raises ExportError: for a category the policy names that is not one,
+        or an allowlist that cannot be read.
     """
     policy = policy or RpzPolicy()
     actions = {_category_address(config, category, "actions"): action_rdata(action)
@@ -526,22 +542,41 @@ def rpz_records(zoneset: Snapshot, zone: Zone, config: ServerConfig,
     by_client = {_category_address(config, category, "client") for category in policy.client}
     ttl = zone.datasets[0].ttl if zone.datasets else zone.soa.ttl
     yield from _apex(zone)
+    chosen: list[tuple[int, bytes]] = []  # the action of each entry, in entry order
+    ranked: dict[tuple[str, str], list[int]] = {
+        (trigger, family): [] for trigger in ("rpz-ip", "rpz-client-ip")
+        for family in ("ip4", "ip6")}  # (key << 8 | bits) << 32 | position
+    names: dict[str, tuple[int, bytes]] = {}
     for _subzone, dataset in zone_parts(zoneset, zone):
         for family, key, bits, value in _entries(dataset):
             if family == "record":
                 continue
-            rtype, rdata = passthru if value is None else actions.get(value.a, default)
+            action = passthru if value is None else actions.get(value.a, default)
             if family == "name":
                 if bits != SUBDOMAINS:
-                    yield (key, ttl, rtype, rdata)
+                    names[key] = action
                 if bits != EXACT:
-                    yield (f"*.{key}", ttl, rtype, rdata)
+                    names[f"*.{key}"] = action
                 continue
             trigger = "rpz-client-ip" if value is not None and value.a in by_client else "rpz-ip"
-            yield (f"{rpz_ip_name(ipaddress.ip_network((key, bits)))}.{trigger}", ttl,
-                   rtype, rdata)
+            ranked[(trigger, family)].append((key << 8 | bits) << 32 | len(chosen))
+            chosen.append(action)
     for network in _allowed(config, policy):
-        yield (f"{rpz_ip_name(network)}.rpz-ip", ttl, *passthru)
+        family = f"ip{network.version}"
+        ranked[("rpz-ip", family)].append(
+            (int(network.network_address) << 8 | network.prefixlen) << 32 | len(chosen))
+        chosen.append(passthru)
+    for (trigger, family), keys in ranked.items():
+        keys.sort()
+        for i, rank in enumerate(keys):
+            key = rank >> 32
+            if i + 1 < len(keys) and keys[i + 1] >> 32 == key:
+                continue  # a later entry makes the same trigger: it wins
+            yield (f"{_trigger(family, key >> 8, key & 0xFF)}.{trigger}", ttl,
+                   *chosen[rank & 0xFFFFFFFF])
+        keys.clear()
+    for name in sorted(names):
+        yield (name, ttl, *names[name])
 
 
 def master_file(records: Iterable[Record], origin: str, title: str) -> Iterator[str]:

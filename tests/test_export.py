@@ -351,3 +351,22 @@ def test_streamed_records_are_those_of_the_label_tree(tmp_path, seed):
     streamed = list(bind_records(zoneset, zone, max_records=1 << 62))
     assert streamed == list(export_oracle.bind_records(zoneset, zone))
     assert len(streamed) > 1000  # the data made a zone worth comparing
+
+
+def test_rpz_has_one_record_per_trigger_and_the_allowlist_wins(configured):
+    """A resolver rejects a zone with two CNAMEs at one name: where the
+    allowlist names a listed address, or two datasets list one, one is kept."""
+    (configured.parent / "allow.txt").write_text(ALLOW + "198.51.100.7\n")
+    (configured.parent / "bl6.zone").write_text(IP6 + "2001:db8:bad::/48 :7:Again\n")
+    done = export(configured, "bl.example.org", "--format", "rpz")
+    assert done.returncode == 0, done.stderr
+    owners = [line.split()[0] for line in done.stdout.splitlines()
+              if not line.startswith((";", "$", "@"))]
+    assert len(owners) == len(set(owners))
+    lines = {" ".join(line.split()[:1] + line.split()[3:]) for line in done.stdout.splitlines()}
+    assert "32.7.100.51.198.rpz-ip CNAME rpz-passthru." in lines
+    assert "48.zz.bad.db8.2001.rpz-ip CNAME *." in lines  # the later line's category 7
+    ip4 = [o for o in owners if o.endswith(".rpz-ip") and o.count(".") == 5
+           and o.split(".")[1].isdigit()]
+    assert ip4 == sorted(ip4, key=lambda o: (ipaddress.ip_address(
+        ".".join(reversed(o.split(".")[1:5]))), int(o.split(".")[0])))
