@@ -18,7 +18,7 @@ import ipaddress
 import struct
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from socket import inet_ntoa
 from typing import Any, TextIO
@@ -577,6 +577,25 @@ def rpz_records(zoneset: Snapshot, zone: Zone, config: ServerConfig,
         keys.clear()
     for name in sorted(names):
         yield (name, ttl, *names[name])
+
+
+#: What a transfer sends for a name: the served zone whose data it is, and
+#: its records (SOA first) from a snapshot and that zone.
+Form = tuple[str, Callable[[Snapshot, Zone], Iterator[Record]]]
+
+
+def transfer_forms(config: ServerConfig) -> dict[str, Form]:
+    """The names a transfer may ask for: each transferable zone in the
+    ``bind`` form under its own name, and where it has ``rpz``, its RPZ form
+    (the ``[rpz]`` policy) under that origin."""
+    forms: dict[str, Form] = {}
+    for zone in config.zones:
+        if not zone.transfer:
+            continue
+        forms[zone.name] = (zone.name, lambda s, z: bind_records(s, z, max_records=1 << 62))
+        if zone.rpz is not None:
+            forms[zone.rpz] = (zone.name, lambda s, z: rpz_records(s, z, config, config.rpz))
+    return forms
 
 
 def master_file(records: Iterable[Record], origin: str, title: str) -> Iterator[str]:
