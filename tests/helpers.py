@@ -763,8 +763,7 @@ options {{
     pid-file "{self.dir}/named.pid";
     listen-on port {self.port} {{ 127.0.0.1; }};
     listen-on-v6 {{ none; }};
-    recursion no;
-    notify no;
+{self.options()}
 }};
 {zones}""")
             with open(self.log, "ab") as log:
@@ -774,6 +773,10 @@ options {{
                 return
             self.stop()
         raise AssertionError("named did not start:\n" + self.log.read_text())
+
+    def options(self) -> str:
+        """The options past directory and listening: an authoritative server."""
+        return "    recursion no;\n    notify no;"
 
     def zone_clause(self, name: str, path: Path) -> str:
         return f'zone "{name}" {{ type primary; file "{path}"; }};\n'
