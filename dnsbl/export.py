@@ -35,7 +35,16 @@ from dnsbl.datasets import (
 from dnsbl.datasets.names import EXACT, SUBDOMAINS
 from dnsbl.loader import LoadError, load_snapshot
 from dnsbl.rpz import TYPE_CNAME, RpzPolicy, action_rdata, rpz_ip_name
-from dnsbl.wire import TYPE_A, TYPE_MX, TYPE_NS, TYPE_SOA, TYPE_TXT, name_to_wire, txt_rdata
+from dnsbl.wire import (
+    CLASS_IN,
+    TYPE_A,
+    TYPE_MX,
+    TYPE_NS,
+    TYPE_SOA,
+    TYPE_TXT,
+    name_to_wire,
+    txt_rdata,
+)
 from dnsbl.zonefile import MAX_TXT, Value
 from dnsbl.zones import Snapshot, Zone
 
@@ -280,6 +289,7 @@ def _name_records(tree: _Tree, ttl: int, suffix: str, budget: _Budget) -> Iterat
 # index, found by bisection, and the walk holds only the path it is on.
 
 Index = tuple[Sequence[int], list[Value | None]]
+BATCH = 2048  # records the walk makes between two resumptions of its path
 
 
 def _ip_index(family: str, entries: Iterable[tuple[int, int, Value | None]],
@@ -339,17 +349,18 @@ def _ip_records(family: str, index: Index, ttl: int, suffix: str, mapped: bool,
             holes.append(holes[-1] + (value is None))
     txt_cache: dict[int, bytes] = {}
 
-    def records(owner: str, value: Value, text: str) -> Iterator[Record]:
+    def records(owner: str, value: Value, text: str) -> tuple[Record, ...]:
+        # A tuple, not a generator: one frame less per record of millions.
         budget.spend(2, "records")
-        yield (owner, ttl, TYPE_A, value.a)
-        if value.txt is not None:
-            if len(value.txt) == 1:  # no "$": the same for every entry
-                rdata = txt_cache.get(id(value))
-                if rdata is None:
-                    rdata = txt_cache[id(value)] = txt_rdata(value.txt[0][:MAX_TXT])
-            else:
-                rdata = txt_rdata(value.text_for(text) or b"")
-            yield (owner, ttl, TYPE_TXT, rdata)
+        if value.txt is None:
+            return ((owner, ttl, TYPE_A, value.a),)
+        if len(value.txt) == 1:  # no "$": the same for every entry
+            rdata = txt_cache.get(id(value))
+            if rdata is None:
+                rdata = txt_cache[id(value)] = txt_rdata(value.txt[0][:MAX_TXT])
+        else:
+            rdata = txt_rdata(value.text_for(text) or b"")
+        return (owner, ttl, TYPE_A, value.a), (owner, ttl, TYPE_TXT, rdata)
 
     def leaf_text(net: int) -> str:
         if family == "ip4":
@@ -367,8 +378,13 @@ def _ip_records(family: str, index: Index, ttl: int, suffix: str, mapped: bool,
             labels.append(below)
         return ".".join(labels)
 
+    # The walk adds records to ``out`` and hands it on (yields it) between
+    # children once it holds a batch: a generator's resumption passes every
+    # frame of the path, so it is done once a batch, not once a record.
+    out: list[Record] = []
+
     def walk(net: int, depth: int, name: str, lo: int, hi: int, region: Value | None,
-             text: str) -> Iterator[Record]:
+             text: str) -> Iterator[list[Record]]:
         # keys[lo:hi]: the node's own entry, if any, then its descendants'.
         level = depth * step
         if lo < hi and keys[lo] == net << 8 | level:
@@ -380,7 +396,7 @@ def _ip_records(family: str, index: Index, ttl: int, suffix: str, mapped: bool,
                 region, text = own, f"{_ip_text(family, net)}/{level}"
         if depth == leaf_depth:
             if region is not None:
-                yield from records(name + tail, region, leaf_text(net))
+                out.extend(records(name + tail, region, leaf_text(net)))
             return
         size = 1 << (width - level - step)  # addresses under a child
         if region is not None and holes is not None and holes[hi] > holes[lo]:
@@ -391,33 +407,51 @@ def _ip_records(family: str, index: Index, ttl: int, suffix: str, mapped: bool,
                 end = bisect_left(keys, (child + size) << 8, lo, hi)
                 yield from walk(child, depth + 1, f"{label_text[label]}.{name}" if name
                                 else label_text[label], lo, end, region, text)
+                if len(out) >= BATCH:
+                    yield out
                 lo = end
             return
         if region is not None:
             owner = name + tail if name else suffix
-            yield from records(f"*.{owner}" if owner else "*", region, text)
+            out.extend(records(f"*.{owner}" if owner else "*", region, text))
         while lo < hi:
             first = keys[lo]
-            if depth + 1 == leaf_depth and first & 0xFF == width:
-                # A whole address right below: no bisection for one entry.
-                child, end = first >> 8, lo + 1
-                child_depth = leaf_depth
+            leaf = first & 0xFF == width
+            if leaf and depth + 1 == leaf_depth:
+                end = lo + 1  # a whole address right below: no bisection for one entry
             else:
-                child = (first >> 8) & -size
-                end = bisect_left(keys, (child + size) << 8, lo, hi)
-                child_depth = depth + 1
-                if region is None:
-                    # Nothing is written on the way down to the deepest node
-                    # that holds the whole run: go there at once.
-                    common = (first >> 8) ^ (keys[end - 1] >> 8)
-                    child_depth = min((width - common.bit_length()) // step,
-                                      (first & 0xFF) // step)
-                    child = (first >> 8) & -(1 << (width - child_depth * step))
+                end = bisect_left(keys, (((first >> 8) & -size) + size) << 8, lo, hi)
+            if leaf and end == lo + 1 and (region is None or depth + 1 == leaf_depth):
+                # A whole address alone in its run, with nothing to write on
+                # the way down (most of a big list): written here, not walked.
+                value = values[lo]
+                if value is not None:
+                    child = first >> 8
+                    out.extend(records(name_of(child, depth, leaf_depth, name) + tail, value,
+                                       leaf_text(child)))
+                    if len(out) >= BATCH:
+                        yield out
+                lo = end
+                continue
+            child_depth = depth + 1
+            child = (first >> 8) & -size
+            if region is None:
+                # Nothing is written on the way down to the deepest node
+                # that holds the whole run: go there at once.
+                common = (first >> 8) ^ (keys[end - 1] >> 8)
+                child_depth = min((width - common.bit_length()) // step,
+                                  (first & 0xFF) // step)
+                child = (first >> 8) & -(1 << (width - child_depth * step))
             yield from walk(child, child_depth, name_of(child, depth, child_depth, name),
                             lo, end, region, text)
+            if len(out) >= BATCH:
+                yield out
             lo = end
 
-    yield from walk(0, 0, "", 0, len(keys), None, "")
+    for batch in walk(0, 0, "", 0, len(keys), None, ""):
+        yield from batch
+        batch.clear()
+    yield from out
 
 
 def bind_records(zoneset: Snapshot, zone: Zone,
@@ -596,6 +630,33 @@ def transfer_forms(config: ServerConfig) -> dict[str, Form]:
         if zone.rpz is not None:
             forms[zone.rpz] = (zone.name, lambda s, z: rpz_records(s, z, config, config.rpz))
     return forms
+
+
+def packed_records(records: Iterable[Record]) -> Iterator[bytes]:
+    """Each record as a transfer sends it: the owner's labels ending in a
+    pointer to the question's name (the apex, at offset 12), then type,
+    class, TTL and rdata. A walk writes many names under one parent in a
+    row (a /24's addresses; the 28 nibbles above an IPv4-mapped address), so
+    the parent's labels are made once for the run, not per record.
+
+    :raises ValueError: for an owner with a label over 63 bytes.
+    """
+    apex = b"\xc0\x0c"
+    parent_text, parent_wire = "", apex
+    pack = struct.Struct(">HHIH").pack
+    for owner, ttl, rtype, rdata in records:
+        if owner == "@":
+            name = apex
+        else:
+            label, _, parent = owner.partition(".")
+            if parent != parent_text:
+                parent_text = parent
+                parent_wire = name_to_wire(parent)[:-1] + apex if parent else apex
+            raw = label.encode("ascii")
+            if len(raw) > 63:
+                name_to_wire(owner)  # says which
+            name = bytes((len(raw),)) + raw + parent_wire
+        yield name + pack(rtype, CLASS_IN, ttl, len(rdata)) + rdata
 
 
 def master_file(records: Iterable[Record], origin: str, title: str) -> Iterator[str]:

@@ -30,7 +30,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
-from dnsbl.export import Record, transfer_forms
+from dnsbl.export import Record, packed_records, transfer_forms
 from dnsbl.wire import CLASS_IN, HEADER_LEN, REFUSED, TYPE_AXFR, TYPE_IXFR, TYPE_SOA, name_to_wire
 from dnsbl.zones import ServedZones
 
@@ -89,14 +89,6 @@ def _client_serial(message: bytes, end: int) -> int | None:
     return struct.unpack(">I", rdata[:4])[0] if len(rdata) >= 20 else None
 
 
-def _owner(owner: str) -> bytes:
-    """An owner relative to the zone as wire labels ending in a pointer to
-    the question's name (the zone's apex, at offset 12)."""
-    if owner == "@":
-        return b"\xc0\x0c"
-    return name_to_wire(owner)[:-1] + b"\xc0\x0c"
-
-
 class Signer:
     """Signs the messages of one answer with the request's TSIG key
     (RFC 8945 section 5.3; a transfer's messages each sign on from the last)."""
@@ -126,25 +118,19 @@ class Signer:
 def _messages(records: Iterator[Record], head: bytes, question: bytes,
               sign: Callable[[bytes], bytes] | None) -> Generator[bytes, None, None]:
     """The transfer's messages: the zone's records, its SOA first and last."""
-    soa = next(records)
-    body = bytearray()
-    count = 0
-
-    def packed(record: Record) -> bytes:
-        owner, ttl, rtype, rdata = record
-        return _owner(owner) + struct.pack(">HHIH", rtype, CLASS_IN, ttl, len(rdata)) + rdata
-
-    body += packed(soa)
+    wires = packed_records(records)
+    soa = next(wires)
+    body = bytearray(soa)
     count = 1
-    for record in records:
-        body += packed(record)
+    for wire in wires:
+        body += wire
         count += 1
         if len(body) >= MESSAGE_SIZE:
             message = head + struct.pack(">HHHH", 1, count, 0, 0) + question + bytes(body)
             yield sign(message) if sign is not None else message
             body.clear()
             count = 0
-    body += packed(soa)
+    body += soa
     message = head + struct.pack(">HHHH", 1, count + 1, 0, 0) + question + bytes(body)
     yield sign(message) if sign is not None else message
 
