@@ -17,8 +17,7 @@ import ipaddress
 import os
 import random
 import shutil
-import subprocess
-import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import dns.rcode
 import pytest
 
 from dnsbl.config import Listen, load_config
-from tests.helpers import NAMED, Named, ServerThread, ask, free_port, scaled, seen, stop_all
+from tests.helpers import NAMED, Daemon, Named, ServerThread, answers_soa, ask, seen, stop_all
 
 UNBOUND = shutil.which("unbound") or (
     "/usr/sbin/unbound" if os.path.exists("/usr/sbin/unbound") else None)
@@ -166,24 +165,22 @@ def test_bind_response_policy_takes_the_rpz_form_and_blocks_listed_answers(tmp_p
 
 # -- Unbound: rpz: with primary: -------------------------------------------------------
 
-class Unbound:
+class Unbound(Daemon):
     """unbound as a resolver with the RPZ form taken by transfer, web.test
-    asked of dnsbl; in the foreground, ended by PID."""
+    asked of dnsbl."""
 
-    def __init__(self, tmp_path: Path, upstream: int) -> None:
-        self.dir = tmp_path / "unbound"
-        self.dir.mkdir()
+    name = "unbound"
+
+    def __init__(self, tmp_path: Path, upstream: int, transferred: Callable[[], bool]) -> None:
+        super().__init__(tmp_path)
         self.upstream = upstream
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = self.dir / "unbound.log"
+        self.transferred = transferred
+        self.probes = iter(range(PROBES))
 
-    def start(self) -> None:
+    def command(self) -> list[str]:
         assert UNBOUND is not None
-        for _attempt in range(3):  # the free port may be taken before unbound binds it
-            self.port = free_port()
-            conf = self.dir / "unbound.conf"
-            conf.write_text(f"""\
+        conf = self.dir / "unbound.conf"
+        conf.write_text(f"""\
 server:
     interface: 127.0.0.1
     port: {self.port}
@@ -214,76 +211,51 @@ rpz:
     primary: 127.0.0.1@{self.upstream}
     zonefile: "{self.dir}/rpz.db"
 """)
-            with open(self.log, "ab") as log:
-                self.proc = subprocess.Popen([UNBOUND, "-d", "-c", str(conf)], stdout=log,
-                                             stderr=subprocess.STDOUT)
-            if self._wait_blocking():
-                return
-            self.stop()
-        raise AssertionError("unbound did not take the RPZ zone:\n" + self.log.read_text())
+        return [UNBOUND, "-d", "-c", str(conf)]
 
-    def _wait_blocking(self) -> bool:
-        """Until a listed name is blocked: the zone is transferred and in
-        force. Each probe is a name not asked before, so none is cached."""
-        deadline = time.monotonic() + scaled(30)
-        for i in range(PROBES):
-            assert self.proc is not None
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                return False
-            try:
-                r = dns.query.udp(dns.message.make_query(f"probe{i}.web.test", "A"),
-                                  "127.0.0.1", port=self.port, timeout=0.5)
-                if r.rcode() == dns.rcode.NXDOMAIN:
-                    return True
-            except (dns.exception.DNSException, OSError):
-                pass
-            time.sleep(min(0.25, max(0.0, deadline - time.monotonic()) / (PROBES - i)))
-        return False
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            os.kill(proc.pid, 15)  # by PID: only the unbound we started
-            try:
-                proc.wait(scaled(10))
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, 9)
-                proc.wait(scaled(10))
+    def ready(self) -> bool:
+        """Once dnsbl has sent the zone, until a listed name is blocked (the
+        zone is in force). Each probe is a name not asked before, so no
+        answer from before the zone is cached."""
+        if not self.transferred():
+            return False
+        probe = next(self.probes, None)
+        if probe is None:
+            raise AssertionError("unbound took the zone but does not block:\n"
+                                 + self.log.read_text())
+        r = dns.query.udp(dns.message.make_query(f"probe{probe}.web.test", "A"),
+                          "127.0.0.1", port=self.port, timeout=0.5)
+        return r.rcode() == dns.rcode.NXDOMAIN
 
 
 @pytest.mark.skipif(UNBOUND is None, reason="unbound not installed (apt-get install unbound)")
 def test_unbound_rpz_primary_takes_the_rpz_form_and_blocks_on_response_ip(tmp_path, primary):
-    unbound = Unbound(tmp_path, dnsbl_port(primary))
+    assert primary.server is not None and primary.server.transfers is not None
+    counts = primary.server.transfers.counts
+    unbound = Unbound(tmp_path, dnsbl_port(primary),
+                      lambda: counts.get((ORIGIN, "axfr", "ok"), 0) >= 1)
     try:
         unbound.start()
         assert_policy_applied(unbound.port)
-        assert primary.server is not None and primary.server.transfers is not None
-        assert primary.server.transfers.counts.get((ORIGIN, "axfr", "ok"), 0) >= 1
     finally:
         stop_all([unbound.stop])
 
 
 # -- Knot DNS: a secondary of the DNSBL zone -------------------------------------------
 
-class Knot:
-    """knotd with bl.example.org as a secondary of dnsbl; ended by PID."""
+class Knot(Daemon):
+    """knotd with bl.example.org as a secondary of dnsbl."""
+
+    name = "knot"
 
     def __init__(self, tmp_path: Path, upstream: int) -> None:
-        self.dir = tmp_path / "knot"
-        self.dir.mkdir()
+        super().__init__(tmp_path)
         self.upstream = upstream
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = self.dir / "knot.log"
 
-    def start(self) -> None:
+    def command(self) -> list[str]:
         assert KNOTD is not None
-        for _attempt in range(3):  # the free port may be taken before knotd binds it
-            self.port = free_port()
-            conf = self.dir / "knot.conf"
-            conf.write_text(f"""\
+        conf = self.dir / "knot.conf"
+        conf.write_text(f"""\
 server:
     rundir: "{self.dir}"
     listen: 127.0.0.1@{self.port}
@@ -302,41 +274,10 @@ zone:
   - domain: {ZONE}
     master: dnsbl
 """)
-            with open(self.log, "ab") as log:
-                self.proc = subprocess.Popen([KNOTD, "-c", str(conf)], stdout=log,
-                                             stderr=subprocess.STDOUT)
-            if self._wait_loaded():
-                return
-            self.stop()
-        raise AssertionError("knotd did not take the zone:\n" + self.log.read_text())
+        return [KNOTD, "-c", str(conf)]
 
-    def _wait_loaded(self) -> bool:
-        deadline = time.monotonic() + scaled(30)
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                return False
-            try:
-                r = dns.query.udp(dns.message.make_query(ZONE, "SOA"), "127.0.0.1",
-                                  port=self.port, timeout=0.5)
-                if r.rcode() == dns.rcode.NOERROR and r.answer:
-                    return True
-            except (dns.exception.DNSException, OSError):
-                pass
-            time.sleep(0.05)
-        return False
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            os.kill(proc.pid, 15)  # by PID: only the knotd we started
-            try:
-                proc.wait(scaled(10))
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, 9)
-                proc.wait(scaled(10))
+    def ready(self) -> bool:
+        return answers_soa(self.port, ZONE)
 
 
 @pytest.mark.skipif(KNOTD is None, reason="knotd not installed (apt-get install knot)")
