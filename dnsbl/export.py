@@ -20,6 +20,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from socket import inet_ntoa
 from typing import Any, TextIO
 
@@ -187,12 +188,6 @@ def _apex(zone: Zone) -> Iterator[Record]:
 
 # -- bind ---------------------------------------------------------------------
 
-def _ip_text(family: str, key: int) -> str:
-    if family == "ip4":
-        return str(ipaddress.IPv4Address(key))
-    return str(ipaddress.IPv6Address(key))
-
-
 class _Budget:
     def __init__(self, limit: int) -> None:
         self.left = limit
@@ -290,15 +285,48 @@ def _name_records(tree: _Tree, ttl: int, suffix: str, budget: _Budget) -> Iterat
 
 Index = tuple[Sequence[int], list[Value | None]]
 BATCH = 2048  # records the walk makes between two resumptions of its path
+_MAPPED = 0xFFFF << 32  # ::ffff:0:0/96
+_HEX = list("0123456789abcdef")
+_DECIMAL = [str(i) for i in range(256)]
 
 
-def _ip_index(family: str, entries: Iterable[tuple[int, int, Value | None]],
+@dataclass(frozen=True)
+class _Space:
+    """An address space as the reverse tree writes it: its width in bits,
+    the bits of one label, and the text of an address (the ``$`` of a
+    leaf's TXT) and of a network (of a wildcard's)."""
+
+    width: int
+    step: int
+    labels: list[str]
+    address: Callable[[int], str]
+    network: Callable[[int, int], str]
+    above: int = 0  # prefix bits above the space: 96 for the IPv4-mapped names
+
+
+def _v4(net: int) -> str:
+    return inet_ntoa(net.to_bytes(4, "big"))
+
+
+def _v6(net: int) -> str:
+    return str(ipaddress.IPv6Address(net))
+
+
+_IP4 = _Space(32, 8, _DECIMAL, _v4, lambda net, bits: f"{_v4(net)}/{bits}")
+_IP6 = _Space(128, 4, _HEX, _v6, lambda net, bits: f"{_v6(net)}/{bits}")
+#: The IPv4 data under ::ffff:0:0/96, in nibbles: a leaf's $ is the IPv4
+#: address (as dnsbl answers), a wildcard's the IPv6 network.
+_IP4_MAPPED = _Space(32, 4, _HEX, _v4, lambda net, bits: f"{_v6(_MAPPED | net)}/{96 + bits}",
+                     96)
+
+
+def _ip_index(space: _Space, entries: Iterable[tuple[int, int, Value | None]],
               budget: _Budget) -> Index:
     """The label-aligned entries, sorted, one per node: (keys, values).
 
     Where two entries land on one node the longer prefix wins, and of equal
     ones the later (DNS has one answer per name; dnsbl the most specific)."""
-    width, step = (32, 8) if family == "ip4" else (128, 4)
+    width, step = space.width, space.step
     values: list[Value | None] = []
     ranked = []  # key << 40 | original prefix length << 32 | position
     for key, bits, value in entries:
@@ -310,11 +338,11 @@ def _ip_index(family: str, entries: Iterable[tuple[int, int, Value | None]],
             continue
         count = 1 << (level - bits)
         if count > 1:
-            budget.spend(count, f"{_ip_text(family, key)}/{bits} as /{level}s")
+            budget.spend(count, f"{space.network(key, bits)} as /{space.above + level}s")
         for i in range(count):
             ranked.append(((key + (i << (width - level))) << 8 | level) << 40 | rank)
     ranked.sort()
-    keys: Any = array("Q") if family == "ip4" else []
+    keys: Any = array("Q") if width == 32 else []
     kept: list[Value | None] = []
     last = -1
     for rank in ranked:
@@ -328,19 +356,28 @@ def _ip_index(family: str, entries: Iterable[tuple[int, int, Value | None]],
     return keys, kept
 
 
-def _ip_records(family: str, index: Index, ttl: int, suffix: str, mapped: bool,
-                budget: _Budget) -> Iterator[Record]:
-    """The records of the IP data with DNSBL meaning in DNS terms, in the
-    index's order: a node's own records, then its wildcard, then its
-    children's. A leaf (a whole address) listed gets A and TXT; a node under a
-    listed region gets a wildcard, so names that exist below the region's
-    owner still match it; a listed region with an exclusion below (a hole) is
-    written child by child instead, so the excluded one does not exist."""
+Walk = Callable[[int, int, str, int, int, "Value | None", str], Iterator[list[Record]]]
+
+
+def _walker(space: _Space, index: Index, ttl: int, tail: str, budget: _Budget,
+            out: list[Record], graft: tuple[int, int, Callable[[str], Iterator[list[Record]]]]
+            | None = None) -> Walk:
+    """The walk of ``index``'s tree, adding the records with DNSBL meaning in
+    DNS terms to ``out`` in the index's order: a node's own records, then
+    its wildcard, then its children's. A leaf (a whole address) listed gets
+    A and TXT; a node under a listed region gets a wildcard, so names that
+    exist below the region's owner still match it; a listed region with an
+    exclusion below (a hole) is written child by child instead, so the
+    excluded one does not exist. ``graft``: (network, depth, walk) of a node
+    whose subtree another walk writes (the IPv4-mapped names).
+
+    The walk hands ``out`` on (yields it) between children once it holds a
+    batch: a generator's resumption passes every frame of the path, so it is
+    done once a batch, not once a record."""
     keys, values = index
-    width, step = (32, 8) if family == "ip4" else (128, 4)
+    width, step, label_text, leaf_text = space.width, space.step, space.labels, space.address
     leaf_depth = width // step
-    label_text = [str(i) for i in range(256)] if family == "ip4" else list("0123456789abcdef")
-    tail = f".{suffix}" if suffix else ""
+    mask = (1 << step) - 1
     # Whether a run of the index holds an exclusion: counts of them up to each position.
     holes = None
     if None in values:
@@ -362,26 +399,13 @@ def _ip_records(family: str, index: Index, ttl: int, suffix: str, mapped: bool,
             rdata = txt_rdata(value.text_for(text) or b"")
         return (owner, ttl, TYPE_A, value.a), (owner, ttl, TYPE_TXT, rdata)
 
-    def leaf_text(net: int) -> str:
-        if family == "ip4":
-            return inet_ntoa(net.to_bytes(4, "big"))
-        if mapped and net >> 32 == 0xFFFF:
-            return inet_ntoa((net & 0xFFFFFFFF).to_bytes(4, "big"))
-        return str(ipaddress.IPv6Address(net))
-
     def name_of(net: int, top: int, depth: int, below: str) -> str:
         """The owner (without the suffix) of ``net``'s node at ``depth``,
         from the name ``below`` of its ancestor at ``top``."""
-        labels = [label_text[(net >> (width - step * d)) & ((1 << step) - 1)]
-                  for d in range(depth, top, -1)]
+        labels = [label_text[(net >> (width - step * d)) & mask] for d in range(depth, top, -1)]
         if below:
             labels.append(below)
         return ".".join(labels)
-
-    # The walk adds records to ``out`` and hands it on (yields it) between
-    # children once it holds a batch: a generator's resumption passes every
-    # frame of the path, so it is done once a batch, not once a record.
-    out: list[Record] = []
 
     def walk(net: int, depth: int, name: str, lo: int, hi: int, region: Value | None,
              text: str) -> Iterator[list[Record]]:
@@ -393,11 +417,13 @@ def _ip_records(family: str, index: Index, ttl: int, suffix: str, mapped: bool,
             if depth == leaf_depth:
                 region = own
             else:
-                region, text = own, f"{_ip_text(family, net)}/{level}"
+                region, text = own, space.network(net, level)
         if depth == leaf_depth:
             if region is not None:
                 out.extend(records(name + tail, region, leaf_text(net)))
             return
+        if graft is not None and (net, depth) == graft[:2]:
+            yield from graft[2](name)
         size = 1 << (width - level - step)  # addresses under a child
         if region is not None and holes is not None and holes[hi] > holes[lo]:
             # A hole: no wildcard here; each child is written on its own, so
@@ -412,7 +438,7 @@ def _ip_records(family: str, index: Index, ttl: int, suffix: str, mapped: bool,
                 lo = end
             return
         if region is not None:
-            owner = name + tail if name else suffix
+            owner = name + tail if name else tail[1:]
             out.extend(records(f"*.{owner}" if owner else "*", region, text))
         while lo < hi:
             first = keys[lo]
@@ -448,7 +474,21 @@ def _ip_records(family: str, index: Index, ttl: int, suffix: str, mapped: bool,
                 yield out
             lo = end
 
-    for batch in walk(0, 0, "", 0, len(keys), None, ""):
+    return walk
+
+
+def _ip_records(space: _Space, index: Index, ttl: int, suffix: str, budget: _Budget,
+                mapped: Index | None = None) -> Iterator[Record]:
+    """The records of one family's index (:func:`_walker`); IPv6 with
+    ``mapped``, the IPv4 data's index in nibbles, under ::ffff:0:0/96."""
+    tail = f".{suffix}" if suffix else ""
+    out: list[Record] = []
+    graft = None
+    if mapped is not None:
+        inner = _walker(_IP4_MAPPED, mapped, ttl, tail, budget, out)
+        graft = (_MAPPED, 24, lambda name: inner(0, 0, name, 0, len(mapped[0]), None, ""))
+    walk = _walker(space, index, ttl, tail, budget, out, graft)
+    for batch in walk(0, 0, "", 0, len(index[0]), None, ""):
         yield from batch
         batch.clear()
     yield from out
@@ -494,29 +534,21 @@ def bind_records(zoneset: Snapshot, zone: Zone,
         if family == "name":
             yield from _name_records(_name_tree(entries(subzone, family)), ttl, subzone,
                                      budget)
-            continue
-        mapped = family == "ip6" and (subzone, "ip4") in families
-        listed = entries(subzone, family)
-        if mapped:
-            listed = _mapped(listed, entries(subzone, "ip4"))
-        yield from _ip_records(family, _ip_index(family, listed, budget), ttl, subzone,
-                               mapped, budget)
-
-
-_MAPPED = 0xFFFF << 32  # ::ffff:0:0/96
-
-
-def _mapped(entries6: Iterable[tuple[int, int, Value | None]],
-            entries4: Iterable[tuple[int, int, Value | None]]
-            ) -> Iterator[tuple[int, int, Value | None]]:
-    """The IPv6 entries as dnsbl answers them in a zone with IPv4 data: an
-    IPv4-mapped address (::ffff:a.b.c.d) is asked of the IPv4 data alone."""
-    for key, bits, value in entries6:
-        if bits < 96 or key >> 32 != 0xFFFF:
-            yield key, bits, value
-    yield _MAPPED, 96, None
-    for key, bits, value in entries4:
-        yield _MAPPED | key, 96 + bits, value
+        elif family == "ip4":
+            yield from _ip_records(_IP4, _ip_index(_IP4, entries(subzone, family), budget),
+                                   ttl, subzone, budget)
+        elif (subzone, "ip4") not in families:
+            yield from _ip_records(_IP6, _ip_index(_IP6, entries(subzone, family), budget),
+                                   ttl, subzone, budget)
+        else:
+            # An IPv4-mapped address (::ffff:a.b.c.d) is asked of the IPv4
+            # data alone: the IPv6 data's entries in ::ffff:0:0/96 give way
+            # to an exclusion of it, under which the IPv4 data is grafted.
+            outside = ((key, bits, value) for key, bits, value in entries(subzone, family)
+                       if bits < 96 or key >> 32 != 0xFFFF)
+            index = _ip_index(_IP6, chain(outside, [(_MAPPED, 96, None)]), budget)
+            mapped = _ip_index(_IP4_MAPPED, entries(subzone, "ip4"), budget)
+            yield from _ip_records(_IP6, index, ttl, subzone, budget, mapped)
 
 
 # -- rpz ----------------------------------------------------------------------
@@ -635,27 +667,36 @@ def transfer_forms(config: ServerConfig) -> dict[str, Form]:
 def packed_records(records: Iterable[Record]) -> Iterator[bytes]:
     """Each record as a transfer sends it: the owner's labels ending in a
     pointer to the question's name (the apex, at offset 12), then type,
-    class, TTL and rdata. A walk writes many names under one parent in a
-    row (a /24's addresses; the 28 nibbles above an IPv4-mapped address), so
-    the parent's labels are made once for the run, not per record.
+    class, TTL and rdata. A walk writes the names of a subtree in a row, so
+    the wire form of a name is made from its parent's, kept from the names
+    before it (a few thousand, forgotten in bulk), not label by label.
 
     :raises ValueError: for an owner with a label over 63 bytes.
     """
     apex = b"\xc0\x0c"
-    parent_text, parent_wire = "", apex
+    names: dict[str, bytes] = {"@": apex, "": apex}
     pack = struct.Struct(">HHIH").pack
+
+    def wire(name: str) -> bytes:
+        label, _, parent = name.partition(".")
+        raw = label.encode("ascii")
+        if not 0 < len(raw) < 64:
+            name_to_wire(name)  # says which label is wrong
+            raise ValueError(f"empty label in {name!r}")
+        above = names.get(parent)
+        if above is None:
+            above = wire(parent)
+        names[name] = done = bytes((len(raw),)) + raw + above
+        return done
+
+    last, name = "@", apex
     for owner, ttl, rtype, rdata in records:
-        if owner == "@":
-            name = apex
-        else:
-            label, _, parent = owner.partition(".")
-            if parent != parent_text:
-                parent_text = parent
-                parent_wire = name_to_wire(parent)[:-1] + apex if parent else apex
-            raw = label.encode("ascii")
-            if len(raw) > 63:
-                name_to_wire(owner)  # says which
-            name = bytes((len(raw),)) + raw + parent_wire
+        if owner is not last:
+            if len(names) > 4096:
+                names.clear()
+                names.update({"@": apex, "": apex})
+            name = names.get(owner) or wire(owner)
+            last = owner
         yield name + pack(rtype, CLASS_IN, ttl, len(rdata)) + rdata
 
 

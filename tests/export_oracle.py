@@ -11,12 +11,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dnsbl.datasets.names import EXACT, SUBDOMAINS
-from dnsbl.export import Record, _apex, _Budget, _entries, _ip_text, zone_parts
+from dnsbl.export import Record, _apex, _Budget, _entries, zone_parts
 from dnsbl.wire import TYPE_A, TYPE_TXT, txt_rdata
 from dnsbl.zonefile import Value
 from dnsbl.zones import Snapshot, Zone
 
 TYPE_PRIVATE = 65280
+
+def _ip_text(family: str, key: int) -> str:
+    if family == "ip4":
+        return str(ipaddress.IPv4Address(key))
+    return str(ipaddress.IPv6Address(key))
+
 
 def _ip_labels(family: str, key: int, bits: int) -> tuple[str, ...]:
     """The labels of an octet (nibble) aligned network, top first: 10.1/16 -> ("10", "1")."""
