@@ -504,7 +504,11 @@ def bind_records(zoneset: Snapshot, zone: Zone,
     zone has IPv4 data, for its IPv4-mapped names) a depth-first walk of
     the reverse tree, top label first, siblings in label order (numeric for
     addresses, by text for names), each node's own records (A, then TXT)
-    before its wildcard's and before its children's.
+    before its wildcard's and before its children's. For the IP families
+    that is the order of (network, prefix length) of the node a record is
+    at (a leaf: the address and 32 or 128; a wildcard: the node's network
+    and length), the IPv4-mapped names at ::ffff:a.b.c.d among the IPv6
+    ones, so two versions of a zone can be compared by merging.
 
     :raises ExportError: past ``max_records`` records.
     """
