@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("bind", "rpz"), default="bind",
                         help="bind (the default) or rpz")
     export.add_argument("--origin", metavar="NAME",
-                        help="the RPZ zone's name (default: rpz.ZONE); bind: ignored")
+                        help="the RPZ zone's name (default: the zone's rpz origin, else "
+                             "rpz.ZONE); bind: ignored")
     export.add_argument("--output", metavar="FILE",
                         help="write here (by a rename, complete or not at all); default: "
                              "standard output")
@@ -293,7 +294,8 @@ def _export(args: argparse.Namespace) -> int:
     try:
         zoneset, zone = export.load(config, args.zone_name)
         if args.format == "rpz":
-            origin = (args.origin or f"rpz.{zone.name}").rstrip(".")
+            configured = next((z.rpz for z in config.zones if z.name == zone.name), None)
+            origin = (args.origin or configured or f"rpz.{zone.name}").rstrip(".")
             lines = export.master_file(export.rpz_records(zoneset, zone, config, config.rpz),
                                        origin, f"RPZ of {zone.name}")
         else:

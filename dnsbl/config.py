@@ -57,6 +57,9 @@ class ZoneConfig:
     transfer: tuple[str, ...] = ()
     #: The TSIG key (a name in [tsig]) a transfer must be signed with; None: none needed.
     transfer_key: str | None = None
+    #: The origin under which the zone's RPZ form (the [rpz] policy) is also
+    #: served for transfer, to the same networks and key; None: not served.
+    rpz: str | None = None
 
 
 @dataclass(frozen=True)
@@ -224,7 +227,8 @@ def merge_zones(zones: list[ZoneConfig]) -> tuple[ZoneConfig, ...]:
     for zone in zones:
         if zone.name in merged:
             old = merged[zone.name]
-            merged[zone.name] = replace(old, datasets=old.datasets + zone.datasets)
+            merged[zone.name] = replace(old, datasets=old.datasets + zone.datasets,
+                                          rpz=old.rpz or zone.rpz)
         else:
             merged[zone.name] = zone
     return tuple(merged.values())
@@ -236,7 +240,7 @@ _TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metric
              "nsid", "udp_batch", "workers", "metrics_max_connections", "control",
              "ledger", "limits", "rpz", "tsig"}
 _ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age", "soa",
-              "ns", "transfer", "transfer_key"}
+              "ns", "transfer", "transfer_key", "rpz"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
@@ -331,7 +335,36 @@ def load_config(path: str) -> ServerConfig:
         if zone.transfer_key is not None and zone.transfer_key not in known:
             raise ConfigError(f"{path}: zone {zone.name}: 'transfer_key' {zone.transfer_key!r} "
                               f"is not a key of [tsig] ({', '.join(sorted(known)) or 'none'})")
-    return replace(config, zones=merge_zones(zones))
+    merged = merge_zones(zones)
+    _check_rpz(config, merged, path)
+    return replace(config, zones=merged)
+
+
+def _check_rpz(config: ServerConfig, zones: tuple[ZoneConfig, ...], path: str) -> None:
+    """RPZ forms served for transfer: each origin names one zone, and every
+    category of the [rpz] policy is known now, not at a secondary's request."""
+    names = {zone.name for zone in zones}
+    origins: set[str] = set()
+    for zone in zones:
+        if zone.rpz is None:
+            continue
+        if zone.rpz in names or zone.rpz in origins:
+            raise ConfigError(f"{path}: zone {zone.name}: rpz origin {zone.rpz!r} is already "
+                              "the name of a zone or of another RPZ form")
+        origins.add(zone.rpz)
+    if not origins:
+        return
+    categories = {c.name for c in (config.ledger.categories if config.ledger else ())}
+    for where, category in [*(("actions", c) for c, _action in config.rpz.actions),
+                            *(("client", c) for c in config.rpz.client)]:
+        if category in categories:
+            continue
+        try:
+            ipaddress.IPv4Address(category)
+        except ValueError:
+            raise ConfigError(f"{path}: [rpz] {where}: {category!r} is neither a ledger "
+                              f"category ({', '.join(sorted(categories)) or 'none configured'})"
+                              " nor an address") from None
 
 
 def _tsig_keys(table: Any, where: str) -> tuple[tuple[str, str], ...]:
@@ -425,7 +458,21 @@ def _zone(table: Any, where: str, base: str) -> ZoneConfig:
     if key is not None and not isinstance(key, str):
         raise ConfigError(f"{where}: 'transfer_key' must be a key name of [tsig]")
     return ZoneConfig(name, datasets, ratio, max_age, *_apex(table, where), transfer=transfer,
-                      transfer_key=key)
+                      transfer_key=key, rpz=_rpz_origin(table.get("rpz"), name, transfer, where))
+
+
+def _rpz_origin(table: Any, name: str, transfer: tuple[str, ...], where: str) -> str | None:
+    """A zone's ``rpz = { origin = "NAME" }``: the RPZ form's origin (default rpz.ZONE)."""
+    if table is None:
+        return None
+    if not isinstance(table, dict) or set(table) - {"origin"}:
+        raise ConfigError(f'{where}: \'rpz\' must be a table {{ origin = "rpz.{name}" }}')
+    if not transfer:
+        raise ConfigError(f"{where}: 'rpz' serves the RPZ form for transfer, so it needs "
+                          "'transfer' (the networks that may take it)")
+    origin = settings.text(table.get("origin", f"rpz.{name}"), f"{where}: rpz 'origin'",
+                           "a zone name")
+    return _within(f"{where}: rpz 'origin'", normalize_zone_name, origin)
 
 
 def _networks(value: Any, where: str) -> tuple[str, ...]:

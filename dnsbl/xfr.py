@@ -2,9 +2,10 @@
 answered as "up to date" or by the whole zone.
 
 The TCP protocol hands a transfer question here (:meth:`Transfers.wants`,
-:meth:`Transfers.start`). The records are those ``dnsbl export --format bind``
-writes (:func:`dnsbl.export.bind_records`), from the snapshot being served
-when the question came. They are made and packed into messages in a worker
+:meth:`Transfers.start`). The records are those ``dnsbl export`` writes, the
+``bind`` form under a zone's name and the ``rpz`` form under its RPZ origin
+(:func:`dnsbl.export.transfer_forms`), from the snapshot being served when
+the question came. They are made and packed into messages in a worker
 thread, a message at a time, so the event loop keeps answering queries, and
 each message waits for the client to read the ones before it, so a client
 that stops reading holds one message, not the zone.
@@ -18,7 +19,7 @@ import ipaddress
 import struct
 import termios
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import dns.exception
@@ -29,9 +30,9 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
-from dnsbl.export import Record, bind_records
+from dnsbl.export import Record, packed_records, transfer_forms
 from dnsbl.wire import CLASS_IN, HEADER_LEN, REFUSED, TYPE_AXFR, TYPE_IXFR, TYPE_SOA, name_to_wire
-from dnsbl.zones import ServedZones, Snapshot, Zone
+from dnsbl.zones import ServedZones
 
 if TYPE_CHECKING:
     from dnsbl.config import ServerConfig
@@ -88,14 +89,6 @@ def _client_serial(message: bytes, end: int) -> int | None:
     return struct.unpack(">I", rdata[:4])[0] if len(rdata) >= 20 else None
 
 
-def _owner(owner: str) -> bytes:
-    """An owner relative to the zone as wire labels ending in a pointer to
-    the question's name (the zone's apex, at offset 12)."""
-    if owner == "@":
-        return b"\xc0\x0c"
-    return name_to_wire(owner)[:-1] + b"\xc0\x0c"
-
-
 class Signer:
     """Signs the messages of one answer with the request's TSIG key
     (RFC 8945 section 5.3; a transfer's messages each sign on from the last)."""
@@ -122,29 +115,22 @@ class Signer:
                 + rdata)
 
 
-def _messages(zoneset: Snapshot, zone: Zone, head: bytes, question: bytes,
+def _messages(records: Iterator[Record], head: bytes, question: bytes,
               sign: Callable[[bytes], bytes] | None) -> Generator[bytes, None, None]:
     """The transfer's messages: the zone's records, its SOA first and last."""
-    records = bind_records(zoneset, zone, max_records=1 << 62)
-    soa = next(records)
-    body = bytearray()
-    count = 0
-
-    def packed(record: Record) -> bytes:
-        owner, ttl, rtype, rdata = record
-        return _owner(owner) + struct.pack(">HHIH", rtype, CLASS_IN, ttl, len(rdata)) + rdata
-
-    body += packed(soa)
+    wires = packed_records(records)
+    soa = next(wires)
+    body = bytearray(soa)
     count = 1
-    for record in records:
-        body += packed(record)
+    for wire in wires:
+        body += wire
         count += 1
         if len(body) >= MESSAGE_SIZE:
             message = head + struct.pack(">HHHH", 1, count, 0, 0) + question + bytes(body)
             yield sign(message) if sign is not None else message
             body.clear()
             count = 0
-    body += packed(soa)
+    body += soa
     message = head + struct.pack(">HHHH", 1, count + 1, 0, 0) + question + bytes(body)
     yield sign(message) if sign is not None else message
 
@@ -155,14 +141,20 @@ class Transfers:
 
     def __init__(self, config: ServerConfig, served: ServedZones) -> None:
         self._served = served
+        # Each name a transfer may ask for: the zone whose data it is, its records.
+        forms = transfer_forms(config)
+        self._forms = {name_to_wire(name): (name, name_to_wire(zone), records)
+                       for name, (zone, records) in forms.items()}
+        by_zone = {z.name: z for z in config.zones}
         self._allow: dict[bytes, list[Network]] = {
-            name_to_wire(z.name): [ipaddress.ip_network(n) for n in z.transfer]
-            for z in config.zones if z.transfer}
+            name_to_wire(name): [ipaddress.ip_network(n) for n in by_zone[zone].transfer]
+            for name, (zone, _records) in forms.items()}
         self._keyring = {dns.name.from_text(name): dns.tsig.Key(name, secret, "hmac-sha256")
                          for name, secret in config.tsig_keys}
         #: The key a zone's transfers must be signed with.
-        self._required = {name_to_wire(z.name): dns.name.from_text(z.transfer_key)
-                          for z in config.zones if z.transfer and z.transfer_key}
+        self._required = {name_to_wire(name): dns.name.from_text(key)
+                          for name, (zone, _records) in forms.items()
+                          if (key := by_zone[zone].transfer_key)}
         #: (zone, kind, result) -> count
         self.counts: dict[tuple[str, str, str], int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -199,8 +191,10 @@ class Transfers:
         name, qtype, qclass, end = found
         kind = "axfr" if qtype == TYPE_AXFR else "ixfr"
         snapshot = self._served.current
-        zone = snapshot.zones.get(name)
-        label = zone.name if zone is not None and zone.wire == name else ""
+        label, served, records = self._forms.get(name, ("", name, None))
+        zone = snapshot.zones.get(served)
+        if zone is not None and zone.wire == name:
+            label = zone.name  # (counted under its name even when not transferable)
         question = message[HEADER_LEN:end]
         head = message[:2] + struct.pack(">H", _QR_AA | (message[2] & 0x79) << 8)
         sign: Signer | None = None
@@ -221,7 +215,7 @@ class Transfers:
             if required is not None and request.keyname != required:
                 self._count(label, kind, "refused")  # unsigned, or by another key
                 return self._refusal(message, question, REFUSED, sign)
-        if (qclass != CLASS_IN or zone is None or zone.wire != name
+        if (qclass != CLASS_IN or zone is None or zone.wire != served or records is None
                 or not self._allowed(name, client) or zone.servfail):
             self._count(label, kind, "refused")
             return self._refusal(message, question, REFUSED, sign)
@@ -234,8 +228,8 @@ class Transfers:
         # Without kept versions an IXFR is answered by the whole zone
         # (RFC 1995 section 4 allows it); a serial from the future too.
         task = asyncio.get_running_loop().create_task(
-            self._send(connection, _messages(snapshot, zone, head, question, sign), label,
-                       kind))
+            self._send(connection, _messages(records(snapshot, zone), head, question, sign),
+                       label, kind))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         connection.transfer_started(task)

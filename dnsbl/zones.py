@@ -178,11 +178,15 @@ def build_snapshot(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) ->
             built = Zone(zone.name, (), config.ttl, loaded=False, outer_acls=global_acl,
                          soa=zone.soa, ns=zone.ns)
             zoneset.zones[built.wire] = built
+            if zone.rpz is not None:
+                zoneset.zones[name_to_wire(zone.rpz)] = rpz_apex(zone.rpz, built)
             continue
         members, subzones = _expand([datasets[k] for k in keys])
         built = Zone(zone.name, members, config.ttl, outer_acls=global_acl, soa=zone.soa,
                      ns=zone.ns)
         zoneset.zones[built.wire] = built
+        if zone.rpz is not None:
+            zoneset.zones[name_to_wire(zone.rpz)] = rpz_apex(zone.rpz, built)
         for prefix, sub_members in subzones.items():
             subzone = Zone(f"{prefix}.{zone.name}", sub_members, config.ttl,
                            parent_labels=prefix.count(".") + 1, outer_acls=built.acls,
@@ -190,6 +194,18 @@ def build_snapshot(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) ->
             zoneset.zones.setdefault(subzone.wire, subzone)
     zoneset.has_acls = bool(global_acl) or any(zone.acls for zone in zoneset.zones.values())
     return zoneset
+
+
+def rpz_apex(origin: str, zone: Zone) -> Zone:
+    """The zone's RPZ form as queries see it: the zone's SOA and NS at
+    ``origin`` (a secondary asks the SOA before it transfers), nothing
+    below it; the triggers are for transfer only (dnsbl.xfr)."""
+    apex = Zone(origin, (), zone.soa.ttl, loaded=zone.loaded, outer_acls=zone.acls)
+    apex.soa, apex.serial = zone.soa, zone.serial
+    apex.soa_tail, apex.neg_soa_tail, apex.ns_tails = (zone.soa_tail, zone.neg_soa_tail,
+                                                       zone.ns_tails)
+    apex.check_expiry(time.time())
+    return apex
 
 
 def _expand(members: list[Dataset]) -> tuple[tuple[Dataset, ...], dict[str, tuple[Dataset, ...]]]:

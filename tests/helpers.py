@@ -740,60 +740,52 @@ NAMED = shutil.which("named") or ("/usr/sbin/named" if os.path.exists("/usr/sbin
                                   else None)
 
 
-class Named:
-    """BIND serving the exported files as primaries, on a free loopback port."""
+class Daemon:
+    """A third-party server (named, unbound, knotd) in the foreground on a
+    free loopback port, with its configuration and log in its own folder
+    under tmp_path, ended by PID. A subclass writes the configuration and
+    says the command (:meth:`command`) and when it is ready (:meth:`ready`)."""
 
-    def __init__(self, tmp_path: Path, zones: dict[str, Path]) -> None:
-        self.dir = tmp_path / "named"
+    name = "daemon"
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.dir = tmp_path / self.name
         self.dir.mkdir()
-        self.zones = zones
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
-        self.log = self.dir / "named.log"
+        self.log = self.dir / f"{self.name}.log"
+
+    def command(self) -> list[str]:
+        """Write the configuration for ``self.port``; the command line."""
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        """Whether it serves what the test needs (tried until a deadline)."""
+        raise NotImplementedError
 
     def start(self) -> None:
-        assert NAMED is not None
-        for _attempt in range(3):  # the free port may be taken before named binds it
+        for _attempt in range(3):  # the free port may be taken before the server binds it
             self.port = free_port()
-            conf = self.dir / "named.conf"
-            zones = "".join(self.zone_clause(name, path) for name, path in self.zones.items())
-            conf.write_text(f"""\
-options {{
-    directory "{self.dir}";
-    pid-file "{self.dir}/named.pid";
-    listen-on port {self.port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    notify no;
-}};
-{zones}""")
             with open(self.log, "ab") as log:
-                self.proc = subprocess.Popen([NAMED, "-g", "-n", "1", "-c", str(conf)],
-                                             stdout=log, stderr=subprocess.STDOUT)
+                self.proc = subprocess.Popen(self.command(), stdout=log,
+                                             stderr=subprocess.STDOUT)
             if self._wait_ready():
                 return
             self.stop()
-        raise AssertionError("named did not start:\n" + self.log.read_text())
-
-    def zone_clause(self, name: str, path: Path) -> str:
-        return f'zone "{name}" {{ type primary; file "{path}"; }};\n'
+        raise AssertionError(f"{self.name} did not start:\n" + self.log.read_text())
 
     def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + scaled(20)
-        names = list(self.zones)
+        deadline = time.monotonic() + scaled(30)
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 return False
             try:
-                for name in names:
-                    r = dns.query.udp(dns.message.make_query(name, "SOA"), "127.0.0.1",
-                                      port=self.port, timeout=0.2)
-                    if r.rcode() != dns.rcode.NOERROR or not r.answer:
-                        raise dns.exception.DNSException("not loaded yet")
-                return True
+                if self.ready():
+                    return True
             except (dns.exception.DNSException, OSError):
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         return False
 
     def stop(self) -> None:
@@ -801,12 +793,54 @@ options {{
         if proc is None:
             return
         if proc.poll() is None:
-            os.kill(proc.pid, 15)  # by PID: only the named we started
+            os.kill(proc.pid, 15)  # by PID: only the server we started
             try:
                 proc.wait(scaled(10))
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, 9)
                 proc.wait(scaled(10))
+
+
+def answers_soa(port: int, zone: str) -> bool:
+    """Whether the server on ``port`` answers ``zone``'s SOA (has the zone)."""
+    r = dns.query.udp(dns.message.make_query(zone, "SOA"), "127.0.0.1", port=port,
+                      timeout=0.2)
+    return r.rcode() == dns.rcode.NOERROR and bool(r.answer)
+
+
+class Named(Daemon):
+    """BIND serving the exported files as primaries, on a free loopback port."""
+
+    name = "named"
+
+    def __init__(self, tmp_path: Path, zones: dict[str, Path]) -> None:
+        super().__init__(tmp_path)
+        self.zones = zones
+
+    def command(self) -> list[str]:
+        assert NAMED is not None
+        conf = self.dir / "named.conf"
+        zones = "".join(self.zone_clause(name, path) for name, path in self.zones.items())
+        conf.write_text(f"""\
+options {{
+    directory "{self.dir}";
+    pid-file "{self.dir}/named.pid";
+    listen-on port {self.port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+{self.options()}
+}};
+{zones}""")
+        return [NAMED, "-g", "-n", "1", "-c", str(conf)]
+
+    def options(self) -> str:
+        """The options past directory and listening: an authoritative server."""
+        return "    recursion no;\n    notify no;"
+
+    def zone_clause(self, name: str, path: Path) -> str:
+        return f'zone "{name}" {{ type primary; file "{path}"; }};\n'
+
+    def ready(self) -> bool:
+        return all(answers_soa(self.port, name) for name in self.zones)
 
 
 def ask(port: int, name: str, rdtype: str) -> dns.message.Message:

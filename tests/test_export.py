@@ -290,3 +290,83 @@ def test_a_bad_rpz_action_is_a_configuration_error(configured):
     done = export(configured, "bl.example.org", "--format", "rpz")
     assert done.returncode == 2
     assert "[rpz]: actions.127.0.0.3: unknown action 'explode'" in done.stderr
+
+
+def _random_ip4_lines(rng: random.Random, count: int) -> list[str]:
+    """Entries of every kind in a few small regions, so they overlap: single
+    addresses, blocks aligned or not, ranges, exclusions, values with "$"."""
+    lines = []
+    for _ in range(count):
+        base = rng.choice([10 << 24, 10 << 24 | 1 << 16, 172 << 24 | 16 << 16, 192 << 24])
+        address = base | rng.randrange(1 << 12)
+        text = ipaddress.IPv4Address(address)
+        kind = rng.random()
+        value = rng.choice(["", " :3:Botnet $", " :4:", " :127.0.0.5:Fixed text"])
+        if kind < 0.5:
+            lines.append(f"{text}{value}")
+        elif kind < 0.8:
+            bits = rng.choice([8, 12, 16, 20, 23, 24, 25, 28, 31])
+            net = ipaddress.IPv4Network((address, bits), strict=False)
+            lines.append(f"{net}{value}")
+        elif kind < 0.9:
+            lines.append(f"{text}-{ipaddress.IPv4Address(address + rng.randrange(40))}{value}")
+        else:
+            bits = rng.choice([16, 22, 24, 27, 32])
+            lines.append(f"!{ipaddress.IPv4Network((address, bits), strict=False)}")
+    return lines
+
+
+def _random_ip6_lines(rng: random.Random, count: int) -> list[str]:
+    lines = []
+    for _ in range(count):
+        address = 0x20010DB8 << 96 | rng.randrange(1 << 20) << 76 | rng.randrange(1 << 8)
+        bits = rng.choice([32, 35, 48, 64, 65, 127, 128])
+        net = ipaddress.IPv6Network((address, bits), strict=False)
+        lines.append(f"{'!' if rng.random() < 0.2 else ''}{net}"
+                     f"{rng.choice(['', ' :3:Six $'])}")
+    return lines
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_streamed_records_are_those_of_the_label_tree(tmp_path, seed):
+    """The streaming generator writes, record for record and in the same
+    order, what the label tree it replaced wrote (tests/export_oracle.py)."""
+    from dnsbl.export import bind_records, load
+    from tests import export_oracle
+
+    rng = random.Random(seed)
+    head = "$SOA 3600 ns1.example.org hostmaster.example.org 7 1h 15m 1w 300\n" \
+           "$TTL 600\n:127.0.0.2:Listed: $\n"
+    (tmp_path / "a.zone").write_text(head + "\n".join(_random_ip4_lines(rng, 300)) + "\n")
+    (tmp_path / "b.zone").write_text(":127.0.0.9:Second\n"
+                                     + "\n".join(_random_ip4_lines(rng, 60)) + "\n")
+    (tmp_path / "c.zone").write_text(":127.0.0.2:Six\n"
+                                     + "\n".join(_random_ip6_lines(rng, 120)) + "\n")
+    (tmp_path / "dnsbl.toml").write_text(
+        'ttl = 600\n[[zone]]\nname = "bl.example.org"\ndatasets = ['
+        '{ type = "ip4set", files = ["a.zone"] }, { type = "ip4trie", files = ["b.zone"] }, '
+        '{ type = "ip6trie", files = ["c.zone"] }]\n')
+    config = load_config(str(tmp_path / "dnsbl.toml"))
+    zoneset, zone = load(config, "bl.example.org")
+    streamed = list(bind_records(zoneset, zone, max_records=1 << 62))
+    assert streamed == list(export_oracle.bind_records(zoneset, zone))
+    assert len(streamed) > 1000  # the data made a zone worth comparing
+
+
+def test_rpz_has_one_record_per_trigger_and_the_allowlist_wins(configured):
+    """A resolver rejects a zone with two CNAMEs at one name: where the
+    allowlist names a listed address, or two datasets list one, one is kept."""
+    (configured.parent / "allow.txt").write_text(ALLOW + "198.51.100.7\n")
+    (configured.parent / "bl6.zone").write_text(IP6 + "2001:db8:bad::/48 :7:Again\n")
+    done = export(configured, "bl.example.org", "--format", "rpz")
+    assert done.returncode == 0, done.stderr
+    owners = [line.split()[0] for line in done.stdout.splitlines()
+              if not line.startswith((";", "$", "@"))]
+    assert len(owners) == len(set(owners))
+    lines = {" ".join(line.split()[:1] + line.split()[3:]) for line in done.stdout.splitlines()}
+    assert "32.7.100.51.198.rpz-ip CNAME rpz-passthru." in lines
+    assert "48.zz.bad.db8.2001.rpz-ip CNAME *." in lines  # the later line's category 7
+    ip4 = [o for o in owners if o.endswith(".rpz-ip") and o.count(".") == 5
+           and o.split(".")[1].isdigit()]
+    assert ip4 == sorted(ip4, key=lambda o: (ipaddress.ip_address(
+        ".".join(reversed(o.split(".")[1:5]))), int(o.split(".")[0])))

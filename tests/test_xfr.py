@@ -14,6 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
@@ -85,11 +86,9 @@ def transfer_count(thread: ServerThread, kind: str, result: str) -> float:
     with urlopen(f"http://127.0.0.1:{thread.server.metrics_port}/metrics",
                  timeout=scaled(10)) as r:
         text = r.read().decode()
-    for line in text.splitlines():
-        if (line.startswith("dnsbl_xfr_requests_total{") and f'kind="{kind}"' in line
-                and f'result="{result}"' in line):
-            return float(line.split()[-1])
-    return 0.0
+    return sum(float(line.split()[-1]) for line in text.splitlines()  # over every zone
+               if line.startswith("dnsbl_xfr_requests_total{") and f'kind="{kind}"' in line
+               and f'result="{result}"' in line)
 
 
 def exported(path: Path) -> dns.zone.Zone:
@@ -268,6 +267,117 @@ def test_a_transfer_key_not_in_tsig_is_a_configuration_error(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=scaled(60))
     assert done.returncode == 2
     assert "'transfer_key' 'xfr.example.org' is not a key of [tsig]" in done.stderr
+
+
+# -- the RPZ form ---------------------------------------------------------------------
+
+RPZ_POLICY = """
+rpz = { origin = "rpz.bl.example.org" }
+[rpz]
+default = "nxdomain"
+allowlist = ["allow.txt"]
+[rpz.actions]
+"127.0.0.3" = "drop"
+"""
+
+
+def rpz_config(tmp_path: Path, transfer: str = '["127.0.0.0/8", "::1"]',
+               key: str | None = None) -> Path:
+    path = config_file(tmp_path, transfer, key=key)
+    (tmp_path / "allow.txt").write_text("10.9.9.9\n")
+    path.write_text(path.read_text() + RPZ_POLICY)
+    return path
+
+
+def rpz_exported(path: Path) -> dns.zone.Zone:
+    done = subprocess.run([sys.executable, "-m", "dnsbl", "export", "--config", str(path),
+                           "bl.example.org", "--format", "rpz", "--origin",
+                           "rpz.bl.example.org"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=scaled(60))
+    assert done.returncode == 0, done.stderr
+    return dns.zone.from_text(done.stdout, origin="rpz.bl.example.org.", relativize=False)
+
+
+def test_the_rpz_form_is_served_by_transfer_under_its_origin(tmp_path, server):
+    path = rpz_config(tmp_path)
+    thread = server(path)
+    zone = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", "rpz.bl.example.org.",
+                                           port=port(thread), relativize=False,
+                                           timeout=scaled(10)), relativize=False)
+    assert zone == rpz_exported(path)
+    assert zone.get_rdataset("rpz.bl.example.org.", "SOA")[0].serial == 7
+    drop = zone.get_rdataset("8.0.0.0.10.rpz-ip.rpz.bl.example.org.", "CNAME")
+    assert drop[0].target.to_text() == "rpz-drop."
+    allowed = zone.get_rdataset("32.9.9.9.10.rpz-ip.rpz.bl.example.org.", "CNAME")
+    assert allowed[0].target.to_text() == "rpz-passthru."
+    assert transfer_count(thread, "axfr", "ok") == 1
+    # A secondary asks the SOA before it transfers: the apex answers it, as
+    # the zone's, and nothing below it is a DNSBL answer.
+    r = dns.query.udp(dns.message.make_query("rpz.bl.example.org", "SOA"), "127.0.0.1",
+                      port=port(thread), timeout=scaled(10))
+    assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA
+    assert r.answer[0][0].serial == 7
+    r = dns.query.udp(dns.message.make_query("8.0.0.0.10.rpz-ip.rpz.bl.example.org", "A"),
+                      "127.0.0.1", port=port(thread), timeout=scaled(10))
+    assert r.rcode() == dns.rcode.NXDOMAIN
+    # An IXFR from the current serial: up to date, one SOA at the origin.
+    q = dns.message.make_query("rpz.bl.example.org", "IXFR")
+    q.authority.append(dns.rrset.from_text(
+        "rpz.bl.example.org.", 0, "IN", "SOA",
+        "ns1.example.org. hostmaster.example.org. 7 1 1 1 1"))
+    r = dns.query.tcp(q, "127.0.0.1", port=port(thread), timeout=scaled(10))
+    assert [rrset.name.to_text() for rrset in r.answer] == ["rpz.bl.example.org."]
+    assert transfer_count(thread, "ixfr", "uptodate") == 1
+
+
+def test_the_rpz_form_outside_the_acl_or_unsigned_is_refused_and_counted(tmp_path, server):
+    thread = server(rpz_config(tmp_path, '["10.0.0.0/8"]'))
+    for name in ("rpz.bl.example.org", "bl.example.org"):
+        r = dns.query.tcp(dns.message.make_query(name, "AXFR"), "127.0.0.1",
+                          port=port(thread), timeout=scaled(10))
+        assert r.rcode() == dns.rcode.REFUSED and not r.answer, name
+    assert transfer_count(thread, "axfr", "refused") == 2
+    # A zone without an RPZ form has none to give.
+    other = tmp_path / "other"
+    other.mkdir()
+    thread = server(config_file(other))
+    r = dns.query.tcp(dns.message.make_query("rpz.bl.example.org", "AXFR"), "127.0.0.1",
+                      port=port(thread), timeout=scaled(10))
+    assert r.rcode() == dns.rcode.REFUSED
+    assert transfer_count(thread, "axfr", "refused") == 1
+    # With a key required, the RPZ form needs it too.
+    keyed = tmp_path / "keyed"
+    keyed.mkdir()
+    thread = server(rpz_config(keyed, key="xfr.example.org"))
+    r = dns.query.tcp(dns.message.make_query("rpz.bl.example.org", "AXFR"), "127.0.0.1",
+                      port=port(thread), timeout=scaled(10))
+    assert r.rcode() == dns.rcode.REFUSED
+    good = dns.tsigkeyring.from_text({"xfr.example.org.": ("hmac-sha256", SECRET)})
+    zone = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", "rpz.bl.example.org.",
+                                           port=port(thread), relativize=False, keyring=good,
+                                           keyname="xfr.example.org.",
+                                           keyalgorithm="hmac-sha256", timeout=scaled(10)),
+                             relativize=False)
+    assert zone == rpz_exported(keyed / "dnsbl.toml")
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda t: t.replace("transfer = [\"127.0.0.0/8\", \"::1\"]\n", ""),
+     "'rpz' serves the RPZ form for transfer, so it needs 'transfer'"),
+    (lambda t: t.replace('origin = "rpz.bl.example.org"', 'origin = "bl.example.org"'),
+     "rpz origin 'bl.example.org' is already the name of a zone"),
+    (lambda t: t.replace('"127.0.0.3" = "drop"', '"botnet" = "drop"'),
+     "[rpz] actions: 'botnet' is neither a ledger category (none configured) nor an address"),
+    (lambda t: t.replace('{ origin = "rpz.bl.example.org" }', '"rpz.bl.example.org"'),
+     "'rpz' must be a table { origin = \"rpz.bl.example.org\" }"),
+])
+def test_a_bad_rpz_form_is_a_configuration_error(tmp_path, change, message):
+    path = rpz_config(tmp_path)
+    path.write_text(change(path.read_text()))
+    done = subprocess.run([sys.executable, "-m", "dnsbl", "check", "--config", str(path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=scaled(60))
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
 
 
 # -- interop: BIND 9 as a secondary, by zone transfer ---------------------------------
