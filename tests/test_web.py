@@ -391,3 +391,27 @@ def test_a_change_pending_publication_is_published_when_web_stops(sqlite_ledger,
     assert web.proc.returncode in (0, -signal.SIGTERM), "".join(web.log)
     assert "Traceback" not in "".join(web.log)
     assert "198.51.99.50" in sqlite_ledger.zone_text()
+
+
+def test_a_locked_ledger_answers_503_with_retry_after_and_changes_nothing(tmp_path, start_web):
+    folder = tmp_path / "ledger"
+    ledger = Ledger(folder, str(folder / "ledger.sqlite"), "lock_timeout = 0.5\n" + WEB)
+    token = make_token(ledger, "--source", "cert-a")
+    web = start_web(ledger)
+    item = {"key": "198.51.99.60", "category": "spam", "reason": "r"}
+    holder = sqlite3.connect(str(folder / "ledger.sqlite"), isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # another writer, holding the lock
+        reply = web.request("POST", "/api/v1/listings", item, token)
+        assert reply.status == 503, reply.body
+        assert "locked by another process" in reply.json["error"]
+        assert reply.json["status"] == 503
+        assert reply.headers["retry-after"] == "1"
+        # Reads go on (WAL): the busy writer does not stop the lookups.
+        assert web.request("GET", "/lookup?ip=198.51.99.60",
+                           headers={"Accept": "application/json"}).status == 200
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert web.request("GET", "/api/v1/listings/198.51.99.60", token=token).status == 404
+    assert web.request("POST", "/api/v1/listings", item, token).status == 201

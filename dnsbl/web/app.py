@@ -76,9 +76,12 @@ def build_app(config: LedgerConfig) -> Starlette:
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        if not request.url.path.startswith("/api/") and exc.status == 413:
+        titles = {413: "Too large", 503: "Busy"}
+        if not request.url.path.startswith("/api/") and exc.status in titles and \
+                "application/json" not in request.headers.get("accept", ""):
             return public.render(request, "message.html", {
-                "title": "Too large", "message": exc.message}, status_code=413)
+                "title": titles[exc.status], "message": exc.message},
+                status_code=exc.status, headers=exc.headers)
         return exc.response()
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from dnsbl.ledger.config import LedgerConfig
 from dnsbl.ledger.model import now
 from dnsbl.ledger.publish import publish
 from dnsbl.ledger.store import Store, open_store
+from dnsbl.web.errors import ApiError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -47,7 +49,17 @@ class LedgerThread:
         self._local.store = open_store(self.config.database, self.config.lock_timeout)
 
     def _run(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        return fn(self._local.store, *args, **kwargs)
+        store: Store = self._local.store
+        try:
+            return fn(store, *args, **kwargs)
+        except store.errors as exc:
+            if not store.busy(exc):
+                raise
+            # Another writer (an import, a publish) held the ledger past
+            # lock_timeout: nothing was changed, and the same request later
+            # may well succeed, so 503 with when to retry rather than a 500.
+            raise ApiError(503, store.explain(exc), headers={
+                "Retry-After": str(max(1, math.ceil(self.config.lock_timeout)))}) from None
 
     async def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
