@@ -88,3 +88,39 @@ def test_a_session_changes_listings_and_every_form_needs_its_csrf_token(web, led
     assert form(web, "/ui/logout", {"csrf": csrf}, cookies).status == 303
     assert web.request("GET", "/ui", headers={
         "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}).status == 303
+
+
+def test_tokens_are_made_in_the_ui_shown_once_and_revoked_there(web, ledger):
+    _, cookies = login(web, "alice", PASSWORD)
+    cookie = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+    csrf = csrf_of(web, "/ui/tokens", cookies)
+    fields = {"name": "misp-feed", "sources": "cert-a, cert-b", "expires": "30d"}
+    assert form(web, "/ui/tokens", fields, cookies).status == 403  # no CSRF token
+    assert ledger.json("token", "list")["tokens"] == []
+    made = form(web, "/ui/tokens", {**fields, "csrf": csrf}, cookies)
+    assert made.status == 201 and made.headers["cache-control"] == "no-store"
+    secret = re.search(r'<code id="secret">(dnsbl_[A-Za-z0-9_-]{43})</code>', made.text).group(1)
+    assert secret not in web.request("GET", "/ui/tokens", headers=cookie).text
+    [kept] = ledger.json("token", "list")["tokens"]
+    assert kept["name"] == "misp-feed" and kept["sources"] == ["cert-a", "cert-b"]
+    assert kept["expires"] and not kept["read_only"] and kept["who"] == "web:alice"
+    item = {"key": "198.51.99.30", "category": "spam", "source": "cert-b", "reason": "r"}
+    assert web.request("POST", "/api/v1/listings", item, secret).status == 201
+    assert web.request("POST", "/api/v1/listings", {**item, "source": "cert-c"},
+                       secret).status == 403
+    reader = form(web, "/ui/tokens", {"sources": "cert-a", "read_only": "1", "csrf": csrf},
+                  cookies)
+    read_only = re.search(r'<code id="secret">([^<]+)</code>', reader.text).group(1)
+    assert web.request("POST", "/api/v1/listings", {**item, "source": "cert-a"},
+                       read_only).status == 403
+    # A name taken, or HTML for a name: 400, said on the page, escaped, nothing made.
+    taken = form(web, "/ui/tokens", {**fields, "csrf": csrf}, cookies)
+    assert taken.status == 400 and "a token named &#39;misp-feed&#39; exists" in taken.text
+    html = form(web, "/ui/tokens", {"name": "<b>x y</b>", "sources": "cert-a",
+                                     "csrf": csrf}, cookies)
+    assert html.status == 400 and "<b>" not in html.text and "&lt;b&gt;x y" in html.text
+    assert len(ledger.json("token", "list")["tokens"]) == 2
+    # Revoked in the UI: the API refuses it at once.
+    assert form(web, "/ui/tokens/revoke", {"name": "misp-feed", "csrf": csrf},
+                cookies).status == 303
+    assert web.request("GET", "/api/v1/listings", token=secret).status == 401

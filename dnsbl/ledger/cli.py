@@ -12,7 +12,6 @@ import argparse
 import getpass
 import json
 import os
-import secrets
 import signal
 import sys
 import threading
@@ -41,7 +40,6 @@ from dnsbl.ledger.publish import Published, publish
 from dnsbl.ledger.sighted import Sightings
 from dnsbl.ledger.sightings import DAY, follow, take_in
 from dnsbl.ledger.store import READ_ONLY, Store, open_store
-from dnsbl.ledger.tokens import new_token
 
 EXIT_NOTHING = 1
 EXIT_INPUT = 2
@@ -415,11 +413,9 @@ def _allow_list(args: argparse.Namespace, config: LedgerConfig, store: Store,
 def _token_create(args: argparse.Namespace, config: LedgerConfig, store: Store,
                   who: str) -> Outcome:
     at = now()
-    sources = tuple(args.source)
-    name = args.name or f"{sources[0]}-{secrets.token_hex(3)}"
-    secret, token = new_token(name, sources, args.read_only, at,
-                              parse_expiry(args.expires, at) if args.expires else None, who)
-    Access(store).add_token(token)
+    secret, token = Access(store).create_token(
+        args.name or "", tuple(args.source), args.read_only,
+        parse_expiry(args.expires, at) if args.expires else None, who, at)
     # The secret alone on standard output: `TOKEN=$(dnsbl ledger token create ...)`.
     return {"token": secret, **token.as_dict()}, 0, None
 

@@ -59,10 +59,10 @@ async def _analyst(request: Request) -> str | None:
 
 
 def _page(request: Request, name: str, analyst: str, status_code: int = 200,
-          **context: Any) -> Response:
+          headers: dict[str, str] | None = None, **context: Any) -> Response:
     csrf = _csrf_for(request.cookies.get(SESSION_COOKIE, ""))
     return render(request, name, {"analyst": analyst, "csrf": csrf, **context},
-                  status_code=status_code)
+                  status_code=status_code, headers=headers)
 
 
 def _forbidden(request: Request) -> Response:
@@ -237,8 +237,34 @@ async def decide(request: Request, analyst: str, form: dict[str, str],
 
 @_signed_in
 async def tokens_page(request: Request, analyst: str, state: State) -> Response:
+    return await _tokens(request, analyst, state)
+
+
+async def _tokens(request: Request, analyst: str, state: State, status_code: int = 200,
+                  headers: dict[str, str] | None = None, **context: Any) -> Response:
     tokens = await state.ledger(lambda store: Access(store).tokens())
-    return _page(request, "ui_tokens.html", analyst, tokens=[t.as_dict() for t in tokens])
+    context = {"created": None, "error": "", "form": {}, **context}
+    return _page(request, "ui_tokens.html", analyst, status_code, headers,
+                 tokens=[t.as_dict() for t in tokens], **context)
+
+
+@_form_post
+async def create_token(request: Request, analyst: str, form: dict[str, str],
+                       state: State) -> Response:
+    """POST /ui/tokens: a new token, its secret shown on this answer only."""
+    at = now()
+    who = f"web:{analyst}"
+    sources = tuple(form.get("sources", "").replace(",", " ").split())
+    try:
+        expires = parse_expiry(form["expires"], at) if form.get("expires") else None
+        secret, token = await state.ledger(lambda store: Access(store).create_token(
+            form.get("name", "").strip(), sources, form.get("read_only") == "1", expires,
+            who, at))
+    except LedgerError as exc:
+        return await _tokens(request, analyst, state, 400, error=str(exc), form=form)
+    # Never stored nor cached anywhere: this page is the only time it is seen.
+    return await _tokens(request, analyst, state, 201, created={
+        "name": token.name, "secret": secret}, headers={"Cache-Control": "no-store"})
 
 
 @_form_post
@@ -273,6 +299,7 @@ ROUTES = [
     Route("/ui/requests", requests_page, methods=["GET"]),
     Route("/ui/requests/{id:int}", decide, methods=["POST"]),
     Route("/ui/tokens", tokens_page, methods=["GET"]),
+    Route("/ui/tokens", create_token, methods=["POST"]),
     Route("/ui/tokens/revoke", revoke, methods=["POST"]),
     Route("/ui/sightings", sightings, methods=["GET"]),
 ]
