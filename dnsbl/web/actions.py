@@ -105,17 +105,6 @@ def decide(store: Store, config: LedgerConfig, request_id: int, approve: bool,
     return (decided, ended), changed
 
 
-def show(store: Store, key: Key) -> dict[str, Any]:
-    """Every listing around ``key``, live or not, and the history of their keys."""
-    at = now()
-    listings = store.covering(key)
-    keys = sorted({listing.key for listing in listings} | {key.text})
-    return {"key": key.text,
-            "listings": [dict(listing.as_dict(), active=listing.active(at))
-                         for listing in listings],
-            "history": [entry.as_dict() for entry in store.history(keys)]}
-
-
 def search(store: Store, limit: int, **filters: Any) -> list[dict[str, Any]]:
     at = now()
     found = []

@@ -28,6 +28,7 @@ from dnsbl.ledger.model import (
     parse_when,
 )
 from dnsbl.ledger.requests import RemovalRequests
+from dnsbl.ledger.show import show
 from dnsbl.web import actions
 from dnsbl.web.errors import ApiError, bad
 from dnsbl.web.openapi import OPENAPI
@@ -185,7 +186,7 @@ async def get(request: Request) -> Response:
         key = parse_key(request.path_params["key"])
     except LedgerError as exc:
         raise bad("key", str(exc)) from None
-    result = await state.ledger(actions.show, key)
+    result = await state.ledger(show, key)
     if not result["listings"] and not result["history"]:
         raise ApiError(404, f"{key.text}: never listed")
     return JSONResponse(result)

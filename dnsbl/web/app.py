@@ -17,6 +17,7 @@ from dnsbl.ledger.config import LedgerConfig
 from dnsbl.ledger.model import now
 from dnsbl.web import api, public, ui
 from dnsbl.web.errors import ApiError
+from dnsbl.web.follow import LogFollower
 from dnsbl.web.ledger import LedgerThread
 from dnsbl.web.state import State
 
@@ -96,8 +97,15 @@ def build_app(config: LedgerConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        app.state.web.ledger.close()
+        follower = LogFollower(config) if config.sightings.logs else None
+        if follower is not None:
+            follower.start()
+        try:
+            yield
+        finally:
+            if follower is not None:
+                follower.stop()
+            app.state.web.ledger.close()
 
     app = Starlette(routes=[*public.ROUTES, *api.ROUTES, *ui.ROUTES,
                             Route("/metrics", metrics_page, methods=["GET"])],

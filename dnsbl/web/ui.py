@@ -28,6 +28,7 @@ from dnsbl.ledger.model import (
 )
 from dnsbl.ledger.passwords import check_password
 from dnsbl.ledger.requests import RemovalRequests
+from dnsbl.ledger.show import show
 from dnsbl.ledger.sighted import Sightings
 from dnsbl.ledger.sightings import DAY
 from dnsbl.ledger.tokens import digest
@@ -181,7 +182,7 @@ async def search(request: Request, analyst: str, state: State) -> Response:
     except LedgerError as exc:
         return _page(request, "ui_search.html", analyst, 400, q=text, error=str(exc),
                      result=None, categories=[])
-    result = await state.ledger(actions.show, key)
+    result = await state.ledger(show, key)
     return _page(request, "ui_search.html", analyst, q=key.text, error="", result=result,
                  categories=[c.name for c in state.config.categories])
 
