@@ -330,14 +330,17 @@ class Store(Connection):
                     "SELECT key, family, start_addr, end_addr, why, who, at FROM allowlist "
                     "ORDER BY family, start_addr, prefixlen")).fetchall()]
 
-    def covering(self, key: Key) -> list[Listing]:
+    def covering(self, key: Key, limit: int | None = None, offset: int = 0) -> list[Listing]:
         """Every listing, live or not, whose network overlaps ``key``'s: the
-        networks around an address and, for a network, those inside it."""
+        networks around an address and, for a network, those inside it;
+        ``limit`` of them from the ``offset``-th when given (a page)."""
+        page = " LIMIT :limit OFFSET :offset" if limit is not None else ""
         rows = self._execute(self.sql(
             f"SELECT {_LISTING_COLUMNS} FROM listings WHERE family = :family "
             "AND start_addr <= :end AND end_addr >= :start "
-            "ORDER BY prefixlen, key, category, source"),
-            {"family": key.family, "start": key.start, "end": key.end}).fetchall()
+            f"ORDER BY prefixlen, key, category, source, id{page}"),
+            {"family": key.family, "start": key.start, "end": key.end, "limit": limit,
+             "offset": offset}).fetchall()
         return [_listing(row) for row in rows]
 
     def history(self, keys: Sequence[str] = (), since: int | None = None,
@@ -361,10 +364,23 @@ class Store(Connection):
         entries = [AuditEntry(*row) for row in rows]
         return entries[::-1] if limit else entries
 
+    def changes(self, limit: int, before: int | None = None
+                ) -> list[tuple[int, AuditEntry]]:
+        """The newest ``limit`` audit rows (before the row ``before`` when given),
+        newest first, with their ids: the id of the last is the next page's
+        ``before``."""
+        where = "WHERE id < :before" if before is not None else ""
+        rows = self._execute(self.sql(
+            f"SELECT id, {AUDIT_COLUMNS} FROM audit {where} ORDER BY id DESC LIMIT :limit"),
+            {"before": before, "limit": limit}).fetchall()
+        return [(int(row[0]), AuditEntry(*row[1:])) for row in rows]
+
     def listings(self, now: int, *, category: str | None = None, source: str | None = None,
                  expiring_before: int | None = None, since: int | None = None,
-                 seen_since: int | None = None, active: bool = True) -> Iterator[Listing]:
-        """Listings by filter, in key order, streamed."""
+                 seen_since: int | None = None, active: bool = True,
+                 limit: int | None = None, offset: int = 0) -> Iterator[Listing]:
+        """Listings by filter, in key order, streamed; ``limit`` of them from the
+        ``offset``-th when given (a page)."""
         clauses = [_ACTIVE.replace("listings.", "")] if active else ["1 = 1"]
         params: dict[str, Any] = {"now": now}
         for column, value, test in (("category", category, "="), ("source", source, "="),
@@ -375,7 +391,10 @@ class Store(Connection):
                 clauses.append(f"{column} {test} :{column}")
                 params[column] = value
         sql = (f"SELECT {_LISTING_COLUMNS} FROM listings WHERE {' AND '.join(clauses)} "
-               "ORDER BY family, start_addr, prefixlen, category, source")
+               "ORDER BY family, start_addr, prefixlen, category, source, id")
+        if limit is not None:
+            sql += " LIMIT :limit OFFSET :offset"
+            params.update(limit=limit, offset=offset)
         return (_listing(row) for row in self._stream(self.sql(sql), params))
 
     def published(self, now: int, first_bytes: Sequence[int] | None = None

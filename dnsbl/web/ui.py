@@ -38,8 +38,18 @@ from dnsbl.web.render import render
 from dnsbl.web.state import State, client_address, read_body
 
 SESSION_COOKIE = "dnsbl_session"
+#: Rows of a list a page shows (recent changes, expiring, a network's listings);
+#: "older" and "more" links walk the rest.
+PAGE = 100
 SESSION_SECONDS = 8 * 3600
 EXPIRING_SOON = 2 * 86400
+
+
+def _whole(request: Request, name: str) -> int | None:
+    """A whole-number query parameter; None when absent or not one (a page's
+    link, so a bad one gives the first page rather than an error)."""
+    text = request.query_params.get(name, "")
+    return int(text) if text.isdigit() and len(text) < 19 else None
 
 
 def _csrf_for(session: str) -> str:
@@ -166,10 +176,15 @@ async def logout(request: Request) -> Response:
 @_signed_in
 async def home(request: Request, analyst: str, state: State) -> Response:
     at = now()
-    recent = await state.ledger(lambda store: store.history(limit=30))
-    expiring = await state.ledger(actions.search, 50, expiring_before=at + EXPIRING_SOON)
+    before = _whole(request, "before")
+    offset = _whole(request, "offset") or 0
+    recent = await state.ledger(lambda store: store.changes(PAGE + 1, before))
+    expiring = await state.ledger(actions.search, PAGE, offset,
+                                  expiring_before=at + EXPIRING_SOON)
     pending = await state.ledger(lambda store: RemovalRequests(store).in_state("pending"))
-    return _page(request, "ui_home.html", analyst, recent=[e.as_dict() for e in recent][::-1],
+    return _page(request, "ui_home.html", analyst,
+                 recent=[e.as_dict() for _, e in recent[:PAGE]],
+                 older=recent[PAGE - 1][0] if len(recent) > PAGE else None,
                  expiring=expiring, pending=len(pending),
                  categories=[c.name for c in state.config.categories])
 
@@ -182,7 +197,7 @@ async def search(request: Request, analyst: str, state: State) -> Response:
     except LedgerError as exc:
         return _page(request, "ui_search.html", analyst, 400, q=text, error=str(exc),
                      result=None, categories=[])
-    result = await state.ledger(show, key)
+    result = await state.ledger(show, key, PAGE, _whole(request, "offset") or 0)
     return _page(request, "ui_search.html", analyst, q=key.text, error="", result=result,
                  categories=[c.name for c in state.config.categories])
 
