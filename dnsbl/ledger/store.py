@@ -28,7 +28,6 @@ from dnsbl.ledger.model import (
     Report,
     parse_key,
 )
-from dnsbl.ledger.requests import RemovalRequests
 
 #: What a change to a ledger opened read-only gets, after its name.
 READ_ONLY = "the ledger is read-only here; nothing was changed"
@@ -314,12 +313,12 @@ class Store(Connection):
         return True
 
     def live_counts(self, now: int) -> list[tuple[str, str, int]]:
-        """(category, source, live listings), and the pending removal requests
-        as ('', '', n) first."""
-        counts = [(c, s, int(n)) for c, s, n in self.rows(
+        """(category, source, live listings): one grouped query, which still
+        reads every listing (about a second for a million; see the web
+        application's metrics, which reuse it for a while)."""
+        return [(c, s, int(n)) for c, s, n in self.rows(
             f"SELECT category, source, COUNT(*) FROM listings WHERE {_ACTIVE} "
             "GROUP BY category, source", {"now": now})]
-        return [("", "", RemovalRequests(self).pending()), *counts]
 
     def allowed(self) -> list[tuple[str, int, bytes, bytes, str, str, int]]:
         """The allowlist: (key, family, start, end, why, who, at), in key order."""
