@@ -39,6 +39,11 @@ class LedgerThread:
         self._local = threading.local()
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="ledger", initializer=self._open)
+        # A second connection for long reads (counting every listing for the
+        # metrics), so that they never hold up the API's changes on the first.
+        self._reader = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ledger-read", initializer=self._open)
+        self._reader_used = False
         # First addresses of the keys changed since the last publish; None: all files.
         self._changed: set[bytes] | None = set()
         self._scheduled: asyncio.TimerHandle | None = None
@@ -64,6 +69,13 @@ class LedgerThread:
     async def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._run, fn, args, kwargs)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(store, *args)`` on the second connection: a read that takes
+        long and must not wait behind, nor hold up, the changes."""
+        self._reader_used = True
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader, self._run, fn, args, {})
 
     def publish_soon(self, changed: list[bytes] | None) -> None:
         """Publish the files of ``changed`` (every file for None) within
@@ -98,6 +110,9 @@ class LedgerThread:
 
         self._pool.submit(close_store).result()
         self._pool.shutdown()
+        if self._reader_used:
+            self._reader.submit(close_store).result()
+        self._reader.shutdown()
 
 
 def _report(future: concurrent.futures.Future[None]) -> None:
