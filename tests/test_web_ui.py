@@ -220,3 +220,15 @@ def test_dnsbl_web_listens_on_loopback_unless_configured(ledger):
             configured.kill()
             configured.wait()
         configured.stdout.close()
+
+
+def test_the_home_page_lists_what_expires_within_two_days(web, ledger):
+    ledger.add("198.51.99.50", "spam", "cert-a", "soon", "--expires", "1d")
+    ledger.add("198.51.99.51", "spam", "cert-a", "later", "--expires", "5d")
+    _, cookies = login(web, "alice", PASSWORD)
+    home = web.request("GET", "/ui", headers={
+        "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}).text
+    expiring = re.search(r'<table id="expiring">(.*?)</table>', home, re.S).group(1)
+    assert "198.51.99.50" in expiring and "198.51.99.51" not in expiring
+    recent = re.search(r'<table id="recent">(.*?)</table>', home, re.S).group(1)
+    assert recent.index("198.51.99.51") < recent.index("198.51.99.50")  # newest first
