@@ -174,10 +174,25 @@ def test_html_and_sql_from_the_public_and_the_search_box_reach_analysts_escaped(
     assert ledger("show", "198.51.99.7")[0] == 1
 
 
-def test_dnsbl_web_listens_on_loopback_unless_configured(ledger):
-    proc = subprocess.Popen([sys.executable, "-m", "dnsbl", "web", "--config",
+def _web_process(ledger: Ledger) -> subprocess.Popen:
+    """`dnsbl web --config` as its configuration says, without --listen."""
+    return subprocess.Popen([sys.executable, "-m", "dnsbl", "web", "--config",
                              str(ledger.config)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
+
+
+def _end(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(scaled(20))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
+
+
+def test_dnsbl_web_listens_on_loopback_unless_configured(ledger):
+    proc = _web_process(ledger)
     try:
         timer = threading.Timer(scaled(30), proc.kill)  # a bounded wait for its first line
         timer.start()
@@ -187,20 +202,12 @@ def test_dnsbl_web_listens_on_loopback_unless_configured(ledger):
             timer.cancel()
         assert first.startswith("dnsbl web: serving http://127.0.0.1:8080 "), first
     finally:
-        proc.terminate()
-        try:
-            proc.wait(scaled(20))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        _end(proc)
     port = free_port()
     ledger.config.write_text(ledger.config.read_text().replace(
         "[ledger.categories.spam]", f'[ledger.web]\nlisten = "127.0.0.2:{port}"\n\n'
                                     "[ledger.categories.spam]"))
-    configured = subprocess.Popen([sys.executable, "-m", "dnsbl", "web", "--config",
-                                   str(ledger.config)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
+    configured = _web_process(ledger)
     try:
         def answers() -> bool:
             if configured.poll() is not None:
@@ -213,13 +220,7 @@ def test_dnsbl_web_listens_on_loopback_unless_configured(ledger):
 
         wait_for(answers, scaled(30), what="dnsbl web on the configured address")
     finally:
-        configured.terminate()
-        try:
-            configured.wait(scaled(20))
-        except subprocess.TimeoutExpired:
-            configured.kill()
-            configured.wait()
-        configured.stdout.close()
+        _end(configured)
 
 
 def test_the_home_page_lists_what_expires_within_two_days(web, ledger):
