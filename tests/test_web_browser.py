@@ -28,22 +28,43 @@ def browser():
     driver_path = shutil.which("chromedriver")
     if chromium is None or driver_path is None:
         pytest.skip("Chromium is not installed (Debian: chromium chromium-driver)")
+    from selenium.common.exceptions import SessionNotCreatedException
     from selenium.webdriver.chrome.service import Service
 
-    profile = tempfile.mkdtemp(prefix="dnsbl-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    def start(profile: str):
+        options = webdriver.ChromeOptions()
+        options.binary_location = chromium
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--disable-dev-shm-usage",
+                     f"--user-data-dir={profile}"):
+            options.add_argument(flag)
+        return webdriver.Chrome(service=Service(driver_path), options=options)
+
+    # On a loaded host Chromium may not be up before chromedriver gives up on
+    # it ("DevToolsActivePort file doesn't exist"): three tries, each with a
+    # fresh profile, before that is a failure.
+    profiles: list[str] = []
+    try:
+        for attempt in range(3):
+            profiles.append(tempfile.mkdtemp(prefix="dnsbl-chromium-"))
+            try:
+                driver = start(profiles[-1])
+                break
+            except SessionNotCreatedException:
+                if attempt == 2:
+                    raise
+    except BaseException:
+        for profile in profiles:
+            shutil.rmtree(profile, ignore_errors=True)
+        raise
     driver.set_page_load_timeout(scaled(30))
     try:
         yield driver
     finally:
         driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+        for profile in profiles:
+            shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
