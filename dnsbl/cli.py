@@ -327,10 +327,14 @@ def _export(args: argparse.Namespace) -> int:
 def _web(args: argparse.Namespace) -> int:
     from dnsbl.web.serve import run
 
-    ledger = load_config(args.config).ledger
+    loaded = load_config(args.config)
+    ledger = loaded.ledger
     if ledger is None:
         print(f"dnsbl web: {args.config}: no [ledger] table to serve", file=sys.stderr)
         return EXIT_USAGE
+    if not ledger.sightings.sample:  # the followed logs are this file's server's
+        ledger = replace(ledger, sightings=replace(ledger.sightings,
+                                                   sample=loaded.query_log_sample))
     if args.listen:
         parse_listen(args.listen)  # a bad address is a ConfigError, said before start-up
     return run(ledger, args.listen)

@@ -17,7 +17,17 @@ from dnsbl.ledger.access import Access
 from dnsbl.ledger.config import parse_ledger
 from dnsbl.ledger.store import open_store
 from dnsbl.ledger.tokens import new_token
-from tests.helpers import Ledger, ServerThread, Web, make_token, scaled, wait_for
+from tests.helpers import (
+    PASSWORD,
+    Ledger,
+    ServerThread,
+    Web,
+    login,
+    make_token,
+    scaled,
+    set_analyst,
+    wait_for,
+)
 
 ZONE = "rep.example.org"
 WEB = """private_sources = ["quiet-feed"]
@@ -391,3 +401,82 @@ def test_a_change_pending_publication_is_published_when_web_stops(sqlite_ledger,
     assert web.proc.returncode in (0, -signal.SIGTERM), "".join(web.log)
     assert "Traceback" not in "".join(web.log)
     assert "198.51.99.50" in sqlite_ledger.zone_text()
+
+
+def test_a_locked_ledger_answers_503_with_retry_after_and_changes_nothing(tmp_path, start_web):
+    folder = tmp_path / "ledger"
+    ledger = Ledger(folder, str(folder / "ledger.sqlite"), "lock_timeout = 0.5\n" + WEB)
+    token = make_token(ledger, "--source", "cert-a")
+    web = start_web(ledger)
+    item = {"key": "198.51.99.60", "category": "spam", "reason": "r"}
+    holder = sqlite3.connect(str(folder / "ledger.sqlite"), isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # another writer, holding the lock
+        reply = web.request("POST", "/api/v1/listings", item, token)
+        assert reply.status == 503, reply.body
+        assert "locked by another process" in reply.json["error"]
+        assert reply.json["status"] == 503
+        assert reply.headers["retry-after"] == "1"
+        # Reads go on (WAL): the busy writer does not stop the lookups.
+        assert web.request("GET", "/lookup?ip=198.51.99.60",
+                           headers={"Accept": "application/json"}).status == 200
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert web.request("GET", "/api/v1/listings/198.51.99.60", token=token).status == 404
+    assert web.request("POST", "/api/v1/listings", item, token).status == 201
+
+
+def test_search_a_key_and_recent_changes_come_in_pages_over_the_api_and_ui(
+        ledger, start_web):
+    token = make_token(ledger, "--source", "cert-a")
+    assert set_analyst(ledger, "alice", PASSWORD).returncode == 0
+    web = start_web(ledger)
+    keys = [f"198.51.99.{i}" for i in range(250)]
+    lines = [json.dumps({"key": k, "category": "spam", "reason": "r"}) for k in keys]
+    assert web.request("POST", "/api/v1/listings/bulk", "\n".join(lines),
+                       token).json["records"] == 250
+
+    def walk(path: str, items: str, cursor: str, param: str) -> tuple[list, list[int]]:
+        found, sizes, at = [], [], None
+        while True:
+            reply = web.request("GET", path + (f"&{param}={at}" if at is not None else ""),
+                                token=token)
+            assert reply.status == 200, reply.body
+            found += reply.json[items]
+            sizes.append(len(reply.json[items]))
+            at = reply.json[cursor]
+            if at is None:
+                return found, sizes
+            assert len(sizes) < 10, "the pages never end"
+
+    listed, sizes = walk("/api/v1/listings?limit=100", "listings", "next_offset", "offset")
+    assert sizes == [100, 100, 50] and sorted(x["key"] for x in listed) == sorted(keys)
+    inside, sizes = walk("/api/v1/listings/198.51.99.0/24?limit=120", "listings",
+                         "next_offset", "offset")
+    assert sizes == [120, 120, 10] and len({x["key"] for x in inside}) == 250
+    changes, sizes = walk("/api/v1/changes?limit=100", "changes", "next_before", "before")
+    ids = [c["id"] for c in changes]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == len(ids)
+    assert sum(c["action"] == "add" for c in changes) == 250 and sizes[0] == 100
+    for bad_page, field in (("limit=0", "limit"), ("limit=1001", "limit"),
+                            ("offset=-1", "offset"), ("offset=x", "offset")):
+        reply = web.request("GET", f"/api/v1/listings?{bad_page}", token=token)
+        assert reply.status == 400 and reply.json["field"] == field, bad_page
+    # The analysts' pages: 100 rows, and a link to the rest.
+    _, cookies = login(web, "alice", PASSWORD)
+    cookie = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+    home = web.request("GET", "/ui", headers=cookie).text
+    recent = re.search(r'<table id="recent">(.*?)</table>', home, re.S).group(1)
+    assert recent.count("<tr><td>") == 100
+    older = re.search(r'id="older" href="([^"]+)"', home).group(1)
+    rest = web.request("GET", older.replace("&amp;", "&"), headers=cookie).text
+    shown = re.search(r'<table id="recent">(.*?)</table>', rest, re.S).group(1)
+    assert shown.count("<tr><td>") == 100 and 'id="older"' in rest
+    search = web.request("GET", "/ui/search?q=198.51.99.0/24", headers=cookie).text
+    assert search.count('class="live"') == 100
+    more = re.search(r'id="more" href="([^"]+)"', search).group(1).replace("&amp;", "&")
+    last = web.request("GET", more, headers=cookie).text
+    last = web.request("GET", re.search(r'id="more" href="([^"]+)"', last).group(1).replace(
+        "&amp;", "&"), headers=cookie).text
+    assert last.count('class="live"') == 50 and 'id="more"' not in last

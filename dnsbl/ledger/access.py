@@ -3,8 +3,11 @@ as kept in the ledger (schema v3)."""
 
 from __future__ import annotations
 
+import secrets
+
 from dnsbl.ledger.connection import Connection
 from dnsbl.ledger.model import LedgerError, Token
+from dnsbl.ledger.tokens import new_token
 
 _TOKEN_COLUMNS = "name, digest, sources, read_only, created, expires, revoked, who"
 
@@ -33,6 +36,18 @@ class Access:
                 ":expires, :revoked, :who)", params)
             self.db.audit(token.created, token.who, "token create", source=token.sources,
                           details=token.name)
+
+    def create_token(self, name: str, sources: tuple[str, ...], read_only: bool,
+                     expires: int | None, who: str, now: int) -> tuple[str, Token]:
+        """Make and keep a token (``SOURCE-xxxxxx`` when ``name`` is empty); returns
+        its secret, to be shown once, and its record.
+
+        :raises LedgerError: for a name or source a token cannot have, or a name taken.
+        """
+        name = name or f"{sources[0] if sources else 'token'}-{secrets.token_hex(3)}"
+        secret, token = new_token(name, sources, read_only, now, expires, who)
+        self.add_token(token)
+        return secret, token
 
     def tokens(self) -> list[Token]:
         """Every token, revoked ones too, by name."""

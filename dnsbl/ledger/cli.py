@@ -12,7 +12,6 @@ import argparse
 import getpass
 import json
 import os
-import secrets
 import signal
 import sys
 import threading
@@ -38,10 +37,9 @@ from dnsbl.ledger.model import (
 )
 from dnsbl.ledger.passwords import hash_password
 from dnsbl.ledger.publish import Published, publish
-from dnsbl.ledger.sighted import Sightings
-from dnsbl.ledger.sightings import DAY, follow, take_in
+from dnsbl.ledger.show import show
+from dnsbl.ledger.sightings import follow, take_in
 from dnsbl.ledger.store import READ_ONLY, Store, open_store
-from dnsbl.ledger.tokens import new_token
 
 EXIT_NOTHING = 1
 EXIT_INPUT = 2
@@ -289,19 +287,8 @@ def _remove(args: argparse.Namespace, config: LedgerConfig, store: Store, who: s
 
 
 def _show(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str) -> Outcome:
-    key = parse_key(args.key)
-    at = now()
-    listings = store.covering(key)
-    keys = sorted({listing.key for listing in listings} | {key.text})
-    history = store.history(keys)
-    result = {"key": key.text,
-              "listings": [dict(listing.as_dict(), active=listing.active(at))
-                           for listing in listings],
-              "history": [entry.as_dict() for entry in history],
-              "sightings": [{"key": k, "day": iso(day * DAY)[:10], "lookups": n,
-                             "resolvers": r, "first": iso(f), "last": iso(la)}
-                            for k in keys for day, n, r, f, la in Sightings(store).days(k)]}
-    return result, 0 if listings or history else EXIT_NOTHING, None
+    result = show(store, parse_key(args.key))
+    return result, 0 if result["listings"] or result["history"] else EXIT_NOTHING, None
 
 
 def _list(args: argparse.Namespace, config: LedgerConfig, store: Store, who: str) -> Outcome:
@@ -415,11 +402,9 @@ def _allow_list(args: argparse.Namespace, config: LedgerConfig, store: Store,
 def _token_create(args: argparse.Namespace, config: LedgerConfig, store: Store,
                   who: str) -> Outcome:
     at = now()
-    sources = tuple(args.source)
-    name = args.name or f"{sources[0]}-{secrets.token_hex(3)}"
-    secret, token = new_token(name, sources, args.read_only, at,
-                              parse_expiry(args.expires, at) if args.expires else None, who)
-    Access(store).add_token(token)
+    secret, token = Access(store).create_token(
+        args.name or "", tuple(args.source), args.read_only,
+        parse_expiry(args.expires, at) if args.expires else None, who, at)
     # The secret alone on standard output: `TOKEN=$(dnsbl ledger token create ...)`.
     return {"token": secret, **token.as_dict()}, 0, None
 

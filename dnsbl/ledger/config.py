@@ -46,6 +46,18 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class SightingsConfig:
+    """The ``[ledger.sightings]`` table: the query logs ``dnsbl web`` follows."""
+
+    #: The query logs the servers write (their ``query_log``); (): none followed.
+    logs: tuple[str, ...] = ()
+    #: Queries each logged line stands for; 0: this file's ``query_log_sample``.
+    sample: int = 0
+    #: Seconds between reads of the logs.
+    interval: float = 5.0
+
+
+@dataclass(frozen=True)
 class LedgerConfig:
     #: A file name (SQLite, created on first use) or a ``postgresql://`` URL.
     database: str
@@ -72,6 +84,8 @@ class LedgerConfig:
     shards: int = 16
     #: ``dnsbl web``'s settings.
     web: WebConfig = WebConfig()
+    #: The query logs ``dnsbl web`` takes sightings from.
+    sightings: SightingsConfig = SightingsConfig()
 
     def category(self, name: str) -> Category:
         """The category called ``name`` or aliased so.
@@ -112,9 +126,10 @@ class LedgerConfig:
 
 _KEYS = {"database", "publish_dir", "zone", "categories", "category", "lookup_url",
          "allowlist", "warninglists", "publish_interval", "private_sources", "ttl",
-         "lock_timeout", "shards", "web"}
+         "lock_timeout", "shards", "web", "sightings"}
 _WEB_KEYS = {"listen", "removal_instructions", "max_body", "bulk_body", "lookup_rate",
              "request_rate", "api_rate"}
+_SIGHTINGS_KEYS = {"logs", "sample", "interval"}
 _CATEGORY_KEYS = {"name", "a", "lifetime", "widest_v4", "widest_v6", "zones", "public",
                   "aliases"}
 
@@ -165,7 +180,28 @@ def parse_ledger(table: Any, base: str) -> LedgerConfig:
         allowlist=_files(table, "allowlist", base), warninglists=_files(table, "warninglists",
                                                                          base),
         publish_interval=interval, private_sources=_strings(table, "private_sources", "[ledger]"),
-        ttl=ttl, lock_timeout=lock_timeout, shards=shards, web=_web(table.get("web", {})))
+        ttl=ttl, lock_timeout=lock_timeout, shards=shards, web=_web(table.get("web", {})),
+        sightings=_sightings(table.get("sightings", {}), base))
+
+
+def _sightings(table: Any, base: str) -> SightingsConfig:
+    if not isinstance(table, dict):
+        raise LedgerError("[ledger.sightings] must be a table")
+    unknown = set(table) - _SIGHTINGS_KEYS
+    if unknown:
+        raise LedgerError(f"[ledger.sightings]: unknown setting(s): "
+                          f"{', '.join(sorted(unknown))}")
+    sample = table.get("sample", 0)
+    if not isinstance(sample, int) or isinstance(sample, bool) or sample < 0:
+        raise LedgerError(f"[ledger.sightings]: sample must be a whole number, 1 or more "
+                          f"(0: the query_log_sample of this file), not {sample!r}")
+    interval = table.get("interval", SightingsConfig.interval)
+    if not isinstance(interval, int | float) or isinstance(interval, bool) or interval <= 0:
+        raise LedgerError(f"[ledger.sightings]: interval must be a number of seconds above 0, "
+                          f"not {interval!r}")
+    return SightingsConfig(
+        logs=tuple(os.path.join(base, f) for f in _strings(table, "logs", "[ledger.sightings]")),
+        sample=sample, interval=float(interval))
 
 
 def _web(table: Any) -> WebConfig:

@@ -73,6 +73,11 @@ class Connection:
         """A driver error as one line that says what to do."""
         return f"{self.url}: {exc}"
 
+    def busy(self, exc: BaseException) -> bool:
+        """True for a driver error that means another writer held the ledger
+        past ``lock_timeout``: the same request later may well succeed."""
+        return False
+
     # -- shared ----------------------------------------------------------------------
 
     def sql(self, text: str) -> str:

@@ -54,6 +54,10 @@ class PostgresStore(Store):
             return f"{where}: the database server's disk is full; nothing was changed"
         return f"{where}: {text}"
 
+    def busy(self, exc: BaseException) -> bool:
+        text = str(exc)
+        return "lock timeout" in text or "could not obtain lock" in text
+
     def _execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         return self._db.execute(sql, params or None)
 

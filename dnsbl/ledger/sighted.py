@@ -25,10 +25,15 @@ class Sightings:
         return int(rows[0][0]) if rows else 0
 
     def add(self, seen: dict[tuple[str, int], list[Any]],
-            offsets: dict[tuple[str, int], int]) -> None:
+            offsets: dict[tuple[str, int], int], started: dict[tuple[str, int], int]) -> bool:
         """Add what a read of query logs found (per (key, day): lookups, first,
-        last, clients) and where each log was read up to, in one transaction."""
+        last, clients) and where each log was read up to, in one transaction;
+        False (nothing added) when a log is no longer where the read ``started``:
+        another reader (a second ``dnsbl web``, a ``ledger sightings``) took
+        those lines in meanwhile, and they must not count twice."""
         with self.db.writing():
+            if any(self.log_offset(*where) != offset for where, offset in started.items()):
+                return False
             self.db.change_many(
                 "INSERT INTO sightings (key, day, lookups, first_at, last_at) VALUES "
                 "(:key, :day, :lookups, :first, :last) ON CONFLICT (key, day) DO UPDATE SET "
@@ -49,6 +54,7 @@ class Sightings:
                 ":offset) ON CONFLICT (path, inode) DO UPDATE SET offset_ = excluded.offset_",
                 [{"path": path, "inode": inode, "offset": offset}
                  for (path, inode), offset in offsets.items()])
+        return True
 
     def top(self, keys: Sequence[str] = (), since_day: int = 0,
             limit: int = 100) -> list[tuple[str, int, int, int, int]]:

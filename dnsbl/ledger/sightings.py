@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from dnsbl.ledger.config import LedgerConfig
@@ -31,9 +31,27 @@ def take_in(store: Store, config: LedgerConfig, paths: Iterable[str],
     :raises LedgerError: for a log that cannot be read (one missing, unless
         ``missing_ok``: between a rotation and the server's new file).
     """
+    paths = list(paths)
+    for _attempt in range(RETRIES):
+        counts = _read(store, config, paths, sample, missing_ok)
+        if counts is not None:
+            return counts
+    raise LedgerError(f"{', '.join(paths)}: another reader kept taking these logs in "
+                      "meanwhile; try again")
+
+
+#: Reads of the logs when another reader keeps moving them on under us.
+RETRIES = 5
+
+
+def _read(store: Store, config: LedgerConfig, paths: list[str], sample: int,
+          missing_ok: bool) -> dict[str, int] | None:
+    """One read of every log (see :func:`take_in`); None when another reader
+    took some of the same lines in first (nothing is counted then)."""
     publish_dir = os.path.abspath(config.publish_dir) + os.sep
     seen: dict[tuple[str, int], list[Any]] = {}
     offsets: dict[tuple[str, int], int] = {}
+    started: dict[tuple[str, int], int] = {}
     counts = {"lines": 0, "matches": 0, "bad": 0}
     table = Sightings(store)
     for path in paths:
@@ -44,7 +62,9 @@ def take_in(store: Store, config: LedgerConfig, paths: Iterable[str],
                 # server opens a new one (a new inode, read from 0).
                 stat = os.fstat(log.fileno())
                 where = (str(stat.st_dev), stat.st_ino)
-                offset = table.log_offset(*where)
+                if where in started:
+                    continue  # the same file under two names: once
+                started[where] = offset = table.log_offset(*where)
                 # A smaller file than the offset: truncated, or an inode reused.
                 log.seek(offset if offset <= stat.st_size else 0)
                 while True:
@@ -60,8 +80,7 @@ def take_in(store: Store, config: LedgerConfig, paths: Iterable[str],
             raise LedgerError(f"{path}: cannot read: no such file") from None
         except OSError as exc:
             raise LedgerError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    table.add(seen, offsets)
-    return counts
+    return counts if table.add(seen, offsets, started) else None
 
 
 def _count(line: bytes, publish_dir: str, sample: int,
@@ -93,15 +112,27 @@ def _count(line: bytes, publish_dir: str, sample: int,
     return len(keys)
 
 
-def follow(store: Store, config: LedgerConfig, paths: list[str], sample: int,
-           interval: float, stop: threading.Event) -> dict[str, int]:
+def follow(store: Store, config: LedgerConfig, paths: Sequence[str], sample: int,
+           interval: float, stop: threading.Event,
+           on_error: Callable[[str], None] | None = None) -> dict[str, int]:
     """:func:`take_in` every ``interval`` seconds until ``stop`` is set. Each
     FILE's rotated predecessor ``FILE.1`` is read too, so the lines written
-    between the last read and the rotation are counted (once: by inode)."""
+    between the last read and the rotation are counted (once: by inode).
+
+    With ``on_error``, a read that fails (a log unreadable, the ledger busy) is
+    said to it and tried again at the next interval; without, it raises."""
     total = {"lines": 0, "matches": 0, "bad": 0}
     watched = [name for path in paths for name in (path + ".1", path)]
+    failures: tuple[type[BaseException], ...] = (LedgerError, *store.errors)
     while True:
-        for name, count in take_in(store, config, watched, sample, missing_ok=True).items():
-            total[name] += count
+        try:
+            counts = take_in(store, config, watched, sample, missing_ok=True)
+        except failures as exc:
+            if on_error is None:
+                raise
+            on_error(str(exc) if isinstance(exc, LedgerError) else store.explain(exc))
+        else:
+            for name, count in counts.items():
+                total[name] += count
         if stop.wait(interval):
             return total

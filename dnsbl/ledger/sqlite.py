@@ -68,6 +68,10 @@ class SQLiteStore(Store):
             return f"{self.url}: is not an SQLite ledger"
         return f"{self.url}: {text}"
 
+    def busy(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and (
+            "locked" in str(exc) or "busy" in str(exc))
+
     def _execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         return self._db.execute(sql, params or {})
 

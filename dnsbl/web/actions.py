@@ -105,25 +105,14 @@ def decide(store: Store, config: LedgerConfig, request_id: int, approve: bool,
     return (decided, ended), changed
 
 
-def show(store: Store, key: Key) -> dict[str, Any]:
-    """Every listing around ``key``, live or not, and the history of their keys."""
+def search(store: Store, limit: int, offset: int = 0, **filters: Any) -> dict[str, Any]:
+    """One page of listings by filter: ``limit`` from the ``offset``-th, and the
+    next page's offset (None after the last)."""
     at = now()
-    listings = store.covering(key)
-    keys = sorted({listing.key for listing in listings} | {key.text})
-    return {"key": key.text,
-            "listings": [dict(listing.as_dict(), active=listing.active(at))
-                         for listing in listings],
-            "history": [entry.as_dict() for entry in store.history(keys)]}
-
-
-def search(store: Store, limit: int, **filters: Any) -> list[dict[str, Any]]:
-    at = now()
-    found = []
-    for listing in store.listings(at, **filters):
-        found.append(dict(listing.as_dict(), active=listing.active(at)))
-        if len(found) >= limit:
-            break
-    return found
+    found = [dict(listing.as_dict(), active=listing.active(at))
+             for listing in store.listings(at, limit=limit + 1, offset=offset, **filters)]
+    return {"listings": found[:limit], "count": min(len(found), limit), "offset": offset,
+            "next_offset": offset + limit if len(found) > limit else None}
 
 
 @dataclass(frozen=True)

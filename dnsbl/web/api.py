@@ -28,12 +28,14 @@ from dnsbl.ledger.model import (
     parse_when,
 )
 from dnsbl.ledger.requests import RemovalRequests
+from dnsbl.ledger.show import show
 from dnsbl.web import actions
 from dnsbl.web.errors import ApiError, bad
 from dnsbl.web.openapi import OPENAPI
 from dnsbl.web.state import State, read_body
 
-#: Listings a search returns at most (``limit`` may ask for fewer).
+#: Listings (or changes) a page holds at most (``limit`` may ask for fewer);
+#: ``offset`` (``before`` for changes) walks the pages.
 MAX_RESULTS = 1000
 _LISTING_FIELDS = {"key", "category", "source", "reason", "expires", "ref", "confidence",
                    "seen", "force"}
@@ -122,6 +124,20 @@ async def _json(request: Request) -> Any:
         raise bad("body", f"not JSON: {exc}") from None
 
 
+def _number(request: Request, name: str, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter from ``low`` to ``high``; 400 naming it."""
+    text = request.query_params.get(name, str(default))
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise bad(name, f"a whole number from {low} to {high}")
+    return int(text)
+
+
+def _page(request: Request) -> tuple[int, int]:
+    """(limit, offset) of a request for one page of results."""
+    return (_number(request, "limit", MAX_RESULTS, 1, MAX_RESULTS),
+            _number(request, "offset", 0, 0, 2**62))
+
+
 def _conflict(result: dict[str, Any], key: str) -> None:
     if result.get("held_by_removal"):
         raise ApiError(409, f"{key} was removed after this evidence was seen; report newer "
@@ -185,8 +201,9 @@ async def get(request: Request) -> Response:
         key = parse_key(request.path_params["key"])
     except LedgerError as exc:
         raise bad("key", str(exc)) from None
-    result = await state.ledger(actions.show, key)
-    if not result["listings"] and not result["history"]:
+    limit, offset = _page(request)
+    result = await state.ledger(show, key, limit, offset)
+    if not result["listings"] and not result["history"] and not offset:
         raise ApiError(404, f"{key.text}: never listed")
     return JSONResponse(result)
 
@@ -227,7 +244,8 @@ async def remove(request: Request) -> Response:
 
 
 async def search(request: Request) -> Response:
-    """GET /api/v1/listings?category=&source=&expiring_within=&added_since=&all=&limit="""
+    """GET /api/v1/listings?category=&source=&expiring_within=&added_since=&all=
+    &limit=&offset=: one page of the listings found, and the next page's offset."""
     await authenticate(request, write=False)
     state: State = request.app.state.web
     query = request.query_params
@@ -248,11 +266,22 @@ async def search(request: Request) -> Response:
     except LedgerError as exc:
         raise bad(field, str(exc)) from None
     filters["active"] = query.get("all", "") not in ("1", "true", "yes")
-    limit = query.get("limit", str(MAX_RESULTS))
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_RESULTS:
-        raise bad("limit", f"a whole number from 1 to {MAX_RESULTS}")
-    found = await state.ledger(actions.search, int(limit), **filters)
-    return JSONResponse({"listings": found, "count": len(found)})
+    limit, offset = _page(request)
+    return JSONResponse(await state.ledger(actions.search, limit, offset, **filters))
+
+
+async def changes(request: Request) -> Response:
+    """GET /api/v1/changes?limit=&before=: the audit, newest first, one page; the
+    next page is ``before`` the id of this one's last (``next_before``)."""
+    await authenticate(request, write=False)
+    state: State = request.app.state.web
+    limit = _number(request, "limit", 100, 1, MAX_RESULTS)
+    before = (_number(request, "before", 0, 1, 2**62)
+              if "before" in request.query_params else None)
+    rows = await state.ledger(lambda store: store.changes(limit + 1, before))
+    return JSONResponse({
+        "changes": [dict(entry.as_dict(), id=id_) for id_, entry in rows[:limit]],
+        "next_before": rows[limit - 1][0] if len(rows) > limit else None})
 
 
 async def requests(request: Request) -> Response:
@@ -298,6 +327,7 @@ ROUTES = [
     Route("/api/v1/listings/bulk", bulk, methods=["POST"]),
     Route("/api/v1/listings/{key:path}", get, methods=["GET"]),
     Route("/api/v1/listings/{key:path}", remove, methods=["DELETE"]),
+    Route("/api/v1/changes", changes, methods=["GET"]),
     Route("/api/v1/requests", requests, methods=["GET"]),
     Route("/api/v1/requests/{id:int}/{verdict:str}", decide, methods=["POST"]),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,8 +16,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dnsbl.ledger.config import LedgerConfig
 from dnsbl.ledger.model import now
+from dnsbl.ledger.requests import RemovalRequests
 from dnsbl.web import api, public, ui
 from dnsbl.web.errors import ApiError
+from dnsbl.web.follow import LogFollower
 from dnsbl.web.ledger import LedgerThread
 from dnsbl.web.state import State
 
@@ -61,24 +64,38 @@ class CountRequests:
             self.metrics.requests.labels(name, str(status[0])).inc()
 
 
+#: Seconds the listings gauge is reused between scrapes. Counting them reads
+#: every listing (one to two seconds for a million, on a connection of its own
+#: so that the API does not wait): a scrape every few seconds must not do that
+#: each time.
+LISTINGS_TTL = 30.0
+
+
 def build_app(config: LedgerConfig) -> Starlette:
     """The application over the ledger of ``config`` (opened at start-up)."""
     metrics = Metrics()
+    counted = [-LISTINGS_TTL]  # when the listings gauge was last set (monotonic)
 
     async def metrics_page(request: Request) -> Response:
         state: State = request.app.state.web
-        counts = await state.ledger(lambda store: store.live_counts(now()))
-        metrics.listings.clear()
-        for category, source, count in counts[1:]:
-            metrics.listings.labels(category, source).set(count)
-        metrics.pending.set(counts[0][2])
+        if time.monotonic() - counted[0] >= LISTINGS_TTL:
+            counted[0] = time.monotonic()  # one count at a time, even when scrapes overlap
+            counts = await state.ledger.read(lambda store: store.live_counts(now()))
+            metrics.listings.clear()
+            for category, source, count in counts:
+                metrics.listings.labels(category, source).set(count)
+        # Pending requests: an indexed count, fresh on every scrape.
+        metrics.pending.set(await state.ledger(lambda store: RemovalRequests(store).pending()))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        if not request.url.path.startswith("/api/") and exc.status == 413:
+        titles = {413: "Too large", 503: "Busy"}
+        if not request.url.path.startswith("/api/") and exc.status in titles and \
+                "application/json" not in request.headers.get("accept", ""):
             return public.render(request, "message.html", {
-                "title": "Too large", "message": exc.message}, status_code=413)
+                "title": titles[exc.status], "message": exc.message},
+                status_code=exc.status, headers=exc.headers)
         return exc.response()
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -93,8 +110,15 @@ def build_app(config: LedgerConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        app.state.web.ledger.close()
+        follower = LogFollower(config) if config.sightings.logs else None
+        if follower is not None:
+            follower.start()
+        try:
+            yield
+        finally:
+            if follower is not None:
+                follower.stop()
+            app.state.web.ledger.close()
 
     app = Starlette(routes=[*public.ROUTES, *api.ROUTES, *ui.ROUTES,
                             Route("/metrics", metrics_page, methods=["GET"])],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from dnsbl.ledger.config import LedgerConfig
 from dnsbl.ledger.model import now
 from dnsbl.ledger.publish import publish
 from dnsbl.ledger.store import Store, open_store
+from dnsbl.web.errors import ApiError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -37,6 +39,11 @@ class LedgerThread:
         self._local = threading.local()
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="ledger", initializer=self._open)
+        # A second connection for long reads (counting every listing for the
+        # metrics), so that they never hold up the API's changes on the first.
+        self._reader = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ledger-read", initializer=self._open)
+        self._reader_used = False
         # First addresses of the keys changed since the last publish; None: all files.
         self._changed: set[bytes] | None = set()
         self._scheduled: asyncio.TimerHandle | None = None
@@ -47,11 +54,28 @@ class LedgerThread:
         self._local.store = open_store(self.config.database, self.config.lock_timeout)
 
     def _run(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        return fn(self._local.store, *args, **kwargs)
+        store: Store = self._local.store
+        try:
+            return fn(store, *args, **kwargs)
+        except store.errors as exc:
+            if not store.busy(exc):
+                raise
+            # Another writer (an import, a publish) held the ledger past
+            # lock_timeout: nothing was changed, and the same request later
+            # may well succeed, so 503 with when to retry rather than a 500.
+            raise ApiError(503, store.explain(exc), headers={
+                "Retry-After": str(max(1, math.ceil(self.config.lock_timeout)))}) from None
 
     async def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._run, fn, args, kwargs)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(store, *args)`` on the second connection: a read that takes
+        long and must not wait behind, nor hold up, the changes."""
+        self._reader_used = True
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader, self._run, fn, args, {})
 
     def publish_soon(self, changed: list[bytes] | None) -> None:
         """Publish the files of ``changed`` (every file for None) within
@@ -86,6 +110,9 @@ class LedgerThread:
 
         self._pool.submit(close_store).result()
         self._pool.shutdown()
+        if self._reader_used:
+            self._reader.submit(close_store).result()
+        self._reader.shutdown()
 
 
 def _report(future: concurrent.futures.Future[None]) -> None:

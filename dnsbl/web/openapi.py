@@ -15,10 +15,22 @@ def _error(text: str) -> dict[str, Any]:
 _ERRORS = {"400": _error("bad input; 'field' names the field at fault"),
            "401": _error("no token, or an unknown, expired or revoked one"),
            "403": _error("a read-only token writing, or a source the token may not write"),
-           "413": _error("body too large"), "429": _error("rate limited (see Retry-After)")}
+           "413": _error("body too large"), "429": _error("rate limited (see Retry-After)"),
+           "503": _error("the ledger is busy with another writer; try again after "
+                         "Retry-After seconds")}
 _KEY = {"name": "key", "in": "path", "required": True,
         "description": "an address or CIDR (10.0.0.0/24)", "schema": {"type": "string"}}
 _JSON = "application/json"
+
+
+def _query(name: str, text: str, integer: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": text,
+            "schema": {"type": "integer" if integer else "string"}}
+
+
+#: One page of results: at most 1000 (api.MAX_RESULTS), from ``offset``.
+_PAGE = [_query("limit", "at most this many (1-1000; default 1000)", True),
+         _query("offset", "skip this many: the previous page's next_offset", True)]
 
 
 def _ok(text: str) -> dict[str, Any]:
@@ -56,10 +68,12 @@ OPENAPI: dict[str, Any] = {
     "security": [{"bearer": []}],
     "paths": {
         "/api/v1/listings": {
-            "get": {"summary": "search live listings (all=1: removed and expired too)",
-                    "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
-                                   for n in ("category", "source", "expiring_within",
-                                             "added_since", "all", "limit")],
+            "get": {"summary": "search live listings (all=1: removed and expired too), "
+                               "one page: listings, count, offset, next_offset (null after "
+                               "the last page)",
+                    "parameters": [*[{"name": n, "in": "query", "schema": {"type": "string"}}
+                                     for n in ("category", "source", "expiring_within",
+                                               "added_since", "all")], *_PAGE],
                     "responses": {"200": _ok("listings"), **_ERRORS}},
             "post": {"summary": "list a key, or extend the listing of the same key, "
                                 "category and source",
@@ -75,8 +89,9 @@ OPENAPI: dict[str, Any] = {
                          "application/x-ndjson": {"schema": {"type": "string"}}}},
                      "responses": {"200": _ok("merged counts"), **_ERRORS}}},
         "/api/v1/listings/{key}": {
-            "get": {"summary": "every listing around KEY, live or not, with its history",
-                    "parameters": [_KEY],
+            "get": {"summary": "every listing around KEY, live or not, with its history "
+                               "and sightings; one page of listings (next_offset)",
+                    "parameters": [_KEY, *_PAGE],
                     "responses": {"200": _ok("listings and history"),
                                   "404": _error("never listed"), **_ERRORS}},
             "delete": {"summary": "end KEY's live listings from the token's sources",
@@ -87,6 +102,14 @@ OPENAPI: dict[str, Any] = {
                                "source": {"type": "string"}}}}}},
                        "responses": {"200": _ok("what was removed"),
                                      "404": _error("nothing live to remove"), **_ERRORS}}},
+        "/api/v1/changes": {
+            "get": {"summary": "recent changes (the audit), newest first, one page; the "
+                               "next page: before=next_before (null after the last)",
+                    "parameters": [_query("limit", "at most this many (1-1000; default 100)",
+                                          True),
+                                   _query("before", "only changes older than this id: the "
+                                                    "previous page's next_before", True)],
+                    "responses": {"200": _ok("changes"), **_ERRORS}}},
         "/api/v1/requests": {
             "get": {"summary": "removal requests (state=pending|approved|rejected|all)",
                     "responses": {"200": _ok("requests"), **_ERRORS}}},

@@ -28,6 +28,7 @@ from dnsbl.ledger.model import (
 )
 from dnsbl.ledger.passwords import check_password
 from dnsbl.ledger.requests import RemovalRequests
+from dnsbl.ledger.show import show
 from dnsbl.ledger.sighted import Sightings
 from dnsbl.ledger.sightings import DAY
 from dnsbl.ledger.tokens import digest
@@ -37,8 +38,18 @@ from dnsbl.web.render import render
 from dnsbl.web.state import State, client_address, read_body
 
 SESSION_COOKIE = "dnsbl_session"
+#: Rows of a list a page shows (recent changes, expiring, a network's listings);
+#: "older" and "more" links walk the rest.
+PAGE = 100
 SESSION_SECONDS = 8 * 3600
 EXPIRING_SOON = 2 * 86400
+
+
+def _whole(request: Request, name: str) -> int | None:
+    """A whole-number query parameter; None when absent or not one (a page's
+    link, so a bad one gives the first page rather than an error)."""
+    text = request.query_params.get(name, "")
+    return int(text) if text.isdigit() and len(text) < 19 else None
 
 
 def _csrf_for(session: str) -> str:
@@ -59,10 +70,10 @@ async def _analyst(request: Request) -> str | None:
 
 
 def _page(request: Request, name: str, analyst: str, status_code: int = 200,
-          **context: Any) -> Response:
+          headers: dict[str, str] | None = None, **context: Any) -> Response:
     csrf = _csrf_for(request.cookies.get(SESSION_COOKIE, ""))
     return render(request, name, {"analyst": analyst, "csrf": csrf, **context},
-                  status_code=status_code)
+                  status_code=status_code, headers=headers)
 
 
 def _forbidden(request: Request) -> Response:
@@ -165,10 +176,15 @@ async def logout(request: Request) -> Response:
 @_signed_in
 async def home(request: Request, analyst: str, state: State) -> Response:
     at = now()
-    recent = await state.ledger(lambda store: store.history(limit=30))
-    expiring = await state.ledger(actions.search, 50, expiring_before=at + EXPIRING_SOON)
+    before = _whole(request, "before")
+    offset = _whole(request, "offset") or 0
+    recent = await state.ledger(lambda store: store.changes(PAGE + 1, before))
+    expiring = await state.ledger(actions.search, PAGE, offset,
+                                  expiring_before=at + EXPIRING_SOON)
     pending = await state.ledger(lambda store: RemovalRequests(store).in_state("pending"))
-    return _page(request, "ui_home.html", analyst, recent=[e.as_dict() for e in recent][::-1],
+    return _page(request, "ui_home.html", analyst,
+                 recent=[e.as_dict() for _, e in recent[:PAGE]],
+                 older=recent[PAGE - 1][0] if len(recent) > PAGE else None,
                  expiring=expiring, pending=len(pending),
                  categories=[c.name for c in state.config.categories])
 
@@ -181,7 +197,7 @@ async def search(request: Request, analyst: str, state: State) -> Response:
     except LedgerError as exc:
         return _page(request, "ui_search.html", analyst, 400, q=text, error=str(exc),
                      result=None, categories=[])
-    result = await state.ledger(actions.show, key)
+    result = await state.ledger(show, key, PAGE, _whole(request, "offset") or 0)
     return _page(request, "ui_search.html", analyst, q=key.text, error="", result=result,
                  categories=[c.name for c in state.config.categories])
 
@@ -237,8 +253,34 @@ async def decide(request: Request, analyst: str, form: dict[str, str],
 
 @_signed_in
 async def tokens_page(request: Request, analyst: str, state: State) -> Response:
+    return await _tokens(request, analyst, state)
+
+
+async def _tokens(request: Request, analyst: str, state: State, status_code: int = 200,
+                  headers: dict[str, str] | None = None, **context: Any) -> Response:
     tokens = await state.ledger(lambda store: Access(store).tokens())
-    return _page(request, "ui_tokens.html", analyst, tokens=[t.as_dict() for t in tokens])
+    context = {"created": None, "error": "", "form": {}, **context}
+    return _page(request, "ui_tokens.html", analyst, status_code, headers,
+                 tokens=[t.as_dict() for t in tokens], **context)
+
+
+@_form_post
+async def create_token(request: Request, analyst: str, form: dict[str, str],
+                       state: State) -> Response:
+    """POST /ui/tokens: a new token, its secret shown on this answer only."""
+    at = now()
+    who = f"web:{analyst}"
+    sources = tuple(form.get("sources", "").replace(",", " ").split())
+    try:
+        expires = parse_expiry(form["expires"], at) if form.get("expires") else None
+        secret, token = await state.ledger(lambda store: Access(store).create_token(
+            form.get("name", "").strip(), sources, form.get("read_only") == "1", expires,
+            who, at))
+    except LedgerError as exc:
+        return await _tokens(request, analyst, state, 400, error=str(exc), form=form)
+    # Never stored nor cached anywhere: this page is the only time it is seen.
+    return await _tokens(request, analyst, state, 201, created={
+        "name": token.name, "secret": secret}, headers={"Cache-Control": "no-store"})
 
 
 @_form_post
@@ -273,6 +315,7 @@ ROUTES = [
     Route("/ui/requests", requests_page, methods=["GET"]),
     Route("/ui/requests/{id:int}", decide, methods=["POST"]),
     Route("/ui/tokens", tokens_page, methods=["GET"]),
+    Route("/ui/tokens", create_token, methods=["POST"]),
     Route("/ui/tokens/revoke", revoke, methods=["POST"]),
     Route("/ui/sightings", sightings, methods=["GET"]),
 ]
