@@ -107,6 +107,10 @@ class History:
     def clear(self) -> None:
         self._deltas.clear()
 
+    def serials(self) -> list[int]:
+        """The serials an IXFR is answered from with differences."""
+        return [d.old_serial for d in self._deltas]
+
     def since(self, serial: int, current: int) -> list[Delta] | None:
         """The differences from ``serial`` to ``current``; None when they
         are not all kept (too old, or a serial never served)."""

@@ -70,8 +70,9 @@ class Notifier:
     async def _send(self, zone: str, soa: dns.rrset.RRset, target: tuple[str, int],
                     key: dns.tsig.Key | None) -> None:
         message = dns.message.make_query(soa.name, dns.rdatatype.SOA)
+        # AA, no RD (RFC 1996 section 3.7); the opcode lives in the flags too.
+        message.flags = (message.flags & ~dns.flags.RD) | dns.flags.AA
         message.set_opcode(dns.opcode.NOTIFY)
-        message.flags = dns.flags.AA
         message.answer.append(soa)  # RFC 1996 section 3.7: the new SOA, as a hint
         if key is not None:
             message.use_tsig(key)

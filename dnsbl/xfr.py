@@ -29,6 +29,8 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import dns.exception
+import dns.message
 import dns.name
 import dns.rdata
 import dns.rdataclass
@@ -165,9 +167,10 @@ def _ixfr(deltas: list[Delta], current: bytes) -> Iterator[bytes]:
 
 def _fingerprint(zone: Zone) -> str:
     """What tells one version of a zone's data from another, cheaply: the
-    data's own serial and each dataset's files' time and entries."""
+    data's own serial, and each dataset's files as read (time, size, inode:
+    what reloading goes by) and entries."""
     parts = [str(zone.soa.serial), str(zone.loaded)]
-    parts += [f"{d.family}:{d.mtime!r}:{d.listed}" for d in zone.datasets]
+    parts += [f"{d.family}:{d.signature!r}:{d.listed}" for d in zone.datasets]
     return "|".join(parts)
 
 
@@ -193,6 +196,7 @@ class Transfers:
         self._required = {wire: dns.name.from_text(z.transfer_key)
                           for wire, z in self._zones.items() if z.transfer_key}
         self._serials = SerialState(config.state_dir)
+        self._edns_payload = config.edns_payload
         self._history = {wire: History(z.ixfr_versions) for wire, z in self._zones.items()}
         self.notifier = Notifier()
         #: (zone, kind, result) -> count
@@ -267,6 +271,11 @@ class Transfers:
         if config.notify:
             key = self.keys.key(config.transfer_key) if config.transfer_key else None
             self.notifier.notify(zone.name, _soa_rrset(zone), config.notify, key)
+
+    def kept(self, zone: str) -> list[int]:
+        """The serials of ``zone`` an IXFR is answered from with differences."""
+        history = self._history.get(name_to_wire(zone))
+        return history.serials() if history is not None else []
 
     # -- questions -----------------------------------------------------------------
 
@@ -394,16 +403,29 @@ class Transfers:
         short = self._short(granted)
         if short is not None:
             return short
+        limit, opt = self._udp_limit(message)
         deltas = self._deltas(granted) if client is not None else None
         if deltas is not None:
             records = list(_ixfr(deltas, granted.zone.soa_tail))
-            if len(records) < 200:
-                reply = granted.reply(records)
-                if len(reply) <= 512:
+            if len(records) < limit // 12:  # a record is 12 bytes or more
+                reply = granted.reply(records, opt)
+                if len(reply) <= limit:
                     self._count(granted.label, "ixfr", "ok")
                     return reply
         self._count(granted.label, "ixfr", "toobig")
-        return granted.reply([_soa(granted.zone.soa_tail)])
+        return granted.reply([_soa(granted.zone.soa_tail)], opt)
+
+    def _udp_limit(self, message: bytes) -> tuple[int, bytes]:
+        """The size a UDP reply must fit (512, or what EDNS asks up to our
+        payload), and the OPT record to answer an EDNS query with."""
+        try:
+            request = dns.message.from_wire(message, keyring=False)
+        except dns.exception.DNSException:
+            return 512, b""
+        if request.edns < 0:
+            return 512, b""
+        payload = max(512, min(request.payload, self._edns_payload))
+        return payload, b"\x00" + struct.pack(">HHIH", 41, self._edns_payload, 0, 0)
 
     def start(self, connection: Any, message: bytes, client: str | None) -> bytes | None:
         """Begin the transfer ``message`` asks for on ``connection`` (a TCP
@@ -504,10 +526,10 @@ class _Granted:
     sign: Signer | None
     serial: int | None  # an IXFR's: the client's
 
-    def reply(self, records: list[bytes]) -> bytes:
-        """One message holding ``records``, signed."""
-        message = (self.head + struct.pack(">HHHH", 1, len(records), 0, 0) + self.question
-                   + b"".join(records))
+    def reply(self, records: list[bytes], opt: bytes = b"") -> bytes:
+        """One message holding ``records`` (and ``opt``, an OPT record), signed."""
+        message = (self.head + struct.pack(">HHHH", 1, len(records), 0, 1 if opt else 0)
+                   + self.question + b"".join(records) + opt)
         return self.sign(message) if self.sign is not None else message
 
 
