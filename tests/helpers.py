@@ -743,22 +743,23 @@ NAMED = shutil.which("named") or ("/usr/sbin/named" if os.path.exists("/usr/sbin
 class Named:
     """BIND serving the exported files as primaries, on a free loopback port."""
 
-    def __init__(self, tmp_path: Path, zones: dict[str, Path]) -> None:
+    def __init__(self, tmp_path: Path, zones: dict[str, Path], port: int = 0) -> None:
         self.dir = tmp_path / "named"
         self.dir.mkdir()
         self.zones = zones
         self.proc: subprocess.Popen[bytes] | None = None
+        self.fixed_port = port  # one told to others beforehand (NOTIFY); 0: any free
         self.port = 0
         self.log = self.dir / "named.log"
 
     def start(self) -> None:
         assert NAMED is not None
         for _attempt in range(3):  # the free port may be taken before named binds it
-            self.port = free_port()
+            self.port = self.fixed_port or free_port()
             conf = self.dir / "named.conf"
             zones = "".join(self.zone_clause(name, path) for name, path in self.zones.items())
             conf.write_text(f"""\
-options {{
+{self.preamble()}options {{
     directory "{self.dir}";
     pid-file "{self.dir}/named.pid";
     listen-on port {self.port} {{ 127.0.0.1; }};
@@ -774,6 +775,10 @@ options {{
                 return
             self.stop()
         raise AssertionError("named did not start:\n" + self.log.read_text())
+
+    def preamble(self) -> str:
+        """named.conf statements before options (keys)."""
+        return ""
 
     def zone_clause(self, name: str, path: Path) -> str:
         return f'zone "{name}" {{ type primary; file "{path}"; }};\n'

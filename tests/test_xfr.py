@@ -24,7 +24,18 @@ import dns.zone
 import pytest
 
 from dnsbl.config import Listen, load_config
-from tests.helpers import NAMED, ROOT, Named, ServerThread, ask, scaled, seen, stop_all, wait_for
+from tests.helpers import (
+    NAMED,
+    ROOT,
+    Named,
+    ServerThread,
+    ask,
+    free_port,
+    scaled,
+    seen,
+    stop_all,
+    wait_for,
+)
 
 DATA = """\
 $SOA 3600 ns1.example.org hostmaster.example.org 7 1h 15m 1w 300
@@ -285,41 +296,54 @@ INTEROP_DATA = DATA + """\
 """ + "".join(f"198.51.{i // 256}.{i % 256} :4:Host $\n" for i in range(2000))
 
 
-class Secondary(Named):
-    """named with one secondary zone taken from ``primary``."""
+KEY = "xfr.example.org"
 
-    def __init__(self, tmp_path: Path, zone: str, primary: int) -> None:
-        super().__init__(tmp_path, {zone: tmp_path / "secondary.db"})
+
+class Secondary(Named):
+    """named with one secondary zone taken from ``primary`` over TSIG."""
+
+    def __init__(self, tmp_path: Path, zone: str, primary: int, port: int = 0) -> None:
+        super().__init__(tmp_path, {zone: tmp_path / "secondary.db"}, port)
         self.primary = primary
 
+    def preamble(self) -> str:
+        return f'key "{KEY}" {{ algorithm hmac-sha256; secret "{SECRET}"; }};\n'
+
     def zone_clause(self, name: str, path: Path) -> str:
-        # Not over TSIG yet: BIND signs its SOA query too, and dnsbl's query
-        # path does not sign answers (dnsbl.xfr signs transfers only).
+        # BIND signs its SOA queries and its transfers with the key, and
+        # takes NOTIFY from the primary's address.
         return (f'zone "{name}" {{ type secondary; file "{path}"; '
-                f"primaries {{ 127.0.0.1 port {self.primary}; }}; }};\n")
+                f'primaries {{ 127.0.0.1 port {self.primary} key "{KEY}"; }}; }};\n')
+
+
+def sampled(count: int, seed: int) -> list[str]:
+    """Names under the zone, from the blocks, holes and beyond of INTEROP_DATA."""
+    rng = random.Random(seed)
+    networks = [ipaddress.ip_network(n) for n in (
+        "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "172.16.0.0/12", "172.16.5.0/24",
+        "198.51.0.0/21", "127.0.0.0/30", "11.0.0.0/8")]
+    names = []
+    while len(names) < count:
+        net = networks[len(names) % len(networks)]
+        address = net[rng.randrange(net.num_addresses)]
+        names.append(address.reverse_pointer.removesuffix(".in-addr.arpa") + ".bl.example.org")
+    return names
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(NAMED is None, reason="named not installed (apt-get install bind9)")
-def test_bind_secondary_answers_as_dnsbl(tmp_path):
-    path = config_file(tmp_path, data=INTEROP_DATA)
-    thread = ServerThread(replace(load_config(str(path)), listen=(Listen("127.0.0.1", 0),)))
+def test_bind_secondary_over_tsig_answers_as_dnsbl_and_follows_by_notify_and_ixfr(tmp_path):
+    bind_port = free_port()
+    path = config_file(tmp_path, data=INTEROP_DATA, key=KEY)
+    path.write_text(path.read_text() + f'notify = ["127.0.0.1:{bind_port}"]\n')
+    thread = ServerThread(replace(load_config(str(path)), listen=(Listen("127.0.0.1", 0),),
+                                  check_interval=0), metrics=Listen("127.0.0.1", 0))
     ours = thread.start()
-    bind = Secondary(tmp_path, "bl.example.org", ours.port)
+    bind = Secondary(tmp_path, "bl.example.org", ours.port, port=bind_port)
     try:
         bind.start()
-        rng = random.Random(1000)
-        networks = [ipaddress.ip_network(n) for n in (
-            "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "172.16.0.0/12", "172.16.5.0/24",
-            "198.51.0.0/21", "127.0.0.0/30", "11.0.0.0/8")]
-        names = []
-        while len(names) < 1000:
-            net = networks[len(names) % len(networks)]
-            address = net[rng.randrange(net.num_addresses)]
-            names.append(address.reverse_pointer.removesuffix(".in-addr.arpa")
-                         + ".bl.example.org")
         listed = 0
-        for name in names:
+        for name in sampled(1000, 1000):
             expect = seen(ask(ours.port, name, "A"), "A")
             got = ask(bind.port, name, "A")
             assert seen(got, "A") == expect, name
@@ -327,7 +351,23 @@ def test_bind_secondary_answers_as_dnsbl(tmp_path):
                 assert got.rcode() == dns.rcode.NXDOMAIN, name
             listed += expect[0] == "listed"
         assert 200 < listed < 800
+        assert transfer_count(thread, "axfr", "ok") == 1
+        # A change: one address in, one out. dnsbl sends NOTIFY; BIND asks
+        # for the SOA and then an IXFR, and answers the new data.
+        (tmp_path / "bl.zone").write_text(
+            INTEROP_DATA.replace("198.51.0.5 :4:Host $\n", "") + "192.0.2.99 :4:New $\n")
+        assert thread.check()
+        wait_for(lambda: seen(ask(bind.port, "99.2.0.192.bl.example.org", "A"), "A")
+                 == ("listed", ["127.0.0.4"]), timeout=scaled(60),
+                 what="BIND answering the new data")
+        assert ask(bind.port, "5.0.51.198.bl.example.org", "A").rcode() == dns.rcode.NXDOMAIN
+        assert (ask(bind.port, "bl.example.org", "SOA").answer[0][0].serial
+                == ask(ours.port, "bl.example.org", "SOA").answer[0][0].serial == 8)
+        assert transfer_count(thread, "ixfr", "ok") == 1
+        assert transfer_count(thread, "axfr", "ok") == 1
         assert thread.server is not None and thread.server.transfers is not None
-        assert thread.server.transfers.counts == {("bl.example.org", "axfr", "ok"): 1}
+        assert thread.server.transfers.notifier.counts.get(("bl.example.org", "ok")) == 1
+        assert thread.server.transfers.tsig_counts.get("ok", 0) >= 1  # BIND's SOA query
+        assert not thread.server.transfers.tsig_counts.keys() - {"ok"}
     finally:
         stop_all([bind.stop, thread.stop])
