@@ -5,7 +5,9 @@ all along."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
+import shutil
 import socket
 import struct
 import subprocess
@@ -14,6 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
@@ -371,3 +374,116 @@ def test_bind_secondary_over_tsig_answers_as_dnsbl_and_follows_by_notify_and_ixf
         assert not thread.server.transfers.tsig_counts.keys() - {"ok"}
     finally:
         stop_all([bind.stop, thread.stop])
+
+
+# -- interop: PowerDNS Recursor taking the zone as RPZ (rpzPrimary) -------------------
+
+PDNS_RECURSOR = shutil.which("pdns_recursor") or (
+    "/usr/sbin/pdns_recursor" if Path("/usr/sbin/pdns_recursor").exists() else None)
+#: The zone the recursor takes as its policy. The RPZ form of the zone
+#: (branch rpz) takes its place in one line; until then the DNSBL zone
+#: itself: each record's owner is a QNAME trigger and its A record the
+#: policy's local data (2.0.0.127.bl.example.org. A -> "2.0.0.127." A).
+RPZ_ZONE = "bl.example.org"
+
+
+class Recursor:
+    """pdns_recursor with one rpzPrimary, on a free loopback port."""
+
+    def __init__(self, tmp_path: Path, primary: int) -> None:
+        self.dir = tmp_path / "pdns"
+        self.dir.mkdir()
+        self.primary = primary
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.log = self.dir / "recursor.log"
+
+    def start(self) -> None:
+        assert PDNS_RECURSOR is not None
+        (self.dir / "rpz.lua").write_text(
+            f'rpzPrimary("127.0.0.1:{self.primary}", "{RPZ_ZONE}", {{refresh=1, '
+            f'tsigname="{KEY}", tsigalgo="hmac-sha256", tsigsecret="{SECRET}"}})\n')
+        for _attempt in range(3):  # the free port may be taken before it binds it
+            self.port = free_port()
+            (self.dir / "recursor.conf").write_text(f"""\
+local-address=127.0.0.1
+local-port={self.port}
+socket-dir={self.dir}
+lua-config-file={self.dir / "rpz.lua"}
+daemon=no
+threads=1
+dnssec=off
+loglevel=6
+# Nothing leaves loopback: no query to anyone (the root priming and the
+# security poll included); the policy comes by transfer, which this does
+# not cover. No packet cache: an answer from before a change is not kept.
+dont-query=0.0.0.0/0, ::/0
+security-poll-suffix=
+disable-packetcache=yes
+""")
+            with open(self.log, "ab") as log:
+                self.proc = subprocess.Popen([PDNS_RECURSOR, f"--config-dir={self.dir}"],
+                                             stdout=log, stderr=subprocess.STDOUT)
+            try:
+                wait_for(self._answers, timeout=scaled(20), what="pdns_recursor answering")
+                return
+            except AssertionError:
+                self.stop()
+        raise AssertionError("pdns_recursor did not start:\n" + self.log.read_text())
+
+    def _answers(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError("pdns_recursor exited:\n" + self.log.read_text())
+        try:
+            # A name the policy answers, so nothing is asked outside loopback.
+            dns.query.udp(dns.message.make_query("2.0.0.127", "A"), "127.0.0.1",
+                          port=self.port, timeout=0.2)
+            return True
+        except (dns.exception.Timeout, OSError):
+            return False
+
+    def a(self, name: str) -> list[str]:
+        r = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=self.port,
+                          timeout=scaled(5))
+        return sorted(rd.address for rrset in r.answer if rrset.rdtype == dns.rdatatype.A
+                      for rd in rrset)
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            os.kill(proc.pid, 15)  # by PID: only the recursor we started
+            try:
+                proc.wait(scaled(10))
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, 9)
+                proc.wait(scaled(10))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(PDNS_RECURSOR is None,
+                    reason="pdns_recursor not installed (apt-get install pdns-recursor)")
+def test_pdns_recursor_takes_the_policy_by_axfr_then_ixfr(tmp_path):
+    path = config_file(tmp_path, key=KEY)
+    thread = ServerThread(replace(load_config(str(path)), listen=(Listen("127.0.0.1", 0),),
+                                  check_interval=0), metrics=Listen("127.0.0.1", 0))
+    ours = thread.start()
+    recursor = Recursor(tmp_path, ours.port)
+    try:
+        recursor.start()
+        wait_for(lambda: recursor.a("2.0.0.127") == ["127.0.0.2"], timeout=scaled(30),
+                 what="the policy loaded")
+        assert recursor.a("15.113.0.203") == ["127.0.0.2"]  # from a range
+        assert transfer_count(thread, "axfr", "ok") == 1
+        (tmp_path / "bl.zone").write_text(DATA + "192.0.2.99 :4:New $\n")
+        assert thread.check()
+        # It checks the SOA each second (refresh=1; it takes no NOTIFY for RPZ).
+        wait_for(lambda: recursor.a("99.2.0.192") == ["127.0.0.4"], timeout=scaled(60),
+                 what="the recursor taking the change")
+        assert transfer_count(thread, "ixfr", "ok") >= 1
+        assert transfer_count(thread, "axfr", "ok") == 1
+        assert transfer_count(thread, "ixfr", "full") == 0
+    finally:
+        stop_all([recursor.stop, thread.stop])
