@@ -2,11 +2,12 @@
 made when a reload changes it, and the last few kept to answer from.
 
 A difference is made from the two versions' record streams (the records a
-transfer sends), off the event loop, in memory bounded by the zone's size
-times 9 bytes rather than by its records: the old version's records are
-reduced to 64-bit digests, kept sorted in 256 buckets; the new version's
-stream is looked up in them, and what is left over is looked for in a
-second pass over the old stream. It needs no order of the streams, so any
+transfer sends), off the event loop, in memory bounded by 8 bytes a record
+rather than by the records: each version's records are reduced to 64-bit
+digests, kept sorted in 256 buckets (:class:`Digests`, kept for the version
+served); the new version's stream is looked up in the old one's, and the
+digests left over are looked for in a pass over the old stream, made only
+when something was deleted. It needs no order of the streams, so any
 record generator will do (the RPZ form's too).
 """
 
@@ -55,37 +56,59 @@ def _digest(record: Record) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
+class Digests:
+    """A version's records as 64-bit digests, sorted in buckets: 8 bytes a
+    record, kept for the version served so that the next difference reads
+    only the new version's records (and the old ones again only when some
+    were deleted)."""
+
+    def __init__(self, records: Iterable[Record] = ()) -> None:
+        buckets = [array("Q") for _ in range(_BUCKETS)]
+        for record in records:
+            if record[2] != TYPE_SOA:
+                digest = _digest(record)
+                buckets[digest % _BUCKETS].append(digest)
+        self.buckets = [array("Q", sorted(bucket)) for bucket in buckets]
+
+    def __len__(self) -> int:
+        return sum(map(len, self.buckets))
+
+
 def difference(old: Callable[[], Iterator[Record]], new: Iterable[Record],
-               limit: int = MAX_CHANGES) -> tuple[list[Record], list[Record]] | None:
-    """(deleted, added) from ``old()`` (called twice: two passes) to
-    ``new``, the SOA left out; None past ``limit`` changes."""
-    buckets = [array("Q") for _ in range(_BUCKETS)]
-    for record in old():
-        if record[2] != TYPE_SOA:
-            digest = _digest(record)
-            buckets[digest % _BUCKETS].append(digest)
-    buckets = [array("Q", sorted(bucket)) for bucket in buckets]
+               known: Digests | None = None, limit: int = MAX_CHANGES
+               ) -> tuple[list[Record], list[Record], Digests] | None:
+    """(deleted, added, the new version's digests) from ``old()`` to ``new``,
+    the SOA left out; None past ``limit`` changes. ``known``: the old
+    version's digests, else ``old()`` is read for them; it is read (again)
+    only when records were deleted."""
+    before = known if known is not None else Digests(old())
+    buckets = before.buckets
     found = [bytearray(len(bucket)) for bucket in buckets]
+    after = [array("Q") for _ in range(_BUCKETS)]
     added: list[Record] = []
     for record in new:
         if record[2] == TYPE_SOA:
             continue
         digest = _digest(record)
-        bucket = buckets[digest % _BUCKETS]
+        slot = digest % _BUCKETS
+        after[slot].append(digest)
+        bucket = buckets[slot]
         i = bisect_left(bucket, digest)
         if i < len(bucket) and bucket[i] == digest:
-            found[digest % _BUCKETS][i] = 1
-        else:
+            found[slot][i] = 1
+        elif len(added) < limit:
             added.append(record)
-            if len(added) > limit:
-                return None
+        else:
+            return None
     gone = {bucket[i] for bucket, seen in zip(buckets, found, strict=True)
             for i in range(len(bucket)) if not seen[i]}
     if len(gone) + len(added) > limit:
         return None
-    del buckets, found
+    del found
+    digests = Digests()
+    digests.buckets = [array("Q", sorted(bucket)) for bucket in after]
     deleted = [r for r in old() if r[2] != TYPE_SOA and _digest(r) in gone] if gone else []
-    return deleted, added
+    return deleted, added, digests
 
 
 class History:

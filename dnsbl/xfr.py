@@ -38,7 +38,7 @@ import dns.rdatatype
 import dns.rrset
 
 from dnsbl.export import Record, bind_records
-from dnsbl.ixfr import Delta, History, difference
+from dnsbl.ixfr import Delta, Digests, History, difference
 from dnsbl.notify import Notifier
 from dnsbl.serials import SerialState, newer
 from dnsbl.tsig import MARK, Checked, Keys, Signer, unsigned
@@ -198,6 +198,8 @@ class Transfers:
         self._serials = SerialState(config.state_dir)
         self._edns_payload = config.edns_payload
         self._history = {wire: History(z.ixfr_versions) for wire, z in self._zones.items()}
+        #: The digests of each zone's records at a serial: the next difference's start.
+        self._digests: dict[bytes, tuple[int, Digests]] = {}
         self.notifier = Notifier()
         #: (zone, kind, result) -> count
         self.counts: dict[tuple[str, str, str], int] = {}
@@ -249,10 +251,12 @@ class Transfers:
         config = self._zones[wire]
         history = self._history[wire]
         if config.ixfr_versions:
+            kept = self._digests.pop(wire, None)
+            known = kept[1] if kept is not None and kept[0] == before.serial else None
             try:
                 found = await asyncio.to_thread(
                     difference, lambda: transfer_records(old, before),
-                    transfer_records(new, zone))
+                    transfer_records(new, zone), known)
             except Exception:  # noqa: BLE001 - the zone is served anyway; IXFR falls back
                 log.exception("zone %s: cannot make the difference from serial %d to %d",
                               zone.name, before.serial, zone.serial)
@@ -263,7 +267,8 @@ class Transfers:
                          "made): IXFR from before it gets the whole zone", zone.name,
                          zone.serial)
             else:
-                deleted, added = found
+                deleted, added, digests = found
+                self._digests[wire] = (zone.serial, digests)
                 history.add(Delta(before.serial, before.soa_tail, zone.serial, zone.soa_tail,
                                   tuple(deleted), tuple(added)))
                 log.info("zone %s: serial %d -> %d: %d records deleted, %d added", zone.name,
