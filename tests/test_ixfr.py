@@ -23,6 +23,8 @@ import dns.tsigkeyring
 import dns.xfr
 import dns.zone
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dnsbl.config import Listen, load_config
 from tests.helpers import ServerThread, ask, scaled, stop_all, wait_for, write
@@ -355,3 +357,40 @@ def test_a_client_that_stops_reading_mid_ixfr_is_cut_off_and_others_answered(tmp
     incremental(thread, old)
     assert old == axfr(thread)
     assert transfer_count(thread, "ixfr", "ok") == 1
+
+
+# -- the difference itself ------------------------------------------------------------
+
+RECORDS = st.tuples(st.sampled_from(["@", "a", "b.a", "*.c", "2.0.0.127"]),
+                    st.sampled_from([60, 600]), st.sampled_from([1, 16, 65280]),
+                    st.binary(max_size=3))
+
+
+@given(st.lists(RECORDS, unique=True, max_size=30), st.lists(RECORDS, unique=True,
+                                                             max_size=30),
+       st.booleans(), st.randoms())
+def test_difference_is_what_was_deleted_and_added_in_any_order(old, new, known, rng):
+    from dnsbl.ixfr import Digests, difference
+
+    soa = ("@", 3600, 6, b"soa")
+    shuffled = list(new)
+    rng.shuffle(shuffled)
+    found = difference(lambda: iter([soa, *old]), [soa, *shuffled],
+                       Digests(old) if known else None)
+    assert found is not None
+    deleted, added, digests = found
+    assert sorted(deleted) == sorted(set(old) - set(new))
+    assert sorted(added) == sorted(set(new) - set(old))
+    # The new version's digests start the next difference: back to the old.
+    back = difference(lambda: iter(new), old, digests)
+    assert back is not None
+    assert sorted(back[0]) == sorted(added) and sorted(back[1]) == sorted(deleted)
+
+
+def test_difference_past_the_limit_is_none():
+    from dnsbl.ixfr import difference
+
+    old = [(f"{i}", 60, 1, b"\x7f\x00\x00\x02") for i in range(10)]
+    assert difference(lambda: iter(old), old[:5], limit=4) is None  # 5 deleted
+    assert difference(lambda: iter(old[:5]), old, limit=4) is None  # 5 added
+    assert difference(lambda: iter(old), old[:6], limit=4) is not None
