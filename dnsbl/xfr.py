@@ -232,7 +232,8 @@ class Transfers:
             for sub in new.zones.values():  # a combined file's subzones share the SOA
                 if sub.parent_labels and sub.name.endswith(suffix):
                     sub.set_serial(serial)
-            if old is not None and before is not None and serial != before.serial:
+            if (old is not None and before is not None and before.loaded
+                    and serial != before.serial):
                 self._follow(wire, old, before, new, zone)
 
     def _follow(self, wire: bytes, old: Snapshot, before: Zone, new: Snapshot,

@@ -803,15 +803,19 @@ class Named:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            os.kill(proc.pid, 15)  # by PID: only the named we started
-            try:
-                proc.wait(scaled(10))
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, 9)
-                proc.wait(scaled(10))
+        end_process(proc)
+
+
+def end_process(proc: subprocess.Popen | None) -> None:
+    """End a server process a test started, by its PID: TERM, then KILL."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.kill(proc.pid, 15)
+    try:
+        proc.wait(scaled(10))
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, 9)
+        proc.wait(scaled(10))
 
 
 def ask(port: int, name: str, rdtype: str) -> dns.message.Message:

@@ -26,9 +26,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dnsbl.config import Listen, load_config
-from tests.helpers import ServerThread, ask, scaled, stop_all, wait_for, write
-from tests.test_xfr import DATA, SECRET, big_zone, config_file, port, transfer_count
+from dnsbl.config import load_config
+from tests.helpers import ServerThread, ask, scaled, wait_for, write
+from tests.test_xfr import (  # noqa: F401 - server: a fixture
+    DATA,
+    SECRET,
+    big_zone,
+    config_file,
+    port,
+    server,
+    transfer_count,
+)
 
 ZONE = "bl.example.org"
 KEY = "xfr.example.org"
@@ -36,21 +44,10 @@ KEYRING = dns.tsigkeyring.from_text({f"{KEY}.": ("hmac-sha256", SECRET)})
 
 
 @pytest.fixture
-def servers():
-    """start(config path, **settings) -> a started ServerThread, with metrics;
-    each is stopped at the end, whatever happened."""
-    started: list[ServerThread] = []
-
-    def start(path: Path, **settings) -> ServerThread:
-        settings.setdefault("check_interval", 0)  # reloads when the test says: check()
-        config = replace(load_config(str(path)), listen=(Listen("127.0.0.1", 0),), **settings)
-        thread = ServerThread(config, metrics=Listen("127.0.0.1", 0))
-        started.append(thread)
-        thread.start()
-        return thread
-
-    yield start
-    stop_all([t.stop for t in started])
+def servers(server):  # noqa: F811 - the fixture of that name, imported
+    """start(config path, **settings) -> a started ServerThread that reloads
+    when the test says (``check()``), with metrics."""
+    return lambda path, **settings: server(path, **{"check_interval": 0, **settings})
 
 
 def serial(thread: ServerThread) -> int:

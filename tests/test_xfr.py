@@ -5,7 +5,6 @@ all along."""
 from __future__ import annotations
 
 import ipaddress
-import os
 import random
 import shutil
 import socket
@@ -33,6 +32,7 @@ from tests.helpers import (
     Named,
     ServerThread,
     ask,
+    end_process,
     free_port,
     scaled,
     seen,
@@ -451,15 +451,7 @@ disable-packetcache=yes
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            os.kill(proc.pid, 15)  # by PID: only the recursor we started
-            try:
-                proc.wait(scaled(10))
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, 9)
-                proc.wait(scaled(10))
+        end_process(proc)
 
 
 @pytest.mark.slow
