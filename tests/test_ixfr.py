@@ -391,3 +391,17 @@ def test_difference_past_the_limit_is_none():
     assert difference(lambda: iter(old), old[:5], limit=4) is None  # 5 deleted
     assert difference(lambda: iter(old[:5]), old, limit=4) is None  # 5 added
     assert difference(lambda: iter(old), old[:6], limit=4) is not None
+
+
+def test_a_notify_to_us_is_refused_signed_or_not(tmp_path, servers):
+    # We are the primary: a NOTIFY comes from nobody we take zones from.
+    thread = servers(config_file(tmp_path, key=KEY))
+    for signed in (False, True):
+        q = dns.message.make_query(ZONE, "SOA")
+        q.set_opcode(dns.opcode.NOTIFY)
+        if signed:
+            q.use_tsig(KEYRING, keyname=f"{KEY}.", algorithm="hmac-sha256")
+        r = dns.query.udp(q, "127.0.0.1", port=port(thread), timeout=scaled(10))
+        assert r.rcode() == dns.rcode.REFUSED and r.opcode() == dns.opcode.NOTIFY
+        assert r.had_tsig == signed  # dnspython checked the signature
+    assert serial(thread) == 7  # and nothing changed
