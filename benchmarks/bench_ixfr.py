@@ -150,7 +150,12 @@ zone "{ZONE}" {{ type secondary; file "{named}/secondary.db";
                                          str(named / "named.conf")], stdout=log,
                                         stderr=subprocess.STDOUT)
             started = time.perf_counter()
-            wait("BIND's first transfer", lambda: serial(bind_port) == serial(port), 3600)
+            ours = serial(port)
+
+            def taken() -> bool:
+                return serial(bind_port) == ours  # None while it has no zone
+
+            wait("BIND's first transfer", taken, 3600)
             first = time.perf_counter() - started
             print(f"entries {args.entries:,}: dnsbl loaded in {loaded:.1f} s, BIND's AXFR "
                   f"took {first:.1f} s")
