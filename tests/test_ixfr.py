@@ -405,3 +405,30 @@ def test_a_notify_to_us_is_refused_signed_or_not(tmp_path, servers):
         assert r.rcode() == dns.rcode.REFUSED and r.opcode() == dns.opcode.NOTIFY
         assert r.had_tsig == signed  # dnspython checked the signature
     assert serial(thread) == 7  # and nothing changed
+
+
+def test_a_signature_from_another_time_is_notauth_badtime(tmp_path, servers):
+    import dns.name
+    import dns.rdataclass
+    import dns.rdtypes.ANY.TSIG
+
+    thread = servers(config_file(tmp_path, key=KEY))
+    q = dns.message.make_query(ZONE, "SOA")
+    wire = q.to_wire()
+    # Signed an hour ago: past the 300 s fudge (RFC 8945 section 5.2.3).
+    name = dns.name.from_text(f"{KEY}.")
+    key = KEYRING[name]
+    template = dns.rdtypes.ANY.TSIG.TSIG(dns.rdataclass.ANY, dns.rdatatype.TSIG,
+                                         key.algorithm, 0, 300, b"", q.id, 0, b"")
+    tsig, _ctx = dns.tsig.sign(wire, key, template, int(time.time()) - 3600, None, None)
+    rdata = tsig.to_wire()
+    wire = (wire[:10] + b"\x00\x01" + wire[12:] + name.to_wire()
+            + struct.pack(">HHIH", dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, len(rdata))
+            + rdata)
+    assert dns.message.from_wire(wire, keyring=False).tsig is not None  # well formed
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(scaled(10))
+        s.sendto(wire, ("127.0.0.1", port(thread)))
+        r = dns.message.from_wire(s.recv(65535), keyring=False)
+    assert r.rcode() == dns.rcode.NOTAUTH and r.tsig_error == dns.rcode.BADTIME
+    assert tsig_count(thread, "badtime") == 1
