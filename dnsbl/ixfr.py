@@ -111,6 +111,25 @@ def difference(old: Callable[[], Iterator[Record]], new: Iterable[Record],
     return deleted, added, digests
 
 
+def condensed(deltas: list[Delta]) -> Delta:
+    """Successive differences as one (RFC 1995 section 5): a record added
+    and then deleted again is neither, and the reverse too."""
+    if len(deltas) == 1:
+        return deltas[0]
+    net: dict[Record, bool] = {}  # record -> added (True) or deleted (False)
+    for delta in deltas:
+        for record in delta.deleted:
+            if net.pop(record, False) is not True:
+                net[record] = False
+        for record in delta.added:
+            if net.pop(record, True) is not False:
+                net[record] = True
+    first, last = deltas[0], deltas[-1]
+    return Delta(first.old_serial, first.old_soa, last.new_serial, last.new_soa,
+                 tuple(r for r, added in net.items() if not added),
+                 tuple(r for r, added in net.items() if added))
+
+
 class History:
     """The differences kept of one zone, oldest first, each following on
     from the one before; at most ``versions`` and :data:`MAX_KEPT` records."""

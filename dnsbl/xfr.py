@@ -38,7 +38,7 @@ import dns.rdatatype
 import dns.rrset
 
 from dnsbl.export import Record, bind_records
-from dnsbl.ixfr import Delta, Digests, History, difference
+from dnsbl.ixfr import Delta, Digests, History, condensed, difference
 from dnsbl.notify import Notifier
 from dnsbl.serials import SerialState, newer
 from dnsbl.tsig import MARK, Checked, Keys, Signer, unsigned
@@ -154,14 +154,15 @@ def _axfr(snapshot: Snapshot, zone: Zone) -> Iterator[bytes]:
 
 
 def _ixfr(deltas: list[Delta], current: bytes) -> Iterator[bytes]:
-    """RFC 1995 section 4: the current SOA; per version, the old SOA and the
-    records deleted, the new SOA and the records added; the current SOA."""
+    """RFC 1995 section 4: the current SOA; the old SOA and the records
+    deleted, the new SOA and the records added, the versions condensed into
+    one (section 5); the current SOA."""
+    delta = condensed(deltas)
     yield _soa(current)
-    for delta in deltas:
-        yield _soa(delta.old_soa)
-        yield from map(_packed, delta.deleted)
-        yield _soa(delta.new_soa)
-        yield from map(_packed, delta.added)
+    yield _soa(delta.old_soa)
+    yield from map(_packed, delta.deleted)
+    yield _soa(delta.new_soa)
+    yield from map(_packed, delta.added)
     yield _soa(current)
 
 
@@ -411,13 +412,12 @@ class Transfers:
             return short
         limit, opt = self._udp_limit(message)
         deltas = self._deltas(granted) if client is not None else None
-        if deltas is not None:
-            records = list(_ixfr(deltas, granted.zone.soa_tail))
-            if len(records) < limit // 12:  # a record is 12 bytes or more
-                reply = granted.reply(records, opt)
-                if len(reply) <= limit:
-                    self._count(granted.label, "ixfr", "ok")
-                    return reply
+        # Made here, on the loop: only differences that may fit (12 bytes a record or more).
+        if deltas is not None and sum(d.size for d in deltas) < limit // 12:
+            reply = granted.reply(list(_ixfr(deltas, granted.zone.soa_tail)), opt)
+            if len(reply) <= limit:
+                self._count(granted.label, "ixfr", "ok")
+                return reply
         self._count(granted.label, "ixfr", "toobig")
         return granted.reply([_soa(granted.zone.soa_tail)], opt)
 

@@ -432,3 +432,15 @@ def test_a_signature_from_another_time_is_notauth_badtime(tmp_path, servers):
         r = dns.message.from_wire(s.recv(65535), keyring=False)
     assert r.rcode() == dns.rcode.NOTAUTH and r.tsig_error == dns.rcode.BADTIME
     assert tsig_count(thread, "badtime") == 1
+
+
+def test_condensed_differences_are_the_net_change():
+    from dnsbl.ixfr import Delta, condensed
+
+    a, b, c = (("a", 60, 1, b"1"), ("b", 60, 1, b"2"), ("c", 60, 1, b"3"))
+    deltas = [Delta(1, b"s1", 2, b"s2", (a,), (b,)),   # a out, b in
+              Delta(2, b"s2", 3, b"s3", (b,), (a, c)),  # b out again, a back, c in
+              Delta(3, b"s3", 4, b"s4", (), ())]
+    one = condensed(deltas)
+    assert (one.old_serial, one.old_soa, one.new_serial, one.new_soa) == (1, b"s1", 4, b"s4")
+    assert one.deleted == () and one.added == (c,)
