@@ -13,8 +13,6 @@ record generator will do (the RPZ form's too).
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from array import array
 from bisect import bisect_left
 from collections import deque
@@ -31,6 +29,7 @@ MAX_CHANGES = 200_000
 MAX_KEPT = 1_000_000
 
 _BUCKETS = 256
+_MASK = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -51,9 +50,10 @@ class Delta:
 
 
 def _digest(record: Record) -> int:
-    owner, ttl, rtype, rdata = record
-    data = owner.lower().encode() + struct.pack(">HI", rtype, ttl) + rdata
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+    # Python's own 64-bit hash of the tuple: digests are compared only
+    # within this process (never stored), and it costs a ninth of a
+    # blake2b of the packed record, which counts at 4M records a version.
+    return hash(record) & _MASK
 
 
 class Digests:
