@@ -258,16 +258,6 @@ def notify_count(thread: ServerThread, result: str) -> float:
     return 0.0
 
 
-@pytest.fixture
-def secondary():
-    """A UDP socket on loopback standing for a secondary."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(scaled(15))
-    yield sock
-    sock.close()
-
-
 def test_notify_after_each_change_signed_and_retried_until_answered(tmp_path, servers,
                                                                     secondary):
     path = config_file(tmp_path, key=KEY)

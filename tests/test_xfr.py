@@ -350,19 +350,9 @@ def test_the_rpz_form_is_served_by_transfer_under_its_origin(tmp_path, server):
     assert transfer_count(thread, "ixfr", "uptodate") == 1
 
 
-@pytest.fixture
-def notified():
-    """A UDP socket on loopback standing for a secondary told of changes."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(scaled(15))
-    yield sock
-    sock.close()
-
-
-def test_the_rpz_form_follows_its_zone_serial_ixfr_and_notify(tmp_path, server, notified):
+def test_the_rpz_form_follows_its_zone_serial_ixfr_and_notify(tmp_path, server, secondary):
     path = rpz_config(tmp_path)
-    target = notified.getsockname()[1]
+    target = secondary.getsockname()[1]
     path.write_text(path.read_text().replace(
         "rpz = {", f'notify = ["127.0.0.1:{target}"]\nrpz = {{', 1))
     thread = server(path, check_interval=0)
@@ -375,10 +365,10 @@ def test_the_rpz_form_follows_its_zone_serial_ixfr_and_notify(tmp_path, server, 
     # Both names are told of the change, with the one serial they share.
     told = {}
     while len(told) < 2:
-        wire, sender = notified.recvfrom(65535)
+        wire, sender = secondary.recvfrom(65535)
         notify = dns.message.from_wire(wire)
         told[notify.question[0].name.to_text()] = notify.answer[0][0].serial
-        notified.sendto(dns.message.make_response(notify).to_wire(), sender)
+        secondary.sendto(dns.message.make_response(notify).to_wire(), sender)
     assert told == {"bl.example.org.": 8, origin: 8}
     assert thread.server is not None and thread.server.transfers is not None
     transfers = thread.server.transfers
