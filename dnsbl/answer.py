@@ -117,6 +117,7 @@ DEFAULT_EDNS = Edns()
 #: Byte of a nibble label -> its value (either case).
 _HEX_DIGITS = {ord(c): int(c, 16) for c in "0123456789abcdefABCDEF"}
 _TCP_OFFSET = len(QTYPE_LABELS)  # requests counters: UDP first, then TCP
+_NOTIFY = 4 << 3  # the opcode, in place in the header's third byte
 _META_TYPES = frozenset((TYPE_TSIG, TYPE_IXFR, TYPE_AXFR, TYPE_MAILB, TYPE_MAILA))
 
 # The fast path: the question of almost every query, d.c.b.a.<zone> IN A/TXT/ANY.
@@ -235,7 +236,10 @@ def _read_question(data: bytes, zones: Zones, stats: Stats, udp: bool, edns: Edn
         stats.dropped[DROP_RESPONSE] += 1
         return None
     if data[2] & OPCODE:  # an opcode other than QUERY
-        return _bare(data, NOTIMP, stats, BAD_OPCODE)
+        # NOTIFY (RFC 1996) is for secondaries: we are the primary of our
+        # zones, so a NOTIFY comes from nobody we take zones from.
+        return _bare(data, REFUSED if data[2] & OPCODE == _NOTIFY else NOTIMP, stats,
+                     BAD_OPCODE)
     if data[4] or data[5] != 1:
         return _bare(data, FORMERR, stats, BAD_COUNTS)
     offsets = []

@@ -14,6 +14,7 @@ import errno
 import mmap
 import socket
 import sys
+from collections.abc import Callable
 from ctypes import POINTER, Structure, c_int, c_size_t, c_uint, c_uint32, c_void_p, sizeof
 from functools import partial
 from time import monotonic
@@ -169,8 +170,10 @@ class BatchedUDP:
                     and answering._fast is _COMPILED_FAST):
                 # The common case, no Python per datagram: the compiled fast
                 # path, else answer() for that datagram alone.
+                plain = partial(answer, zones=zones, stats=stats, edns=edns)
                 sent = _answer_batch(msgs_in, count, self._out, _SLOT, zones, edns,
-                                     partial(answer, zones=zones, stats=stats, edns=edns))
+                                     plain if shared.xfr is None else partial(
+                                         _special, shared.xfr, plain))
                 looped = count  # none left for the loop below
             else:
                 looped = 0
@@ -179,6 +182,9 @@ class BatchedUDP:
                 if addressed:
                     reply = udp_reply(shared, zones, data,
                                       _address(names[i * _NAME:(i + 1) * _NAME]))
+                elif shared.xfr is not None and shared.xfr.special(data):
+                    reply = shared.xfr.answer(data, None, True, partial(
+                        answer, zones=zones, stats=stats, edns=edns))
                 else:
                     reply = answer(data, zones, stats, True, edns)
                     if rrl is not None and reply is not None:
@@ -211,3 +217,12 @@ class BatchedUDP:
                 if done == count:
                     return
         self._shared.stats.dropped[DROP_SEND] += count - done
+
+
+def _special(xfr: Any, plain: Callable[[bytes], bytes | None], data: bytes) -> bytes | None:
+    """What the compiled path hands back, with transfers on: a signed
+    message or an IXFR goes to them (without the client's address, which
+    only an IXFR's ACL needs: it gets the current SOA, "ask over TCP")."""
+    if xfr.special(data):
+        return xfr.answer(data, None, True, plain)  # type: ignore[no-any-return]
+    return plain(data)

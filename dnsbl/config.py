@@ -60,6 +60,12 @@ class ZoneConfig:
     #: The origin under which the zone's RPZ form (the [rpz] policy) is also
     #: served for transfer, to the same networks and key; None: not served.
     rpz: str | None = None
+    #: Secondaries told of every new serial (RFC 1996 NOTIFY), as (host, port):
+    #: of the zone, and of its RPZ form where it has one.
+    notify: tuple[tuple[str, int], ...] = ()
+    #: Versions of the zone whose differences are kept for IXFR (RFC 1995),
+    #: for each of its transfer forms; 0: none.
+    ixfr_versions: int = 10
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,9 @@ class ServerConfig:
     rpz: RpzPolicy = RpzPolicy()
     #: TSIG keys (HMAC-SHA256) by name, their secrets in base64 (the [tsig] table).
     tsig_keys: tuple[tuple[str, str], ...] = ()
+    #: Where each transferable zone's last serial is kept, so it never goes
+    #: back, across restarts too; None: in memory only.
+    state_dir: str | None = None
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -228,7 +237,7 @@ def merge_zones(zones: list[ZoneConfig]) -> tuple[ZoneConfig, ...]:
         if zone.name in merged:
             old = merged[zone.name]
             merged[zone.name] = replace(old, datasets=old.datasets + zone.datasets,
-                                          rpz=old.rpz or zone.rpz)
+                                          rpz=old.rpz or zone.rpz, notify=old.notify or zone.notify)
         else:
             merged[zone.name] = zone
     return tuple(merged.values())
@@ -238,9 +247,9 @@ _TOP_KEYS = {"listen", "ttl", "zone", "check_interval", "allow_missing", "metric
              "log_level", "log_format", "query_log", "query_log_sample", "rrl",
              "tcp_idle_timeout", "tcp_max_connections", "tcp_max_per_client", "edns_payload",
              "nsid", "udp_batch", "workers", "metrics_max_connections", "control",
-             "ledger", "limits", "rpz", "tsig"}
+             "ledger", "limits", "rpz", "tsig", "state_dir"}
 _ZONE_KEYS = {"name", "type", "files", "datasets", "min_entries_ratio", "max_data_age", "soa",
-              "ns", "transfer", "transfer_key", "rpz"}
+              "ns", "transfer", "transfer_key", "rpz", "notify", "ixfr_versions"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
@@ -255,7 +264,11 @@ def load_config(path: str) -> ServerConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
     base = os.path.dirname(path)
-    config = ServerConfig(sources=(path,))
+    # Transfer state (serials) lives next to the configuration unless told.
+    config = ServerConfig(sources=(path,), state_dir=os.path.join(base, "state"))
+    if "state_dir" in data:
+        state = settings.text(data["state_dir"], f"{path}: 'state_dir'", "a folder")
+        config = replace(config, state_dir=os.path.join(base, state))
     if "listen" in data:
         listen = data["listen"]
         if isinstance(listen, str):
@@ -457,8 +470,16 @@ def _zone(table: Any, where: str, base: str) -> ZoneConfig:
     key = table.get("transfer_key")
     if key is not None and not isinstance(key, str):
         raise ConfigError(f"{where}: 'transfer_key' must be a key name of [tsig]")
+    notify = tuple(_within(f"{where}: 'notify'", _notify_target, x)
+                   for x in _strings(table.get("notify", []), f"{where}: 'notify'"))
+    if notify and not transfer:
+        raise ConfigError(f"{where}: 'notify' needs 'transfer' (the secondaries must be "
+                          "allowed to transfer what they are told of)")
+    versions = settings.count(table.get("ixfr_versions", ZoneConfig.ixfr_versions),
+                              f"{where}: 'ixfr_versions'", 0, 1000)
     return ZoneConfig(name, datasets, ratio, max_age, *_apex(table, where), transfer=transfer,
-                      transfer_key=key, rpz=_rpz_origin(table.get("rpz"), name, transfer, where))
+                      transfer_key=key, rpz=_rpz_origin(table.get("rpz"), name, transfer, where),
+                      notify=notify, ixfr_versions=versions)
 
 
 def _rpz_origin(table: Any, name: str, transfer: tuple[str, ...], where: str) -> str | None:
@@ -473,6 +494,31 @@ def _rpz_origin(table: Any, name: str, transfer: tuple[str, ...], where: str) ->
     origin = settings.text(table.get("origin", f"rpz.{name}"), f"{where}: rpz 'origin'",
                            "a zone name")
     return _within(f"{where}: rpz 'origin'", normalize_zone_name, origin)
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ConfigError(f"{where} must be a list of strings")
+    return value
+
+
+def _notify_target(text: str) -> tuple[str, int]:
+    """``"192.0.2.1"``, ``"192.0.2.1:5353"``, ``"[::1]:5353"`` -> (address, port); 53 by default."""
+    host, port = text, 53
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            port = int(rest.removeprefix(":")) if rest.startswith(":") else -1
+    elif text.count(":") == 1:
+        host, _, number = text.partition(":")
+        port = int(number) if number.isdigit() else -1
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(f"{text!r} is not an address with an optional port") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{text!r}: bad port")
+    return host, port
 
 
 def _networks(value: Any, where: str) -> tuple[str, ...]:

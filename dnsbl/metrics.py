@@ -84,9 +84,18 @@ SERIES: dict[str, Series] = {
         "counter", "sum", "Sampled queries left out of the query log: its writer fell behind, "
                           "or writing failed (a full disk)."),
     "dnsbl_xfr_requests_total": Series(
-        "counter", "sum", "Zone transfer requests over TCP, by zone, kind (axfr, ixfr) and "
-                          "result (ok, uptodate, refused, notauth: a bad TSIG, aborted: the "
-                          "client went or stopped reading, failed)."),
+        "counter", "sum", "Zone transfer requests, by zone, kind (axfr, ixfr) and "
+                          "result (ok; full: an IXFR answered with the whole zone, its "
+                          "serial not kept; uptodate; future: an IXFR from a serial newer "
+                          "than ours, answered with our SOA; toobig: an IXFR over UDP "
+                          "answered with our SOA; refused; notauth: a bad TSIG; aborted: "
+                          "the client went or stopped reading; failed)."),
+    "dnsbl_notify_total": Series(
+        "counter", "sum", "NOTIFY messages to secondaries, by zone and result (ok, refused: "
+                          "answered with an error, unanswered: after every retry)."),
+    "dnsbl_tsig_queries_total": Series(
+        "counter", "sum", "TSIG-signed queries other than transfers, by result (ok, badkey, "
+                          "badsig, badtime: answered NOTAUTH)."),
     "dnsbl_zone_entries": Series("gauge", "min", "Entries (listed blocks) a zone serves."),
     "dnsbl_zone_soa_serial": Series("gauge", "min", "SOA serial a zone answers with."),
     "dnsbl_zone_loaded": Series(
@@ -149,6 +158,14 @@ class Source(Protocol):
 
     def transfer_counts(self) -> dict[tuple[str, str, str], int]:
         """Zone transfer requests by (zone, kind, result)."""
+        ...
+
+    def notify_counts(self) -> dict[tuple[str, str], int]:
+        """NOTIFYs sent by (zone, result)."""
+        ...
+
+    def tsig_counts(self) -> dict[str, int]:
+        """Signed queries other than transfers, by result."""
         ...
 
     def query_log_dropped(self) -> int:
@@ -265,7 +282,13 @@ class Collector:
         transfers = metric_family("dnsbl_xfr_requests_total", ["zone", "kind", "result"])
         for (zone_name, kind, result), count in source.transfer_counts().items():
             transfers.add_metric([zone_name, kind, result], count)
-        yield transfers
+        notify = metric_family("dnsbl_notify_total", ["zone", "result"])
+        for (zone_name, result), count in source.notify_counts().items():
+            notify.add_metric([zone_name, result], count)
+        tsig = metric_family("dnsbl_tsig_queries_total", ["result"])
+        for result, count in source.tsig_counts().items():
+            tsig.add_metric([result], count)
+        yield from (transfers, notify, tsig)
 
         entries = metric_family("dnsbl_zone_entries", ["zone"])
         serial = metric_family("dnsbl_zone_soa_serial", ["zone"])

@@ -90,7 +90,12 @@ class _Answering:
 def udp_reply(shared: Shared, zones: Zones, data: bytes, addr: Any) -> bytes | None:
     """The reply to one datagram from ``addr``: answered, rate limited, logged;
     ``None``: send nothing."""
-    reply = answer(data, zones, shared.stats, True, shared.edns, addr[0])
+    xfr = shared.xfr
+    if xfr is not None and xfr.special(data):  # signed, or an IXFR
+        reply = xfr.answer(data, addr[0], True, lambda message: answer(
+            message, zones, shared.stats, True, shared.edns, addr[0]))
+    else:
+        reply = answer(data, zones, shared.stats, True, shared.edns, addr[0])
     if reply is None:
         return None
     if shared.rrl is not None:
@@ -222,7 +227,11 @@ class TCPProtocol(_Answering, asyncio.Protocol):
                 if reply is not None:
                     self._transport.write(len(reply).to_bytes(2, "big") + reply)
                 continue
-            reply = answer(message, zones, self._stats, False, self._edns, self._client)
+            if self._xfr is not None and self._xfr.special(message):  # signed
+                reply = self._xfr.answer(message, self._client, False, lambda m: answer(
+                    m, zones, self._stats, False, self._edns, self._client))
+            else:
+                reply = answer(message, zones, self._stats, False, self._edns, self._client)
             if reply is not None:
                 self._transport.write(len(reply).to_bytes(2, "big") + reply)
                 if self._qlog is not None:

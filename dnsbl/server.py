@@ -67,16 +67,20 @@ class Server:
         self._lock = PortLock()  # the addresses claimed when we bind them ourselves
         self._origin = origin  # who bound them, for the log
         self._metrics_sockets = metrics_sockets  # the same, for the metrics endpoint
-        self.served = ServedZones(zoneset)
+        #: Zone transfers, where the configuration allows any; their serials
+        #: are set on every snapshot before it is served.
+        self.transfers = (Transfers(config) if any(z.transfer for z in config.zones)
+                          else None)
+        self.served = ServedZones(
+            zoneset, stamp=self.transfers.stamp if self.transfers is not None else None)
+        if self.transfers is not None:
+            self.transfers.served = self.served
         self.stats = Stats()
         self.tcp_limits = TCPLimits(config.tcp_idle_timeout, config.tcp_max_connections,
                                     max_per_client=config.tcp_max_per_client)
         rrl = config.rrl
         self.rrl = None if rrl is None else RateLimiter(
             rrl.rate, rrl.slip, rrl.ipv4_prefix, rrl.ipv6_prefix, rrl.exempt)
-        #: Zone transfers, where the configuration allows any.
-        self.transfers = (Transfers(config, self.served)
-                          if any(z.transfer for z in config.zones) else None)
         self.bound: list[Listen] = []
         self.metrics_port: int | None = None
         self.loop_name = "asyncio"
@@ -105,6 +109,12 @@ class Server:
 
     def transfer_counts(self) -> dict[tuple[str, str, str], int]:
         return self.transfers.counts if self.transfers is not None else {}
+
+    def notify_counts(self) -> dict[tuple[str, str], int]:
+        return self.transfers.notifier.counts if self.transfers is not None else {}
+
+    def tsig_counts(self) -> dict[str, int]:
+        return self.transfers.tsig_counts if self.transfers is not None else {}
 
     def uptime(self) -> float:
         return time.monotonic() - self._started

@@ -102,6 +102,12 @@ class Zone:
             soa = replace(soa, ttl=ttl)
         if soa.serial == 0:
             soa = replace(soa, serial=newest)
+        self._pack_soa(soa)
+        ns_ttl = (ns.ttl or ttl) if ns else ttl
+        self.ns_tails = tuple(
+            rr_tail(TYPE_NS, ns_ttl, name_to_wire(n)) for n in (ns.names if ns else ()))
+
+    def _pack_soa(self, soa: SOA) -> None:
         self.soa = soa
         self.serial = soa.serial
         rdata = soa_rdata(soa.mname, soa.rname, soa.serial, soa.refresh, soa.retry,
@@ -109,9 +115,12 @@ class Zone:
         self.soa_tail = rr_tail(TYPE_SOA, soa.ttl, rdata)
         # RFC 2308 section 5: the negative TTL is min(SOA TTL, SOA MINIMUM).
         self.neg_soa_tail = rr_tail(TYPE_SOA, min(soa.ttl, soa.minimum), rdata)
-        ns_ttl = (ns.ttl or ttl) if ns else ttl
-        self.ns_tails = tuple(
-            rr_tail(TYPE_NS, ns_ttl, name_to_wire(n)) for n in (ns.names if ns else ()))
+
+    def set_serial(self, serial: int) -> None:
+        """Answer with ``serial`` in the SOA (the transfer state's, which
+        never goes back); before the zone is served, never after."""
+        if serial != self.serial:
+            self._pack_soa(replace(self.soa, serial=serial))
 
     def check_expiry(self, now: float) -> bool:
         """Mark the zone expired once a $TIMESTAMP expiry has passed; True if it changed."""
@@ -230,9 +239,15 @@ class ServedZones:
     """Holds the snapshot being served. Swapping is one assignment, so a query sees
     the old zones or the new ones, never a mix."""
 
-    __slots__ = ("current",)
+    __slots__ = ("current", "_stamp")
 
-    def __init__(self, zoneset: Snapshot) -> None:
+    def __init__(self, zoneset: Snapshot,
+                 stamp: Callable[[Snapshot, Snapshot | None], None] | None = None) -> None:
+        #: Sets serials on a snapshot about to be served, given the one served
+        #: before (None at start): dnsbl.xfr's transfer state.
+        self._stamp = stamp
+        if stamp is not None:
+            stamp(zoneset, None)
         self.current = zoneset
 
     def swap(self, zoneset: Snapshot) -> None:
@@ -241,4 +256,6 @@ class ServedZones:
             old = self.current.zones.get(wire)
             if old is not None:
                 zone.stats = old.stats
+        if self._stamp is not None:
+            self._stamp(zoneset, self.current)
         self.current = zoneset

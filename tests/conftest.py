@@ -3,6 +3,7 @@ helpers they are built on are in helpers.py."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.helpers import (
     ServerThread,
     free_port,
     postgres_bin,
+    scaled,
     stop_all,
 )
 
@@ -39,6 +41,16 @@ def cleanup() -> Iterator[ExitStack]:
     ``cleanup.callback(thread.stop)``), so none leaks into the next test."""
     with ExitStack() as stack:
         yield stack
+
+@pytest.fixture
+def secondary() -> Iterator[socket.socket]:
+    """A UDP socket on loopback standing for a secondary (told by NOTIFY)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(scaled(15))
+    yield sock
+    sock.close()
+
 
 @pytest.fixture
 def serve():

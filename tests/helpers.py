@@ -741,17 +741,19 @@ NAMED = shutil.which("named") or ("/usr/sbin/named" if os.path.exists("/usr/sbin
 
 
 class Daemon:
-    """A third-party server (named, unbound, knotd) in the foreground on a
-    free loopback port, with its configuration and log in its own folder
-    under tmp_path, ended by PID. A subclass writes the configuration and
-    says the command (:meth:`command`) and when it is ready (:meth:`ready`)."""
+    """A third-party server (named, unbound, knotd, pdns_recursor) in the
+    foreground on a free loopback port (or one told to others beforehand),
+    with its configuration and log in its own folder under tmp_path, ended
+    by PID. A subclass writes the configuration and says the command
+    (:meth:`command`) and when it is ready (:meth:`ready`)."""
 
     name = "daemon"
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, port: int = 0) -> None:
         self.dir = tmp_path / self.name
         self.dir.mkdir()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.fixed_port = port  # one told to others beforehand (NOTIFY); 0: any free
         self.port = 0
         self.log = self.dir / f"{self.name}.log"
 
@@ -764,8 +766,8 @@ class Daemon:
         raise NotImplementedError
 
     def start(self) -> None:
-        for _attempt in range(3):  # the free port may be taken before the server binds it
-            self.port = free_port()
+        for _attempt in range(3):  # a free port may be taken before the server binds it
+            self.port = self.fixed_port or free_port()
             with open(self.log, "ab") as log:
                 self.proc = subprocess.Popen(self.command(), stdout=log,
                                              stderr=subprocess.STDOUT)
@@ -790,15 +792,19 @@ class Daemon:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            os.kill(proc.pid, 15)  # by PID: only the server we started
-            try:
-                proc.wait(scaled(10))
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, 9)
-                proc.wait(scaled(10))
+        end_process(proc)
+
+
+def end_process(proc: subprocess.Popen | None) -> None:
+    """End a server process a test started, by its PID: TERM, then KILL."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.kill(proc.pid, 15)
+    try:
+        proc.wait(scaled(10))
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, 9)
+        proc.wait(scaled(10))
 
 
 def answers_soa(port: int, zone: str) -> bool:
@@ -813,8 +819,8 @@ class Named(Daemon):
 
     name = "named"
 
-    def __init__(self, tmp_path: Path, zones: dict[str, Path]) -> None:
-        super().__init__(tmp_path)
+    def __init__(self, tmp_path: Path, zones: dict[str, Path], port: int = 0) -> None:
+        super().__init__(tmp_path, port)
         self.zones = zones
 
     def command(self) -> list[str]:
@@ -822,7 +828,7 @@ class Named(Daemon):
         conf = self.dir / "named.conf"
         zones = "".join(self.zone_clause(name, path) for name, path in self.zones.items())
         conf.write_text(f"""\
-options {{
+{self.preamble()}options {{
     directory "{self.dir}";
     pid-file "{self.dir}/named.pid";
     listen-on port {self.port} {{ 127.0.0.1; }};
@@ -831,6 +837,10 @@ options {{
 }};
 {zones}""")
         return [NAMED, "-g", "-n", "1", "-c", str(conf)]
+
+    def preamble(self) -> str:
+        """named.conf statements before options (keys)."""
+        return ""
 
     def options(self) -> str:
         """The options past directory and listening: an authoritative server."""

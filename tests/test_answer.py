@@ -212,12 +212,17 @@ def raw_udp(client, payload: bytes, expect_reply: bool = True) -> bytes | None:
         return s.recv(65535)
 
 
-def test_other_opcode_is_notimp(bl):
+@pytest.mark.parametrize("opcode, rcode", [(dns.opcode.UPDATE, dns.rcode.NOTIMP),
+                                           (dns.opcode.STATUS, dns.rcode.NOTIMP),
+                                           (dns.opcode.NOTIFY, dns.rcode.REFUSED)])
+def test_other_opcode_is_notimp_and_notify_refused(bl, opcode, rcode):
+    # NOTIFY is for secondaries; we are nobody's: whoever sends one is refused.
     q = dns.message.make_query("2.0.0.127.bl.test", "A")
-    q.set_opcode(dns.opcode.NOTIFY)
+    q.set_opcode(opcode)
     r = dns.message.from_wire(raw_udp(bl, q.to_wire()))
-    assert r.rcode() == dns.rcode.NOTIMP
+    assert r.rcode() == rcode
     assert r.id == q.id
+    assert r.opcode() == opcode
 
 
 def test_zone_transfer_is_notimp(bl):

@@ -180,8 +180,10 @@ CORPUS: dict[str, Case] = {
     "QR=1 with qdcount 0": Case(_qr1(header(qd=0)), None),
     "QR=1 with garbage": Case(_qr1(header()) + b"\xff" * 40, None),
     "QR=1 header only": Case(_qr1(header(qd=0, flags=0xFFFF)), None),
-    # Every opcode but QUERY: NOTIMP (RFC 1035 4.1.1: the opcode is echoed).
-    **{f"opcode {op}": Case(header(flags=RD | op << 11) + question(), NOTIMP)
+    # Every opcode but QUERY: NOTIMP (RFC 1035 4.1.1: the opcode is echoed);
+    # NOTIFY is REFUSED: we are nobody's secondary.
+    **{f"opcode {op}": Case(header(flags=RD | op << 11) + question(),
+                            REFUSED if op == 4 else NOTIMP)
        for op in range(1, 16)},
     # EDNS (RFC 6891).
     "two OPT records": Case(header(ar=2) + question() + opt() + opt(), FORMERR),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import shutil
 import socket
 import struct
 import subprocess
@@ -14,6 +15,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.query
@@ -21,11 +23,24 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import dns.tsigkeyring
+import dns.xfr
 import dns.zone
 import pytest
 
 from dnsbl.config import Listen, load_config
-from tests.helpers import NAMED, ROOT, Named, ServerThread, ask, scaled, seen, stop_all, wait_for
+from tests.helpers import (
+    NAMED,
+    ROOT,
+    Daemon,
+    Named,
+    ServerThread,
+    ask,
+    free_port,
+    scaled,
+    seen,
+    stop_all,
+    wait_for,
+)
 
 DATA = """\
 $SOA 3600 ns1.example.org hostmaster.example.org 7 1h 15m 1w 300
@@ -114,9 +129,10 @@ def test_axfr_sends_what_export_writes(tmp_path, server):
     assert transfer_count(thread, "axfr", "ok") == 1
 
 
-def test_ixfr_current_serial_is_one_soa_older_or_future_the_whole_zone(tmp_path, server):
+def test_ixfr_current_or_future_serial_is_one_soa_unknown_the_whole_zone(tmp_path, server):
     thread = server(config_file(tmp_path))
-    for serial, whole in ((7, False), (3, True), (2**31, True)):
+    # 3: a serial not kept (none are yet); 8: newer than ours (RFC 1982).
+    for serial, whole in ((7, False), (3, True), (8, False)):
         q = dns.message.make_query("bl.example.org", "IXFR")
         q.authority.append(dns.rrset.from_text(
             "bl.example.org.", 0, "IN", "SOA",
@@ -135,7 +151,8 @@ def test_ixfr_current_serial_is_one_soa_older_or_future_the_whole_zone(tmp_path,
         else:
             assert types == [dns.rdatatype.SOA]
     assert transfer_count(thread, "ixfr", "uptodate") == 1
-    assert transfer_count(thread, "ixfr", "ok") == 2
+    assert transfer_count(thread, "ixfr", "full") == 1
+    assert transfer_count(thread, "ixfr", "future") == 1
 
 
 @pytest.mark.parametrize("transfer", ['["10.0.0.0/8"]', "[]"])
@@ -249,9 +266,12 @@ def test_tsig_signed_transfer_and_what_a_bad_or_missing_key_gets(tmp_path, serve
             q.use_tsig(keyring, algorithm="hmac-sha256")
         with socket.create_connection(("127.0.0.1", port(thread)), timeout=scaled(10)) as s:
             dns.query.send_tcp(s, q)
-            r, _ = dns.query.receive_tcp(s, time.time() + scaled(10))  # unsigned: no key used
+            # Read as sent: a NOTAUTH's TSIG carries no MAC to check (RFC 8945 5.3.2).
+            r, _ = dns.query.receive_tcp(s, time.time() + scaled(10), keyring=False)
         assert r.rcode() == rcode, keyring
         assert not r.answer
+        if rcode == dns.rcode.NOTAUTH:
+            assert r.tsig_error == (dns.rcode.BADSIG if keyring is wrong else dns.rcode.BADKEY)
     assert transfer_count(thread, "axfr", "refused") == 1
     assert transfer_count(thread, "axfr", "notauth") == 2
     # Queries are still answered.
@@ -330,6 +350,41 @@ def test_the_rpz_form_is_served_by_transfer_under_its_origin(tmp_path, server):
     assert transfer_count(thread, "ixfr", "uptodate") == 1
 
 
+def test_the_rpz_form_follows_its_zone_serial_ixfr_and_notify(tmp_path, server, secondary):
+    path = rpz_config(tmp_path)
+    target = secondary.getsockname()[1]
+    path.write_text(path.read_text().replace(
+        "rpz = {", f'notify = ["127.0.0.1:{target}"]\nrpz = {{', 1))
+    thread = server(path, check_interval=0)
+    origin = "rpz.bl.example.org."
+    old = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", origin, port=port(thread),
+                                          relativize=False, timeout=scaled(10)),
+                            relativize=False)
+    (tmp_path / "bl.zone").write_text(DATA + "192.0.2.1\n")
+    assert thread.check()
+    # Both names are told of the change, with the one serial they share.
+    told = {}
+    while len(told) < 2:
+        wire, sender = secondary.recvfrom(65535)
+        notify = dns.message.from_wire(wire)
+        told[notify.question[0].name.to_text()] = notify.answer[0][0].serial
+        secondary.sendto(dns.message.make_response(notify).to_wire(), sender)
+    assert told == {"bl.example.org.": 8, origin: 8}
+    assert thread.server is not None and thread.server.transfers is not None
+    transfers = thread.server.transfers
+    wait_for(lambda: 7 in transfers.kept("rpz.bl.example.org"), timeout=scaled(20),
+             what="the RPZ form's difference made")
+    # A secondary of the RPZ form catches up by IXFR and has the whole new form.
+    query, _serial = dns.xfr.make_query(old)
+    dns.query.inbound_xfr("127.0.0.1", old, query, port=port(thread), timeout=scaled(10))
+    assert old == dns.zone.from_xfr(dns.query.xfr("127.0.0.1", origin, port=port(thread),
+                                                  relativize=False, timeout=scaled(10)),
+                                    relativize=False)
+    assert old.get_rdataset(origin, "SOA")[0].serial == 8
+    assert old.get_rdataset(f"32.1.2.0.192.rpz-ip.{origin}", "CNAME") is not None
+    assert transfers.counts.get(("rpz.bl.example.org", "ixfr", "ok")) == 1
+
+
 def test_the_rpz_form_outside_the_acl_or_unsigned_is_refused_and_counted(tmp_path, server):
     thread = server(rpz_config(tmp_path, '["10.0.0.0/8"]'))
     for name in ("rpz.bl.example.org", "bl.example.org"):
@@ -390,41 +445,54 @@ INTEROP_DATA = DATA + """\
 """ + "".join(f"198.51.{i // 256}.{i % 256} :4:Host $\n" for i in range(2000))
 
 
-class Secondary(Named):
-    """named with one secondary zone taken from ``primary``."""
+KEY = "xfr.example.org"
 
-    def __init__(self, tmp_path: Path, zone: str, primary: int) -> None:
-        super().__init__(tmp_path, {zone: tmp_path / "secondary.db"})
+
+class Secondary(Named):
+    """named with one secondary zone taken from ``primary`` over TSIG."""
+
+    def __init__(self, tmp_path: Path, zone: str, primary: int, port: int = 0) -> None:
+        super().__init__(tmp_path, {zone: tmp_path / "secondary.db"}, port)
         self.primary = primary
 
+    def preamble(self) -> str:
+        return f'key "{KEY}" {{ algorithm hmac-sha256; secret "{SECRET}"; }};\n'
+
     def zone_clause(self, name: str, path: Path) -> str:
-        # Not over TSIG yet: BIND signs its SOA query too, and dnsbl's query
-        # path does not sign answers (dnsbl.xfr signs transfers only).
+        # BIND signs its SOA queries and its transfers with the key, and
+        # takes NOTIFY from the primary's address.
         return (f'zone "{name}" {{ type secondary; file "{path}"; '
-                f"primaries {{ 127.0.0.1 port {self.primary}; }}; }};\n")
+                f'primaries {{ 127.0.0.1 port {self.primary} key "{KEY}"; }}; }};\n')
+
+
+def sampled(count: int, seed: int) -> list[str]:
+    """Names under the zone, from the blocks, holes and beyond of INTEROP_DATA."""
+    rng = random.Random(seed)
+    networks = [ipaddress.ip_network(n) for n in (
+        "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "172.16.0.0/12", "172.16.5.0/24",
+        "198.51.0.0/21", "127.0.0.0/30", "11.0.0.0/8")]
+    names = []
+    while len(names) < count:
+        net = networks[len(names) % len(networks)]
+        address = net[rng.randrange(net.num_addresses)]
+        names.append(address.reverse_pointer.removesuffix(".in-addr.arpa") + ".bl.example.org")
+    return names
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(NAMED is None, reason="named not installed (apt-get install bind9)")
-def test_bind_secondary_answers_as_dnsbl(tmp_path):
-    path = config_file(tmp_path, data=INTEROP_DATA)
-    thread = ServerThread(replace(load_config(str(path)), listen=(Listen("127.0.0.1", 0),)))
+def test_bind_secondary_over_tsig_answers_as_dnsbl_and_follows_by_notify_and_ixfr(tmp_path):
+    bind_port = free_port()
+    path = config_file(tmp_path, data=INTEROP_DATA, key=KEY)
+    path.write_text(path.read_text() + f'notify = ["127.0.0.1:{bind_port}"]\n')
+    thread = ServerThread(replace(load_config(str(path)), listen=(Listen("127.0.0.1", 0),),
+                                  check_interval=0), metrics=Listen("127.0.0.1", 0))
     ours = thread.start()
-    bind = Secondary(tmp_path, "bl.example.org", ours.port)
+    bind = Secondary(tmp_path, "bl.example.org", ours.port, port=bind_port)
     try:
         bind.start()
-        rng = random.Random(1000)
-        networks = [ipaddress.ip_network(n) for n in (
-            "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "172.16.0.0/12", "172.16.5.0/24",
-            "198.51.0.0/21", "127.0.0.0/30", "11.0.0.0/8")]
-        names = []
-        while len(names) < 1000:
-            net = networks[len(names) % len(networks)]
-            address = net[rng.randrange(net.num_addresses)]
-            names.append(address.reverse_pointer.removesuffix(".in-addr.arpa")
-                         + ".bl.example.org")
         listed = 0
-        for name in names:
+        for name in sampled(1000, 1000):
             expect = seen(ask(ours.port, name, "A"), "A")
             got = ask(bind.port, name, "A")
             assert seen(got, "A") == expect, name
@@ -432,7 +500,120 @@ def test_bind_secondary_answers_as_dnsbl(tmp_path):
                 assert got.rcode() == dns.rcode.NXDOMAIN, name
             listed += expect[0] == "listed"
         assert 200 < listed < 800
+        assert transfer_count(thread, "axfr", "ok") == 1
+        # A change: one address in, one out. dnsbl sends NOTIFY; BIND asks
+        # for the SOA and then an IXFR, and answers the new data.
+        (tmp_path / "bl.zone").write_text(
+            INTEROP_DATA.replace("198.51.0.5 :4:Host $\n", "") + "192.0.2.99 :4:New $\n")
+        assert thread.check()
+        wait_for(lambda: seen(ask(bind.port, "99.2.0.192.bl.example.org", "A"), "A")
+                 == ("listed", ["127.0.0.4"]), timeout=scaled(60),
+                 what="BIND answering the new data")
+        assert ask(bind.port, "5.0.51.198.bl.example.org", "A").rcode() == dns.rcode.NXDOMAIN
+        assert (ask(bind.port, "bl.example.org", "SOA").answer[0][0].serial
+                == ask(ours.port, "bl.example.org", "SOA").answer[0][0].serial == 8)
+        assert transfer_count(thread, "ixfr", "ok") == 1
+        assert transfer_count(thread, "axfr", "ok") == 1
         assert thread.server is not None and thread.server.transfers is not None
-        assert thread.server.transfers.counts == {("bl.example.org", "axfr", "ok"): 1}
+        assert thread.server.transfers.notifier.counts.get(("bl.example.org", "ok")) == 1
+        assert thread.server.transfers.tsig_counts.get("ok", 0) >= 1  # BIND's SOA query
+        assert not thread.server.transfers.tsig_counts.keys() - {"ok"}
     finally:
         stop_all([bind.stop, thread.stop])
+
+
+# -- interop: PowerDNS Recursor taking the zone as RPZ (rpzPrimary) -------------------
+
+PDNS_RECURSOR = shutil.which("pdns_recursor") or (
+    "/usr/sbin/pdns_recursor" if Path("/usr/sbin/pdns_recursor").exists() else None)
+#: The zone the recursor takes as its policy: the zone's RPZ form (the
+#: ``rpz`` of its config), blocking answers that hold a listed address.
+RPZ_ZONE = "rpz.bl.example.org"
+#: Every IPv4 network but loopback's: the recursor asks nothing outside
+#: loopback (the root priming and the security poll included), but may
+#: forward web.test to dnsbl.
+OUTSIDE = ("0.0.0.0/2, 64.0.0.0/3, 96.0.0.0/4, 112.0.0.0/5, 120.0.0.0/6, 124.0.0.0/7, "
+           "126.0.0.0/8, 128.0.0.0/1, ::/0")
+
+
+class Recursor(Daemon):
+    """pdns_recursor with one rpzPrimary (``RPZ_ZONE`` from dnsbl, over
+    TSIG), forwarding web.test to dnsbl."""
+
+    name = "pdns"
+
+    def __init__(self, tmp_path: Path, primary: int) -> None:
+        super().__init__(tmp_path)
+        self.primary = primary
+
+    def command(self) -> list[str]:
+        assert PDNS_RECURSOR is not None
+        (self.dir / "rpz.lua").write_text(
+            f'rpzPrimary("127.0.0.1:{self.primary}", "{RPZ_ZONE}", {{refresh=1, '
+            f'tsigname="{KEY}", tsigalgo="hmac-sha256", tsigsecret="{SECRET}"}})\n')
+        (self.dir / "recursor.conf").write_text(f"""\
+local-address=127.0.0.1
+local-port={self.port}
+socket-dir={self.dir}
+lua-config-file={self.dir / "rpz.lua"}
+forward-zones=web.test=127.0.0.1:{self.primary}
+daemon=no
+threads=1
+dnssec=off
+loglevel=6
+dont-query={OUTSIDE}
+security-poll-suffix=
+# No packet cache: an answer from before a change is not kept.
+disable-packetcache=yes
+""")
+        return [PDNS_RECURSOR, f"--config-dir={self.dir}"]
+
+    def ready(self) -> bool:
+        return self.answer("listed.web.test") == ("NXDOMAIN", [])  # the policy is loaded
+
+    def answer(self, name: str) -> tuple[str, list[str]]:
+        r = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=self.port,
+                          timeout=scaled(5))
+        return dns.rcode.to_text(r.rcode()), sorted(
+            rd.address for rrset in r.answer if rrset.rdtype == dns.rdatatype.A
+            for rd in rrset)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(PDNS_RECURSOR is None,
+                    reason="pdns_recursor not installed (apt-get install pdns-recursor)")
+def test_pdns_recursor_takes_the_rpz_form_by_axfr_then_ixfr(tmp_path):
+    path = config_file(tmp_path, key=KEY)
+    (tmp_path / "web.zone").write_text("listed A 192.0.2.66\nclean A 192.0.2.1\n"
+                                       "fresh A 192.0.2.1\n")
+    path.write_text(path.read_text() + f"""\
+rpz = {{ origin = "{RPZ_ZONE}" }}
+[[zone]]
+name = "web.test"
+type = "generic"
+files = ["web.zone"]
+[rpz]
+default = "nxdomain"
+""")
+    (tmp_path / "bl.zone").write_text(DATA + "192.0.2.66\n")
+    thread = ServerThread(replace(load_config(str(path)), listen=(Listen("127.0.0.1", 0),),
+                                  check_interval=0), metrics=Listen("127.0.0.1", 0))
+    ours = thread.start()
+    recursor = Recursor(tmp_path, ours.port)
+    try:
+        recursor.start()  # ready: it blocks a listed answer, so it has the policy
+        assert recursor.answer("clean.web.test") == ("NOERROR", ["192.0.2.1"])
+        assert transfer_count(thread, "axfr", "ok") == 1
+        (tmp_path / "bl.zone").write_text(DATA + "192.0.2.66\n192.0.2.1\n")
+        assert thread.check()
+        # It checks the SOA each second (refresh=1; it takes no NOTIFY for RPZ).
+        # A name not asked before, so no cached answer is in the way.
+        wait_for(lambda: recursor.answer("fresh.web.test") == ("NXDOMAIN", []),
+                 timeout=scaled(60), what="the recursor taking the change")
+        assert transfer_count(thread, "ixfr", "ok") >= 1
+        assert transfer_count(thread, "axfr", "ok") == 1
+        assert transfer_count(thread, "ixfr", "full") == 0
+        assert thread.server is not None and thread.server.transfers is not None
+        assert thread.server.transfers.counts.get((RPZ_ZONE, "ixfr", "ok"), 0) >= 1
+    finally:
+        stop_all([recursor.stop, thread.stop])
