@@ -200,9 +200,13 @@ out:
 }
 
 /* The reply to the n bytes at data, None for the general path, or NULL with
- * an exception. zones is a dict (checked by the callers). */
+ * an exception. zones is a dict (checked by the callers). With dest, the
+ * reply is written there instead (cap bytes of room; a longer one is an
+ * error) and True is returned, its length in *written: a batch copies no
+ * bytes object per reply. */
 static PyObject *
-answer_fast(const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp, PyObject *edns)
+answer_fast(const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp, PyObject *edns,
+            unsigned char *dest, Py_ssize_t cap, Py_ssize_t *written)
 {
     PyObject *result = NULL, *zone = NULL, *lookup = NULL, *servfail = NULL, *value = NULL;
     PyObject *ip = NULL, *key = NULL, *opt_obj = NULL, *a_hold = NULL, *txt_rr_hold = NULL;
@@ -415,10 +419,19 @@ answer_fast(const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp, P
                        + (value == Py_None ? 2 + authority_len : 0) + opt_len;
     if (udp && total > limit)
         goto pass; /* truncation is the general path's */
-    result = PyBytes_FromStringAndSize(NULL, total);
-    if (result == NULL)
+    unsigned char *out = dest;
+    if (dest == NULL) {
+        result = PyBytes_FromStringAndSize(NULL, total);
+        if (result == NULL)
+            goto error;
+        out = (unsigned char *)PyBytes_AS_STRING(result);
+    } else if (total > cap) {
+        PyErr_SetString(PyExc_ValueError, "a reply over a slot");
         goto error;
-    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    } else {
+        result = Py_NewRef(Py_True);
+        *written = total;
+    }
     out[0] = data[0];
     out[1] = data[1];
     out[2] = QR | AA | (data[2] & RD);
@@ -496,7 +509,7 @@ fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    PyObject *result = answer_fast(view.buf, view.len, args[1], udp, args[3]);
+    PyObject *result = answer_fast(view.buf, view.len, args[1], udp, args[3], NULL, 0, NULL);
     PyBuffer_Release(&view);
     return result;
 }
@@ -517,7 +530,11 @@ answer_round(struct mmsghdr *in, Py_ssize_t count, struct mmsghdr *out, Py_ssize
         Py_ssize_t n = in[i].msg_len;
         if ((size_t)n > head->msg_iov[0].iov_len)
             n = (Py_ssize_t)head->msg_iov[0].iov_len;
-        PyObject *reply = answer_fast(data, n, zones, 1, edns);
+        struct msghdr *to = &out[sent].msg_hdr;
+        Py_ssize_t written = 0;
+        /* The outgoing iov_len is the last reply's length: the room is slot. */
+        PyObject *reply = answer_fast(data, n, zones, 1, edns, to->msg_iov[0].iov_base, slot,
+                                      &written);
         if (reply == Py_None) {
             Py_DECREF(reply);
             PyObject *bytes = PyBytes_FromStringAndSize((const char *)data, n);
@@ -525,25 +542,26 @@ answer_round(struct mmsghdr *in, Py_ssize_t count, struct mmsghdr *out, Py_ssize
                 return -1;
             reply = PyObject_CallOneArg(general, bytes);
             Py_DECREF(bytes);
+            if (reply == NULL)
+                return -1;
+            if (reply == Py_None) {
+                Py_DECREF(reply);
+                continue;
+            }
+            if (!PyBytes_Check(reply) || PyBytes_GET_SIZE(reply) > slot) {
+                PyErr_SetString(PyExc_ValueError, "a reply that is not bytes or over a slot");
+                Py_DECREF(reply);
+                return -1;
+            }
+            written = PyBytes_GET_SIZE(reply);
+            memcpy(to->msg_iov[0].iov_base, PyBytes_AS_STRING(reply), (size_t)written);
         }
         if (reply == NULL)
             return -1;
-        if (reply == Py_None) {
-            Py_DECREF(reply);
-            continue;
-        }
-        if (!PyBytes_Check(reply) || PyBytes_GET_SIZE(reply) > slot) {
-            PyErr_SetString(PyExc_ValueError, "a reply that is not bytes or over a slot");
-            Py_DECREF(reply);
-            return -1;
-        }
-        struct msghdr *to = &out[sent].msg_hdr;
-        memcpy(to->msg_iov[0].iov_base, PyBytes_AS_STRING(reply),
-               (size_t)PyBytes_GET_SIZE(reply));
-        to->msg_iov[0].iov_len = (size_t)PyBytes_GET_SIZE(reply);
+        Py_DECREF(reply);
+        to->msg_iov[0].iov_len = (size_t)written;
         to->msg_name = head->msg_name;
         to->msg_namelen = head->msg_namelen;
-        Py_DECREF(reply);
         sent++;
     }
     return sent;
