@@ -66,6 +66,18 @@ bump(PyObject *owner, PyObject *name, Py_ssize_t index)
     PyObject *counters = PyObject_GetAttr(owner, name);
     if (counters == NULL)
         return -1;
+    /* stats.py's lists of ints: no generic sequence and number calls. */
+    if (PyList_CheckExact(counters) && index >= 0 && index < PyList_GET_SIZE(counters)
+        && PyLong_CheckExact(PyList_GET_ITEM(counters, index))) {
+        Py_ssize_t count = PyLong_AsSsize_t(PyList_GET_ITEM(counters, index));
+        if (count >= 0 && count < PY_SSIZE_T_MAX) {
+            PyObject *new = PyLong_FromSsize_t(count + 1);
+            int rc = new == NULL ? -1 : PyList_SetItem(counters, index, new); /* steals new */
+            Py_DECREF(counters);
+            return rc;
+        }
+        PyErr_Clear(); /* too large for a Py_ssize_t: the generic way below */
+    }
     PyObject *old = PySequence_GetItem(counters, index);
     if (old == NULL) {
         Py_DECREF(counters);
@@ -124,7 +136,7 @@ uint32_array(PyObject *obj, Py_buffer *view)
  * reference), 0 where that is not there or not as expected (the caller
  * calls the lookup instead), -1 with an exception. */
 static int
-indexed_lookup(PyObject *lookup, uint32_t key, PyObject *ip, PyObject **value)
+indexed_lookup(PyObject *lookup, uint32_t key, PyObject **value)
 {
     PyObject *index = PyObject_GetAttr(lookup, s_index);
     if (index == NULL) {
@@ -185,7 +197,10 @@ indexed_lookup(PyObject *lookup, uint32_t key, PyObject *ip, PyObject **value)
         *value = Py_NewRef(Py_None);
         rc = 1;
     } else {
-        *value = PyObject_CallOneArg(trie_get, ip);
+        unsigned char packed[4] = {key >> 24, key >> 16 & 0xFF, key >> 8 & 0xFF, key & 0xFF};
+        PyObject *ip = PyBytes_FromStringAndSize((const char *)packed, 4);
+        *value = ip == NULL ? NULL : PyObject_CallOneArg(trie_get, ip);
+        Py_XDECREF(ip);
         rc = *value == NULL ? -1 : 1;
     }
 out:
@@ -307,16 +322,19 @@ answer_fast(const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp, P
         if (label[i] > 255)
             goto pass;
     unsigned char address[4] = {label[3], label[2], label[1], label[0]};
-    ip = PyBytes_FromStringAndSize((const char *)address, 4);
-    if (ip == NULL)
-        goto error;
     uint32_t packed = (uint32_t)address[0] << 24 | (uint32_t)address[1] << 16
                    | (uint32_t)address[2] << 8 | address[3];
-    int looked = indexed_lookup(lookup, packed, ip, &value);
+    /* The address as bytes only where Python is called with it: most
+     * lookups end in the index. */
+    int looked = indexed_lookup(lookup, packed, &value);
     if (looked < 0)
         goto error;
-    if (looked == 0)
+    if (looked == 0) {
+        ip = PyBytes_FromStringAndSize((const char *)address, 4);
+        if (ip == NULL)
+            goto error;
         value = PyObject_CallOneArg(lookup, ip);
+    }
     if (value == NULL)
         goto error;
 
