@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <string.h>
 #ifdef __linux__
+#include <errno.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #endif
 
@@ -64,6 +66,18 @@ bump(PyObject *owner, PyObject *name, Py_ssize_t index)
     PyObject *counters = PyObject_GetAttr(owner, name);
     if (counters == NULL)
         return -1;
+    /* stats.py's lists of ints: no generic sequence and number calls. */
+    if (PyList_CheckExact(counters) && index >= 0 && index < PyList_GET_SIZE(counters)
+        && PyLong_CheckExact(PyList_GET_ITEM(counters, index))) {
+        Py_ssize_t count = PyLong_AsSsize_t(PyList_GET_ITEM(counters, index));
+        if (count >= 0 && count < PY_SSIZE_T_MAX) {
+            PyObject *new = PyLong_FromSsize_t(count + 1);
+            int rc = new == NULL ? -1 : PyList_SetItem(counters, index, new); /* steals new */
+            Py_DECREF(counters);
+            return rc;
+        }
+        PyErr_Clear(); /* too large for a Py_ssize_t: the generic way below */
+    }
     PyObject *old = PySequence_GetItem(counters, index);
     if (old == NULL) {
         Py_DECREF(counters);
@@ -122,7 +136,7 @@ uint32_array(PyObject *obj, Py_buffer *view)
  * reference), 0 where that is not there or not as expected (the caller
  * calls the lookup instead), -1 with an exception. */
 static int
-indexed_lookup(PyObject *lookup, uint32_t key, PyObject *ip, PyObject **value)
+indexed_lookup(PyObject *lookup, uint32_t key, PyObject **value)
 {
     PyObject *index = PyObject_GetAttr(lookup, s_index);
     if (index == NULL) {
@@ -183,7 +197,10 @@ indexed_lookup(PyObject *lookup, uint32_t key, PyObject *ip, PyObject **value)
         *value = Py_NewRef(Py_None);
         rc = 1;
     } else {
-        *value = PyObject_CallOneArg(trie_get, ip);
+        unsigned char packed[4] = {key >> 24, key >> 16 & 0xFF, key >> 8 & 0xFF, key & 0xFF};
+        PyObject *ip = PyBytes_FromStringAndSize((const char *)packed, 4);
+        *value = ip == NULL ? NULL : PyObject_CallOneArg(trie_get, ip);
+        Py_XDECREF(ip);
         rc = *value == NULL ? -1 : 1;
     }
 out:
@@ -198,9 +215,13 @@ out:
 }
 
 /* The reply to the n bytes at data, None for the general path, or NULL with
- * an exception. zones is a dict (checked by the callers). */
+ * an exception. zones is a dict (checked by the callers). With dest, the
+ * reply is written there instead (cap bytes of room; a longer one is an
+ * error) and True is returned, its length in *written: a batch copies no
+ * bytes object per reply. */
 static PyObject *
-answer_fast(const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp, PyObject *edns)
+answer_fast(const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp, PyObject *edns,
+            unsigned char *dest, Py_ssize_t cap, Py_ssize_t *written)
 {
     PyObject *result = NULL, *zone = NULL, *lookup = NULL, *servfail = NULL, *value = NULL;
     PyObject *ip = NULL, *key = NULL, *opt_obj = NULL, *a_hold = NULL, *txt_rr_hold = NULL;
@@ -301,16 +322,19 @@ answer_fast(const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp, P
         if (label[i] > 255)
             goto pass;
     unsigned char address[4] = {label[3], label[2], label[1], label[0]};
-    ip = PyBytes_FromStringAndSize((const char *)address, 4);
-    if (ip == NULL)
-        goto error;
     uint32_t packed = (uint32_t)address[0] << 24 | (uint32_t)address[1] << 16
                    | (uint32_t)address[2] << 8 | address[3];
-    int looked = indexed_lookup(lookup, packed, ip, &value);
+    /* The address as bytes only where Python is called with it: most
+     * lookups end in the index. */
+    int looked = indexed_lookup(lookup, packed, &value);
     if (looked < 0)
         goto error;
-    if (looked == 0)
+    if (looked == 0) {
+        ip = PyBytes_FromStringAndSize((const char *)address, 4);
+        if (ip == NULL)
+            goto error;
         value = PyObject_CallOneArg(lookup, ip);
+    }
     if (value == NULL)
         goto error;
 
@@ -413,10 +437,19 @@ answer_fast(const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp, P
                        + (value == Py_None ? 2 + authority_len : 0) + opt_len;
     if (udp && total > limit)
         goto pass; /* truncation is the general path's */
-    result = PyBytes_FromStringAndSize(NULL, total);
-    if (result == NULL)
+    unsigned char *out = dest;
+    if (dest == NULL) {
+        result = PyBytes_FromStringAndSize(NULL, total);
+        if (result == NULL)
+            goto error;
+        out = (unsigned char *)PyBytes_AS_STRING(result);
+    } else if (total > cap) {
+        PyErr_SetString(PyExc_ValueError, "a reply over a slot");
         goto error;
-    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    } else {
+        result = Py_NewRef(Py_True);
+        *written = total;
+    }
     out[0] = data[0];
     out[1] = data[1];
     out[2] = QR | AA | (data[2] & RD);
@@ -494,81 +527,168 @@ fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    PyObject *result = answer_fast(view.buf, view.len, args[1], udp, args[3]);
+    PyObject *result = answer_fast(view.buf, view.len, args[1], udp, args[3], NULL, 0, NULL);
     PyBuffer_Release(&view);
     return result;
 }
 
 #ifdef __linux__
-/* batch.py's loop over the datagrams one recvmmsg read: each answered by the
- * fast path, else by general(data) (answer.answer, in Python); the replies
- * written where the outgoing headers' buffers point, each addressed to its
- * datagram's sender. Returns how many replies are ready for sendmmsg. */
-static PyObject *
-answer_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* Answers the count datagrams one recvmmsg read into in: each by the fast
+ * path, else by general(data) (answer.answer, in Python); the replies written
+ * where the outgoing headers' buffers point, each addressed to its datagram's
+ * sender. How many replies are ready for sendmmsg, or -1 with an exception. */
+static Py_ssize_t
+answer_round(struct mmsghdr *in, Py_ssize_t count, struct mmsghdr *out, Py_ssize_t slot,
+             PyObject *zones, PyObject *edns, PyObject *general)
 {
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError,
-                        "answer_batch(msgs_in, count, msgs_out, slot, zones, edns, general)");
-        return NULL;
-    }
-    PyObject *zones = args[4], *edns = args[5], *general = args[6];
-    Py_ssize_t count = PyLong_AsSsize_t(args[1]), slot = PyLong_AsSsize_t(args[3]);
-    if ((count == -1 || slot == -1) && PyErr_Occurred())
-        return NULL;
-    if (check_args(zones) < 0)
-        return NULL;
-    Py_buffer in_view, out_view;
-    if (PyObject_GetBuffer(args[0], &in_view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    if (PyObject_GetBuffer(args[2], &out_view, PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(&in_view);
-        return NULL;
-    }
     Py_ssize_t sent = 0;
-    PyObject *result = NULL;
-    if (count < 0 || (size_t)count * sizeof(struct mmsghdr) > (size_t)in_view.len
-        || (size_t)count * sizeof(struct mmsghdr) > (size_t)out_view.len) {
-        PyErr_SetString(PyExc_ValueError, "count is past the headers");
-        goto done;
-    }
-    struct mmsghdr *in = in_view.buf, *out = out_view.buf;
     for (Py_ssize_t i = 0; i < count; i++) {
         struct msghdr *head = &in[i].msg_hdr;
         const unsigned char *data = head->msg_iov[0].iov_base;
         Py_ssize_t n = in[i].msg_len;
         if ((size_t)n > head->msg_iov[0].iov_len)
             n = (Py_ssize_t)head->msg_iov[0].iov_len;
-        PyObject *reply = answer_fast(data, n, zones, 1, edns);
+        struct msghdr *to = &out[sent].msg_hdr;
+        Py_ssize_t written = 0;
+        /* The outgoing iov_len is the last reply's length: the room is slot. */
+        PyObject *reply = answer_fast(data, n, zones, 1, edns, to->msg_iov[0].iov_base, slot,
+                                      &written);
         if (reply == Py_None) {
             Py_DECREF(reply);
             PyObject *bytes = PyBytes_FromStringAndSize((const char *)data, n);
             if (bytes == NULL)
-                goto done;
+                return -1;
             reply = PyObject_CallOneArg(general, bytes);
             Py_DECREF(bytes);
+            if (reply == NULL)
+                return -1;
+            if (reply == Py_None) {
+                Py_DECREF(reply);
+                continue;
+            }
+            if (!PyBytes_Check(reply) || PyBytes_GET_SIZE(reply) > slot) {
+                PyErr_SetString(PyExc_ValueError, "a reply that is not bytes or over a slot");
+                Py_DECREF(reply);
+                return -1;
+            }
+            written = PyBytes_GET_SIZE(reply);
+            memcpy(to->msg_iov[0].iov_base, PyBytes_AS_STRING(reply), (size_t)written);
         }
         if (reply == NULL)
-            goto done;
-        if (reply == Py_None) {
-            Py_DECREF(reply);
-            continue;
-        }
-        if (!PyBytes_Check(reply) || PyBytes_GET_SIZE(reply) > slot) {
-            PyErr_SetString(PyExc_ValueError, "a reply that is not bytes or over a slot");
-            Py_DECREF(reply);
-            goto done;
-        }
-        struct msghdr *to = &out[sent].msg_hdr;
-        memcpy(to->msg_iov[0].iov_base, PyBytes_AS_STRING(reply),
-               (size_t)PyBytes_GET_SIZE(reply));
-        to->msg_iov[0].iov_len = (size_t)PyBytes_GET_SIZE(reply);
+            return -1;
+        Py_DECREF(reply);
+        to->msg_iov[0].iov_len = (size_t)written;
         to->msg_name = head->msg_name;
         to->msg_namelen = head->msg_namelen;
-        Py_DECREF(reply);
         sent++;
     }
-    result = PyLong_FromSsize_t(sent);
+    return sent;
+}
+
+/* The two header arrays as writable buffers holding at least count headers
+ * each, or -1 with an exception (nothing held). */
+static int
+header_buffers(PyObject *in_obj, PyObject *out_obj, Py_ssize_t count, Py_buffer *in_view,
+               Py_buffer *out_view)
+{
+    if (PyObject_GetBuffer(in_obj, in_view, PyBUF_WRITABLE) < 0)
+        return -1;
+    if (PyObject_GetBuffer(out_obj, out_view, PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(in_view);
+        return -1;
+    }
+    if (count < 0 || (size_t)count * sizeof(struct mmsghdr) > (size_t)in_view->len
+        || (size_t)count * sizeof(struct mmsghdr) > (size_t)out_view->len) {
+        PyErr_SetString(PyExc_ValueError, "count is past the headers");
+        PyBuffer_Release(in_view);
+        PyBuffer_Release(out_view);
+        return -1;
+    }
+    return 0;
+}
+
+/* batch.BatchedUDP._send: the count replies ready in out, a full send buffer
+ * given one more try, a datagram the kernel refuses (not EAGAIN: an address
+ * it will not send to) skipped. How many were not sent. */
+static Py_ssize_t
+send_round(int fd, struct mmsghdr *out, Py_ssize_t count)
+{
+    Py_ssize_t done = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int result, error;
+        Py_BEGIN_ALLOW_THREADS
+        errno = 0;
+        result = sendmmsg(fd, out + done, (unsigned int)(count - done), 0);
+        error = errno;
+        Py_END_ALLOW_THREADS
+        if (result > 0) {
+            done += result;
+            if (done == count)
+                return 0;
+        } else if (error != 0 && error != EAGAIN && error != EWOULDBLOCK) {
+            done++;
+            if (done == count)
+                return 0;
+        }
+    }
+    return count - done;
+}
+
+/* BatchedUDP._drain's whole loop for the common case (no ACL, no query log,
+ * no rate limiting: nothing needs the client's address), so that a readable
+ * event costs one call from Python rather than several per round: up to
+ * rounds times, read up to size datagrams with recvmmsg, answer them
+ * (answer_round), send the replies with sendmmsg (send_round); stop once the
+ * socket has none left (EAGAIN or any other error, as the Python loop) or a
+ * read brings fewer than size. Returns how many replies could not be sent,
+ * for stats.dropped. */
+static PyObject *
+drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError,
+                        "drain(fd, msgs_in, size, msgs_out, slot, zones, edns, general, rounds)");
+        return NULL;
+    }
+    int fd = PyObject_AsFileDescriptor(args[0]);
+    if (fd < 0)
+        return NULL;
+    Py_ssize_t size = PyLong_AsSsize_t(args[2]), slot = PyLong_AsSsize_t(args[4]),
+               rounds = PyLong_AsSsize_t(args[8]);
+    if ((size == -1 || slot == -1 || rounds == -1) && PyErr_Occurred())
+        return NULL;
+    if (size < 1 || size > 1024) { /* UIO_MAXIOV: the most recvmmsg takes */
+        PyErr_SetString(PyExc_ValueError, "size must be 1 to 1024");
+        return NULL;
+    }
+    if (check_args(args[5]) < 0)
+        return NULL;
+    Py_buffer in_view, out_view;
+    if (header_buffers(args[1], args[3], size, &in_view, &out_view) < 0)
+        return NULL;
+    struct mmsghdr *in = in_view.buf, *out = out_view.buf;
+    Py_ssize_t dropped = 0;
+    PyObject *result = NULL;
+    for (Py_ssize_t round = 0; round < rounds; round++) {
+        /* recvmmsg writes each sender's address length there: back to the
+         * room there is before each read. */
+        for (Py_ssize_t i = 0; i < size; i++)
+            in[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in6);
+        int count;
+        Py_BEGIN_ALLOW_THREADS
+        count = recvmmsg(fd, in, (unsigned int)size, MSG_DONTWAIT, NULL);
+        Py_END_ALLOW_THREADS
+        if (count <= 0)
+            break; /* drained (EAGAIN), or an ICMP error for an earlier reply */
+        Py_ssize_t sent = answer_round(in, count, out, slot, args[5], args[6], args[7]);
+        if (sent < 0)
+            goto done;
+        if (sent)
+            dropped += send_round(fd, out, sent);
+        if (count < size)
+            break;
+    }
+    result = PyLong_FromSsize_t(dropped);
 done:
     PyBuffer_Release(&in_view);
     PyBuffer_Release(&out_view);
@@ -594,8 +714,8 @@ static PyMethodDef methods[] = {
     {"fast", (PyCFunction)(void (*)(void))fast, METH_FASTCALL,
      "fast(data, zones, udp, edns) -> bytes | None: answer._fast_python, compiled."},
 #ifdef __linux__
-    {"answer_batch", (PyCFunction)(void (*)(void))answer_batch, METH_FASTCALL,
-     "answer_batch(msgs_in, count, msgs_out, slot, zones, edns, general) -> replies ready."},
+    {"drain", (PyCFunction)(void (*)(void))drain, METH_FASTCALL,
+     "drain(fd, msgs_in, size, msgs_out, slot, zones, edns, general, rounds) -> not sent."},
 #endif
     {"configure", configure, METH_VARARGS,
      "configure(a, txt, any, tcp_offset): the requests counters' indexes."},

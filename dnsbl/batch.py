@@ -63,12 +63,13 @@ def _calls() -> tuple[Any, Any] | None:
 _CALLS = _calls()
 #: Whether this system has recvmmsg and sendmmsg.
 AVAILABLE = _CALLS is not None
-#: The loop below compiled (_fastpath.c), where built: used while the
-#: compiled fast path is the one answering (answer._fast).
+#: BatchedUDP._drain's loop compiled (_fastpath.c's drain), where built: used
+#: while the compiled fast path is the one answering (answer._fast) and
+#: nothing needs the client's address.
 _COMPILED_FAST = FAST_PATHS.get("compiled")
-_answer_batch: Any = None
+_compiled_drain: Any = None
 if _COMPILED_FAST is not None:
-    from dnsbl._fastpath import answer_batch as _answer_batch  # type: ignore[attr-defined,no-redef]
+    from dnsbl._fastpath import drain as _compiled_drain  # type: ignore[attr-defined,no-redef]
 
 # Where the fields the loop touches sit, in units of the memoryviews below.
 _STRIDE_I = sizeof(_MMsgHdr) // 4
@@ -143,10 +144,24 @@ class BatchedUDP:
         self._sock.close()
 
     def _drain(self) -> None:
-        assert _CALLS is not None
-        recvmmsg, sendmmsg = _CALLS
         shared = self._shared
         stats, edns = shared.stats, shared.edns
+        zoneset = shared.served.current
+        if (_compiled_drain is not None and shared.query_log is None and not zoneset.has_acls
+                and shared.rrl is None and answering._fast is _COMPILED_FAST):
+            # The common case, no Python per round nor per datagram: the
+            # whole loop below in C, with the compiled fast path, else
+            # answer() (or transfers, _special) for that datagram alone.
+            zones = zoneset.zones
+            plain = partial(answer, zones=zones, stats=stats, edns=edns)
+            not_sent = _compiled_drain(self._fd, self._in, self._size, self._out, _SLOT, zones,
+                                       edns, plain if shared.xfr is None else partial(
+                                           _special, shared.xfr, plain), _ROUNDS)
+            if not_sent:
+                stats.dropped[DROP_SEND] += not_sent
+            return
+        assert _CALLS is not None
+        recvmmsg, sendmmsg = _CALLS
         fd, size, msgs_in = self._fd, self._size, self._in
         in_u32, out_u32, out_ptr, out_len = (self._in_u32, self._out_u32, self._out_ptr,
                                              self._out_iov_len)
@@ -166,18 +181,7 @@ class BatchedUDP:
             rrl = shared.rrl
             now = monotonic() if rrl is not None else 0.0
             sent = 0
-            if (_answer_batch is not None and not addressed and rrl is None
-                    and answering._fast is _COMPILED_FAST):
-                # The common case, no Python per datagram: the compiled fast
-                # path, else answer() for that datagram alone.
-                plain = partial(answer, zones=zones, stats=stats, edns=edns)
-                sent = _answer_batch(msgs_in, count, self._out, _SLOT, zones, edns,
-                                     plain if shared.xfr is None else partial(
-                                         _special, shared.xfr, plain))
-                looped = count  # none left for the loop below
-            else:
-                looped = 0
-            for i in range(looped, count):
+            for i in range(count):
                 data = bytes(inbox[i * _SLOT:i * _SLOT + in_u32[i * _STRIDE_I + _LEN_I]])
                 if addressed:
                     reply = udp_reply(shared, zones, data,
