@@ -292,7 +292,7 @@ def _export(args: argparse.Namespace) -> int:
 
     config = _config(args)
     try:
-        zoneset, zone = export.load(config, args.zone_name)
+        zoneset, zone = export.load(config, args.zone_name, rpz=args.format == "rpz")
         if args.format == "rpz":
             configured = next((z.rpz for z in config.zones if z.name == zone.name), None)
             origin = (args.origin or configured or f"rpz.{zone.name}").rstrip(".")

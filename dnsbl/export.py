@@ -24,6 +24,7 @@ from itertools import chain
 from socket import inet_ntoa
 from typing import Any, TextIO
 
+from dnsbl.allowlist import Network, allowlist_files
 from dnsbl.config import ServerConfig
 from dnsbl.datasets import (
     CombinedDataset,
@@ -103,8 +104,9 @@ def zone_parts(zoneset: Snapshot, zone: Zone) -> list[tuple[str, Dataset]]:
     return parts
 
 
-def load(config: ServerConfig, name: str) -> tuple[Snapshot, Zone]:
-    """Load the datasets of zone ``name`` (and no others).
+def load(config: ServerConfig, name: str, rpz: bool = False) -> tuple[Snapshot, Zone]:
+    """Load the datasets of zone ``name`` (and no others); ``rpz``: the
+    allowlist of its RPZ form too.
 
     :raises ExportError: for an unknown zone or a file that cannot be loaded.
     """
@@ -114,7 +116,8 @@ def load(config: ServerConfig, name: str) -> tuple[Snapshot, Zone]:
         known = ", ".join(z.name for z in config.zones) or "none"
         raise ExportError(f"no zone {wanted!r} in the configuration (zones: {known})")
     try:
-        zoneset = load_snapshot(replace(config, zones=(zone_config,), global_acl=None))
+        zoneset = load_snapshot(replace(config, zones=(zone_config,), global_acl=None),
+                                allowlist=allowlist_files(config) if rpz else ())
     except LoadError as exc:
         raise ExportError("; ".join(map(str, exc.errors))) from None
     zone = zoneset.by_name(wanted)
@@ -568,18 +571,14 @@ def _category_address(config: ServerConfig, category: str, where: str) -> bytes:
                           ) from None
 
 
-def _allowed(config: ServerConfig, policy: RpzPolicy) -> Iterator[
-        ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    from dnsbl.ledger.guard import _allowlist
-    from dnsbl.ledger.model import LedgerError
-
-    files = [*policy.allowlist, *(config.ledger.allowlist if config.ledger else ())]
-    for path in files:
-        try:
-            for network, _lineno in _allowlist(path):
-                yield network
-        except LedgerError as exc:
-            raise ExportError(str(exc)) from None
+def _allowed(zoneset: Snapshot, config: ServerConfig) -> tuple[Network, ...]:
+    """The allowlist's networks as the snapshot holds them, read with its data."""
+    if zoneset.allowlist is not None:
+        return zoneset.allowlist.networks
+    if allowlist_files(config):
+        raise ExportError(f"the RPZ allowlist ({', '.join(allowlist_files(config))}) "
+                          "has not loaded: see the log for why")
+    return ()
 
 
 def _trigger(family: str, key: int, bits: int) -> str:
@@ -602,7 +601,7 @@ def rpz_records(zoneset: Snapshot, zone: Zone, config: ServerConfig,
     allowlist wins, else the later dataset, as in the ``bind`` form.
 
     :raises ExportError: for a category the policy names that is not one,
-        or an allowlist that cannot be read.
+        or a snapshot without the allowlist it needs.
     """
     policy = policy or RpzPolicy()
     actions = {_category_address(config, category, "actions"): action_rdata(action)
@@ -631,7 +630,7 @@ def rpz_records(zoneset: Snapshot, zone: Zone, config: ServerConfig,
             trigger = "rpz-client-ip" if value is not None and value.a in by_client else "rpz-ip"
             ranked[(trigger, family)].append((key << 8 | bits) << 32 | len(chosen))
             chosen.append(action)
-    for network in _allowed(config, policy):
+    for network in _allowed(zoneset, config):
         family = f"ip{network.version}"
         ranked[("rpz-ip", family)].append(
             (int(network.network_address) << 8 | network.prefixlen) << 32 | len(chosen))

@@ -14,6 +14,7 @@ import os
 import time
 from concurrent.futures import Executor, Future
 
+from dnsbl.allowlist import load_allowlist, served_allowlist_files
 from dnsbl.config import DatasetConfig, ServerConfig
 from dnsbl.datasets import Dataset, Parsed, index_dataset, parse_dataset
 from dnsbl.spawn import ProcessDied, ProcessTimeout, limited
@@ -140,14 +141,23 @@ async def load_dataset_async(key: DatasetKey, spec: DatasetConfig, config: Serve
         raise load_failure(key, exc) from None
 
 
-def load_snapshot(config: ServerConfig, pool: Executor | None = None) -> Snapshot:
-    """Load every dataset and assemble the zones.
+def load_snapshot(config: ServerConfig, pool: Executor | None = None,
+                  allowlist: tuple[str, ...] | None = None) -> Snapshot:
+    """Load every dataset and the RPZ ``allowlist`` files (None: those
+    ``dnsbl serve`` needs), and assemble the zones.
 
-    :raises LoadError: if any dataset failed; ``partial`` holds the snapshot
-        with the zones that could not load answering SERVFAIL.
+    :raises LoadError: if any dataset or the allowlist failed; ``partial``
+        holds the snapshot with the zones that could not load answering SERVFAIL.
     """
     datasets, errors = load_datasets(config, pool)
-    snapshot = build_snapshot(config, datasets)
+    files = served_allowlist_files(config) if allowlist is None else allowlist
+    networks = None
+    if files:
+        try:
+            networks = load_allowlist(files)
+        except ZoneFileError as exc:
+            errors.append(exc)
+    snapshot = build_snapshot(config, datasets, networks)
     if errors:
         raise LoadError(errors, snapshot)
     return snapshot

@@ -16,10 +16,11 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 
-from dnsbl.config import DatasetConfig, ServerConfig
+from dnsbl.allowlist import Allowlist, load_allowlist, served_allowlist_files
+from dnsbl.config import DatasetConfig, ServerConfig, ZoneConfig
 from dnsbl.datasets import Dataset
 from dnsbl.loader import dataset_specs, load_dataset_async
 from dnsbl.spawn import Spawner
@@ -86,7 +87,12 @@ class Reloader:
         self.served = served
         self._notify = notify  # systemd: RELOADING=1 and READY=1 around a reload
         self._specs = dataset_specs(config)
-        self.loads = Loads(self._specs, served.current)
+        #: The RPZ allowlist, reloaded as a dataset is, under a key of its own.
+        self._allow_key: DatasetKey | None = None
+        files = served_allowlist_files(config)
+        if files:
+            self._allow_key = ("allowlist", files)
+        self.loads = Loads(self._specs, served.current, self._allow_key)
         #: What reloading did to each dataset, for logs and metrics.
         self.status = self.loads.status
         self._wake = asyncio.Event()
@@ -132,13 +138,17 @@ class Reloader:
         return await done
 
     def zone_keys(self, zone: str) -> list[DatasetKey]:
-        """The datasets of the configured zone ``zone``; [] for no such zone."""
-        return [dataset_key(d) for z in self.config.zones if z.name == zone
-                for d in z.datasets]
+        """The datasets of the configured zone ``zone`` (its RPZ form's
+        allowlist too); [] for no such zone."""
+        return [key for z in self.config.zones if z.name == zone for key in self._keys(z)]
+
+    def _keys(self, zone: ZoneConfig) -> list[DatasetKey]:
+        keys = [dataset_key(d) for d in zone.datasets]
+        return keys + [self._allow_key] if zone.rpz and self._allow_key else keys
 
     async def run(self) -> None:
-        watch = FileWatch((f for spec in self._specs.values() for f in spec.files),
-                          self._wake.set)
+        watch = FileWatch([*(f for spec in self._specs.values() for f in spec.files),
+                           *(self._allow_key[1] if self._allow_key else ())], self._wake.set)
         if self.config.check_interval:  # 0: nothing automatic, SIGHUP only
             watch.start(asyncio.get_running_loop())
         try:
@@ -215,7 +225,7 @@ class Reloader:
     def _summarize(self, result: CheckResult, accept: set[str]) -> None:
         """Fill ``result`` by zone from what the check just run did."""
         for zone_config in self.config.zones:
-            keys = [dataset_key(d) for d in zone_config.datasets]
+            keys = self._keys(zone_config)
             errors = [self._failed_now[k] for k in keys if k in self._failed_now]
             if errors:
                 result.failed[zone_config.name] = "; ".join(errors)
@@ -229,6 +239,10 @@ class Reloader:
     async def _reload(self, changed: dict[DatasetKey, tuple[Signature | None, ...]],
                       accept: set[str]) -> bool:
         loaded: dict[DatasetKey, Dataset] = {}
+        current = self.served.current
+        allowlist = current.allowlist
+        if self._allow_key in changed:
+            allowlist = await self._load_allowlist(changed.pop(self._allow_key))
         for key, signature in changed.items():
             dataset = await self._load(key, signature)
             if dataset is not None:
@@ -237,15 +251,33 @@ class Reloader:
         for key, message in shrinking(self.config, self.served.current, loaded, accept):
             del loaded[key]
             self._fail(key, changed[key], "shrink", message)
-        if not loaded:
+        if not loaded and allowlist is current.allowlist:
             return False
-        current = self.served.current
-        zoneset = build_snapshot(self.config, {**current.datasets, **loaded})
+        zoneset = build_snapshot(self.config, {**current.datasets, **loaded}, allowlist)
         self.served.swap(zoneset)
         self.reloads += 1
-        recovered = self.loads.succeeded(loaded)
-        self._log_reloaded(zoneset, loaded, recovered)
+        done = list(loaded)
+        if allowlist is not current.allowlist and self._allow_key is not None:
+            done.append(self._allow_key)
+        recovered = self.loads.succeeded(done)
+        self._log_reloaded(zoneset, done, recovered)
         return True
+
+    async def _load_allowlist(self, signature: tuple[Signature | None, ...]
+                              ) -> Allowlist | None:
+        """The RPZ allowlist read anew; the one served when it cannot be."""
+        key = self._allow_key
+        assert key is not None
+        started = time.monotonic()
+        self._tried_now.add(key)
+        self.status[key].last_attempt = time.time()
+        try:
+            allowlist = await asyncio.to_thread(load_allowlist, key[1])
+        except ZoneFileError as error:
+            self._fail(key, signature, error.reason, str(error))
+            return self.served.current.allowlist
+        self.status[key].last_duration = time.monotonic() - started
+        return allowlist
 
     async def _load(self, key: DatasetKey,
                     signature: tuple[Signature | None, ...]) -> Dataset | None:
@@ -273,10 +305,10 @@ class Reloader:
         log.error("reload of %s %s failed, still serving the previous data: %s",
                   key[0], ",".join(key[1]), message)
 
-    def _log_reloaded(self, zoneset: Snapshot, loaded: dict[DatasetKey, Dataset],
+    def _log_reloaded(self, zoneset: Snapshot, loaded: list[DatasetKey],
                       recovered: dict[DatasetKey, int]) -> None:
         for zone_config in self.config.zones:
-            keys = [dataset_key(d) for d in zone_config.datasets]
+            keys = self._keys(zone_config)
             changed = [k for k in keys if k in loaded]
             if not changed:
                 continue
@@ -298,8 +330,10 @@ class Loads:
     which files failed to load as they are now, so they are not tried again
     until they change (or a SIGHUP asks)."""
 
-    def __init__(self, specs: dict[DatasetKey, DatasetConfig], current: Snapshot) -> None:
+    def __init__(self, specs: dict[DatasetKey, DatasetConfig], current: Snapshot,
+                 allowlist: DatasetKey | None = None) -> None:
         self._specs = specs
+        self._allowlist = allowlist  # the RPZ allowlist's key, when one is served
         self._attempted: dict[DatasetKey, tuple[Signature | None, ...]] = {}
         self._unopened: set[DatasetKey] = set()  # last failed: a file would not open
         now = time.time()
@@ -307,6 +341,10 @@ class Loads:
         for key, dataset in current.datasets.items():
             self.status[key] = DatasetStatus(loads=1, last_success=now,
                                              last_duration=dataset.load_seconds)
+        if allowlist is not None:
+            self.status[allowlist] = DatasetStatus(
+                loads=int(current.allowlist is not None),
+                last_success=now if current.allowlist is not None else 0.0)
 
     def retry(self, keys: list[DatasetKey] | None) -> None:
         """Try these datasets again (None: every one) whatever their files."""
@@ -318,12 +356,18 @@ class Loads:
     def changed(self, current: Snapshot) -> dict[DatasetKey, tuple[Signature | None, ...]]:
         """Datasets whose files differ from what is served and from the last failed try."""
         out = {}
-        for key, spec in self._specs.items():
-            signature = tuple(file_signature(p) for p in spec.files)
-            loaded = current.datasets.get(key)
-            if loaded is not None and loaded.signature == signature:
+        served: dict[DatasetKey, tuple[Signature | None, ...]] = {
+            key: dataset.signature for key, dataset in current.datasets.items()}
+        files = {key: spec.files for key, spec in self._specs.items()}
+        if self._allowlist is not None:
+            files[self._allowlist] = self._allowlist[1]
+            if current.allowlist is not None:
+                served[self._allowlist] = current.allowlist.signature
+        for key, paths in files.items():
+            signature = tuple(file_signature(p) for p in paths)
+            if served.get(key, False) == signature:
                 continue
-            if self._attempted.get(key) == signature and not self._opens_now(key, spec.files):
+            if self._attempted.get(key) == signature and not self._opens_now(key, paths):
                 continue
             out[key] = signature
         return out
@@ -353,7 +397,7 @@ class Loads:
         status.failing += 1
         status.last_error = f"{reason}: {message}"
 
-    def succeeded(self, loaded: dict[DatasetKey, Dataset]) -> dict[DatasetKey, int]:
+    def succeeded(self, loaded: Collection[DatasetKey]) -> dict[DatasetKey, int]:
         """Record these loads as served; how many failed loads each ends."""
         now = time.time()
         recovered = {key: self.status[key].failing for key in loaded}

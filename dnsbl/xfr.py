@@ -41,6 +41,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from dnsbl.allowlist import Allowlist
 from dnsbl.export import Record, packed_records, transfer_forms
 from dnsbl.ixfr import Delta, Digests, History, condensed, difference
 from dnsbl.notify import Notifier
@@ -166,12 +167,15 @@ def _ixfr(deltas: list[Delta], current: bytes) -> Iterator[bytes]:
     yield _soa(current)
 
 
-def _fingerprint(zone: Zone) -> str:
+def _fingerprint(zone: Zone, allowlist: Allowlist | None = None) -> str:
     """What tells one version of a zone's data from another, cheaply: the
     data's own serial, and each dataset's files as read (time, size, inode:
-    what reloading goes by) and entries."""
+    what reloading goes by) and entries; for a zone with an RPZ form, its
+    allowlist's files and networks the same way (they are in that form)."""
     parts = [str(zone.soa.serial), str(zone.loaded)]
     parts += [f"{d.family}:{d.signature!r}:{d.listed}" for d in zone.datasets]
+    if allowlist is not None and allowlist.files:
+        parts.append(f"allowlist:{allowlist.signature!r}:{len(allowlist.networks)}")
     return "|".join(parts)
 
 
@@ -230,17 +234,25 @@ class Transfers:
             if zone is None or not zone.loaded:
                 continue
             before = old.zones.get(wire) if old is not None else None
-            if (before is not None and before.loaded
+            # The RPZ form's passthrus are data of the zone's too, versioned with it.
+            allowlist = new.allowlist if config.rpz else None
+            if (old is not None and before is not None and before.loaded
                     and len(before.datasets) == len(zone.datasets)
-                    and all(a is b for a, b in zip(before.datasets, zone.datasets, strict=True))):
+                    and all(a is b for a, b in zip(before.datasets, zone.datasets, strict=True))
+                    and (allowlist is old.allowlist or not config.rpz)):
                 serial = before.serial  # rebuilt for another zone's sake: the same data
             else:
-                serial = self._serials.serial(config.name, _fingerprint(zone), zone.serial)
+                serial = self._serials.serial(config.name, _fingerprint(zone, allowlist),
+                                              zone.serial)
             zone.set_serial(serial)
             suffix = "." + config.name
             for sub in new.zones.values():  # a combined file's subzones share the SOA
                 if sub.parent_labels and sub.name.endswith(suffix):
                     sub.set_serial(serial)
+            for form in self._forms.values():  # and the RPZ origin's apex answers it
+                apex = new.zones.get(form.wire) if form.zone == wire else None
+                if apex is not None and apex is not zone:
+                    apex.set_serial(serial)
             if (old is not None and before is not None and before.loaded
                     and serial != before.serial):
                 for form in self._forms.values():  # the zone's own, its RPZ form
@@ -387,7 +399,8 @@ class Transfers:
                 self._count(label, kind, "refused")  # unsigned, or by another key
                 return _refusal(message, question, REFUSED, sign)
         if (qclass != CLASS_IN or zone is None or zone.wire != served
-                or not (soa_only or self._allowed(name, client)) or zone.servfail):
+                or not (soa_only or self._allowed(name, client)) or zone.servfail
+                or snapshot.zones[name].servfail):  # an RPZ form whose allowlist is missing
             self._count(label, kind, "refused")
             return _refusal(message, question, REFUSED, sign)
         head = message[:2] + struct.pack(">H", _QR_AA | (message[2] & 0x79) << 8)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from dnsbl.allowlist import Allowlist, served_allowlist_files
 from dnsbl.config import DatasetConfig, ServerConfig
 from dnsbl.datasets import Dataset
 from dnsbl.datasets.acl import AclDataset
@@ -153,6 +154,9 @@ class Snapshot:
 
     zones: Zones = field(default_factory=Zones)
     datasets: dict[DatasetKey, Dataset] = field(default_factory=dict)
+    #: The networks the RPZ forms write as rpz-passthru, read with the data;
+    #: None while the allowlist files named have not loaded.
+    allowlist: Allowlist | None = None
     #: Some zone has an ACL, so answering needs the client's address.
     has_acls: bool = False
 
@@ -171,10 +175,13 @@ def dataset_key(spec: DatasetConfig) -> DatasetKey:
     return (spec.type, spec.files)
 
 
-def build_snapshot(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) -> Snapshot:
+def build_snapshot(config: ServerConfig, datasets: dict[DatasetKey, Dataset],
+                   allowlist: Allowlist | None = None) -> Snapshot:
     """Assemble every configured zone from loaded datasets; a zone missing one of
-    its datasets is there but not loaded (SERVFAIL)."""
-    zoneset = Snapshot(datasets=dict(datasets))
+    its datasets is there but not loaded (SERVFAIL), and so is an RPZ form
+    while the ``allowlist`` it needs has not loaded."""
+    zoneset = Snapshot(datasets=dict(datasets), allowlist=allowlist)
+    rpz_ready = allowlist is not None or not served_allowlist_files(config)
     global_acl: tuple[AclDataset, ...] = ()
     if config.global_acl is not None:
         acl = datasets.get(dataset_key(config.global_acl))
@@ -188,14 +195,14 @@ def build_snapshot(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) ->
                          soa=zone.soa, ns=zone.ns)
             zoneset.zones[built.wire] = built
             if zone.rpz is not None:
-                zoneset.zones[name_to_wire(zone.rpz)] = rpz_apex(zone.rpz, built)
+                zoneset.zones[name_to_wire(zone.rpz)] = rpz_apex(zone.rpz, built, rpz_ready)
             continue
         members, subzones = _expand([datasets[k] for k in keys])
         built = Zone(zone.name, members, config.ttl, outer_acls=global_acl, soa=zone.soa,
                      ns=zone.ns)
         zoneset.zones[built.wire] = built
         if zone.rpz is not None:
-            zoneset.zones[name_to_wire(zone.rpz)] = rpz_apex(zone.rpz, built)
+            zoneset.zones[name_to_wire(zone.rpz)] = rpz_apex(zone.rpz, built, rpz_ready)
         for prefix, sub_members in subzones.items():
             subzone = Zone(f"{prefix}.{zone.name}", sub_members, config.ttl,
                            parent_labels=prefix.count(".") + 1, outer_acls=built.acls,
@@ -205,11 +212,12 @@ def build_snapshot(config: ServerConfig, datasets: dict[DatasetKey, Dataset]) ->
     return zoneset
 
 
-def rpz_apex(origin: str, zone: Zone) -> Zone:
+def rpz_apex(origin: str, zone: Zone, ready: bool = True) -> Zone:
     """The zone's RPZ form as queries see it: the zone's SOA and NS at
     ``origin`` (a secondary asks the SOA before it transfers), nothing
-    below it; the triggers are for transfer only (dnsbl.xfr)."""
-    apex = Zone(origin, (), zone.soa.ttl, loaded=zone.loaded, outer_acls=zone.acls)
+    below it; the triggers are for transfer only (dnsbl.xfr). Not
+    ``ready``: its allowlist has not loaded, so it answers SERVFAIL."""
+    apex = Zone(origin, (), zone.soa.ttl, loaded=zone.loaded and ready, outer_acls=zone.acls)
     apex.soa, apex.serial = zone.soa, zone.serial
     apex.soa_tail, apex.neg_soa_tail, apex.ns_tails = (zone.soa_tail, zone.neg_soa_tail,
                                                        zone.ns_tails)

@@ -232,6 +232,17 @@ def test_an_unknown_zone_is_named(configured):
     assert "bl.example.org" in done.stderr
 
 
+def test_a_bad_allowlist_line_fails_the_rpz_export_by_file_and_line(configured):
+    allow = configured.parent / "allow.txt"
+    allow.write_text(ALLOW + "192.0.2.300\n")
+    done = export(configured, "bl.example.org", "--format", "rpz")
+    assert done.returncode == 1
+    assert f"{allow}:3: bad address '192.0.2.300'" in done.stderr
+    assert "; end of" not in done.stdout
+    # The bind form has no allowlist in it: it exports as before.
+    assert export(configured, "bl.example.org").returncode == 0
+
+
 def test_a_failed_export_leaves_no_output_file(configured):
     out = configured.parent / "out.db"
     done = export(configured, "bl.example.org", "--max-records", "100", "--output", str(out))

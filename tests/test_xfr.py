@@ -382,7 +382,107 @@ def test_the_rpz_form_follows_its_zone_serial_ixfr_and_notify(tmp_path, server, 
                                     relativize=False)
     assert old.get_rdataset(origin, "SOA")[0].serial == 8
     assert old.get_rdataset(f"32.1.2.0.192.rpz-ip.{origin}", "CNAME") is not None
-    assert transfers.counts.get(("rpz.bl.example.org", "ixfr", "ok")) == 1
+    # Counted once the last message is sent, which the client may have read first.
+    wait_for(lambda: transfers.counts.get(("rpz.bl.example.org", "ixfr", "ok")) == 1,
+             timeout=20, what="the IXFR counted")
+
+
+def rpz_soa_serial(thread: ServerThread) -> int:
+    """The serial a secondary of the RPZ form sees when it polls the SOA."""
+    r = dns.query.udp(dns.message.make_query("rpz.bl.example.org", "SOA"), "127.0.0.1",
+                      port=port(thread), timeout=scaled(10))
+    return r.answer[0][0].serial
+
+
+def readyz(thread: ServerThread) -> str:
+    from urllib.error import HTTPError
+    from urllib.request import urlopen
+
+    assert thread.server is not None and thread.server.metrics_port is not None
+    try:
+        with urlopen(f"http://127.0.0.1:{thread.server.metrics_port}/readyz",
+                     timeout=scaled(10)) as r:
+            return r.read().decode()
+    except HTTPError as exc:  # 503: not ready, and why
+        with exc:
+            return exc.read().decode()
+
+
+def test_an_allowlist_edit_raises_the_rpz_serial_notifies_and_goes_by_ixfr(
+        tmp_path, server, secondary):
+    path = rpz_config(tmp_path)
+    target = secondary.getsockname()[1]
+    path.write_text(path.read_text().replace(
+        "rpz = {", f'notify = ["127.0.0.1:{target}"]\nrpz = {{', 1))
+    thread = server(path, check_interval=1)  # the reload timer, as served
+    origin = "rpz.bl.example.org."
+    old = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", origin, port=port(thread),
+                                          relativize=False, timeout=scaled(10)),
+                            relativize=False)
+    listed = f"8.0.0.0.10.rpz-ip.{origin}"  # 10.0.0.0/8 :3: (drop)
+    assert old.get_rdataset(listed, "CNAME")[0].target.to_text() == "rpz-drop."
+    assert rpz_soa_serial(thread) == 7
+    # Only the allowlist changes, no zone file: it now names a listed address.
+    (tmp_path / "allow.txt").write_text("10.9.9.9\n10.0.0.0/8  # our own network\n")
+    wait_for(lambda: rpz_soa_serial(thread) == 8, timeout=30,
+             what="the RPZ form's serial rising after the allowlist edit")
+    told = {}
+    while origin not in told:
+        wire, sender = secondary.recvfrom(65535)
+        notify = dns.message.from_wire(wire)
+        told[notify.question[0].name.to_text()] = notify.answer[0][0].serial
+        secondary.sendto(dns.message.make_response(notify).to_wire(), sender)
+    assert told[origin] == 8
+    assert thread.server is not None and thread.server.transfers is not None
+    transfers = thread.server.transfers
+    wait_for(lambda: 7 in transfers.kept("rpz.bl.example.org"), timeout=20,
+             what="the RPZ form's difference made")
+    query, _serial = dns.xfr.make_query(old)
+    dns.query.inbound_xfr("127.0.0.1", old, query, port=port(thread), timeout=scaled(10))
+    # Counted once the last message is sent, which the client may have read first.
+    wait_for(lambda: transfers.counts.get(("rpz.bl.example.org", "ixfr", "ok")) == 1,
+             timeout=20, what="the IXFR counted")
+    fresh = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", origin, port=port(thread),
+                                            relativize=False, timeout=scaled(10)),
+                              relativize=False)
+    assert old == fresh
+    assert fresh.get_rdataset(origin, "SOA")[0].serial == 8
+    assert fresh.get_rdataset(listed, "CNAME")[0].target.to_text() == "rpz-passthru."
+
+
+def test_a_broken_allowlist_edit_is_reported_and_the_rpz_form_kept(tmp_path, server):
+    path = rpz_config(tmp_path)
+    thread = server(path, check_interval=0)
+    origin = "rpz.bl.example.org."
+
+    def transferred() -> dns.zone.Zone:
+        return dns.zone.from_xfr(dns.query.xfr("127.0.0.1", origin, port=port(thread),
+                                               relativize=False, timeout=scaled(10)),
+                                 relativize=False)
+
+    before = transferred()
+    allow = tmp_path / "allow.txt"
+    allow.write_text("10.0.0.0/8\n10.0.0.300\n")
+    assert not thread.check()
+    assert thread.server is not None and thread.server.reloader is not None
+    failed = thread.server.reloader.last_check.failed
+    assert f"{allow}:2: bad address '10.0.0.300'" in failed["bl.example.org"]
+    assert f"{allow}:2: bad address '10.0.0.300'" in readyz(thread)
+    # The previous RPZ data, serial and all, keeps being served.
+    assert rpz_soa_serial(thread) == 7
+    kept = transferred()
+    assert kept == before
+    assert kept.get_rdataset(f"8.0.0.0.10.rpz-ip.{origin}", "CNAME")[0].target.to_text() \
+        == "rpz-drop."
+    # Fixed, it loads, and the serial rises.
+    allow.write_text("10.0.0.0/8\n")
+    assert thread.check()
+    assert rpz_soa_serial(thread) == 8
+    assert "allowlist" not in readyz(thread)
+    fixed = transferred()
+    assert fixed.get_rdataset(f"8.0.0.0.10.rpz-ip.{origin}", "CNAME")[0].target.to_text() \
+        == "rpz-passthru."
+    assert fixed.get_rdataset(f"32.9.9.9.10.rpz-ip.{origin}", "CNAME") is None
 
 
 def test_the_rpz_form_outside_the_acl_or_unsigned_is_refused_and_counted(tmp_path, server):
@@ -610,7 +710,9 @@ default = "nxdomain"
         # A name not asked before, so no cached answer is in the way.
         wait_for(lambda: recursor.answer("fresh.web.test") == ("NXDOMAIN", []),
                  timeout=scaled(60), what="the recursor taking the change")
-        assert transfer_count(thread, "ixfr", "ok") >= 1
+        # Counted once the last message is sent: the recursor may answer first.
+        wait_for(lambda: transfer_count(thread, "ixfr", "ok") >= 1, timeout=20,
+                 what="the IXFR counted")
         assert transfer_count(thread, "axfr", "ok") == 1
         assert transfer_count(thread, "ixfr", "full") == 0
         assert thread.server is not None and thread.server.transfers is not None

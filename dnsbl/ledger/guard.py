@@ -8,8 +8,10 @@ import ipaddress
 import json
 from collections.abc import Iterable
 
+from dnsbl.allowlist import networks_in
 from dnsbl.ledger.config import Category, LedgerConfig
 from dnsbl.ledger.model import LedgerError
+from dnsbl.zonefile import ZoneFileError
 
 #: The IANA IPv4 and IPv6 Special-Purpose Address Registries (RFC 6890 and
 #: updates), with the multicast blocks: no reputation list should name them.
@@ -144,20 +146,9 @@ def _add(found: dict[int, list[tuple[int, int, str]]],
 
 def _allowlist(path: str) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int]]:
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as exc:
-        raise LedgerError(f"{path}: cannot read the allowlist: {exc.strerror or exc}") from None
-    networks = []
-    for lineno, line in enumerate(lines, 1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        try:
-            networks.append((ipaddress.ip_network(text.split()[0]), lineno))
-        except ValueError:
-            raise LedgerError(f"{path}:{lineno}: bad address {text!r}") from None
-    return networks
+        return networks_in(path)
+    except ZoneFileError as exc:
+        raise LedgerError(str(exc)) from None
 
 
 def _warninglist(path: str) -> tuple[str, list[ipaddress.IPv4Network | ipaddress.IPv6Network]]:
