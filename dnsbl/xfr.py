@@ -56,6 +56,9 @@ if TYPE_CHECKING:
 #: A transfer's messages are filled to about this size (RFC 5936 allows
 #: 65535; smaller ones interleave better with queries on the loop).
 MESSAGE_SIZE = 16 * 1024
+#: Seconds an IXFR waits for the difference of a change just served (a 1M-entry
+#: zone's takes about 30 s on a slow host) before it gets the whole zone.
+DIFFERENCE_WAIT = 120.0
 KINDS = ("axfr", "ixfr")
 #: ``ixfr``: answered from kept differences; ``axfr``: the whole zone
 #: (an IXFR from a serial not kept is answered so, counted ``ixfr``/``full``);
@@ -473,6 +476,19 @@ class Transfers:
         short = self._short(granted)
         if short is not None:
             return short
+        task = asyncio.get_running_loop().create_task(self._transfer(connection, granted))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        connection.transfer_started(task)
+        return None
+
+    async def _transfer(self, connection: Any, granted: _Granted) -> None:
+        following = self._following
+        if granted.kind == "ixfr" and following is not None and not following.done():
+            # Just after a change its difference is still being made: wait
+            # for it (as BIND's journal is written before the new serial is
+            # served) rather than send the whole zone, up to a bound.
+            await asyncio.wait({following}, timeout=DIFFERENCE_WAIT)
         deltas = self._deltas(granted)
         if deltas is not None:
             records: Iterable[bytes] = _ixfr(deltas, granted.zone.soa_tail)
@@ -484,12 +500,7 @@ class Transfers:
             records = _axfr(form.records(granted.snapshot, granted.zone))
             result = "ok" if granted.kind == "axfr" else "full"
         messages = _messages(records, granted.head, granted.question, granted.sign)
-        task = asyncio.get_running_loop().create_task(
-            self._send(connection, messages, granted.label, granted.kind, result))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        connection.transfer_started(task)
-        return None
+        await self._send(connection, messages, granted.label, granted.kind, result)
 
     async def _send(self, connection: Any, messages: Generator[bytes, None, None], label: str,
                     kind: str, done: str) -> None:

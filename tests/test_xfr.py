@@ -155,6 +155,30 @@ def test_ixfr_current_or_future_serial_is_one_soa_unknown_the_whole_zone(tmp_pat
     assert transfer_count(thread, "ixfr", "future") == 1
 
 
+@pytest.mark.slow
+def test_an_ixfr_right_after_a_change_waits_for_its_difference(tmp_path, server):
+    # Big enough that the difference takes a while to make: the IXFR below
+    # comes while it is being made, and must get it, not the whole zone.
+    rng = random.Random(17)
+    singles = {f"198.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
+               for _ in range(30000)}
+    data = DATA + "".join(f"{a}\n" for a in singles)
+    thread = server(config_file(tmp_path, data=data), check_interval=0)
+    origin = "bl.example.org."
+    old = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", origin, port=port(thread),
+                                          relativize=False, timeout=scaled(30)),
+                            relativize=False)
+    (tmp_path / "bl.zone").write_text(data + "192.0.2.1\n")
+    assert thread.check()
+    query, _serial = dns.xfr.make_query(old)
+    dns.query.inbound_xfr("127.0.0.1", old, query, port=port(thread), timeout=scaled(60))
+    assert old.get_rdataset(origin, "SOA")[0].serial == 8
+    assert old.get_rdataset("1.2.0.192." + origin, "A") is not None
+    wait_for(lambda: transfer_count(thread, "ixfr", "ok") == 1, timeout=scaled(20),
+             what="the IXFR counted")
+    assert transfer_count(thread, "ixfr", "full") == 0
+
+
 @pytest.mark.parametrize("transfer", ['["10.0.0.0/8"]', "[]"])
 def test_outside_the_acl_or_not_transferable_is_refused_and_counted(tmp_path, server,
                                                                     transfer):
