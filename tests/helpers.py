@@ -807,6 +807,29 @@ def end_process(proc: subprocess.Popen | None) -> None:
         proc.wait(scaled(10))
 
 
+def unbound_server(port: int, directory: Path) -> str:
+    """The ``server:`` lines every test's Unbound starts with: loopback
+    only, in the foreground, its files in ``directory``, logging to stderr;
+    each test adds its modules and zones after them."""
+    return f"""\
+server:
+    interface: 127.0.0.1
+    port: {port}
+    do-ip6: no
+    do-daemonize: no
+    chroot: ""
+    username: ""
+    directory: "{directory}"
+    pidfile: "{directory}/unbound.pid"
+    use-syslog: no
+    logfile: ""
+    verbosity: 1
+    num-threads: 1
+    access-control: 127.0.0.0/8 allow
+    do-not-query-localhost: no
+"""
+
+
 def answers_soa(port: int, zone: str) -> bool:
     """Whether the server on ``port`` answers ``zone``'s SOA (has the zone)."""
     r = dns.query.udp(dns.message.make_query(zone, "SOA"), "127.0.0.1", port=port,

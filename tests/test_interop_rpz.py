@@ -28,7 +28,17 @@ import dns.rcode
 import pytest
 
 from dnsbl.config import Listen, load_config
-from tests.helpers import NAMED, Daemon, Named, ServerThread, answers_soa, ask, seen, stop_all
+from tests.helpers import (
+    NAMED,
+    Daemon,
+    Named,
+    ServerThread,
+    answers_soa,
+    ask,
+    seen,
+    stop_all,
+    unbound_server,
+)
 
 UNBOUND = shutil.which("unbound") or (
     "/usr/sbin/unbound" if os.path.exists("/usr/sbin/unbound") else None)
@@ -180,22 +190,7 @@ class Unbound(Daemon):
     def command(self) -> list[str]:
         assert UNBOUND is not None
         conf = self.dir / "unbound.conf"
-        conf.write_text(f"""\
-server:
-    interface: 127.0.0.1
-    port: {self.port}
-    do-ip6: no
-    do-daemonize: no
-    chroot: ""
-    username: ""
-    directory: "{self.dir}"
-    pidfile: "{self.dir}/unbound.pid"
-    use-syslog: no
-    logfile: ""
-    verbosity: 1
-    num-threads: 1
-    access-control: 127.0.0.0/8 allow
-    do-not-query-localhost: no
+        conf.write_text(unbound_server(self.port, self.dir) + f"""\
     module-config: "respip iterator"
     local-zone: "test." nodefault
 

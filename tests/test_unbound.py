@@ -23,7 +23,15 @@ import dns.rdatatype
 import pytest
 
 from dnsbl.config import Listen, ServerConfig, parse_zone_spec
-from tests.helpers import ServerThread, free_port, retry, scaled, soa_of, stop_all
+from tests.helpers import (
+    ServerThread,
+    free_port,
+    retry,
+    scaled,
+    soa_of,
+    stop_all,
+    unbound_server,
+)
 
 UNBOUND = shutil.which("unbound") or (
     "/usr/sbin/unbound" if os.path.exists("/usr/sbin/unbound") else None)
@@ -46,22 +54,7 @@ DATA = [
 
 def _config(tmp_path: Path, port: int, upstream: int) -> Path:
     conf = tmp_path / "unbound.conf"
-    conf.write_text(f"""\
-server:
-    interface: 127.0.0.1
-    port: {port}
-    do-ip6: no
-    do-daemonize: no
-    chroot: ""
-    username: ""
-    directory: "{tmp_path}"
-    pidfile: "{tmp_path}/unbound.pid"
-    use-syslog: no
-    logfile: ""
-    verbosity: 1
-    num-threads: 1
-    access-control: 127.0.0.0/8 allow
-    do-not-query-localhost: no
+    conf.write_text(unbound_server(port, tmp_path) + f"""\
     qname-minimisation: yes
     use-caps-for-id: yes
     module-config: "iterator"
