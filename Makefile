@@ -23,7 +23,7 @@ $(BIN)/activate:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed: $(BIN)/activate pyproject.toml setup.py dnsbl/_fastpath.c \
-		dnsbl/datasets/_ip4scan.c
+		dnsbl/datasets/_ip4scan.c dnsbl/datasets/_ip4index.c dnsbl/datasets/_ip4index.h
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 

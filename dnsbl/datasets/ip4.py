@@ -34,9 +34,16 @@ try:
     from dnsbl.datasets import _ip4scan  # type: ignore[attr-defined]
 except ImportError:  # not built (no compiler at install time): Python reads it all
     _ip4scan = None
+try:
+    from dnsbl.datasets._ip4index import Index  # type: ignore[import-not-found]
+except ImportError:  # not built: the compiled fast path calls the Python lookup
+    Index = None
+_COMPILED = os.environ.get("DNSBL_PURE_PYTHON", "") in ("", "0")
 #: The compiled reader (_ip4scan.c), or None: then the Python one, which is
 #: the reference, reads every line. DNSBL_PURE_PYTHON=1 asks for it.
-SCAN: Any = (_ip4scan if os.environ.get("DNSBL_PURE_PYTHON", "") in ("", "0") else None)
+SCAN: Any = _ip4scan if _COMPILED else None
+#: The compiled lookup (_ip4index.c) that _fastpath.c calls, or None.
+INDEX: Any = Index if _COMPILED else None
 
 
 class IP4Entry(NetworkEntry):
@@ -215,6 +222,11 @@ class IP4Dataset(ListedDataset):
         self.listed = len(keys) + len(parsed.blocks) - excluded
         self.lookup = self._make_lookup(  # type: ignore[method-assign,assignment]
             bool(parsed.blocks))
+        # The same lookup compiled, for _fastpath.c, its blocks flattened
+        # into ranges (the trie stays: the Python lookup, explain, entries).
+        self.lookup.index = (  # type: ignore[attr-defined]
+            None if INDEX is None else
+            INDEX(keys, starts, numbers, self._values, self._shift, parsed.blocks))
 
     @classmethod
     def parse_key(cls, kind: str, text: str, excluded: bool
@@ -318,10 +330,6 @@ class IP4Dataset(ListedDataset):
                     return values[numbers[i]]
             return trie_get(ip) if has_blocks else None
 
-        # What this closure reads, for _fastpath.c to do the same lookup
-        # without a Python call (answer.py's compiled fast path).
-        lookup.index = (keys, starts, numbers, values, shift,  # type: ignore[attr-defined]
-                        trie_get if has_blocks else None)
         return lookup
 
     def explain(self, ip: bytes) -> str | None:
