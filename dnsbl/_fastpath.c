@@ -15,6 +15,8 @@
 #define _GNU_SOURCE /* struct mmsghdr */
 #include <Python.h>
 #include <stdint.h>
+
+#include "datasets/_ip4index.h"
 #include <string.h>
 #ifdef __linux__
 #include <errno.h>
@@ -30,6 +32,8 @@
 #define NXDOMAIN 3
 #define MAX_UDP_PLAIN 512
 #define HEADER_LEN 12
+#define MAX_BATCH 1024 /* UIO_MAXIOV: the most recvmmsg takes */
+#define ZONE_NAME_MAX 255 /* in wire form, its root label included */
 
 /* Counter indexes, given by answer.py from stats.py (configure()). */
 static Py_ssize_t index_a = -1, index_txt = -1, index_any = -1, tcp_offset = -1;
@@ -59,9 +63,9 @@ decimal_label(const unsigned char *data, Py_ssize_t n, Py_ssize_t *pos)
     return value;
 }
 
-/* counters[index] += 1, for a list of ints (or any sequence). */
+/* counters[index] += count, for a list of ints (or any sequence). */
 static int
-bump(PyObject *owner, PyObject *name, Py_ssize_t index)
+add(PyObject *owner, PyObject *name, Py_ssize_t index, Py_ssize_t count)
 {
     PyObject *counters = PyObject_GetAttr(owner, name);
     if (counters == NULL)
@@ -69,9 +73,9 @@ bump(PyObject *owner, PyObject *name, Py_ssize_t index)
     /* stats.py's lists of ints: no generic sequence and number calls. */
     if (PyList_CheckExact(counters) && index >= 0 && index < PyList_GET_SIZE(counters)
         && PyLong_CheckExact(PyList_GET_ITEM(counters, index))) {
-        Py_ssize_t count = PyLong_AsSsize_t(PyList_GET_ITEM(counters, index));
-        if (count >= 0 && count < PY_SSIZE_T_MAX) {
-            PyObject *new = PyLong_FromSsize_t(count + 1);
+        Py_ssize_t old = PyLong_AsSsize_t(PyList_GET_ITEM(counters, index));
+        if (old >= 0 && old <= PY_SSIZE_T_MAX - count) {
+            PyObject *new = PyLong_FromSsize_t(old + count);
             int rc = new == NULL ? -1 : PyList_SetItem(counters, index, new); /* steals new */
             Py_DECREF(counters);
             return rc;
@@ -83,9 +87,9 @@ bump(PyObject *owner, PyObject *name, Py_ssize_t index)
         Py_DECREF(counters);
         return -1;
     }
-    PyObject *one = PyLong_FromLong(1);
-    PyObject *new = one == NULL ? NULL : PyNumber_Add(old, one);
-    Py_XDECREF(one);
+    PyObject *by = PyLong_FromSsize_t(count);
+    PyObject *new = by == NULL ? NULL : PyNumber_Add(old, by);
+    Py_XDECREF(by);
     Py_DECREF(old);
     int rc = new == NULL ? -1 : PySequence_SetItem(counters, index, new);
     Py_XDECREF(new);
@@ -93,125 +97,295 @@ bump(PyObject *owner, PyObject *name, Py_ssize_t index)
     return rc;
 }
 
-/* A bytes attribute of obj, borrowed into *out (owned by *hold), or -1 with
- * an exception; Py_None gives *out = NULL and 0. */
-static int
-bytes_attr(PyObject *obj, PyObject *name, PyObject **hold, const char **out, Py_ssize_t *len)
-{
-    *hold = PyObject_GetAttr(obj, name);
-    if (*hold == NULL)
-        return -1;
-    if (*hold == Py_None) {
-        *out = NULL;
-        *len = 0;
-        return 0;
-    }
-    if (!PyBytes_Check(*hold)) {
-        PyErr_Format(PyExc_TypeError, "%U is not bytes", name);
-        return -1;
-    }
-    *out = PyBytes_AS_STRING(*hold);
-    *len = PyBytes_GET_SIZE(*hold);
-    return 0;
-}
+/* The lookup of datasets/_ip4index.c, or NULL where it was not built. */
+static IP4IndexAPI *ip4index;
 
-/* An array('I') of 4-byte items, or -1 (not one: the caller falls back). */
-static int
-uint32_array(PyObject *obj, Py_buffer *view)
+/* The TXT record of a value whose text has "$" in it, for the address: the
+ * text with the address in, cut at 255 bytes, after value.txt_head. None
+ * where the value has no text; NULL with an exception. */
+static PyObject *
+dollar_txt(PyObject *value, const unsigned char address[4])
 {
-    if (PyObject_GetBuffer(obj, view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
-        PyErr_Clear();
-        return -1;
-    }
-    if (view->itemsize != 4 || view->format == NULL || strcmp(view->format, "I") != 0) {
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
-}
-
-/* dataset.IP4Dataset's lookup, done here from what it exposes as
- * lookup.index: (keys, starts, numbers, values, shift, trie_get or None),
- * the same steps as the Python closure. 1 with *value set (a new
- * reference), 0 where that is not there or not as expected (the caller
- * calls the lookup instead), -1 with an exception. */
-static int
-indexed_lookup(PyObject *lookup, uint32_t key, PyObject **value)
-{
-    PyObject *index = PyObject_GetAttr(lookup, s_index);
-    if (index == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-            return -1;
-        PyErr_Clear();
-        return 0;
-    }
-    int rc = 0;
-    Py_buffer keys, starts, numbers;
-    int have = 0; /* buffers held */
-    if (!PyTuple_Check(index) || PyTuple_GET_SIZE(index) != 6
-        || !PyList_Check(PyTuple_GET_ITEM(index, 3)))
-        goto out;
-    PyObject *values = PyTuple_GET_ITEM(index, 3), *trie_get = PyTuple_GET_ITEM(index, 5);
-    long shift = PyLong_AsLong(PyTuple_GET_ITEM(index, 4));
-    if (shift == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
+    PyObject *parts = PyObject_GetAttr(value, s_txt);
+    if (parts == NULL || parts == Py_None)
+        return parts;
+    PyObject *dollar = PyBytes_FromFormat("%d.%d.%d.%d", address[0], address[1], address[2],
+                                          address[3]);
+    PyObject *text = dollar == NULL ? NULL : PyObject_CallMethodOneArg(dollar, s_join, parts);
+    Py_XDECREF(dollar);
+    Py_DECREF(parts);
+    if (text == NULL)
+        return NULL;
+    PyObject *head = NULL, *built = NULL;
+    if (!PyBytes_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "txt join is not bytes");
         goto out;
     }
-    if (shift < 1 || shift > 31)
+    head = PyObject_GetAttr(value, s_txt_head);
+    if (head == NULL)
         goto out;
-    if (uint32_array(PyTuple_GET_ITEM(index, 0), &keys) < 0)
+    if (!PyBytes_Check(head)) {
+        PyErr_SetString(PyExc_TypeError, "txt_head is not bytes");
         goto out;
-    have = 1;
-    if (uint32_array(PyTuple_GET_ITEM(index, 1), &starts) < 0)
-        goto out;
-    have = 2;
-    if (uint32_array(PyTuple_GET_ITEM(index, 2), &numbers) < 0)
-        goto out;
-    have = 3;
-    const uint32_t *k = keys.buf, *st = starts.buf, *num = numbers.buf;
-    Py_ssize_t nkeys = keys.len / 4, nstarts = starts.len / 4, nnumbers = numbers.len / 4;
-    Py_ssize_t block = (Py_ssize_t)(key >> shift);
-    if (block + 1 >= nstarts)
-        goto out;
-    Py_ssize_t lo = st[block], hi = st[block + 1];
-    if (lo > hi || hi > nkeys || hi > nnumbers)
-        goto out;
-    if (lo != hi) {
-        while (lo < hi) { /* bisect_left */
-            Py_ssize_t mid = lo + (hi - lo) / 2;
-            if (k[mid] < key)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        if (lo < (Py_ssize_t)st[block + 1] && k[lo] == key) {
-            uint32_t number = num[lo];
-            if ((Py_ssize_t)number >= PyList_GET_SIZE(values))
-                goto out;
-            *value = Py_NewRef(PyList_GET_ITEM(values, number));
-            rc = 1;
-            goto out;
-        }
     }
-    if (trie_get == Py_None) {
-        *value = Py_NewRef(Py_None);
-        rc = 1;
-    } else {
-        unsigned char packed[4] = {key >> 24, key >> 16 & 0xFF, key >> 8 & 0xFF, key & 0xFF};
-        PyObject *ip = PyBytes_FromStringAndSize((const char *)packed, 4);
-        *value = ip == NULL ? NULL : PyObject_CallOneArg(trie_get, ip);
-        Py_XDECREF(ip);
-        rc = *value == NULL ? -1 : 1;
-    }
+    Py_ssize_t size = PyBytes_GET_SIZE(text), head_len = PyBytes_GET_SIZE(head);
+    if (size > 255)
+        size = 255;
+    built = PyBytes_FromStringAndSize(NULL, head_len + 3 + size);
+    if (built == NULL)
+        goto out;
+    char *at = PyBytes_AS_STRING(built);
+    memcpy(at, PyBytes_AS_STRING(head), (size_t)head_len);
+    at[head_len] = (char)((size + 1) >> 8);
+    at[head_len + 1] = (char)((size + 1) & 0xFF);
+    at[head_len + 2] = (char)size;
+    memcpy(at + head_len + 3, PyBytes_AS_STRING(text), (size_t)size);
 out:
-    if (have >= 3)
-        PyBuffer_Release(&numbers);
-    if (have >= 2)
-        PyBuffer_Release(&starts);
-    if (have >= 1)
-        PyBuffer_Release(&keys);
-    Py_DECREF(index);
+    Py_XDECREF(head);
+    Py_DECREF(text);
+    return built;
+}
+
+/* The question of a datagram as the fast path takes it, or -1 (the general
+ * path's): the regex of the Python version, four decimal labels from offset
+ * 12, then the zone's name up to the first zero byte, then 4 more bytes; a
+ * query with one question and nothing else but an OPT, and a zone's name no
+ * longer than a name can be. */
+typedef struct {
+    int label[4];
+    Py_ssize_t zone_start, qtype_at;
+} Question;
+
+static int
+question(const unsigned char *data, Py_ssize_t n, Question *q)
+{
+    Py_ssize_t pos = HEADER_LEN;
+    for (int i = 0; i < 4; i++) {
+        q->label[i] = decimal_label(data, n, &pos);
+        if (q->label[i] < 0)
+            return -1;
+    }
+    q->zone_start = pos;
+    const unsigned char *zero = pos < n ? memchr(data + pos, 0, (size_t)(n - pos)) : NULL;
+    if (zero == NULL)
+        return -1;
+    q->qtype_at = (zero - data) + 1;
+    if (q->qtype_at + 4 > n)
+        return -1;
+    /* A response, another opcode, or counts other than one question. */
+    if (data[2] & 0xF8 || memcmp(data + 4, "\x00\x01\x00\x00\x00\x00", 6) != 0)
+        return -1;
+    if (q->qtype_at - q->zone_start > ZONE_NAME_MAX)
+        return -1; /* no zone has a name that long */
+    return 0;
+}
+
+/* The zone's name in the question, lowercase, into out; its length. */
+static Py_ssize_t
+lower_name(const unsigned char *data, const Question *q, unsigned char out[ZONE_NAME_MAX])
+{
+    Py_ssize_t len = q->qtype_at - q->zone_start;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        unsigned char c = data[q->zone_start + i];
+        out[i] = (unsigned char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    return len;
+}
+
+/* What one call of fast(), or one round of drain(), keeps from query to
+ * query, so that the common run of queries for one zone costs no attribute
+ * lookup, no dictionary lookup and no counter update each: the last zone
+ * looked up with what the fast path reads of it, the counts it has not yet
+ * added to that zone's counters, the last value's records and the EDNS
+ * settings. Every object is held (a strong reference); round_end adds the
+ * counts and lets go. Nothing a query could change is kept: the zones, their
+ * data and their settings change only between calls (a reload swaps them on
+ * the event loop, which is the caller). */
+typedef struct {
+    PyObject *zone; /* NULL: none held yet */
+    Py_ssize_t name_len;
+    unsigned char name[ZONE_NAME_MAX]; /* the zone's name as looked up (lowercase) */
+    PyObject *lookup, *index, *stats, *neg_soa_tail; /* index NULL: call lookup */
+    int servfail;
+    /* Not yet added: requests by [qtype kind + 3 * over TCP], lookups by
+     * [listed, not listed], rcodes by [NOERROR, NXDOMAIN]. */
+    Py_ssize_t requests[6], lookups[2], rcodes[2];
+    PyObject *value, *a_rr, *txt_rr; /* the last value answered with */
+    PyObject *edns, *opt, *opt_do;   /* edns's, read on first use */
+    long payload;
+} Round;
+
+#define ROUND_INIT {NULL}
+
+/* Adds the zone's counts held back; 0, or -1 with an exception (the counts
+ * are dropped either way: they are never added twice). */
+static int
+round_flush(Round *r)
+{
+    if (r->zone == NULL)
+        return 0;
+    static const Py_ssize_t *kinds[3] = {&index_a, &index_txt, &index_any};
+    int rc = 0;
+    for (int i = 0; i < 6; i++) {
+        if (r->requests[i] && rc == 0)
+            rc = add(r->stats, s_requests, *kinds[i % 3] + (i >= 3 ? tcp_offset : 0),
+                     r->requests[i]);
+        r->requests[i] = 0;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (r->lookups[i] && rc == 0)
+            rc = add(r->stats, s_lookups, i, r->lookups[i]);
+        if (r->rcodes[i] && rc == 0)
+            rc = add(r->stats, s_rcodes, i ? NXDOMAIN : NOERROR, r->rcodes[i]);
+        r->lookups[i] = r->rcodes[i] = 0;
+    }
     return rc;
+}
+
+static void
+round_forget_zone(Round *r)
+{
+    Py_CLEAR(r->zone);
+    Py_CLEAR(r->lookup);
+    Py_CLEAR(r->index);
+    Py_CLEAR(r->stats);
+    Py_CLEAR(r->neg_soa_tail);
+}
+
+/* The end of a call: the counts added, everything let go. With an exception
+ * already set, it is kept (a failed flush is then not reported). */
+static int
+round_end(Round *r)
+{
+    int rc;
+    if (PyErr_Occurred()) {
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        if (round_flush(r) < 0)
+            PyErr_Clear();
+        PyErr_Restore(type, value, traceback);
+        rc = -1;
+    } else {
+        rc = round_flush(r);
+    }
+    round_forget_zone(r);
+    Py_CLEAR(r->value);
+    Py_CLEAR(r->a_rr);
+    Py_CLEAR(r->txt_rr);
+    Py_CLEAR(r->opt);
+    Py_CLEAR(r->opt_do);
+    return rc;
+}
+
+/* The zone named by the len bytes at name (lowercase) into r: 1, 0 where
+ * zones has no such zone, -1 with an exception. */
+static int
+round_zone(Round *r, PyObject *zones, const unsigned char *name, Py_ssize_t len)
+{
+    if (r->zone != NULL && r->name_len == len && memcmp(r->name, name, (size_t)len) == 0)
+        return 1;
+    if (round_flush(r) < 0)
+        return -1;
+    round_forget_zone(r);
+    PyObject *key = PyBytes_FromStringAndSize((const char *)name, len);
+    if (key == NULL)
+        return -1;
+    PyObject *zone = PyDict_GetItemWithError(zones, key); /* borrowed */
+    Py_DECREF(key);
+    if (zone == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *lookup = PyObject_GetAttr(zone, s_fast_lookup);
+    if (lookup == NULL)
+        return -1;
+    PyObject *servfail = PyObject_GetAttr(zone, s_servfail);
+    int failing = servfail == NULL ? -1 : PyObject_IsTrue(servfail);
+    Py_XDECREF(servfail);
+    PyObject *stats = failing < 0 ? NULL : PyObject_GetAttr(zone, s_stats);
+    if (stats == NULL) {
+        Py_DECREF(lookup);
+        return -1;
+    }
+    PyObject *index = NULL;
+    if (ip4index != NULL && lookup != Py_None) {
+        index = PyObject_GetAttr(lookup, s_index);
+        if (index == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                Py_DECREF(lookup);
+                Py_DECREF(stats);
+                return -1;
+            }
+            PyErr_Clear();
+        } else if (!ip4index->is_index(index)) {
+            Py_CLEAR(index);
+        }
+    }
+    r->zone = Py_NewRef(zone);
+    r->lookup = lookup, r->index = index, r->stats = stats, r->servfail = failing;
+    r->name_len = len;
+    memcpy(r->name, name, (size_t)len);
+    return 1;
+}
+
+/* edns's opt (do: opt_do) and payload, read once a call. */
+static int
+round_edns(Round *r, PyObject *edns, int do_bit, const char **opt, Py_ssize_t *opt_len,
+           long *payload)
+{
+    if (r->opt == NULL) {
+        PyObject *payload_obj = PyObject_GetAttr(edns, s_payload);
+        if (payload_obj == NULL)
+            return -1;
+        r->payload = PyLong_AsLong(payload_obj);
+        Py_DECREF(payload_obj);
+        if (r->payload == -1 && PyErr_Occurred())
+            return -1;
+        PyObject *plain = PyObject_GetAttr(edns, s_opt);
+        if (plain == NULL)
+            return -1;
+        PyObject *with_do = PyObject_GetAttr(edns, s_opt_do);
+        if (with_do == NULL) {
+            Py_DECREF(plain);
+            return -1;
+        }
+        if (!PyBytes_Check(plain) || !PyBytes_Check(with_do)) {
+            Py_DECREF(plain);
+            Py_DECREF(with_do);
+            PyErr_SetString(PyExc_TypeError, "edns.opt and edns.opt_do must be bytes");
+            return -1;
+        }
+        r->opt = plain, r->opt_do = with_do;
+    }
+    PyObject *chosen = do_bit ? r->opt_do : r->opt;
+    *opt = PyBytes_AS_STRING(chosen);
+    *opt_len = PyBytes_GET_SIZE(chosen);
+    *payload = r->payload;
+    return 0;
+}
+
+/* value's a_rr and txt_rr (either may be None) into r, once a value. */
+static int
+round_value(Round *r, PyObject *value)
+{
+    if (value == r->value)
+        return 0;
+    PyObject *a_rr = PyObject_GetAttr(value, s_a_rr);
+    if (a_rr == NULL)
+        return -1;
+    PyObject *txt_rr = PyObject_GetAttr(value, s_txt_rr);
+    if (txt_rr == NULL) {
+        Py_DECREF(a_rr);
+        return -1;
+    }
+    if ((a_rr != Py_None && !PyBytes_Check(a_rr)) || (txt_rr != Py_None && !PyBytes_Check(txt_rr))) {
+        Py_DECREF(a_rr);
+        Py_DECREF(txt_rr);
+        PyErr_SetString(PyExc_TypeError, "a_rr and txt_rr must be bytes or None");
+        return -1;
+    }
+    Py_XSETREF(r->value, Py_NewRef(value));
+    Py_XSETREF(r->a_rr, a_rr);
+    Py_XSETREF(r->txt_rr, txt_rr);
+    return 0;
 }
 
 /* The reply to the n bytes at data, None for the general path, or NULL with
@@ -220,73 +394,35 @@ out:
  * error) and True is returned, its length in *written: a batch copies no
  * bytes object per reply. */
 static PyObject *
-answer_fast(const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp, PyObject *edns,
-            unsigned char *dest, Py_ssize_t cap, Py_ssize_t *written)
+answer_fast(Round *r, const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp,
+            PyObject *edns, unsigned char *dest, Py_ssize_t cap, Py_ssize_t *written)
 {
-    PyObject *result = NULL, *zone = NULL, *lookup = NULL, *servfail = NULL, *value = NULL;
-    PyObject *ip = NULL, *key = NULL, *opt_obj = NULL, *a_hold = NULL, *txt_rr_hold = NULL;
-    PyObject *built_txt = NULL, *tail_hold = NULL, *stats = NULL;
+    PyObject *result = NULL, *value = NULL, *ip = NULL, *built_txt = NULL;
 
-    /* The regex of the Python version: four decimal labels from offset 12,
-     * then the zone's name up to the first zero byte, then 4 more bytes. */
-    Py_ssize_t pos = HEADER_LEN;
-    int label[4];
-    for (int i = 0; i < 4; i++) {
-        label[i] = decimal_label(data, n, &pos);
-        if (label[i] < 0)
-            goto pass;
-    }
-    Py_ssize_t zone_start = pos;
-    const unsigned char *zero = pos < n ? memchr(data + pos, 0, (size_t)(n - pos)) : NULL;
-    if (zero == NULL)
+    Question q;
+    if (question(data, n, &q) < 0)
         goto pass;
-    Py_ssize_t qtype_at = (zero - data) + 1;
-    Py_ssize_t end = qtype_at + 4;
-    if (end > n)
-        goto pass;
-    /* A response, another opcode, or counts other than one question. */
-    if (data[2] & 0xF8 || memcmp(data + 4, "\x00\x01\x00\x00\x00\x00", 6) != 0)
-        goto pass;
-
-    key = PyBytes_FromStringAndSize(NULL, qtype_at - zone_start);
-    if (key == NULL)
+    Py_ssize_t zone_start = q.zone_start, qtype_at = q.qtype_at, end = qtype_at + 4;
+    const int *label = q.label;
+    unsigned char lower[ZONE_NAME_MAX];
+    Py_ssize_t name_len = lower_name(data, &q, lower);
+    int found = round_zone(r, zones, lower, name_len);
+    if (found < 0)
         goto error;
-    char *lower = PyBytes_AS_STRING(key);
-    for (Py_ssize_t i = zone_start; i < qtype_at; i++) {
-        unsigned char c = data[i];
-        lower[i - zone_start] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    }
-    zone = PyDict_GetItemWithError(zones, key); /* borrowed */
-    if (zone == NULL) {
-        if (PyErr_Occurred())
-            goto error;
+    if (found == 0)
         goto pass;
-    }
-    Py_INCREF(zone);
-    lookup = PyObject_GetAttr(zone, s_fast_lookup);
-    if (lookup == NULL)
-        goto error;
     const unsigned char *tc = data + qtype_at;
-    int qtype;
-    Py_ssize_t counter;
+    int qtype, kind;
     if (tc[0] == 0 && tc[2] == 0 && tc[3] == 1 && tc[1] == 1) {
-        qtype = 1, counter = index_a;
+        qtype = 1, kind = 0;
     } else if (tc[0] == 0 && tc[2] == 0 && tc[3] == 1 && tc[1] == 16) {
-        qtype = 16, counter = index_txt;
+        qtype = 16, kind = 1;
     } else if (tc[0] == 0 && tc[2] == 0 && tc[3] == 1 && tc[1] == 255) {
-        qtype = 255, counter = index_any;
+        qtype = 255, kind = 2;
     } else {
         goto pass;
     }
-    if (lookup == Py_None)
-        goto pass;
-    servfail = PyObject_GetAttr(zone, s_servfail);
-    if (servfail == NULL)
-        goto error;
-    int failing = PyObject_IsTrue(servfail);
-    if (failing < 0)
-        goto error;
-    if (failing)
+    if (r->lookup == Py_None || r->servfail)
         goto pass;
 
     const char *opt = "";
@@ -299,19 +435,8 @@ answer_fast(const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp, P
             || memcmp(data + end, "\x00\x00\x29", 3) != 0 || data[end + 6] != 0
             || data[end + 9] != 0 || data[end + 10] != 0)
             goto pass;
-        if (bytes_attr(edns, data[end + 7] & 0x80 ? s_opt_do : s_opt, &opt_obj, &opt, &opt_len)
-            < 0)
-            goto error;
-        if (opt == NULL) {
-            PyErr_SetString(PyExc_TypeError, "edns.opt is None");
-            goto error;
-        }
-        PyObject *payload_obj = PyObject_GetAttr(edns, s_payload);
-        if (payload_obj == NULL)
-            goto error;
-        long ours = PyLong_AsLong(payload_obj);
-        Py_DECREF(payload_obj);
-        if (ours == -1 && PyErr_Occurred())
+        long ours;
+        if (round_edns(r, edns, data[end + 7] & 0x80, &opt, &opt_len, &ours) < 0)
             goto error;
         long asked = data[end + 3] << 8 | data[end + 4];
         limit = asked < ours ? asked : ours;
@@ -322,18 +447,15 @@ answer_fast(const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp, P
         if (label[i] > 255)
             goto pass;
     unsigned char address[4] = {label[3], label[2], label[1], label[0]};
-    uint32_t packed = (uint32_t)address[0] << 24 | (uint32_t)address[1] << 16
-                   | (uint32_t)address[2] << 8 | address[3];
-    /* The address as bytes only where Python is called with it: most
-     * lookups end in the index. */
-    int looked = indexed_lookup(lookup, packed, &value);
-    if (looked < 0)
-        goto error;
-    if (looked == 0) {
+    if (r->index != NULL) {
+        value = ip4index->lookup(r->index, (uint32_t)address[0] << 24
+                                               | (uint32_t)address[1] << 16
+                                               | (uint32_t)address[2] << 8 | address[3]);
+    } else {
         ip = PyBytes_FromStringAndSize((const char *)address, 4);
         if (ip == NULL)
             goto error;
-        value = PyObject_CallOneArg(lookup, ip);
+        value = PyObject_CallOneArg(r->lookup, ip);
     }
     if (value == NULL)
         goto error;
@@ -343,90 +465,51 @@ answer_fast(const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp, P
     Py_ssize_t records_len = 0, records2_len = 0, authority_len = 0;
     if (value == Py_None) {
         rcode = NXDOMAIN, an = 0, ns = 1;
-        if (bytes_attr(zone, s_neg_soa_tail, &tail_hold, &authority_tail, &authority_len) < 0)
-            goto error;
-        if (authority_tail == NULL) {
-            PyErr_SetString(PyExc_TypeError, "neg_soa_tail is None");
-            goto error;
+        if (r->neg_soa_tail == NULL) {
+            r->neg_soa_tail = PyObject_GetAttr(r->zone, s_neg_soa_tail);
+            if (r->neg_soa_tail == NULL)
+                goto error;
+            if (!PyBytes_Check(r->neg_soa_tail)) {
+                Py_CLEAR(r->neg_soa_tail);
+                PyErr_SetString(PyExc_TypeError, "neg_soa_tail is not bytes");
+                goto error;
+            }
         }
+        authority_tail = PyBytes_AS_STRING(r->neg_soa_tail);
+        authority_len = PyBytes_GET_SIZE(r->neg_soa_tail);
     } else {
         rcode = NOERROR, ns = 0;
-        const char *a_rr;
-        Py_ssize_t a_len;
-        if (bytes_attr(value, s_a_rr, &a_hold, &a_rr, &a_len) < 0)
+        if (round_value(r, value) < 0)
             goto error;
         if (qtype == 1) {
-            if (a_rr == NULL) {
+            if (r->a_rr == Py_None) {
                 PyErr_SetString(PyExc_TypeError, "a_rr is None");
                 goto error;
             }
-            records = a_rr, records_len = a_len, an = 1;
+            records = PyBytes_AS_STRING(r->a_rr), records_len = PyBytes_GET_SIZE(r->a_rr);
+            an = 1;
         } else {
             const char *txt;
             Py_ssize_t txt_len;
-            if (bytes_attr(value, s_txt_rr, &txt_rr_hold, &txt, &txt_len) < 0)
-                goto error;
-            if (txt == NULL) {
-                /* A TXT with "$" in it: the address goes in, cut at 255 bytes. */
-                PyObject *parts = PyObject_GetAttr(value, s_txt);
-                if (parts == NULL)
+            if (r->txt_rr != Py_None) {
+                txt = PyBytes_AS_STRING(r->txt_rr), txt_len = PyBytes_GET_SIZE(r->txt_rr);
+            } else {
+                built_txt = dollar_txt(value, address);
+                if (built_txt == NULL)
                     goto error;
-                if (parts == Py_None) {
-                    Py_DECREF(parts);
+                if (built_txt == Py_None)
                     goto pass; /* no TXT to give: NODATA, the general path's */
-                }
-                PyObject *dollar = PyBytes_FromFormat("%d.%d.%d.%d", address[0], address[1],
-                                                      address[2], address[3]);
-                PyObject *text = dollar == NULL ? NULL
-                                 : PyObject_CallMethodOneArg(dollar, s_join, parts);
-                Py_XDECREF(dollar);
-                Py_DECREF(parts);
-                if (text == NULL)
-                    goto error;
-                if (!PyBytes_Check(text)) {
-                    Py_DECREF(text);
-                    PyErr_SetString(PyExc_TypeError, "txt join is not bytes");
-                    goto error;
-                }
-                Py_ssize_t size = PyBytes_GET_SIZE(text);
-                if (size > 255)
-                    size = 255;
-                PyObject *head_hold = NULL;
-                const char *head = NULL;
-                Py_ssize_t head_len = 0;
-                if (bytes_attr(value, s_txt_head, &head_hold, &head, &head_len) < 0
-                    || head == NULL) {
-                    if (head == NULL && !PyErr_Occurred())
-                        PyErr_SetString(PyExc_TypeError, "txt_head is None");
-                    Py_XDECREF(head_hold);
-                    Py_DECREF(text);
-                    goto error;
-                }
-                built_txt = PyBytes_FromStringAndSize(NULL, head_len + 3 + size);
-                if (built_txt == NULL) {
-                    Py_DECREF(head_hold);
-                    Py_DECREF(text);
-                    goto error;
-                }
-                char *out = PyBytes_AS_STRING(built_txt);
-                memcpy(out, head, (size_t)head_len);
-                out[head_len] = (char)((size + 1) >> 8);
-                out[head_len + 1] = (char)((size + 1) & 0xFF);
-                out[head_len + 2] = (char)size;
-                memcpy(out + head_len + 3, PyBytes_AS_STRING(text), (size_t)size);
-                Py_DECREF(head_hold);
-                Py_DECREF(text);
                 txt = PyBytes_AS_STRING(built_txt);
                 txt_len = PyBytes_GET_SIZE(built_txt);
             }
             if (qtype == 16) {
                 records = txt, records_len = txt_len, an = 1;
             } else {
-                if (a_rr == NULL) {
+                if (r->a_rr == Py_None) {
                     PyErr_SetString(PyExc_TypeError, "a_rr is None");
                     goto error;
                 }
-                records = a_rr, records_len = a_len;
+                records = PyBytes_AS_STRING(r->a_rr), records_len = PyBytes_GET_SIZE(r->a_rr);
                 records2 = txt, records2_len = txt_len, an = 2;
             }
         }
@@ -472,11 +555,10 @@ answer_fast(const unsigned char *data, Py_ssize_t n, PyObject *zones, int udp, P
     }
     memcpy(at, opt, (size_t)opt_len);
 
-    stats = PyObject_GetAttr(zone, s_stats);
-    if (stats == NULL || bump(stats, s_requests, udp ? counter : counter + tcp_offset) < 0
-        || bump(stats, s_lookups, value != Py_None ? 0 : 1) < 0
-        || bump(stats, s_rcodes, rcode) < 0)
-        goto error;
+    /* Counted as answered; added to the zone's counters by round_flush. */
+    r->requests[kind + (udp ? 0 : 3)]++;
+    r->lookups[value != Py_None ? 0 : 1]++;
+    r->rcodes[rcode == NXDOMAIN]++;
     goto done;
 
 pass:
@@ -485,18 +567,9 @@ pass:
 error:
     Py_CLEAR(result);
 done:
-    Py_XDECREF(zone);
-    Py_XDECREF(lookup);
-    Py_XDECREF(servfail);
     Py_XDECREF(value);
     Py_XDECREF(ip);
-    Py_XDECREF(key);
-    Py_XDECREF(opt_obj);
-    Py_XDECREF(a_hold);
-    Py_XDECREF(txt_rr_hold);
     Py_XDECREF(built_txt);
-    Py_XDECREF(tail_hold);
-    Py_XDECREF(stats);
     return result;
 }
 
@@ -527,8 +600,12 @@ fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    PyObject *result = answer_fast(view.buf, view.len, args[1], udp, args[3], NULL, 0, NULL);
+    Round round = ROUND_INIT;
+    PyObject *result = answer_fast(&round, view.buf, view.len, args[1], udp, args[3], NULL, 0,
+                                   NULL);
     PyBuffer_Release(&view);
+    if (round_end(&round) < 0)
+        Py_CLEAR(result);
     return result;
 }
 
@@ -537,22 +614,72 @@ fast(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  * path, else by general(data) (answer.answer, in Python); the replies written
  * where the outgoing headers' buffers point, each addressed to its datagram's
  * sender. How many replies are ready for sendmmsg, or -1 with an exception. */
-static Py_ssize_t
-answer_round(struct mmsghdr *in, Py_ssize_t count, struct mmsghdr *out, Py_ssize_t slot,
-             PyObject *zones, PyObject *edns, PyObject *general)
+/* The datagram recvmmsg read into one header: its bytes and length. */
+static const unsigned char *
+datagram(const struct mmsghdr *in, Py_ssize_t *n)
 {
+    *n = in->msg_len;
+    if ((size_t)*n > in->msg_hdr.msg_iov[0].iov_len)
+        *n = (Py_ssize_t)in->msg_hdr.msg_iov[0].iov_len;
+    return in->msg_hdr.msg_iov[0].iov_base;
+}
+
+/* Before a round is answered: the lookups its queries for the round's zone
+ * will make, asked of the memory all at once (ip4index's prefetch, stage by
+ * stage), so that their cache misses overlap instead of coming one after
+ * another. Changes nothing the answers depend on. 0, or -1 with an
+ * exception (from looking the zone up, as answering would). */
+static int
+prefetch_round(Round *r, struct mmsghdr *in, Py_ssize_t count, PyObject *zones)
+{
+    uint32_t keys[MAX_BATCH];
+    Py_ssize_t wanted = 0;
+    int tried = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t n;
+        const unsigned char *data = datagram(&in[i], &n);
+        Question q;
+        if (question(data, n, &q) < 0 || q.label[0] > 255 || q.label[1] > 255
+            || q.label[2] > 255 || q.label[3] > 255)
+            continue;
+        unsigned char lower[ZONE_NAME_MAX];
+        Py_ssize_t len = lower_name(data, &q, lower);
+        if (r->zone == NULL && !tried) {
+            tried = 1;
+            int found = round_zone(r, zones, lower, len);
+            if (found <= 0)
+                return found;
+        }
+        if (r->zone == NULL || r->index == NULL)
+            return 0;
+        if (len != r->name_len || memcmp(lower, r->name, (size_t)len) != 0)
+            continue;
+        uint32_t key = (uint32_t)q.label[3] << 24 | (uint32_t)q.label[2] << 16
+                       | (uint32_t)q.label[1] << 8 | (uint32_t)q.label[0];
+        ip4index->prefetch(r->index, key, 0);
+        keys[wanted++] = key;
+    }
+    for (Py_ssize_t i = 0; i < wanted; i++)
+        ip4index->prefetch(r->index, keys[i], 1);
+    return 0;
+}
+
+static Py_ssize_t
+answer_round(Round *r, struct mmsghdr *in, Py_ssize_t count, struct mmsghdr *out,
+             Py_ssize_t slot, PyObject *zones, PyObject *edns, PyObject *general)
+{
+    if (ip4index != NULL && count > 1 && prefetch_round(r, in, count, zones) < 0)
+        return -1;
     Py_ssize_t sent = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
         struct msghdr *head = &in[i].msg_hdr;
-        const unsigned char *data = head->msg_iov[0].iov_base;
-        Py_ssize_t n = in[i].msg_len;
-        if ((size_t)n > head->msg_iov[0].iov_len)
-            n = (Py_ssize_t)head->msg_iov[0].iov_len;
+        Py_ssize_t n;
+        const unsigned char *data = datagram(&in[i], &n);
         struct msghdr *to = &out[sent].msg_hdr;
         Py_ssize_t written = 0;
         /* The outgoing iov_len is the last reply's length: the room is slot. */
-        PyObject *reply = answer_fast(data, n, zones, 1, edns, to->msg_iov[0].iov_base, slot,
-                                      &written);
+        PyObject *reply = answer_fast(r, data, n, zones, 1, edns, to->msg_iov[0].iov_base,
+                                      slot, &written);
         if (reply == Py_None) {
             Py_DECREF(reply);
             PyObject *bytes = PyBytes_FromStringAndSize((const char *)data, n);
@@ -657,7 +784,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                rounds = PyLong_AsSsize_t(args[8]);
     if ((size == -1 || slot == -1 || rounds == -1) && PyErr_Occurred())
         return NULL;
-    if (size < 1 || size > 1024) { /* UIO_MAXIOV: the most recvmmsg takes */
+    if (size < 1 || size > MAX_BATCH) {
         PyErr_SetString(PyExc_ValueError, "size must be 1 to 1024");
         return NULL;
     }
@@ -680,8 +807,9 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_END_ALLOW_THREADS
         if (count <= 0)
             break; /* drained (EAGAIN), or an ICMP error for an earlier reply */
-        Py_ssize_t sent = answer_round(in, count, out, slot, args[5], args[6], args[7]);
-        if (sent < 0)
+        Round round = ROUND_INIT;
+        Py_ssize_t sent = answer_round(&round, in, count, out, slot, args[5], args[6], args[7]);
+        if (round_end(&round) < 0 || sent < 0)
             goto done;
         if (sent)
             dropped += send_round(fd, out, sent);
@@ -748,5 +876,8 @@ PyInit__fastpath(void)
                 return NULL;
         }
     }
+    ip4index = PyCapsule_Import(IP4INDEX_CAPSULE, 0);
+    if (ip4index == NULL)
+        PyErr_Clear(); /* not built: lookups are Python calls */
     return PyModule_Create(&module_def);
 }
