@@ -3,9 +3,11 @@
  *
  * It is answer._fast_python line for line: the same checks in the same order,
  * None (hand the datagram to the general path) in exactly the same cases, the
- * same bytes otherwise, and the same counters bumped. Every read of the
- * datagram is bounds-checked against its length first: the bytes come from
- * the network.
+ * same bytes otherwise, and the same counters bumped (by the end of each call
+ * or round: see Round). Every read of the datagram is bounds-checked against
+ * its length first: the bytes come from the network. The address is looked
+ * up by datasets/_ip4index.c where it was built, else by the dataset's
+ * Python lookup.
  *
  * Written against the plain C API so that building it needs nothing but a
  * compiler and the Python headers; where it cannot be built, answer.py serves

@@ -65,7 +65,8 @@ def _line(entry) -> str:
 
 
 @compiled_only
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(_entry, max_size=40), st.integers(0, 2**32 - 1))
 def test_the_compiled_lookup_gives_what_the_python_lookup_gives(tmp_path, entries, seed):
     assert_lookups_agree(tmp_path / "bl.zone", [_line(e) for e in entries], seed)

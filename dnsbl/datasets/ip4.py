@@ -193,7 +193,9 @@ class IP4Dataset(ListedDataset):
     is a short bisect in C;
     blocks sit in a Patricia trie. A /32 is the longest prefix there is, so an
     address found in the array needs no trie lookup. ``lookup`` takes the
-    address packed (4 bytes).
+    address packed (4 bytes). Where _ip4index.c is built, ``lookup.index`` is
+    the same lookup compiled (the blocks as flat ranges), which the compiled
+    fast path calls.
     """
 
     family = "ip4"
