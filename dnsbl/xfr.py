@@ -42,7 +42,7 @@ import dns.rdatatype
 import dns.rrset
 
 from dnsbl.allowlist import Allowlist
-from dnsbl.export import Record, packed_records, transfer_forms
+from dnsbl.export import Entries, Record, dataset_entries, packed_records, transfer_forms
 from dnsbl.ixfr import Delta, Digests, History, condensed, difference
 from dnsbl.notify import Notifier
 from dnsbl.serials import SerialState, newer
@@ -123,7 +123,7 @@ class _Form:
     config: ZoneConfig
     #: The records from a snapshot and that zone, its SOA first: what AXFR
     #: sends and what IXFR's differences are made from.
-    records: Callable[[Snapshot, Zone], Iterator[Record]]
+    records: Callable[[Snapshot, Zone, Entries], Iterator[Record]]
 
 
 def _soa(tail: bytes) -> bytes:
@@ -282,8 +282,8 @@ class Transfers:
             known = kept[1] if kept is not None and kept[0] == before.serial else None
             try:
                 found = await asyncio.to_thread(
-                    difference, lambda: form.records(old, before), form.records(new, zone),
-                    known)
+                    difference, lambda: form.records(old, before, dataset_entries),
+                    form.records(new, zone, dataset_entries), known)
             except Exception:  # noqa: BLE001 - the zone is served anyway; IXFR falls back
                 log.exception("zone %s: cannot make the difference from serial %d to %d",
                               form.name, before.serial, zone.serial)
@@ -497,7 +497,7 @@ class Transfers:
             # The serial is not kept (too old, or never ours), or an AXFR:
             # the whole zone (RFC 1995 section 4 allows it for an IXFR).
             form = self._forms[granted.name]  # (the ACL let it through: it has one)
-            records = _axfr(form.records(granted.snapshot, granted.zone))
+            records = _axfr(form.records(granted.snapshot, granted.zone, dataset_entries))
             result = "ok" if granted.kind == "axfr" else "full"
         messages = _messages(records, granted.head, granted.question, granted.sign)
         await self._send(connection, messages, granted.label, granted.kind, result)
