@@ -1,6 +1,6 @@
 """Export: a zone as a standard master file (``bind``) or a Response Policy Zone (``rpz``).
 
-Both read a dataset's entries in one place, :func:`_entries`, so the rest
+Both read a dataset's entries in one place, :func:`dataset_entries`, so the rest
 does not depend on how a dataset stores them.
 
 A DNSBL's "most specific entry wins" is not what DNS wildcards do: a name
@@ -76,7 +76,7 @@ Entry = tuple[str, Any, Any, Any]
 Record = tuple[str, int, int, bytes]
 
 
-def _entries(dataset: Dataset) -> Iterator[Entry]:
+def dataset_entries(dataset: Dataset) -> Iterator[Entry]:
     """Every entry of one loaded dataset (not a combined one), as :data:`Entry`."""
     if isinstance(dataset, GenericDataset):
         for record in dataset.entries():
@@ -497,8 +497,13 @@ def _ip_records(space: _Space, index: Index, ttl: int, suffix: str, budget: _Bud
     yield from out
 
 
-def bind_records(zoneset: Snapshot, zone: Zone,
-                 max_records: int = DEFAULT_MAX_RECORDS) -> Iterator[Record]:
+#: A dataset's entries as the record generators read them: :func:`dataset_entries`,
+#: or (for a difference, :mod:`dnsbl.ixdiff`) only those a change touches.
+Entries = Callable[[Dataset], Iterable[Entry]]
+
+
+def bind_records(zoneset: Snapshot, zone: Zone, max_records: int = DEFAULT_MAX_RECORDS,
+                 entries_of: Entries = dataset_entries) -> Iterator[Record]:
     """The zone's records as a standard zone, streamed.
 
     The order, the same on every call for the same data: SOA and NS; the
@@ -513,6 +518,9 @@ def bind_records(zoneset: Snapshot, zone: Zone,
     and length), the IPv4-mapped names at ::ffff:a.b.c.d among the IPv6
     ones, so two versions of a zone can be compared by merging.
 
+    ``entries_of``: where a dataset's entries are read from; the families
+    and their TTLs are those of the whole data whatever it gives.
+
     :raises ExportError: past ``max_records`` records.
     """
     budget = _Budget(max_records)
@@ -522,10 +530,10 @@ def bind_records(zoneset: Snapshot, zone: Zone,
     families: dict[tuple[str, str], tuple[int, list[Dataset]]] = {}
     for subzone, dataset in zone_parts(zoneset, zone):
         if isinstance(dataset, GenericDataset):
-            for _family, key, (rtype, rttl, rdata), _value in _entries(dataset):
+            for _family, key, (rtype, rttl, rdata), _value in entries_of(dataset):
                 yield (".".join(x for x in (key, subzone) if x) or "@", rttl, rtype, rdata)
             continue
-        first = next(_entries(dataset), None)
+        first = next(dataset_entries(dataset), None)
         if first is not None:  # (one with no entries does not make a family)
             families.setdefault((subzone, first[0]), (dataset.ttl, []))[1].append(dataset)
     for (subzone, family), (ttl, _listed) in list(families.items()):
@@ -534,7 +542,7 @@ def bind_records(zoneset: Snapshot, zone: Zone,
 
     def entries(subzone: str, family: str) -> Iterator[tuple[Any, Any, Value | None]]:
         for dataset in families.get((subzone, family), (0, []))[1]:
-            for _family, key, bits, value in _entries(dataset):
+            for _family, key, bits, value in entries_of(dataset):
                 yield key, bits, value
 
     for (subzone, family), (ttl, _datasets) in families.items():
@@ -590,7 +598,8 @@ def _trigger(family: str, key: int, bits: int) -> str:
 
 
 def rpz_records(zoneset: Snapshot, zone: Zone, config: ServerConfig,
-                policy: RpzPolicy | None = None) -> Iterator[Record]:
+                policy: RpzPolicy | None = None, entries_of: Entries = dataset_entries
+                ) -> Iterator[Record]:
     """The zone as a Response Policy Zone (owners relative to its origin).
 
     One record per trigger, in an order that is the same on every call for
@@ -599,6 +608,9 @@ def rpz_records(zoneset: Snapshot, zone: Zone, config: ServerConfig,
     the name triggers by name. Where two entries make one trigger (two
     datasets list one network, or the allowlist names a listed one), the
     allowlist wins, else the later dataset, as in the ``bind`` form.
+
+    ``entries_of``: where a dataset's entries are read from (as in
+    :func:`bind_records`).
 
     :raises ExportError: for a category the policy names that is not one,
         or a snapshot without the allowlist it needs.
@@ -617,7 +629,7 @@ def rpz_records(zoneset: Snapshot, zone: Zone, config: ServerConfig,
         for family in ("ip4", "ip6")}  # (key << 8 | bits) << 32 | position
     names: dict[str, tuple[int, bytes]] = {}
     for _subzone, dataset in zone_parts(zoneset, zone):
-        for family, key, bits, value in _entries(dataset):
+        for family, key, bits, value in entries_of(dataset):
             if family == "record":
                 continue
             action = passthru if value is None else actions.get(value.a, default)
@@ -649,8 +661,9 @@ def rpz_records(zoneset: Snapshot, zone: Zone, config: ServerConfig,
 
 
 #: What a transfer sends for a name: the served zone whose data it is, and
-#: its records (SOA first) from a snapshot and that zone.
-Form = tuple[str, Callable[[Snapshot, Zone], Iterator[Record]]]
+#: its records (SOA first) from a snapshot and that zone, the datasets'
+#: entries read by the last argument.
+Form = tuple[str, Callable[[Snapshot, Zone, Entries], Iterator[Record]]]
 
 
 def transfer_forms(config: ServerConfig) -> dict[str, Form]:
@@ -661,9 +674,10 @@ def transfer_forms(config: ServerConfig) -> dict[str, Form]:
     for zone in config.zones:
         if not zone.transfer:
             continue
-        forms[zone.name] = (zone.name, lambda s, z: bind_records(s, z, max_records=1 << 62))
+        forms[zone.name] = (zone.name, lambda s, z, e: bind_records(s, z, 1 << 62, e))
         if zone.rpz is not None:
-            forms[zone.rpz] = (zone.name, lambda s, z: rpz_records(s, z, config, config.rpz))
+            forms[zone.rpz] = (zone.name, lambda s, z, e: rpz_records(s, z, config,
+                                                                      config.rpz, e))
     return forms
 
 

@@ -8,7 +8,8 @@ digests, kept sorted in 256 buckets (:class:`Digests`, kept for the version
 served); the new version's stream is looked up in the old one's, and the
 digests left over are looked for in a pass over the old stream, made only
 when something was deleted. It needs no order of the streams, so any
-record generator will do (the RPZ form's too).
+record generator will do (the RPZ form's too). :mod:`dnsbl.ixdiff` gives
+it, where it can tell, only the records a reload may have changed.
 """
 
 from __future__ import annotations
@@ -72,6 +73,21 @@ class Digests:
 
     def __len__(self) -> int:
         return sum(map(len, self.buckets))
+
+    def updated(self, deleted: Iterable[Record], added: Iterable[Record]) -> Digests:
+        """These digests (changed in place) with ``deleted`` taken out and
+        ``added`` put in: the next version's, from its difference alone."""
+        for record in deleted:
+            digest = _digest(record)
+            bucket = self.buckets[digest % _BUCKETS]
+            i = bisect_left(bucket, digest)
+            if i < len(bucket) and bucket[i] == digest:
+                del bucket[i]
+        for record in added:
+            digest = _digest(record)
+            bucket = self.buckets[digest % _BUCKETS]
+            bucket.insert(bisect_left(bucket, digest), digest)
+        return self
 
 
 def difference(old: Callable[[], Iterator[Record]], new: Iterable[Record],

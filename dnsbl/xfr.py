@@ -17,7 +17,8 @@ When a reload swaps in new data, :meth:`Transfers.stamp` gives each
 transferable zone its serial (:mod:`dnsbl.serials`: never back); its RPZ
 form is made from the same data and has the same SOA, so the same serial.
 Each form of a zone that changed gets its difference from the version
-before made off the loop (:mod:`dnsbl.ixfr`), then its secondaries a NOTIFY
+before made off the loop (:mod:`dnsbl.ixfr`, from the entries that changed:
+:mod:`dnsbl.ixdiff`), then its secondaries a NOTIFY
 (:mod:`dnsbl.notify`).
 """
 
@@ -42,8 +43,9 @@ import dns.rdatatype
 import dns.rrset
 
 from dnsbl.allowlist import Allowlist
-from dnsbl.export import Record, packed_records, transfer_forms
-from dnsbl.ixfr import Delta, Digests, History, condensed, difference
+from dnsbl.export import Entries, Record, dataset_entries, packed_records, transfer_forms
+from dnsbl.ixdiff import zone_difference
+from dnsbl.ixfr import Delta, Digests, History, condensed
 from dnsbl.notify import Notifier
 from dnsbl.serials import SerialState, newer
 from dnsbl.tsig import MARK, Checked, Keys, Signer, unsigned
@@ -56,8 +58,9 @@ if TYPE_CHECKING:
 #: A transfer's messages are filled to about this size (RFC 5936 allows
 #: 65535; smaller ones interleave better with queries on the loop).
 MESSAGE_SIZE = 16 * 1024
-#: Seconds an IXFR waits for the difference of a change just served (a 1M-entry
-#: zone's takes about 30 s on a slow host) before it gets the whole zone.
+#: Seconds an IXFR waits for the difference of a change just served (a few
+#: entries' takes well under a second; one made from the whole of a 1M-entry
+#: zone about 30 s on a slow host) before it gets the whole zone.
 DIFFERENCE_WAIT = 120.0
 KINDS = ("axfr", "ixfr")
 #: ``ixfr``: answered from kept differences; ``axfr``: the whole zone
@@ -123,7 +126,7 @@ class _Form:
     config: ZoneConfig
     #: The records from a snapshot and that zone, its SOA first: what AXFR
     #: sends and what IXFR's differences are made from.
-    records: Callable[[Snapshot, Zone], Iterator[Record]]
+    records: Callable[[Snapshot, Zone, Entries], Iterator[Record]]
 
 
 def _soa(tail: bytes) -> bytes:
@@ -281,9 +284,8 @@ class Transfers:
             kept = self._digests.pop(form.wire, None)
             known = kept[1] if kept is not None and kept[0] == before.serial else None
             try:
-                found = await asyncio.to_thread(
-                    difference, lambda: form.records(old, before), form.records(new, zone),
-                    known)
+                found = await asyncio.to_thread(zone_difference, form.records, old, before,
+                                                new, zone, known)
             except Exception:  # noqa: BLE001 - the zone is served anyway; IXFR falls back
                 log.exception("zone %s: cannot make the difference from serial %d to %d",
                               form.name, before.serial, zone.serial)
@@ -295,7 +297,8 @@ class Transfers:
                          zone.serial)
             else:
                 deleted, added, digests = found
-                self._digests[form.wire] = (zone.serial, digests)
+                if digests is not None:
+                    self._digests[form.wire] = (zone.serial, digests)
                 history.add(Delta(before.serial, before.soa_tail, zone.serial, zone.soa_tail,
                                   tuple(deleted), tuple(added)))
                 log.info("zone %s: serial %d -> %d: %d records deleted, %d added", form.name,
@@ -497,7 +500,7 @@ class Transfers:
             # The serial is not kept (too old, or never ours), or an AXFR:
             # the whole zone (RFC 1995 section 4 allows it for an IXFR).
             form = self._forms[granted.name]  # (the ACL let it through: it has one)
-            records = _axfr(form.records(granted.snapshot, granted.zone))
+            records = _axfr(form.records(granted.snapshot, granted.zone, dataset_entries))
             result = "ok" if granted.kind == "axfr" else "full"
         messages = _messages(records, granted.head, granted.question, granted.sign)
         await self._send(connection, messages, granted.label, granted.kind, result)

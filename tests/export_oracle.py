@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dnsbl.datasets.names import EXACT, SUBDOMAINS
-from dnsbl.export import Record, _apex, _Budget, _entries, zone_parts
+from dnsbl.export import Record, _apex, _Budget, dataset_entries, zone_parts
 from dnsbl.wire import TYPE_A, TYPE_TXT, txt_rdata
 from dnsbl.zonefile import Value
 from dnsbl.zones import Snapshot, Zone
@@ -163,7 +163,7 @@ def bind_records(zoneset: Snapshot, zone: Zone,
     # one answer per name; where two list the same key, the later one's).
     families: dict[tuple[str, str], tuple[int, list[Any]]] = {}
     for subzone, dataset in zone_parts(zoneset, zone):
-        for family, key, bits, value in _entries(dataset):
+        for family, key, bits, value in dataset_entries(dataset):
             if family == "record":
                 rtype, rttl, rdata = bits
                 yield (".".join(x for x in (key, subzone) if x) or "@", rttl, rtype, rdata)

@@ -305,6 +305,15 @@ class IP4Dataset(ListedDataset):
         values = self._values
         for key, number in zip(self._keys, self._numbers, strict=True):
             yield IP4Entry(key, 32, values[number])
+        yield from self.blocks()
+
+    def arrays(self) -> tuple[array, array, list[Value | None]]:
+        """The single addresses (sorted), their value numbers and the values
+        numbered: what two versions are compared by without an entry each."""
+        return self._keys, self._numbers, self._values
+
+    def blocks(self) -> Iterator[IP4Entry]:
+        """The entries shorter than /32, in the order :meth:`entries` gives them."""
         for prefix in self._trie:
             network = ipaddress.IPv4Network(prefix)
             yield IP4Entry(int(network.network_address), network.prefixlen, self._trie[prefix])
