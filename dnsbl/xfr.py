@@ -19,7 +19,9 @@ form is made from the same data and has the same SOA, so the same serial.
 Each form of a zone that changed gets its difference from the version
 before made off the loop (:mod:`dnsbl.ixfr`, from the entries that changed:
 :mod:`dnsbl.ixdiff`), then its secondaries a NOTIFY
-(:mod:`dnsbl.notify`).
+(:mod:`dnsbl.notify`). Once the server serves at start-up
+(:meth:`Transfers.announce`), and when a zone missing then first loads,
+each form's secondaries are told its serial too, as BIND does on a load.
 """
 
 from __future__ import annotations

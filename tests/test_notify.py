@@ -1,13 +1,15 @@
 """NOTIFY as a primary's operator expects it, the way BIND sends it: at
 start-up for each transferable form of a zone with the serial it serves
 (a change made while the server was down reaches secondaries at once), and
-one per change and per start whatever ``--workers`` is.
+when a zone missing at start-up first loads.
 
 The server runs as a process; the "secondary" is a UDP socket of the test's
 that answers each NOTIFY, so the sender stops trying."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 from collections import Counter
 from pathlib import Path
@@ -52,3 +54,14 @@ def test_a_start_notifies_each_form_with_the_serial_it_serves(process, tmp_path,
     assert ask(port, ORIGIN, "SOA").answer[0][0].serial == 8
     assert Counter(told.told) == {(ZONE, 7): 1, (ORIGIN, 7): 1, (ZONE, 8): 1, (ORIGIN, 8): 1}
 
+
+def test_a_zone_missing_at_the_start_is_told_when_it_first_loads(process, tmp_path, secondary):
+    path = notifying(rpz_config(tmp_path), secondary)
+    (tmp_path / "bl.zone").unlink()
+    server, port = serve(process, path, "--allow-missing")
+    told = Told(secondary)
+    # Nothing to tell while it is not loaded. It loads: its NOTIFYs are the first.
+    (tmp_path / "bl.zone").write_text(DATA)
+    os.kill(server.proc.pid, signal.SIGHUP)  # the server this test started
+    assert sorted(told.until(lambda t: len(t) >= 2)) == [(ZONE, 7), (ORIGIN, 7)]
+    assert ask(port, ZONE, "SOA").answer[0][0].serial == 7
