@@ -235,6 +235,9 @@ class Server:
             # statistics, and log and reset them.
             loop.add_signal_handler(signal.SIGUSR1, self.log_statistics)
             loop.add_signal_handler(signal.SIGUSR2, self.log_statistics, True)
+        if self.transfers is not None:
+            # Bound and serving since start(): a secondary told asks at once.
+            self.transfers.announce()
         tasks = [asyncio.create_task(self.reloader.run())]
         if self._control_socket is not None:
             self._control = ControlServer(self._control_socket,

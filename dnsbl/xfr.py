@@ -19,7 +19,9 @@ form is made from the same data and has the same SOA, so the same serial.
 Each form of a zone that changed gets its difference from the version
 before made off the loop (:mod:`dnsbl.ixfr`, from the entries that changed:
 :mod:`dnsbl.ixdiff`), then its secondaries a NOTIFY
-(:mod:`dnsbl.notify`).
+(:mod:`dnsbl.notify`). Once the server serves at start-up
+(:meth:`Transfers.announce`), and when a zone missing then first loads,
+each form's secondaries are told its serial too, as BIND does on a load.
 """
 
 from __future__ import annotations
@@ -259,11 +261,41 @@ class Transfers:
                 apex = new.zones.get(form.wire) if form.zone == wire else None
                 if apex is not None and apex is not zone:
                     apex.set_serial(serial)
-            if (old is not None and before is not None and before.loaded
-                    and serial != before.serial):
-                for form in self._forms.values():  # the zone's own, its RPZ form
-                    if form.zone == wire:
-                        self._follow(form, old, before, new, zone)
+            if old is None:
+                continue  # told once served: announce()
+            if before is not None and before.loaded:
+                if serial != before.serial:
+                    for form in self._forms.values():  # the zone's own, its RPZ form
+                        if form.zone == wire:
+                            self._follow(form, old, before, new, zone)
+            else:  # loaded for the first time since the start: told, as at the start
+                self._tell(wire, new)
+
+    def announce(self) -> None:
+        """Tell the secondaries of each zone being served its serial, as BIND
+        does when it loads a zone: a start may follow changes made while the
+        server was down, which they would otherwise see only at their next
+        SOA refresh. Called once the zones are served, so a secondary that
+        asks at once is answered."""
+        assert self.served is not None
+        for wire in self._zones:
+            self._tell(wire, self.served.current)
+
+    def _tell(self, wire: bytes, snapshot: Snapshot) -> None:
+        """NOTIFY for each transferable form of the zone ``wire`` in ``snapshot``."""
+        zone = snapshot.zones.get(wire)
+        if zone is None or not zone.loaded or zone.servfail:
+            return
+        for form in self._forms.values():
+            apex = snapshot.zones.get(form.wire)
+            if form.zone == wire and apex is not None and not apex.servfail:
+                self._notify(form, zone)
+
+    def _notify(self, form: _Form, zone: Zone) -> None:
+        config = form.config
+        if config.notify:
+            key = self.keys.key(config.transfer_key) if config.transfer_key else None
+            self.notifier.notify(form.name, _soa_rrset(form.name, zone), config.notify, key)
 
     def _follow(self, form: _Form, old: Snapshot, before: Zone, new: Snapshot,
                 zone: Zone) -> None:
@@ -303,9 +335,7 @@ class Transfers:
                                   tuple(deleted), tuple(added)))
                 log.info("zone %s: serial %d -> %d: %d records deleted, %d added", form.name,
                          before.serial, zone.serial, len(deleted), len(added))
-        if config.notify:
-            key = self.keys.key(config.transfer_key) if config.transfer_key else None
-            self.notifier.notify(form.name, _soa_rrset(form.name, zone), config.notify, key)
+        self._notify(form, zone)
 
     def kept(self, zone: str) -> list[int]:
         """The serials of ``zone`` (a zone's name or an RPZ origin) an IXFR

@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 
 import dns.exception
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -262,6 +263,63 @@ class Client:
                       for rd in rrset if rrset.rdtype == dns.rdatatype.TXT)
 
 # -- servers ---------------------------------------------------------------------------
+
+class Told:
+    """A secondary's side of NOTIFY on a UDP socket of the test's: each
+    NOTIFY is answered as a secondary would (so the sender stops trying) and
+    counted once, a retry (the same id, serial and name) not again."""
+
+    def __init__(self, sock: socket.socket, keyring: Any = None) -> None:
+        self.sock = sock
+        self.keyring = keyring  # given: a NOTIFY must be signed with it
+        #: (zone name, serial) of each NOTIFY, in the order they came.
+        self.told: list[tuple[str, int]] = []
+        self._seen: set[tuple[str, int, int]] = set()
+
+    def _take(self, wire: bytes, sender: Any) -> None:
+        notify = dns.message.from_wire(wire, keyring=self.keyring)  # fails on a bad TSIG
+        assert notify.opcode() == dns.opcode.NOTIFY
+        self.sock.sendto(dns.message.make_response(notify).to_wire(), sender)
+        name = notify.question[0].name.to_text()
+        serial = notify.answer[0][0].serial
+        if (name, serial, notify.id) not in self._seen:
+            self._seen.add((name, serial, notify.id))
+            self.told.append((name, serial))
+
+    def until(self, predicate: Callable[[list[tuple[str, int]]], bool],
+              timeout: float = 30) -> list[tuple[str, int]]:
+        """Take NOTIFYs until ``predicate(told)``; fails after ``timeout``
+        (reference seconds, scaled)."""
+        deadline = time.monotonic() + scaled(timeout)
+        before = self.sock.gettimeout()
+        try:
+            while not predicate(self.told):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"NOTIFYs told so far: {self.told}")
+                self.sock.settimeout(left)
+                try:
+                    self._take(*self.sock.recvfrom(65535))
+                except TimeoutError:
+                    pass
+        finally:
+            self.sock.settimeout(before)
+        return self.told
+
+    def waiting(self) -> list[tuple[str, int]]:
+        """Take the NOTIFYs that have come and are not yet read (a retry sent
+        before the answer got there, too); all told."""
+        before = self.sock.gettimeout()
+        self.sock.setblocking(False)
+        try:
+            while True:
+                try:
+                    self._take(*self.sock.recvfrom(65535))
+                except BlockingIOError:
+                    return self.told
+        finally:
+            self.sock.settimeout(before)
+
 
 class ServerThread:
     """The real server, in-process on its own event loop thread (aiosmtpd style)."""

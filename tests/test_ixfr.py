@@ -27,7 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dnsbl.config import load_config
-from tests.helpers import ServerThread, ask, scaled, wait_for, write
+from tests.helpers import ServerThread, Told, ask, scaled, wait_for, write
 from tests.test_xfr import (  # noqa: F401 - server: a fixture
     DATA,
     SECRET,
@@ -264,6 +264,12 @@ def test_notify_after_each_change_signed_and_retried_until_answered(tmp_path, se
     target = secondary.getsockname()[1]
     path.write_text(path.read_text() + f'notify = ["127.0.0.1:{target}"]\n')
     thread = servers(path)
+    # Told at the start of the serial served; answered.
+    told = Told(secondary, KEYRING)
+    told.until(lambda t: t == [(f"{ZONE}.", 7)])
+    wait_for(lambda: notify_count(thread, "ok") == 1, timeout=scaled(10),
+             what="the start's NOTIFY counted answered")
+    assert told.waiting() == [(f"{ZONE}.", 7)]  # and a retry sent meanwhile read
     change(tmp_path / "bl.zone", DATA + "192.0.2.1\n")
     assert thread.check()
     # The first NOTIFY goes unanswered; it comes again, the same but for its
@@ -281,7 +287,7 @@ def test_notify_after_each_change_signed_and_retried_until_answered(tmp_path, se
         assert notify.answer[0][0].serial == 8
     response = dns.message.make_response(seen[1])
     secondary.sendto(response.to_wire(), sender)
-    wait_for(lambda: notify_count(thread, "ok") == 1, timeout=scaled(10),
+    wait_for(lambda: notify_count(thread, "ok") == 2, timeout=scaled(10),
              what="the NOTIFY counted answered")
     # An answer that is an error is an answer too: no more tries, counted.
     change(tmp_path / "bl.zone", DATA + "192.0.2.2\n")

@@ -34,6 +34,7 @@ from tests.helpers import (
     Daemon,
     Named,
     ServerThread,
+    Told,
     ask,
     free_port,
     scaled,
@@ -384,16 +385,13 @@ def test_the_rpz_form_follows_its_zone_serial_ixfr_and_notify(tmp_path, server, 
     old = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", origin, port=port(thread),
                                           relativize=False, timeout=scaled(10)),
                             relativize=False)
+    told = Told(secondary)
+    told.until(lambda t: len(t) == 2)  # the start's
     (tmp_path / "bl.zone").write_text(DATA + "192.0.2.1\n")
     assert thread.check()
     # Both names are told of the change, with the one serial they share.
-    told = {}
-    while len(told) < 2:
-        wire, sender = secondary.recvfrom(65535)
-        notify = dns.message.from_wire(wire)
-        told[notify.question[0].name.to_text()] = notify.answer[0][0].serial
-        secondary.sendto(dns.message.make_response(notify).to_wire(), sender)
-    assert told == {"bl.example.org.": 8, origin: 8}
+    assert sorted(told.until(lambda t: len(t) == 4)) == [
+        ("bl.example.org.", 7), ("bl.example.org.", 8), (origin, 7), (origin, 8)]
     assert thread.server is not None and thread.server.transfers is not None
     transfers = thread.server.transfers
     wait_for(lambda: 7 in transfers.kept("rpz.bl.example.org"), timeout=scaled(20),
@@ -450,13 +448,8 @@ def test_an_allowlist_edit_raises_the_rpz_serial_notifies_and_goes_by_ixfr(
     (tmp_path / "allow.txt").write_text("10.9.9.9\n10.0.0.0/8  # our own network\n")
     wait_for(lambda: rpz_soa_serial(thread) == 8, timeout=30,
              what="the RPZ form's serial rising after the allowlist edit")
-    told = {}
-    while origin not in told:
-        wire, sender = secondary.recvfrom(65535)
-        notify = dns.message.from_wire(wire)
-        told[notify.question[0].name.to_text()] = notify.answer[0][0].serial
-        secondary.sendto(dns.message.make_response(notify).to_wire(), sender)
-    assert told[origin] == 8
+    # Told of serial 7 at the start, then of 8 (both names).
+    Told(secondary).until(lambda t: (origin, 8) in t)
     assert thread.server is not None and thread.server.transfers is not None
     transfers = thread.server.transfers
     wait_for(lambda: 7 in transfers.kept("rpz.bl.example.org"), timeout=20,
@@ -639,7 +632,12 @@ def test_bind_secondary_over_tsig_answers_as_dnsbl_and_follows_by_notify_and_ixf
         assert transfer_count(thread, "ixfr", "ok") == 1
         assert transfer_count(thread, "axfr", "ok") == 1
         assert thread.server is not None and thread.server.transfers is not None
-        assert thread.server.transfers.notifier.counts.get(("bl.example.org", "ok")) == 1
+        # The change's NOTIFY answered, and the start's unless BIND came up
+        # after its last try.
+        counts = thread.server.transfers.notifier.counts
+        assert counts.get(("bl.example.org", "ok"), 0) in (1, 2)
+        assert counts.get(("bl.example.org", "ok"), 0) + counts.get(
+            ("bl.example.org", "unanswered"), 0) <= 2
         assert thread.server.transfers.tsig_counts.get("ok", 0) >= 1  # BIND's SOA query
         assert not thread.server.transfers.tsig_counts.keys() - {"ok"}
     finally:
